@@ -1,0 +1,195 @@
+"""The `kickoff` command line: the bot's processes and its offline twins."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from bot import __version__
+from bot.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(name="kickoff", help="Kick off parallel AI coding agents from GitHub issues.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"kickoff: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    from bot.logs import configure_logging, register_secret
+
+    configure_logging(settings.log_level, settings.log_format)
+    for secret in (settings.webhook_secret, settings.dashboard_token, settings.private_key):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 3000,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="HTTP only; run `kickoff worker` apart.")] = False,
+) -> None:
+    """Serve the webhook endpoint, the dashboard and (unless --no-worker) the dispatcher."""
+    import uvicorn
+
+    from bot.web import create_app
+
+    settings = _settings()
+    try:
+        settings.require_webhook_secret()
+        application = create_app(settings, run_worker=not no_worker)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    _configure_logging(settings)
+    config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    if not server.started:
+        raise _fail("the server did not start (see the message above)", code=1)
+
+
+@app.command()
+def worker() -> None:
+    """Run the dispatcher alone, against the same database as `kickoff serve --no-worker`."""
+    settings = _settings()
+    _configure_logging(settings)
+
+    async def main() -> None:
+        from bot.dispatcher import Dispatcher
+        from bot.handlers import root_router
+
+        services = await _services(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Dispatcher(services, root_router(settings.plugins)).run(stop)
+        finally:
+            await services.store.close()
+
+    _run(main)
+
+
+@app.command()
+def receive(
+    event: Annotated[str, typer.Option("--event", "-e", help="The X-GitHub-Event name, e.g. issues.")],
+    payload: Annotated[Path, typer.Option("--payload", "-p", help="A JSON payload file.", exists=True,
+                                          dir_okay=False, readable=True)],
+    delivery_id: Annotated[str | None, typer.Option(help="Delivery id (default: a new uuid).")] = None,
+) -> None:
+    """Run a stored payload through the same inbox and dispatcher as a live delivery."""
+    from bot.ingress import _installation_id, _repository
+    from bot.store.inbox import NewDelivery
+    from bot.store.models import utcnow
+
+    settings = _settings()
+    _configure_logging(settings)
+    body = payload.read_text()
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"{payload}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(parsed, dict):
+        raise _fail(f"{payload}: a webhook payload is a JSON object")
+
+    async def main() -> str:
+        from bot.dispatcher import Dispatcher
+        from bot.handlers import root_router
+
+        services = await _services(settings)
+        try:
+            did = delivery_id or str(uuid.uuid4())
+            action = parsed.get("action")
+            new = await services.inbox.insert_many([NewDelivery(
+                id=did, event=event, action=action if isinstance(action, str) else None,
+                installation_id=_installation_id(parsed), repository=_repository(parsed),
+                payload=body, received_at=utcnow(),
+            )])
+            if did not in new:
+                return f"{did}: already in the inbox, not run again"
+            await Dispatcher(services, root_router(settings.plugins)).run_until_idle()
+            row = await services.inbox.get(did)
+            status = row.status if row else "missing"
+            error = f" ({row.last_error})" if row and row.last_error else ""
+            return f"{did}: {status}{error}"
+        finally:
+            await services.store.close()
+
+    typer.echo(_run(main))
+
+
+async def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.services import Services
+    from bot.store.inbox import Inbox
+    from bot.web import open_store
+
+    store = await open_store(settings)
+    return Services(settings=settings, store=store, inbox=Inbox(store))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations (run once per release, before the new version serves)."""
+    from bot.store.db import Store
+
+    settings = _settings()
+
+    async def main() -> str | None:
+        store = Store(settings.database_url)
+        try:
+            await store.migrate(revision)
+            return await store.current_revision()
+        finally:
+            await store.close()
+
+    try:
+        current = _run(main)
+    except Exception as exc:
+        raise _fail(f"DATABASE_URL: migration failed: {exc}", code=1) from None
+    typer.echo(f"database at revision {current}")
+
+
+def main() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        app(prog_name="kickoff")
+    sys.exit(0)

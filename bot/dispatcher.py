@@ -1,0 +1,160 @@
+"""The dispatcher: leases inbox rows, routes them to handlers, retries with backoff, parks the hopeless as dead."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import traceback
+from datetime import timedelta
+
+from bot.logs import delivery_id_var, redact
+from bot.routing import Event, Router
+from bot.services import Services
+from bot.store.inbox import ClaimedDelivery
+from bot.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+
+
+def backoff_delay(attempt: int, base: float, *, cap: float = 3600.0, jitter: float = 0.2) -> float:
+    """Exponential backoff after the `attempt`-th failure, with a little jitter so retries spread out."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return float(delay * (1 + random.uniform(-jitter, jitter)))  # noqa: S311 - jitter, not security
+
+
+class Dispatcher:
+    def __init__(self, services: Services, router: Router, *, worker_id: str | None = None) -> None:
+        self.services = services
+        self.router = router
+        settings = services.settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"  # noqa: S311
+        self.concurrency = settings.dispatch_concurrency
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.timeout = settings.handler_timeout_seconds
+        self.max_attempts = settings.max_attempts
+        self.retry_base = settings.retry_base_seconds
+        self.poll = settings.poll_seconds
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._busy_repos: set[str] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and handle deliveries until `stop` is set, then let the ones in flight finish."""
+        log.info("dispatcher %s started", self.worker_id)
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = await self._claim()
+                except Exception:
+                    log.exception("claiming deliveries failed; retrying")
+                    claimed = []
+                if claimed:
+                    continue
+                wake = self.services.wakeup
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll):
+                        waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+                        try:
+                            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                        finally:
+                            for w in waiters:
+                                w.cancel()
+                wake.clear()
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            log.info("dispatcher %s stopped", self.worker_id)
+
+    async def run_until_idle(self, *, max_rounds: int = 1000) -> None:
+        """Handle everything that is due now (the CLI's `receive` and tests)."""
+        for _ in range(max_rounds):
+            claimed = await self._claim()
+            if not claimed and not self._in_flight:
+                return
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _claim(self) -> list[ClaimedDelivery]:
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            await asyncio.wait(list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
+            return []
+        # One delivery per repository at a time in this process keeps a repository's events in order.
+        claimed = await self.services.inbox.claim(
+            self.worker_id, free, self.lease, exclude_repos=sorted(self._busy_repos)
+        )
+        started: set[str] = set()
+        for delivery in claimed:
+            repo = delivery.repository
+            if repo is not None and repo in started:
+                # Same repository twice in one claim: hand the later one back for the next round.
+                await self.services.inbox.release(delivery.id, self.worker_id)
+                continue
+            if repo is not None:
+                started.add(repo)
+                self._busy_repos.add(repo)
+            task = asyncio.create_task(self._handle(delivery), name=f"delivery-{delivery.id}")
+            self._in_flight[delivery.id] = task
+        return claimed
+
+    async def _handle(self, delivery: ClaimedDelivery) -> None:
+        token = delivery_id_var.set(delivery.id)
+        heartbeat = asyncio.create_task(self._heartbeat(delivery.id))
+        try:
+            await self._run_handlers(delivery)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self._in_flight.pop(delivery.id, None)
+            if delivery.repository is not None:
+                self._busy_repos.discard(delivery.repository)
+            delivery_id_var.reset(token)
+
+    async def _run_handlers(self, delivery: ClaimedDelivery) -> None:
+        inbox = self.services.inbox
+        try:
+            event = Event.from_json(
+                delivery.id,
+                delivery.event,
+                delivery.payload,
+                installation_id=delivery.installation_id,
+                repository=delivery.repository,
+                attempt=delivery.attempts,
+            )
+            async with asyncio.timeout(self.timeout):
+                ran = await self.router.dispatch(event, self.services)
+        except Exception as exc:
+            error = _describe(exc)
+            if delivery.attempts >= self.max_attempts:
+                log.error("%s failed %d times, parked as dead: %s", delivery.event, delivery.attempts, error)
+                await inbox.fail(delivery.id, self.worker_id, error, retry_at=None)
+            else:
+                delay = backoff_delay(delivery.attempts, self.retry_base)
+                log.warning("%s failed (attempt %d), retrying in %.1fs: %s", delivery.event,
+                            delivery.attempts, delay, error)
+                await inbox.fail(delivery.id, self.worker_id, error, retry_at=utcnow() + timedelta(seconds=delay))
+            return
+        log.info("handled %s (%d handlers)", event.key, ran)
+        await inbox.complete(delivery.id, self.worker_id)
+
+    async def _heartbeat(self, delivery_id: str) -> None:
+        interval = max(0.05, self.lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.services.inbox.renew(delivery_id, self.worker_id, self.lease)
+            except Exception:
+                log.exception("could not renew the lease")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "handler timed out"
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return redact(text)[:MAX_ERROR_CHARS]

@@ -1,0 +1,20 @@
+"""Feature routers, composed into the root router the dispatcher uses."""
+
+from __future__ import annotations
+
+import importlib
+
+from bot.handlers import installations
+from bot.routing import Router
+
+
+def root_router(plugins: str = "") -> Router:
+    """The root router: every feature's router, plus plugin routers named as `module:attribute`."""
+    extra: list[Router] = []
+    for spec in filter(None, (p.strip() for p in plugins.split(","))):
+        module_name, _, attribute = spec.partition(":")
+        router = getattr(importlib.import_module(module_name), attribute or "router")
+        if not isinstance(router, Router):
+            raise TypeError(f"plugin {spec!r} is not a Router")
+        extra.append(router)
+    return Router(installations.router, *extra)

@@ -1,0 +1,94 @@
+"""Declarative routing: feature routers keyed on event and action, composed at the root."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One delivery as a handler sees it. Handlers must be idempotent: the same delivery may arrive again."""
+
+    delivery_id: str
+    name: str
+    action: str | None
+    payload: dict[str, Any]
+    installation_id: int | None = None
+    repository: str | None = None
+    attempt: int = 1
+
+    @classmethod
+    def from_json(cls, delivery_id: str, name: str, body: str, **extra: Any) -> Event:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not a JSON object")
+        action = payload.get("action")
+        return cls(delivery_id, name, action if isinstance(action, str) else None, payload, **extra)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.{self.action}" if self.action else self.name
+
+    def parse(self, model: type[M]) -> M:
+        """Validate the payload into a (minimal) typed model at the boundary."""
+        return model.model_validate(self.payload)
+
+
+Handler = Callable[[Event, "Services"], Awaitable[None]]
+
+
+@dataclass
+class Router:
+    """Maps `event` or `event.action` to handlers. `Router(a, b)` composes feature routers."""
+
+    children: tuple[Router, ...] = ()
+    _routes: dict[str, list[Handler]] = field(default_factory=lambda: defaultdict(list))
+
+    def __init__(self, *children: Router) -> None:
+        self.children = children
+        self._routes = defaultdict(list)
+
+    def on(self, *keys: str) -> Callable[[Handler], Handler]:
+        """Register a handler for one or more `event` or `event.action` keys."""
+        for key in keys:
+            if not key or key.count(".") > 1:
+                raise ValueError(f"route key must be 'event' or 'event.action', got {key!r}")
+
+        def register(handler: Handler) -> Handler:
+            for key in keys:
+                self._routes[key].append(handler)
+            return handler
+
+        return register
+
+    def handlers_for(self, name: str, action: str | None) -> list[Handler]:
+        found = list(self._routes.get(name, ()))
+        if action:
+            found += self._routes.get(f"{name}.{action}", ())
+        for child in self.children:
+            found += child.handlers_for(name, action)
+        return found
+
+    def keys(self) -> set[str]:
+        out = set(self._routes)
+        for child in self.children:
+            out |= child.keys()
+        return out
+
+    async def dispatch(self, event: Event, services: Services) -> int:
+        """Run every matching handler in order; return how many ran."""
+        handlers = self.handlers_for(event.name, event.action)
+        for handler in handlers:
+            await handler(event, services)
+        return len(handlers)

@@ -1,0 +1,130 @@
+"""Process settings: one typed object built at start-up from the environment or `.env`, never at import."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it in one line."""
+
+
+def normalize_private_key(raw: str) -> str:
+    """Accept PEM text, PEM with literal `\\n` escapes (as `.env` files and secret stores keep it), or base64 of PEM."""
+    text = raw.strip().strip('"').strip("'")
+    if "-----BEGIN" in text:
+        pem = text.replace("\\n", "\n")
+    else:
+        try:
+            pem = base64.b64decode("".join(text.split()), validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("is neither PEM text nor base64-encoded PEM") from exc
+        if "-----BEGIN" not in pem:
+            raise ValueError("is base64 but does not decode to a PEM key")
+    if "PRIVATE KEY-----" not in pem or "-----END" not in pem:
+        raise ValueError("is not a PEM private key (expected -----BEGIN ... PRIVATE KEY-----)")
+    return pem.strip() + "\n"
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment. Names are the ones users set (see DESIGN.md)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_id: int | None = Field(default=None, validation_alias="APP_ID")
+    private_key: SecretStr | None = Field(default=None, validation_alias="PRIVATE_KEY")
+    private_key_path: Path | None = Field(default=None, validation_alias="PRIVATE_KEY_PATH")
+    webhook_secret: SecretStr | None = Field(default=None, validation_alias="WEBHOOK_SECRET")
+    github_api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
+    database_url: str = Field(default="sqlite:///./kickoff.db", validation_alias="DATABASE_URL")
+    public_url: str = Field(default="http://localhost:3000", validation_alias="PUBLIC_URL")
+    runner: Literal["local", "github-actions", "kubernetes", "fly"] = Field(
+        default="local", validation_alias="KICKOFF_RUNNER"
+    )
+    max_parallel_runs: int = Field(default=4, ge=1, validation_alias="KICKOFF_MAX_PARALLEL_RUNS")
+    dashboard_token: SecretStr | None = Field(default=None, validation_alias="DASHBOARD_TOKEN")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["plain", "json"] = Field(default="plain", validation_alias="LOG_FORMAT")
+
+    # Dispatcher tuning; the defaults suit one process serving a team.
+    dispatch_concurrency: int = Field(default=8, ge=1, validation_alias="KICKOFF_DISPATCH_CONCURRENCY")
+    handler_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_HANDLER_TIMEOUT")
+    lease_seconds: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_LEASE_SECONDS")
+    max_attempts: int = Field(default=6, ge=1, validation_alias="KICKOFF_MAX_ATTEMPTS")
+    retry_base_seconds: float = Field(default=2.0, ge=0, validation_alias="KICKOFF_RETRY_BASE_SECONDS")
+    poll_seconds: float = Field(default=0.5, gt=0, validation_alias="KICKOFF_POLL_SECONDS")
+    # Extra routers to compose at the root, as `module:attribute` (a plugin's handlers).
+    plugins: str = Field(default="", validation_alias="KICKOFF_PLUGINS")
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _normalize_key(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return normalize_private_key(value)
+
+    @field_validator("app_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("webhook_secret", "dashboard_token", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("github_api_url", "public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def private_key_pem(self) -> str | None:
+        """The App's private key as PEM, from PRIVATE_KEY or the file PRIVATE_KEY_PATH names."""
+        if self.private_key is not None:
+            return self.private_key.get_secret_value()
+        if self.private_key_path is not None:
+            try:
+                return normalize_private_key(self.private_key_path.read_text())
+            except OSError as exc:
+                raise SettingsError(f"PRIVATE_KEY_PATH: cannot read {self.private_key_path}: {exc.strerror}") from exc
+            except ValueError as exc:
+                raise SettingsError(f"PRIVATE_KEY_PATH: {self.private_key_path} {exc}") from exc
+        return None
+
+    def require_webhook_secret(self) -> str:
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise SettingsError(
+                "WEBHOOK_SECRET is not set: Kickoff never accepts unsigned deliveries. "
+                "Run `kickoff setup` to create an App and write .env, or set WEBHOOK_SECRET."
+            )
+        return self.webhook_secret.get_secret_value()
+
+    def require_app_credentials(self) -> tuple[int, str]:
+        if self.app_id is None:
+            raise SettingsError("APP_ID is not set: run `kickoff setup` or set APP_ID to the GitHub App's id.")
+        pem = self.private_key_pem()
+        if pem is None:
+            raise SettingsError("PRIVATE_KEY (or PRIVATE_KEY_PATH) is not set: run `kickoff setup` or set it.")
+        return self.app_id, pem
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one line that names the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name}: {first['msg']}") from None

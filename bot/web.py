@@ -1,0 +1,145 @@
+"""The web application: webhook ingress, health, operator API. Dependencies are wired in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from bot import __version__, ingress
+from bot.dispatcher import Dispatcher
+from bot.handlers import root_router
+from bot.routing import Router
+from bot.services import Services
+from bot.settings import Settings, SettingsError
+from bot.store.db import Store
+from bot.store.inbox import Inbox, InboxWriter
+from bot.store.models import DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(SettingsError):
+    """The service cannot start; the message says why and what to do."""
+
+
+async def open_store(settings: Settings) -> Store:
+    """Open the database; the embedded SQLite default migrates itself, PostgreSQL must be upgraded explicitly."""
+    store = Store(settings.database_url)
+    try:
+        if store.is_sqlite:
+            await store.migrate()
+        elif not await store.is_current():
+            raise StartupError("the database schema is not current: run `kickoff db upgrade` first")
+    except StartupError:
+        await store.close()
+        raise
+    except Exception as exc:
+        await store.close()
+        where = settings.database_url.split("@")[-1]
+        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {exc}") from None
+    return store
+
+
+def create_app(
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    router: Router | None = None,
+    github: Any | None = None,
+) -> FastAPI:
+    """Build the app. `github` replaces the gateway (tests pass a fake); `router` replaces the root router."""
+    webhook_secret = settings.require_webhook_secret()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(settings)
+        inbox = Inbox(store)
+        services = Services(settings=settings, store=store, inbox=inbox, github=github)
+        writer = InboxWriter(inbox)
+        writer.start()
+        app.state.services = services
+        app.state.inbox_writer = writer
+        app.state.webhook_secret = webhook_secret
+        stop = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
+        if run_worker:
+            dispatcher = Dispatcher(services, router or root_router(settings.plugins))
+            app.state.dispatcher = dispatcher
+            worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await writer.stop()
+            await store.close()
+
+    app = FastAPI(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(ingress.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        store: Store = request.app.state.services.store
+        try:
+            await store.ping()
+            current = await store.is_current()
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        if not current:
+            return JSONResponse({"status": "unavailable", "database": "migrations pending"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/api/deliveries")
+    async def list_deliveries(
+        request: Request,
+        status: str | None = Query(default=None),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> list[dict[str, Any]]:
+        _check_operator(request, settings)
+        if status is not None and status not in DeliveryStatus.ALL:
+            raise HTTPException(400, f"status must be one of {', '.join(DeliveryStatus.ALL)}")
+        rows = await request.app.state.services.inbox.list(status=status, limit=limit)
+        return [
+            {
+                "id": d.id,
+                "event": d.event,
+                "action": d.action,
+                "installation_id": d.installation_id,
+                "repository": d.repository,
+                "status": d.status,
+                "attempts": d.attempts,
+                "received_at": d.received_at.isoformat(),
+                "next_attempt_at": d.next_attempt_at.isoformat(),
+                "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+                "last_error": d.last_error,
+            }
+            for d in rows
+        ]
+
+    return app
+
+
+def _check_operator(request: Request, settings: Settings) -> None:
+    """Operator endpoints sit behind DASHBOARD_TOKEN when it is set (bearer header)."""
+    if settings.dashboard_token is None:
+        return
+    expected = settings.dashboard_token.get_secret_value()
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "a dashboard token is required", headers={"WWW-Authenticate": "Bearer"})
