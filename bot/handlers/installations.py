@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.events import Installation as InstallationModel
+from bot.events import InstallationEvent, InstallationRepositoriesEvent, RepoSummary
 from bot.routing import Event, Router
 from bot.services import Services
 from bot.store.models import Installation, Repository
@@ -16,40 +19,11 @@ log = logging.getLogger(__name__)
 router = Router()
 
 
-class _Account(BaseModel):
-    login: str
-    type: str = "User"
-
-
-class _Installation(BaseModel):
-    id: int
-    account: _Account
-
-
-class _Repo(BaseModel):
-    id: int
-    full_name: str
-    private: bool = False
-
-
-class InstallationPayload(BaseModel):
-    action: str
-    installation: _Installation
-    repositories: list[_Repo] | None = None
-
-
-class InstallationRepositoriesPayload(BaseModel):
-    action: str
-    installation: _Installation
-    repositories_added: list[_Repo] = []
-    repositories_removed: list[_Repo] = []
-
-
-def _insert(services: Services):  # type: ignore[no-untyped-def]
+def _insert(services: Services) -> Callable[..., Any]:
     return postgresql.insert if services.store.dialect == "postgresql" else sqlite.insert
 
 
-async def _upsert_installation(services: Services, inst: _Installation, *, suspended: bool) -> None:
+async def _upsert_installation(services: Services, inst: InstallationModel, *, suspended: bool) -> None:
     now = services.clock()
     stmt = _insert(services)(Installation).values(
         id=inst.id,
@@ -67,7 +41,7 @@ async def _upsert_installation(services: Services, inst: _Installation, *, suspe
         await session.execute(stmt)
 
 
-async def _upsert_repos(services: Services, installation_id: int, repos: list[_Repo]) -> None:
+async def _upsert_repos(services: Services, installation_id: int, repos: list[RepoSummary]) -> None:
     if not repos:
         return
     stmt = _insert(services)(Repository).values(
@@ -84,7 +58,7 @@ async def _upsert_repos(services: Services, installation_id: int, repos: list[_R
 
 @router.on("installation.created", "installation.new_permissions_accepted", "installation.unsuspend")
 async def installation_added(event: Event, services: Services) -> None:
-    payload = event.parse(InstallationPayload)
+    payload = event.parse(InstallationEvent)
     await _upsert_installation(services, payload.installation, suspended=False)
     await _upsert_repos(services, payload.installation.id, payload.repositories or [])
     log.info("installation %s on %s is active", payload.installation.id, payload.installation.account.login)
@@ -92,13 +66,13 @@ async def installation_added(event: Event, services: Services) -> None:
 
 @router.on("installation.suspend")
 async def installation_suspended(event: Event, services: Services) -> None:
-    payload = event.parse(InstallationPayload)
+    payload = event.parse(InstallationEvent)
     await _upsert_installation(services, payload.installation, suspended=True)
 
 
 @router.on("installation.deleted")
 async def installation_deleted(event: Event, services: Services) -> None:
-    payload = event.parse(InstallationPayload)
+    payload = event.parse(InstallationEvent)
     async with services.store.sessions.begin() as session:
         await session.execute(delete(Repository).where(Repository.installation_id == payload.installation.id))
         await session.execute(delete(Installation).where(Installation.id == payload.installation.id))
@@ -107,7 +81,7 @@ async def installation_deleted(event: Event, services: Services) -> None:
 
 @router.on("installation_repositories")
 async def installation_repositories_changed(event: Event, services: Services) -> None:
-    payload = event.parse(InstallationRepositoriesPayload)
+    payload = event.parse(InstallationRepositoriesEvent)
     await _upsert_installation(services, payload.installation, suspended=False)
     await _upsert_repos(services, payload.installation.id, payload.repositories_added)
     removed = [r.id for r in payload.repositories_removed]

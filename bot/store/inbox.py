@@ -91,10 +91,14 @@ class Inbox:
             )
         candidates = candidates.order_by(Delivery.received_at, Delivery.id).limit(limit)
         if self.store.dialect == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
+            # A materialised CTE: PostgreSQL may re-run an `IN (subquery)` per row, and with SKIP LOCKED each
+            # re-run skips the rows this very update has locked, overshooting the limit.
+            chosen = candidates.with_for_update(skip_locked=True).cte("chosen")
+            target = update(Delivery).where(Delivery.id == chosen.c.id, due)
+        else:
+            target = update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()), due)
         stmt = (
-            update(Delivery)
-            .where(Delivery.id.in_(candidates.scalar_subquery()), due)
+            target
             .values(
                 status=DeliveryStatus.PROCESSING,
                 lease_owner=owner,
@@ -201,7 +205,7 @@ class Inbox:
     async def count_by_status(self) -> dict[str, int]:
         async with self.store.sessions() as session:
             rows = await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-            return {status: count for status, count in rows.tuples()}
+            return {status: count for status, count in rows}
 
     async def exists(self, delivery_ids: Sequence[str]) -> set[str]:
         if not delivery_ids:

@@ -1,0 +1,205 @@
+"""The dispatcher against real databases: leases, retries, dead letters, and two dispatchers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from bot.dispatcher import Dispatcher, backoff_delay
+from bot.routing import Event, Router
+from bot.services import Services
+from bot.store.db import Store
+from bot.store.inbox import Inbox, NewDelivery
+from bot.store.models import utcnow
+from tests.support import make_settings
+
+
+@pytest.fixture
+async def services(database_url: str) -> AsyncIterator[Services]:
+    settings = make_settings(database_url, KICKOFF_MAX_ATTEMPTS=3, KICKOFF_HANDLER_TIMEOUT=0.5)
+    store = Store(database_url)
+    await store.migrate()
+    yield Services(settings=settings, store=store, inbox=Inbox(store))
+    await store.close()
+
+
+def delivery(n: int, event: str = "issues", repo: str | None = "o/r", action: str = "opened") -> NewDelivery:
+    body = {"action": action, "n": n}
+    return NewDelivery(id=f"d{n}", event=event, action=action, installation_id=1, repository=repo,
+                       payload=json.dumps(body), received_at=utcnow() + timedelta(microseconds=n))
+
+
+async def test_router_composes_feature_routers() -> None:
+    calls: list[str] = []
+    issues, comments = Router(), Router()
+
+    @issues.on("issues.opened")
+    async def issue_opened(event: Event, services: Services) -> None:
+        calls.append("opened")
+
+    @issues.on("issues")
+    async def any_issue(event: Event, services: Services) -> None:
+        calls.append("any")
+
+    @comments.on("issue_comment.created")
+    async def comment_created(event: Event, services: Services) -> None:
+        calls.append("comment")
+
+    root = Router(issues, comments)
+    assert root.keys() == {"issues", "issues.opened", "issue_comment.created"}
+    event = Event("x", "issues", "opened", {})
+    assert await root.dispatch(event, None) == 2  # type: ignore[arg-type]
+    assert calls == ["any", "opened"]
+    assert await root.dispatch(Event("y", "issues", "closed", {}), None) == 1  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="route key"):
+        root.on("a.b.c")
+
+
+async def test_handler_runs_and_delivery_is_done(services: Services) -> None:
+    seen: list[tuple[str, str | None, int]] = []
+    router = Router()
+
+    @router.on("issues.opened")
+    async def opened(event: Event, _: Services) -> None:
+        seen.append((event.delivery_id, event.repository, event.payload["n"]))
+
+    await services.inbox.insert_many([delivery(1), delivery(2, repo="o/other")])
+    await Dispatcher(services, router).run_until_idle()
+    assert sorted(seen) == [("d1", "o/r", 1), ("d2", "o/other", 2)]
+    row = await services.inbox.get("d1")
+    assert row is not None
+    assert (row.status, row.attempts, row.finished_at is not None) == ("done", 1, True)
+
+
+async def test_failing_handler_is_retried_then_parked_dead(services: Services) -> None:
+    attempts: list[int] = []
+    router = Router()
+
+    @router.on("issues")
+    async def broken(event: Event, _: Services) -> None:
+        attempts.append(event.attempt)
+        raise RuntimeError("GitHub said no (token ghs_abcdefghijklmnop1234)")
+
+    await services.inbox.insert_many([delivery(1)])
+    dispatcher = Dispatcher(services, router)
+    for _ in range(50):
+        await dispatcher.run_until_idle()
+        row = await services.inbox.get("d1")
+        assert row is not None
+        if row.status == "dead":
+            break
+        await asyncio.sleep(0.02)
+    assert attempts == [1, 2, 3]
+    assert row.status == "dead"
+    assert row.last_error is not None
+    assert "GitHub said no" in row.last_error
+    assert "ghs_abcdefghijklmnop1234" not in row.last_error  # redacted
+
+
+async def test_handler_timeout_counts_as_a_failure(services: Services) -> None:
+    router = Router()
+
+    @router.on("issues")
+    async def slow(event: Event, _: Services) -> None:
+        await asyncio.sleep(5)
+
+    await services.inbox.insert_many([delivery(1)])
+    await Dispatcher(services, router).run_until_idle()
+    row = await services.inbox.get("d1")
+    assert row is not None
+    assert (row.status, row.last_error) == ("retrying", "handler timed out")
+
+
+async def test_expired_lease_is_taken_over_and_the_late_owner_cannot_finish(services: Services) -> None:
+    inbox = services.inbox
+    await inbox.insert_many([delivery(1)])
+    first = await inbox.claim("worker-a", 10, timedelta(seconds=-1))  # already expired: worker-a "died"
+    assert [d.id for d in first] == ["d1"]
+    second = await inbox.claim("worker-b", 10, timedelta(seconds=60))
+    assert [(d.id, d.attempts) for d in second] == [("d1", 2)]
+    assert await inbox.claim("worker-c", 10, timedelta(seconds=60)) == []
+    assert await inbox.complete("d1", "worker-a") is False
+    assert await inbox.complete("d1", "worker-b") is True
+
+
+async def test_one_repository_is_handled_in_order(services: Services) -> None:
+    order: list[int] = []
+    router = Router()
+
+    @router.on("issues")
+    async def record(event: Event, _: Services) -> None:
+        order.append(event.payload["n"])
+        await asyncio.sleep(0.01)
+
+    await services.inbox.insert_many([delivery(n) for n in range(1, 8)])
+    await Dispatcher(services, router).run_until_idle()
+    assert order == list(range(1, 8))
+    counts = await services.inbox.count_by_status()
+    assert counts == {"done": 7}
+
+
+async def test_dispatcher_loop_wakes_on_new_delivery(services: Services) -> None:
+    done = asyncio.Event()
+    router = Router()
+
+    @router.on("issues")
+    async def record(event: Event, _: Services) -> None:
+        done.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(services, router).run(stop))
+    await services.inbox.insert_many([delivery(1)])
+    services.wakeup.set()
+    await asyncio.wait_for(done.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert 0.8 <= backoff_delay(1, 1.0) <= 1.2
+    assert 6.4 <= backoff_delay(4, 1.0) <= 9.6
+    assert backoff_delay(40, 1.0, cap=60) <= 72
+
+
+@pytest.mark.postgres
+async def test_two_dispatchers_on_postgresql_never_hold_one_delivery(postgres_url: str) -> None:
+    holding: dict[str, str] = {}
+    handled: list[tuple[str, str]] = []
+    overlaps: list[str] = []
+    router = Router()
+    count = 120
+
+    def make(worker: str) -> Router:
+        r = Router()
+
+        @r.on("issues")
+        async def hold(event: Event, _: Services) -> None:
+            if event.delivery_id in holding:
+                overlaps.append(event.delivery_id)
+            holding[event.delivery_id] = worker
+            await asyncio.sleep(0.005)
+            handled.append((event.delivery_id, worker))
+            del holding[event.delivery_id]
+
+        return r
+
+    stores = [Store(postgres_url), Store(postgres_url)]
+    settings = make_settings(postgres_url, KICKOFF_DISPATCH_CONCURRENCY=8)
+    all_services = [Services(settings=settings, store=s, inbox=Inbox(s)) for s in stores]
+    await all_services[0].inbox.insert_many([delivery(n, repo=f"o/r{n}") for n in range(count)])
+    try:
+        await asyncio.gather(
+            Dispatcher(all_services[0], make("a"), worker_id="a").run_until_idle(),
+            Dispatcher(all_services[1], make("b"), worker_id="b").run_until_idle(),
+        )
+    finally:
+        for s in stores:
+            await s.close()
+    assert overlaps == []
+    assert sorted(d for d, _ in handled) == sorted(f"d{n}" for n in range(count))
+    assert {w for _, w in handled} == {"a", "b"}  # both really worked
+    del router
