@@ -15,8 +15,8 @@ from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import Delivery
 from bot.web import create_app
-from tests.support import WEBHOOK_SECRET, ServerThread, make_settings
 from tests.deliveries import event_of, headers, payload_files, sign
+from tests.support import WEBHOOK_SECRET, ServerThread, make_settings
 
 
 @pytest.fixture
