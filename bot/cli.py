@@ -10,18 +10,23 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from bot import __version__
 from bot.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from bot.services import Services
+
 T = TypeVar("T")
 
 app = typer.Typer(name="kickoff", help="Kick off parallel AI coding agents from GitHub issues.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+config_app = typer.Typer(help="The per-repository config, .github/kickoff.yml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -67,7 +72,7 @@ def serve(
     """Serve the webhook endpoint, the dashboard and (unless --no-worker) the dispatcher."""
     import uvicorn
 
-    from bot.web import create_app
+    from bot.web import create_app, preflight
 
     settings = _settings()
     try:
@@ -75,6 +80,7 @@ def serve(
         application = create_app(settings, run_worker=not no_worker)
     except SettingsError as exc:
         raise _fail(str(exc)) from None
+    _run(lambda: preflight(settings))
     _configure_logging(settings)
     config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=10)
@@ -105,7 +111,7 @@ def worker() -> None:
         try:
             await Dispatcher(services, root_router(settings.plugins)).run(stop)
         finally:
-            await services.store.close()
+            await _close(services)
 
     _run(main)
 
@@ -153,18 +159,25 @@ def receive(
             error = f" ({row.last_error})" if row and row.last_error else ""
             return f"{did}: {status}{error}"
         finally:
-            await services.store.close()
+            await _close(services)
 
     typer.echo(_run(main))
 
 
-async def _services(settings: Settings):  # type: ignore[no-untyped-def]
+async def _services(settings: Settings) -> Services:
     from bot.services import Services
     from bot.store.inbox import Inbox
-    from bot.web import open_store
+    from bot.web import build_gateway, open_store
 
     store = await open_store(settings)
-    return Services(settings=settings, store=store, inbox=Inbox(store))
+    return Services(settings=settings, store=store, inbox=Inbox(store), github=build_gateway(settings))
+
+
+async def _close(services: Services) -> None:
+    closer = getattr(services.github, "aclose", None)
+    if closer is not None:
+        await closer()
+    await services.store.close()
 
 
 @db_app.command("upgrade")
@@ -187,6 +200,27 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     except Exception as exc:
         raise _fail(f"DATABASE_URL: migration failed: {exc}", code=1) from None
     typer.echo(f"database at revision {current}")
+
+
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="A kickoff.yml to check offline.", dir_okay=False)],
+) -> None:
+    """Check a repo config file offline; prints each problem with its line, column and key."""
+    from bot.config import validate_file
+
+    ok, lines = validate_file(file)
+    for line in lines:
+        typer.echo(line, err=not ok)
+    raise typer.Exit(0 if ok else 1)
+
+
+@config_app.command("schema")
+def config_schema_command() -> None:
+    """Print the JSON Schema of .github/kickoff.yml (for editors and CI)."""
+    from bot.config import schema_json
+
+    typer.echo(schema_json(), nl=False)
 
 
 def main() -> None:

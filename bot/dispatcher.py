@@ -88,33 +88,37 @@ class Dispatcher:
         claimed = await self.services.inbox.claim(
             self.worker_id, free, self.lease, exclude_repos=sorted(self._busy_repos)
         )
-        started: set[str] = set()
+        # A repository's deliveries claimed together run one after another in one task, in order.
+        groups: dict[str, list[ClaimedDelivery]] = {}
         for delivery in claimed:
-            repo = delivery.repository
-            if repo is not None and repo in started:
-                # Same repository twice in one claim: hand the later one back for the next round.
-                await self.services.inbox.release(delivery.id, self.worker_id)
-                continue
-            if repo is not None:
-                started.add(repo)
-                self._busy_repos.add(repo)
-            task = asyncio.create_task(self._handle(delivery), name=f"delivery-{delivery.id}")
-            self._in_flight[delivery.id] = task
+            groups.setdefault(delivery.repository or f"#{delivery.id}", []).append(delivery)
+        for key, group in groups.items():
+            if not key.startswith("#"):
+                self._busy_repos.add(key)
+            task = asyncio.create_task(self._handle_group(key, group), name=f"deliveries-{group[0].id}")
+            for delivery in group:
+                self._in_flight[delivery.id] = task
         return claimed
 
-    async def _handle(self, delivery: ClaimedDelivery) -> None:
-        token = delivery_id_var.set(delivery.id)
-        heartbeat = asyncio.create_task(self._heartbeat(delivery.id))
+    async def _handle_group(self, key: str, group: list[ClaimedDelivery]) -> None:
+        remaining = [d.id for d in group]
+        heartbeat = asyncio.create_task(self._heartbeat(remaining))
         try:
-            await self._run_handlers(delivery)
+            for delivery in group:
+                token = delivery_id_var.set(delivery.id)
+                try:
+                    await self._run_handlers(delivery)
+                finally:
+                    delivery_id_var.reset(token)
+                    remaining.remove(delivery.id)
+                    self._in_flight.pop(delivery.id, None)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            self._in_flight.pop(delivery.id, None)
-            if delivery.repository is not None:
-                self._busy_repos.discard(delivery.repository)
-            delivery_id_var.reset(token)
+            for delivery_id in remaining:
+                self._in_flight.pop(delivery_id, None)
+            self._busy_repos.discard(key)
 
     async def _run_handlers(self, delivery: ClaimedDelivery) -> None:
         inbox = self.services.inbox
@@ -143,14 +147,16 @@ class Dispatcher:
         log.info("handled %s (%d handlers)", event.key, ran)
         await inbox.complete(delivery.id, self.worker_id)
 
-    async def _heartbeat(self, delivery_id: str) -> None:
+    async def _heartbeat(self, delivery_ids: list[str]) -> None:
+        """Keep the leases of a group's unfinished deliveries alive while the group works through them."""
         interval = max(0.05, self.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.services.inbox.renew(delivery_id, self.worker_id, self.lease)
-            except Exception:
-                log.exception("could not renew the lease")
+            for delivery_id in list(delivery_ids):
+                try:
+                    await self.services.inbox.renew(delivery_id, self.worker_id, self.lease)
+                except Exception:
+                    log.exception("could not renew the lease of %s", delivery_id)
 
 
 def _describe(exc: BaseException) -> str:

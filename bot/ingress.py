@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -77,8 +77,8 @@ async def receive_webhook(request: Request) -> Response:
     if not delivery_id or not _DELIVERY_ID.match(delivery_id):
         return _problem(400, "missing or malformed X-GitHub-Delivery")
     try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return _problem(400, "body is not valid JSON")
     if not isinstance(payload, dict):
         return _problem(400, "body is not a JSON object")

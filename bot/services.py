@@ -6,12 +6,15 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
+
+if TYPE_CHECKING:
+    from bot.github import GitHubAPI
 
 
 class GitHubNotConfigured(RuntimeError):
@@ -23,12 +26,12 @@ class Services:
     settings: Settings
     store: Store
     inbox: Inbox
-    github: Any | None = None
+    github: GitHubAPI | None = None
     clock: Callable[[], datetime] = utcnow
     # Set by the ingress after each stored delivery so an in-process dispatcher wakes at once.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def require_github(self) -> Any:
+    def require_github(self) -> GitHubAPI:
         if self.github is None:
             raise GitHubNotConfigured("GitHub is not configured: set APP_ID and PRIVATE_KEY (see `kickoff setup`)")
         return self.github

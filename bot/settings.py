@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        from bot.store.db import async_database_url
+
+        async_database_url(value)  # raises ValueError naming the problem
+        return value
+
     @field_validator("github_api_url", "public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from bot import __version__, ingress
 from bot.dispatcher import Dispatcher
+from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
 from bot.routing import Router
 from bot.services import Services
@@ -48,21 +49,38 @@ async def open_store(settings: Settings) -> Store:
     return store
 
 
+async def preflight(settings: Settings) -> None:
+    """Check before serving that the database opens and is migrated, so a failure is one clear line."""
+    store = await open_store(settings)
+    await store.close()
+
+
+def build_gateway(settings: Settings) -> GitHubGateway | None:
+    """The real gateway when the App's credentials are set; without them Kickoff can only receive and store."""
+    if settings.app_id is None and settings.private_key is None and settings.private_key_path is None:
+        log.warning("APP_ID and PRIVATE_KEY are not set: deliveries are stored but nothing can reach GitHub")
+        return None
+    return GitHubGateway.from_settings(settings)
+
+
 def create_app(
     settings: Settings,
     *,
     run_worker: bool = True,
     router: Router | None = None,
-    github: Any | None = None,
+    github: GitHubAPI | None = None,
 ) -> FastAPI:
     """Build the app. `github` replaces the gateway (tests pass a fake); `router` replaces the root router."""
     webhook_secret = settings.require_webhook_secret()
+    if github is None and settings.app_id is not None:
+        settings.require_app_credentials()  # a half-configured App is an error now, not at the first event
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await open_store(settings)
         inbox = Inbox(store)
-        services = Services(settings=settings, store=store, inbox=inbox, github=github)
+        gateway = build_gateway(settings) if github is None else None
+        services = Services(settings=settings, store=store, inbox=inbox, github=github or gateway)
         writer = InboxWriter(inbox)
         writer.start()
         app.state.services = services
@@ -82,6 +100,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
             await writer.stop()
+            if gateway is not None:
+                await gateway.aclose()
             await store.close()
 
     app = FastAPI(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)

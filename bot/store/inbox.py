@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.db import Store
@@ -46,6 +48,12 @@ class Inbox:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+        self._insert_stmt = (
+            insert(cast(Table, Delivery.__table__))
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(Delivery.id)
+        )
 
     async def insert_many(self, deliveries: Sequence[NewDelivery]) -> set[str]:
         """Insert in one transaction; return the ids that were new (a stored id is left untouched)."""
@@ -66,10 +74,11 @@ class Inbox:
             }
             for d in deliveries
         ]
-        insert = postgresql.insert if self.store.dialect == "postgresql" else sqlite.insert
-        stmt = insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["id"]).returning(Delivery.id)
-        async with self.store.sessions.begin() as session:
-            result = await session.execute(stmt)
+        if self.store.sqlite_writer is not None:
+            return await self.store.sqlite_writer.transaction(_sqlite_insert, rows)
+        # Core, not the ORM, on this hot path: one cached statement, executed as "insertmanyvalues" batches.
+        async with self.store.engine.begin() as conn:
+            result = await conn.execute(self._insert_stmt, rows)
             return {row[0] for row in result}
 
     async def claim(self, owner: str, limit: int, lease: timedelta, *, exclude_repos: Sequence[str] = ()) -> list[
@@ -215,6 +224,29 @@ class Inbox:
             return set(rows.all())
 
 
+_SQLITE_COLUMNS = ("id", "event", "action", "installation_id", "repository", "received_at", "payload", "status",
+                   "attempts", "next_attempt_at")
+_SQLITE_INSERT = (
+    "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at, payload, status, attempts, "
+    "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def _sqlite_insert(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """The same upsert as the SQLAlchemy path; timestamps in SQLAlchemy's SQLite storage format."""
+    new: set[str] = set()
+    for row in rows:
+        values = [_sqlite_value(row[c]) for c in _SQLITE_COLUMNS]
+        new.update(r[0] for r in conn.execute(_SQLITE_INSERT, values).fetchall())
+    return new
+
+
+def _sqlite_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return value
+
+
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0))
 
@@ -255,10 +287,24 @@ class InboxWriter:
         return await future
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+        # Two batches in flight: while one commits, the next one gathers (the database still sees one at a time).
+        slots = asyncio.Semaphore(2)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                await slots.acquire()
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                task = asyncio.create_task(self._commit(batch, slots))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        finally:
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _commit(self, batch: list[tuple[NewDelivery, asyncio.Future[bool]]], slots: asyncio.Semaphore) -> None:
+        try:
             unique: dict[str, NewDelivery] = {}
             for delivery, _ in batch:
                 unique.setdefault(delivery.id, delivery)
@@ -269,10 +315,12 @@ class InboxWriter:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                continue
+                return
             first_seen: set[str] = set()
             for delivery, future in batch:
                 is_new = delivery.id in new_ids and delivery.id not in first_seen
                 first_seen.add(delivery.id)
                 if not future.done():
                     future.set_result(is_new)
+        finally:
+            slots.release()

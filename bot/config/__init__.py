@@ -1,0 +1,80 @@
+"""Repo config: the `RepoConfig` model of `.github/kickoff.yml`, its loader, and the pieces behind `kickoff config`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.commands import NAME_PATTERN, RESERVED_VERBS
+from bot.config.loader import (
+    CONFIG_PATH,
+    ConfigError,
+    ConfigLoader,
+    ConfigProblem,
+    Fetch,
+    check_text,
+    load_repo_config,
+    validate_text,
+)
+from bot.config.model import AgentSpec, RepoConfig, TaskSpec
+
+EXTENDS_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "title": "Extends",
+    "description": "Inherit another config (Probot-style): `repo`, `owner/repo` or `owner/repo:path`. "
+    "This file's keys win; mappings merge, lists replace.",
+}
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of `.github/kickoff.yml`, for editors and `kickoff config schema`."""
+    schema = RepoConfig.model_json_schema()
+    defaults = RepoConfig().model_dump(mode="json")
+    properties: dict[str, Any] = schema["properties"]
+    for name, value in defaults.items():
+        properties[name].setdefault("default", value)
+    schema["properties"] = {"_extends": EXTENDS_SCHEMA, **properties}
+    # Pydantic describes the name rule with patternProperties only, which lets other names through unchecked.
+    properties["agents"]["propertyNames"] = {"pattern": NAME_PATTERN}
+    properties["tasks"]["propertyNames"] = {"pattern": NAME_PATTERN, "not": {"enum": sorted(RESERVED_VERBS)}}
+    schema["title"] = "Kickoff repository config (.github/kickoff.yml)"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def schema_json() -> str:
+    """`config_schema()` as the text committed in docs/kickoff-config.schema.json."""
+    return json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def validate_file(path: str | Path) -> tuple[bool, list[str]]:
+    """Check a config file offline (`kickoff config validate FILE`): whether it is valid, and lines to print."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return False, [f"{path}: not UTF-8 text"]
+    except OSError as exc:
+        return False, [f"{path}: cannot read: {exc.strerror or exc}"]
+    try:
+        _config, notes = check_text(text, str(path))
+    except ConfigError as exc:
+        return False, exc.messages()
+    return True, [*notes, f"{path}: valid"]
+
+
+__all__ = [
+    "CONFIG_PATH",
+    "AgentSpec",
+    "ConfigError",
+    "ConfigLoader",
+    "ConfigProblem",
+    "Fetch",
+    "RepoConfig",
+    "TaskSpec",
+    "config_schema",
+    "load_repo_config",
+    "schema_json",
+    "validate_file",
+    "validate_text",
+]
