@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -90,3 +102,94 @@ class Repository(Base):
     installation_id: Mapped[int] = mapped_column(BigInteger, index=True)
     full_name: Mapped[str] = mapped_column(String(255), index=True)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Trigger(Base):
+    """One accepted request to start agents: a label, a command line, a follow-up. Keyed to its delivery."""
+
+    __tablename__ = "triggers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(100))
+    seq: Mapped[int] = mapped_column(Integer)  # which command of the delivery (0 for a label)
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    repository: Mapped[str] = mapped_column(String(255))
+    issue_number: Mapped[int] = mapped_column(Integer)
+    is_pull_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(32))  # label | comment | review | review_comment | check | fix
+    task: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(255))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    tracking_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "seq", name="uq_triggers_delivery_seq"),
+        Index("ix_triggers_issue", "repository", "issue_number"),
+    )
+
+
+class RunState:
+    QUEUED = "queued"
+    WAITING = "waiting"
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    NO_CHANGES = "no_changes"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    ACTIVE = (QUEUED, WAITING, STARTING, RUNNING)
+    FINAL = (SUCCEEDED, NO_CHANGES, FAILED, CANCELLED, TIMED_OUT)
+
+
+class Run(Base):
+    """One agent × attempt of a trigger, on one runner, producing at most one pull request."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    repository: Mapped[str] = mapped_column(String(255))
+    issue_number: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(String(16), default="new")  # new | followup | fix
+    state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(String(255))
+    base_branch: Mapped[str | None] = mapped_column(String(255))
+    pr_number: Mapped[int | None] = mapped_column(Integer)  # the PR it opened, or the PR a follow-up works on
+    runner: Mapped[str | None] = mapped_column(String(32))
+    runner_ref: Mapped[str | None] = mapped_column(String(255))  # pid, job name, machine id, workflow run id
+    secret_hash: Mapped[str | None] = mapped_column(String(128))  # sha256 of the per-run report secret
+    progress: Mapped[str | None] = mapped_column(String(32))
+    result: Mapped[str | None] = mapped_column(Text)  # RunResult JSON
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "agent", "attempt", name="uq_runs_trigger_agent_attempt"),
+        Index("ix_runs_state", "state"),
+        Index("ix_runs_repository_state", "repository", "state"),
+    )
+
+
+class RunTransition(Base):
+    """Every state change of a run, with its time and reason."""
+
+    __tablename__ = "run_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,1 @@
+"""Agent runs: the lifecycle, the scheduler, the runner protocol."""

@@ -1,0 +1,106 @@
+"""The runner protocol: a run spec in (JSON), progress events and a result out (JSON).
+
+The same `kickoff run-agent --spec FILE` program reads a spec on every backend. A spec holds no secret: the git
+token, the report secret and the agent's API keys reach the runner only through its environment (see ENV_* below).
+Documented for operators in docs/runners.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_VERSION = 1
+
+# Environment variables the runner program reads; never written to a file, argv, a log or the report.
+ENV_GIT_TOKEN = "KICKOFF_GIT_TOKEN"  # noqa: S105 - per-run installation token: one repository, contents write
+ENV_RUN_SECRET = "KICKOFF_RUN_SECRET"  # noqa: S105 - authenticates reports to POST /api/runs/{id}/report
+
+Outcome = Literal["succeeded", "no_changes", "failed", "timed_out", "cancelled"]
+ProgressEvent = Literal["started", "agent_done", "verify_done", "pushed", "finished"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentCommand(_Model):
+    """How the runner starts the agent: an adapter name and, for `command`, an argv template."""
+
+    name: str
+    adapter: Literal["claude", "codex", "aider", "gemini", "command"]
+    command: tuple[str, ...] = ()  # argv with {prompt_file} and {workdir}; only for adapter `command`
+    env: tuple[str, ...] = ()  # variable names passed through from the runner's environment
+    model: str | None = None
+
+
+class CommitIdentity(_Model):
+    name: str
+    email: str
+
+
+class RunSpec(_Model):
+    version: int = SPEC_VERSION
+    run_id: int
+    repository: str  # owner/name
+    clone_url: str  # https://github.com/owner/name.git, without credentials
+    base_branch: str
+    branch: str  # the branch the runner pushes
+    checkout: Literal["base", "branch"] = "base"  # "branch": a follow-up on an existing pull request branch
+    task: str
+    issue_number: int
+    agent: AgentCommand
+    prompt: str  # rendered by Kickoff; untrusted text inside it is fenced as data
+    output: Literal["pr", "report"] = "pr"
+    report_path: str | None = None  # where a research run writes its report, e.g. research/12-slug.md
+    timeout_seconds: int = Field(default=1800, ge=10)
+    protected_paths: tuple[str, ...] = ()
+    max_changed_files: int = Field(default=200, ge=1)
+    verify_command: str | None = None  # the repository's own trusted config; split with shlex, never a shell
+    commit_identity: CommitIdentity
+    commit_message: str
+    report_url: str | None = None  # POST progress and the result here; None: only write the result file
+    transcript_limit_bytes: int = Field(default=64 * 1024, ge=1024)
+
+
+class Usage(_Model):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    turns: int | None = None
+    model: str | None = None
+
+
+class VerifyResult(_Model):
+    command: str
+    exit_code: int | None
+    passed: bool
+    output_tail: str = ""
+
+
+class RunResult(_Model):
+    run_id: int
+    outcome: Outcome
+    reason: str | None = None
+    branch: str | None = None
+    base_sha: str | None = None
+    head_sha: str | None = None
+    pushed: bool = False
+    files_changed: tuple[str, ...] = ()
+    summary: str = ""
+    transcript_tail: str = ""
+    verify: VerifyResult | None = None
+    usage: Usage = Usage()
+    duration_seconds: float = 0.0
+
+
+class RunReport(_Model):
+    """One POST to /api/runs/{id}/report: a progress event, and with `finished` the result."""
+
+    run_id: int
+    event: ProgressEvent
+    at: datetime
+    detail: str | None = None
+    result: RunResult | None = None
