@@ -30,6 +30,8 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     # Set by the ingress after each stored delivery so an in-process dispatcher wakes at once.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set whenever runs are planned, finish, or capacity frees, so the scheduler looks again at once.
+    runs_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def require_github(self) -> GitHubAPI:
         if self.github is None:
