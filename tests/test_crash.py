@@ -44,7 +44,7 @@ async def _insert(database_url: str) -> None:
     try:
         await store.migrate()
         await Inbox(store).insert_many([NewDelivery(
-            id="crash-1", event="issues", action="opened", installation_id=1, repository="o/r",
+            id="crash-1", event="crash_test", action="opened", installation_id=1, repository="o/r",
             payload=json.dumps({"action": "opened"}), received_at=utcnow(),
         )])
     finally:

@@ -25,7 +25,7 @@ def _db() -> sqlite3.Connection:
     return conn
 
 
-@router.on("issues")
+@router.on("crash_test")
 async def record_effect(event: Event, services: Services) -> None:
     with _db() as conn:
         conn.execute("INSERT INTO attempts VALUES (?, ?)", (event.delivery_id, os.getpid()))
