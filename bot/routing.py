@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class Event:
 
     @classmethod
     def from_json(cls, delivery_id: str, name: str, body: str, **extra: Any) -> Event:
-        payload = json.loads(body)
+        payload = orjson.loads(body)
         if not isinstance(payload, dict):
             raise ValueError("payload is not a JSON object")
         action = payload.get("action")

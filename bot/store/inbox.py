@@ -126,8 +126,8 @@ class Inbox:
             )
             .execution_options(synchronize_session=False)
         )
-        async with self.store.sessions.begin() as session:
-            result = await session.execute(stmt)
+        async with self.store.engine.begin() as conn:
+            result = await conn.execute(stmt)
             claimed = [
                 ClaimedDelivery(
                     id=row.id, event=row.event, action=row.action, installation_id=row.installation_id,
@@ -140,8 +140,8 @@ class Inbox:
         return claimed
 
     async def renew(self, delivery_id: str, owner: str, lease: timedelta) -> bool:
-        async with self.store.sessions.begin() as session:
-            result = await session.execute(
+        async with self.store.engine.begin() as conn:
+            result = await conn.execute(
                 update(Delivery)
                 .where(
                     Delivery.id == delivery_id,
@@ -169,8 +169,8 @@ class Inbox:
         )
 
     async def _finish(self, delivery_id: str, owner: str, **values: object) -> bool:
-        async with self.store.sessions.begin() as session:
-            result = await session.execute(
+        async with self.store.engine.begin() as conn:
+            result = await conn.execute(
                 update(Delivery)
                 .where(
                     Delivery.id == delivery_id,
@@ -191,8 +191,8 @@ class Inbox:
 
     async def requeue(self, delivery_id: str) -> bool:
         """Give a dead or finished delivery another round (operator action)."""
-        async with self.store.sessions.begin() as session:
-            result = await session.execute(
+        async with self.store.engine.begin() as conn:
+            result = await conn.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id, Delivery.status.in_([DeliveryStatus.DEAD, DeliveryStatus.DONE]))
                 .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=utcnow(), finished_at=None)
