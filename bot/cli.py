@@ -95,13 +95,14 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the dispatcher alone, against the same database as `kickoff serve --no-worker`."""
+    """Run the dispatcher and the run scheduler, against the same database as `kickoff serve --no-worker`."""
     settings = _settings()
     _configure_logging(settings)
 
     async def main() -> None:
         from bot.dispatcher import Dispatcher
         from bot.handlers import root_router
+        from bot.runs.scheduler import build_scheduler
 
         services = await _services(settings)
         stop = asyncio.Event()
@@ -109,7 +110,9 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await Dispatcher(services, root_router(settings.plugins)).run(stop)
+            await asyncio.gather(
+                Dispatcher(services, root_router(settings.plugins)).run(stop), build_scheduler(services).run(stop)
+            )
         finally:
             await _close(services)
 
@@ -180,6 +183,37 @@ async def _close(services: Services) -> None:
     await services.store.close()
 
 
+@app.command()
+def setup(
+    github_url: Annotated[str, typer.Option(help="GitHub's web address: GitHub Enterprise Server, or the "
+                                            "sandbox.")] = "https://github.com",
+    api_url: Annotated[str | None, typer.Option(help="GitHub's REST API (default: from --github-url).")] = None,
+    org: Annotated[str | None, typer.Option(help="Create the App in this organization.")] = None,
+    name: Annotated[str | None, typer.Option(help="The App's name (default: the manifest's).")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Where GitHub sends webhooks (default: "
+                                                    "PUBLIC_URL/api/github/webhooks).")] = None,
+    public_url: Annotated[str, typer.Option(envvar="PUBLIC_URL", help="Where Kickoff will be "
+                                            "reachable.")] = "http://localhost:3000",
+    port: Annotated[int, typer.Option(help="Port of the local set-up page on 127.0.0.1 (0: any).")] = 3000,
+    manifest: Annotated[Path | None, typer.Option(help="The manifest (default: app-manifest.yml).",
+                                                  dir_okay=False)] = None,
+    env_file: Annotated[Path, typer.Option(help="Where the credentials go.", dir_okay=False)] = Path(".env"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing env file.")] = False,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the set-up page in a browser.")] = False,
+) -> None:
+    """Create the GitHub App from app-manifest.yml (GitHub's manifest flow) and write its credentials to .env."""
+    from bot.setup import SetupError, SetupOptions, report, run_setup
+
+    options = SetupOptions(github_url=github_url, api_url=api_url, org=org, name=name, webhook_url=webhook_url,
+                           public_url=public_url, port=port, manifest=manifest, env_file=env_file, force=force,
+                           open_browser=open_browser)
+    try:
+        result = run_setup(options, echo=typer.echo, warn=lambda line: typer.echo(line, err=True))
+    except SetupError as exc:
+        raise _fail(str(exc), code=1) from None
+    report(result, env_file, typer.echo)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the database migrations (run once per release, before the new version serves)."""
@@ -221,6 +255,25 @@ def config_schema_command() -> None:
     from bot.config import schema_json
 
     typer.echo(schema_json(), nl=False)
+
+
+@app.command("run-agent")
+def run_agent(
+    spec: Annotated[Path, typer.Option("--spec", help="The run spec (JSON); it holds no secret.", dir_okay=False)],
+    result: Annotated[Path | None, typer.Option(help="Write the result JSON here (default: WORKSPACE/result.json).",
+                                                dir_okay=False)] = None,
+    workspace: Annotated[Path | None, typer.Option(help="A new or empty directory to work in (default: a new "
+                                                   "temporary directory).", file_okay=False)] = None,
+) -> None:
+    """The runner program: clone, run one agent, check, verify, commit, push and report one run.
+
+    Credentials only from the environment: KICKOFF_GIT_TOKEN, KICKOFF_RUN_SECRET. See docs/runners.md.
+
+    Exit 0 once the run has an outcome (even a failed one), 2 on a broken spec or environment.
+    """
+    from bot.runner import main as runner_main
+
+    raise typer.Exit(runner_main(spec, result_path=result, workspace=workspace))
 
 
 def main() -> None:

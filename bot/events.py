@@ -7,7 +7,7 @@ payloads, so handlers parse into these small models instead. Unknown fields are 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -110,3 +110,91 @@ class IssueCommentEvent(_Model):
     repository: Repository
     sender: User
     installation: InstallationRef | None = None
+
+
+# ---- Triggers ------------------------------------------------------------------------------------------------------
+
+
+class AppRef(_Model):
+    id: int
+    slug: str | None = None
+
+
+class AuthoredComment(_Model):
+    """A comment or a review: its text, its author, and the App that posted it (None when a person did)."""
+
+    id: int
+    body: str | None = None
+    user: User | None = None
+    performed_via_github_app: AppRef | None = None
+
+
+class BodyChange(_Model):
+    previous: str | None = Field(default=None, alias="from")
+
+
+class CommentChanges(_Model):
+    body: BodyChange | None = None
+
+
+class IssueCommentCommandEvent(_Model):
+    """`issue_comment.created` / `.edited` as the slash-command handlers read it."""
+
+    action: str
+    issue: Issue
+    comment: AuthoredComment
+    changes: CommentChanges | None = None
+    repository: Repository
+    sender: User
+    installation: InstallationRef | None = None
+
+
+class RepoName(_Model):
+    full_name: str
+
+
+class BranchRef(_Model):
+    ref: str
+    sha: str | None = None
+    repo: RepoName | None = None  # None when the fork the branch lived in was deleted
+
+
+class PullRequestRef(_Model):
+    """A pull request's number and branches (from a payload or `GET /repos/{o}/{r}/pulls/{n}`)."""
+
+    number: int
+    head: BranchRef
+    base: BranchRef
+    user: User | None = None
+
+    def fork_of(self, repository: str) -> str | None:
+        """The fork the head branch comes from, or None when it lives in `repository` itself."""
+        head = self.head.repo
+        if head is None:
+            return "a deleted fork"
+        return None if head.full_name.lower() == repository.lower() else head.full_name
+
+
+class PullRequestReviewCommentEvent(_Model):
+    action: str
+    comment: AuthoredComment
+    pull_request: PullRequestRef
+    repository: Repository
+    sender: User
+    installation: InstallationRef | None = None
+
+
+class PullRequestReviewEvent(_Model):
+    action: str
+    review: AuthoredComment
+    pull_request: PullRequestRef
+    repository: Repository
+    sender: User
+    installation: InstallationRef | None = None
+
+
+class AppInfo(_Model):
+    """`GET /app`: the App's slug names its bot user (`<slug>[bot]`)."""
+
+    id: int | None = None
+    slug: str

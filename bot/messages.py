@@ -7,8 +7,176 @@ the top of `bot/commands.py`.)
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Final
+
+from bot.untrusted import clean_untrusted
+
+if TYPE_CHECKING:
+    from bot.config import ConfigProblem
 
 # ---- Foundation -------------------------------------------------------------------------------------------------
 
 GITHUB_NOT_CONFIGURED: Final = "GitHub is not configured: set APP_ID and PRIVATE_KEY (see `kickoff setup`)."
+
+# ---- Triggers ---------------------------------------------------------------------------------------------------
+
+TRACKING_MARKER: Final = "<!-- kickoff:trigger {trigger_id} -->"
+"""Ends every tracking comment, so a retried delivery finds the comment an interrupted attempt posted."""
+REPLY_MARKER: Final = "<!-- kickoff:reply {key} -->"
+"""Ends every reply to a delivery, so a retried delivery does not answer twice."""
+
+TRACKING_HEADER: Final = "Starting {count} {noun} of `{task}` for @{sender}: {agents}…"
+TRACKING_TABLE_HEADER: Final = "| Agent | Run | State |\n| --- | --- | --- |"
+TRACKING_ROW: Final = "| {agent} | #{run_id} | {state} |"
+
+CONFIG_BROKEN: Final = (
+    "Kickoff could not use its configuration, so it started nothing. Fix the problems below on the default "
+    "branch (`kickoff config validate FILE` checks a file offline), then try again:"
+)
+CONFIG_PROBLEM: Final = "- `{where}` `{key}`: {message}"
+CONFIG_PROBLEM_NO_KEY: Final = "- `{where}`: {message}"
+
+UNKNOWN_TASK_LABEL: Final = (
+    "`{label}` does not name a task of this repository, so nothing was started (the label was removed). "
+    "Known tasks: {tasks}. Add the label `agent:<task>` for one of them, or comment `/agent help`."
+)
+UNKNOWN_TASK_COMMAND: Final = "Line {line}: `/agent {verb}` is not a task or command here. Known tasks: {tasks}."
+UNKNOWN_AGENTS: Final = (
+    "Line {line}: `--agents` names {unknown}, which this repository does not define, so `/agent {verb}` "
+    "was not started. Agents: {agents}."
+)
+COMMAND_ERROR: Final = "Line {line}: {message}"
+HELP_INTRO: Final = "Commands Kickoff understands here:"
+HELP_AFTER_ERRORS: Final = "<details><summary>Commands Kickoff understands here</summary>\n\n{table}\n\n</details>"
+VERB_NOT_AVAILABLE: Final = "`/agent {verb}` is not available yet in this version of Kickoff."
+
+REFUSED_PERMISSION: Final = (
+    "Sorry @{login}, {what} needs at least `{required}` permission on this repository and you have "
+    "`{held}`, so Kickoff did not run it. A maintainer can run it for you, or list you under "
+    "`permissions.allow_users` in `.github/kickoff.yml`."
+)
+REFUSED_FORK: Final = (
+    "{what} was not run: this pull request comes from {fork}, and Kickoff never runs an agent with write "
+    "access on code from a fork. A maintainer can push the branch to this repository and open a pull request "
+    "from there."
+)
+WHAT_COMMAND: Final = "`/agent {verb}`"
+WHAT_LABEL: Final = "the label `agent:{verb}`"
+
+
+def inline_code(text: str, limit: int = 60) -> str:
+    """User text made safe inside `…`: hidden characters removed, one line, no backticks, bounded."""
+    flat = " ".join(clean_untrusted(text, 1000).split()).replace("`", "'")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def code_list(names: Iterable[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names) or "none"
+
+
+def tracking_comment(task: str, sender: str, runs: Sequence[tuple[int, str, int, str]], trigger_id: int) -> str:
+    """The tracking comment of a trigger; `runs` are (run id, agent, attempt, state)."""
+    attempts: dict[str, int] = {}
+    for _run_id, agent, attempt, _state in runs:
+        attempts[agent] = max(attempts.get(agent, 0), attempt)
+    agents = ", ".join(agent if n == 1 else f"{agent} ×{n}" for agent, n in attempts.items())
+    rows = [
+        TRACKING_ROW.format(
+            agent=agent if attempts[agent] == 1 else f"{agent} (attempt {attempt})", run_id=run_id, state=state
+        )
+        for run_id, agent, attempt, state in runs
+    ]
+    header = TRACKING_HEADER.format(
+        count=len(runs), noun="run" if len(runs) == 1 else "runs", task=task, sender=sender, agents=agents
+    )
+    return "\n".join([header, "", TRACKING_TABLE_HEADER, *rows, "", TRACKING_MARKER.format(trigger_id=trigger_id)])
+
+
+def config_problems(problems: Sequence[ConfigProblem]) -> str:
+    lines = [CONFIG_BROKEN, ""]
+    for problem in problems:
+        where = problem.file or ".github/kickoff.yml"
+        if problem.line is not None:
+            where += f":{problem.line}"
+            if problem.column is not None:
+                where += f":{problem.column}"
+        template = CONFIG_PROBLEM if problem.path else CONFIG_PROBLEM_NO_KEY
+        lines.append(template.format(where=where, key=problem.path, message=problem.message))
+    return "\n".join(lines)
+
+
+def with_marker(body: str, marker: str) -> str:
+    return f"{body}\n\n{marker}"
+
+
+# ---- Runs -------------------------------------------------------------------------------------------------------
+
+RUN_STATE_LABELS: Final = {
+    "queued": "⏳ queued",
+    "waiting": "⏸️ waiting",
+    "starting": "🚀 starting",
+    "running": "🏃 running",
+    "succeeded": "✅ succeeded",
+    "no_changes": "➖ no changes",
+    "failed": "❌ failed",
+    "cancelled": "🚫 cancelled",
+    "timed_out": "⌛ timed out",
+}
+RUN_TABLE_HEAD: Final = "| agent | state | duration | pull request or reason |\n| --- | --- | --- | --- |"
+RUN_TABLE_ROW: Final = "| {agent} | {state} | {duration} | {detail} |"
+RUN_AGENT_CELL: Final = "{agent} (run {run})"
+RUN_AGENT_ATTEMPT_CELL: Final = "{agent} #{attempt} (run {run})"
+RUN_AGENT_ATTEMPT: Final = "{agent} #{attempt}"
+RUN_SINCE: Final = "since {time} UTC"
+RUN_PULL_REQUEST: Final = "#{number}"
+
+TRACKING_COMMENT: Final = (
+    "**Kickoff** · `{task}` · {summary}\n\n{table}\n\n"
+    "<sub>Updated as the runs progress. `/agent status` lists every run here; `/agent cancel [run|all]` stops "
+    "runs, `/agent retry [run]` starts failed ones again.</sub>\n\n{marker}"
+)
+TRACKING_SUMMARY_ACTIVE: Final = "{done} of {total} runs finished"
+TRACKING_SUMMARY_DONE: Final = "all {total} runs finished"
+
+RUN_WAITING_FOR_REVIEW: Final = (
+    "waiting for review capacity: {open} of {limit} Kickoff pull requests await review (`limits.max_open_prs`); "
+    "starts when one is merged or closed"
+)
+RUN_WAITING_FOR_SLOT: Final = "waiting for a free runner (`limits.max_parallel_runs` / `KICKOFF_MAX_PARALLEL_RUNS`)"
+RUN_START_FAILED: Final = "could not start: {error}"
+RUN_AGENT_UNKNOWN: Final = "agent `{agent}` is not defined in `.github/kickoff.yml`; define it under `agents:`"
+RUN_TASK_UNKNOWN: Final = "task `{task}` is not defined or is disabled in `.github/kickoff.yml`"
+RUN_CONFIG_INVALID: Final = "`.github/kickoff.yml` has problems: {problems}"
+RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kickoff server (it offers: {available})"
+RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
+RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
+RUN_RUNNER_LOST: Final = "runner lost: the runner process was gone when Kickoff restarted"
+RUN_TIMED_OUT: Final = "no result within {minutes} minutes (`limits.run_timeout_minutes`); the runner was stopped"
+RUN_CANCELLED_BY: Final = "cancelled by @{user}"
+RUN_CANCELLED: Final = "cancelled"
+RUN_RETRY_OF: Final = "retry of run {run}, requested by @{user}"
+
+CANCEL_DONE: Final = "Cancelled {runs}."
+CANCEL_NOTHING: Final = "Nothing to cancel: {where} has no queued or running agent runs."
+CANCEL_NOTHING_LATEST: Final = (
+    "Nothing to cancel: the latest request here has no queued or running runs. "
+    "`/agent cancel all` stops every run on this {kind}."
+)
+CANCEL_FINISHED: Final = "Run {run} already {state}; there is nothing to cancel."
+RUN_UNKNOWN: Final = "There is no run `{run}` on this {kind}. `/agent status` lists them."
+
+RETRY_DONE: Final = "Retrying {runs}: queued as {new}."
+RETRY_NOTHING: Final = (
+    "Nothing to retry: the latest request here has no failed, timed-out or cancelled runs "
+    "that were not retried already."
+)
+RETRY_NOT_RETRYABLE: Final = "Run {run} {state}; only failed, timed-out or cancelled runs can be retried."
+RETRY_ALREADY: Final = "Run {run} was already retried; `/agent status` shows the newer attempt."
+
+STATUS_EMPTY: Final = "No agent runs on this {kind} yet. Label it `agent:<task>` or comment `/agent <task>`."
+STATUS_TABLE_HEAD: Final = (
+    "| run | agent | state | duration | pull request or reason |\n| --- | --- | --- | --- | --- |"
+)
+STATUS_TABLE_ROW: Final = "| {run} | {agent} | {state} | {duration} | {detail} |"
+STATUS_REPLY: Final = "Agent runs on this {kind} ({count}):\n\n{table}"

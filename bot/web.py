@@ -18,6 +18,8 @@ from bot.dispatcher import Dispatcher
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
 from bot.routing import Router
+from bot.runs import api as runs_api
+from bot.runs.scheduler import build_scheduler
 from bot.services import Services
 from bot.settings import Settings, SettingsError
 from bot.store.db import Store
@@ -88,17 +90,21 @@ def create_app(
         app.state.webhook_secret = webhook_secret
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
+        scheduling: asyncio.Task[None] | None = None
         if run_worker:
             dispatcher = Dispatcher(services, router or root_router(settings.plugins))
             app.state.dispatcher = dispatcher
             worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
+            app.state.scheduler = build_scheduler(services)
+            scheduling = asyncio.create_task(app.state.scheduler.run(stop), name="scheduler")
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            for task in (worker, scheduling):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await writer.stop()
             if gateway is not None:
                 await gateway.aclose()
@@ -106,6 +112,7 @@ def create_app(
 
     app = FastAPI(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(ingress.router)
+    app.include_router(runs_api.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

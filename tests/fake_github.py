@@ -12,6 +12,7 @@ the next call of a verb raise (e.g. `NotFound`, `RateLimited`).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Params = Mapping[str, str | int | float | bool]
+
+_ISSUE_LABELS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/(?P<number>\d+)/labels$")
 
 
 def blob_sha(text: str) -> str:
@@ -64,9 +67,10 @@ class FakeGitHub:
     comment_issue: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     reactions: list[tuple[str, str, int, Reaction]] = field(default_factory=list)
     responses: dict[tuple[str, str], Any] = field(default_factory=dict)
-    """(METHOD, path) → JSON answered by `request`; a GET without an answer is `NotFound`, a write answers None."""
+    """(METHOD, path) → JSON answered by `request`; a GET without an answer is `NotFound` (but `GET /app` answers
+    from `bot_login`), a write answers None."""
     listings: dict[str, list[Any]] = field(default_factory=dict)
-    """path → items yielded by `paginate`."""
+    """path → items yielded by `paginate`; an issue's `/labels` listing defaults to `labels`."""
     failures: defaultdict[str, list[BaseException]] = field(default_factory=lambda: defaultdict(list))
     run_tokens: list[InstallationToken] = field(default_factory=list)
     revoked: list[InstallationToken] = field(default_factory=list)
@@ -85,6 +89,30 @@ class FakeGitHub:
     ) -> int:
         """Seed a comment someone else wrote (not recorded as a call)."""
         return self._store_comment(owner, repo, issue_number, body, author, author_type)
+
+    def set_pull_request(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        *,
+        head_repo: str | None = "",
+        head_ref: str = "feature",
+        base_ref: str = "main",
+        author: str = "octocat",
+    ) -> dict[str, Any]:
+        """Answer `GET /repos/{owner}/{repo}/pulls/{number}`; `head_repo` "" is the repository itself, None a
+        deleted fork, `someone/fork` a fork."""
+        head = f"{owner}/{repo}" if head_repo == "" else head_repo
+        pull = {
+            "number": number,
+            "state": "open",
+            "user": {"login": author, "id": 1, "type": "User"},
+            "head": {"ref": head_ref, "sha": "a" * 40, "repo": None if head is None else {"full_name": head}},
+            "base": {"ref": base_ref, "sha": "b" * 40, "repo": {"full_name": f"{owner}/{repo}"}},
+        }
+        self.responses[("GET", f"/repos/{owner}/{repo}/pulls/{number}")] = pull
+        return pull
 
     def fail(self, verb: str, error: BaseException) -> None:
         """Make the next call of `verb` raise `error` (queue several for several calls)."""
@@ -220,6 +248,8 @@ class FakeGitHub:
         self._record("request", installation_id, method, path, dict(params or {}), json)
         if (method, path) in self.responses:
             data = self.responses[(method, path)]
+        elif (method, path) == ("GET", "/app"):
+            data = {"id": 1, "slug": self.bot_login.removesuffix("[bot]"), "name": self.bot_login}
         elif method == "GET":
             raise NotFound(f"FakeGitHub has no answer for GET {path}", status=404, method=method, path=path)
         else:
@@ -238,7 +268,12 @@ class FakeGitHub:
     ) -> AsyncIterator[T]:
         self._record("paginate", installation_id, path, dict(params or {}), items_key)
         adapter = TypeAdapter(model)
-        for item in self.listings.get(path, []):
+        items = self.listings.get(path)
+        labels = _ISSUE_LABELS.match(path)
+        if items is None and labels is not None:
+            key = (labels["owner"], labels["repo"], int(labels["number"]))
+            items = [{"name": name} for name in self.labels.get(key, [])]
+        for item in items or []:
             yield adapter.validate_python(item)
 
     # Plumbing.

@@ -15,7 +15,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "installation": events.InstallationEvent,
     "installation_repositories": events.InstallationRepositoriesEvent,
     "issues": events.IssuesEvent,
-    "issue_comment": events.IssueCommentEvent,
+    "issue_comment": events.IssueCommentCommandEvent,
+    "pull_request_review": events.PullRequestReviewEvent,
+    "pull_request_review_comment": events.PullRequestReviewCommentEvent,
 }
 
 

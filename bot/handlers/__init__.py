@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from bot.handlers import installations
+from bot.handlers import commands, installations, triggers
 from bot.routing import Router
+from bot.runs import verbs as _run_verbs  # noqa: F401 - registers `/agent cancel`, `retry` and `status`
 
 
 def root_router(plugins: str = "") -> Router:
@@ -17,4 +18,4 @@ def root_router(plugins: str = "") -> Router:
         if not isinstance(router, Router):
             raise TypeError(f"plugin {spec!r} is not a Router")
         extra.append(router)
-    return Router(installations.router, *extra)
+    return Router(installations.router, triggers.router, commands.router, *extra)

@@ -59,6 +59,7 @@ class RunSpec(_Model):
     protected_paths: tuple[str, ...] = ()
     max_changed_files: int = Field(default=200, ge=1)
     verify_command: str | None = None  # the repository's own trusted config; split with shlex, never a shell
+    verify_timeout_seconds: int = Field(default=600, ge=10)
     commit_identity: CommitIdentity
     commit_message: str
     report_url: str | None = None  # POST progress and the result here; None: only write the result file
@@ -92,6 +93,7 @@ class RunResult(_Model):
     summary: str = ""
     transcript_tail: str = ""
     verify: VerifyResult | None = None
+    report: str | None = None  # output "report": the report's text (bounded), e.g. for an issue comment
     usage: Usage = Usage()
     duration_seconds: float = 0.0
 

@@ -1,0 +1,341 @@
+"""Every state and dequeue reason of the `review-queue` check, with its status, conclusion and words: one coded table.
+
+Waiting states are `in_progress` (never `neutral`): GitHub counts `success`, `neutral` and `skipped` as passing for a
+required check, so anything but the head must stay pending or blocking, or it could be merged past the queue.
+`action_required` means a person or agent must act (buttons show only on completed runs); `failure` means the queue
+took the pull request out. Titles are plain text and clipped to GitHub's 255 characters; summaries are Markdown,
+every untrusted piece escaped and bounded, and clipped to 65,535 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final, Literal
+
+TITLE_LIMIT: Final = 255
+SUMMARY_LIMIT: Final = 65_535
+TABLE_ROWS: Final = 30
+"""Queue rows shown in a summary; the pull request's own row is always shown."""
+
+Status = Literal["queued", "in_progress", "completed"]
+Conclusion = Literal["success", "neutral", "action_required", "failure"]
+
+
+class State(StrEnum):
+    """Where an entry stands; the value is stable (logs, the dashboard's JSON), the words are in `STATES`."""
+
+    MERGE_READY = "merge_ready"
+    UPDATING = "updating"
+    WAITING_FOR_CI = "waiting_for_ci"
+    NEXT_FOR_REVIEW = "next_for_review"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED_WAITING = "approved_waiting"
+    QUEUED = "queued"
+    OVERLAP = "overlap"
+    ON_HOLD = "on_hold"
+    DRAFT = "draft"
+    CI_FAILING = "ci_failing"
+    CI_PENDING = "ci_pending"
+    CONFLICTS = "conflicts"
+    DEQUEUED = "dequeued"
+    NOT_IN_QUEUE = "not_in_queue"
+    QUEUE_OFF = "queue_off"
+
+
+class Reason(StrEnum):
+    """Why the queue took a pull request out: a small fixed set, shown as is in the title."""
+
+    CI_FAILED = "CI_FAILED"
+    CONFLICT_WITH_BASE = "CONFLICT_WITH_BASE"
+    CLOSED = "CLOSED"
+    MANUAL = "MANUAL"
+    UPDATE_FAILED = "UPDATE_FAILED"
+    CHECKS_TIMED_OUT = "CHECKS_TIMED_OUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One state: how the check looks. `title` and `meaning` are `str.format` templates over the fields named in
+    `FIELDS`. `keeps_place` (blocked states only): whether the entry keeps its queue place while blocked."""
+
+    status: Status
+    conclusion: Conclusion | None
+    title: str
+    meaning: str
+    keeps_place: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonRow:
+    keeps_place: bool
+    meaning: str
+
+
+FIELDS: Final = frozenset({"base", "sha", "position", "total", "first", "head", "other", "files", "checks", "reason"})
+
+_PENDING: Final[Status] = "in_progress"
+
+STATES: Final[Mapping[State, Row]] = MappingProxyType(
+    {
+        State.MERGE_READY: Row(
+            "completed",
+            "success",
+            "Up next to merge: tested on {base}@{sha}",
+            "This pull request is the head of the queue: approved, up to date with {base} and green on its "
+            "current head. It is the only one in the queue that may merge now.",
+        ),
+        State.UPDATING: Row(
+            _PENDING,
+            None,
+            "Approved: updating with {base}",
+            "Approved and at the head of the queue. Kickoff is bringing it up to date with {base}; CI then runs "
+            "on the updated head before it may merge.",
+        ),
+        State.WAITING_FOR_CI: Row(
+            _PENDING,
+            None,
+            "Approved: waiting for CI on the updated head",
+            "Approved, at the head of the queue and up to date with {base}. It may merge once the required checks "
+            "pass on this head.",
+        ),
+        State.NEXT_FOR_REVIEW: Row(
+            _PENDING,
+            None,
+            "Next for review",
+            "Ready and in the review window: review it now.",
+        ),
+        State.CHANGES_REQUESTED: Row(
+            _PENDING,
+            None,
+            "Changes requested: {position} of {total} — waiting for a new push",
+            "A reviewer asked for changes. It keeps its place while the changes are made (`/agent fix …` here "
+            "asks an agent); a push that answers the review does not send it to the back.",
+        ),
+        State.APPROVED_WAITING: Row(
+            _PENDING,
+            None,
+            "Approved: {position} of {total} — #{head} merges first",
+            "Approved. Only the head of the queue may merge; this one is updated with {base} and re-checked "
+            "when its turn comes.",
+        ),
+        State.QUEUED: Row(
+            _PENDING,
+            None,
+            "Queued for review: {position} of {total} — review #{first} first",
+            "Ready and waiting for its turn: review #{first} first. `/agent bump` moves it to the front.",
+        ),
+        State.OVERLAP: Row(
+            _PENDING,
+            None,
+            "Waiting: overlaps with #{other} ({files})",
+            "It changes files that #{other}, ahead of it, also changes ({files}). It waits until #{other} merges "
+            "or leaves the queue, so it is reviewed against the result.",
+        ),
+        State.ON_HOLD: Row(
+            "completed",
+            "action_required",
+            "On hold",
+            "Held with `/agent hold`: it is never made the head. `/agent unhold` releases it.",
+            keeps_place=True,
+        ),
+        State.DRAFT: Row(
+            "completed",
+            "action_required",
+            "Not queued: draft",
+            "Drafts are not queued. Mark it ready for review to queue it.",
+            keeps_place=False,
+        ),
+        State.CI_FAILING: Row(
+            "completed",
+            "action_required",
+            "Not queued: CI failing ({checks})",
+            "Required checks fail on the head ({checks}). Push a fix (or `/agent fix`); it queues once they pass.",
+            keeps_place=False,
+        ),
+        State.CI_PENDING: Row(
+            _PENDING,
+            None,
+            "Not queued: waiting for CI",
+            "It queues once the required checks pass on its head.",
+            keeps_place=True,
+        ),
+        State.CONFLICTS: Row(
+            "completed",
+            "action_required",
+            "Not queued: conflicts with {base}",
+            "It conflicts with {base}. Resolve the conflict (`/agent rebase`) to queue it.",
+            keeps_place=True,
+        ),
+        State.DEQUEUED: Row(
+            "completed",
+            "failure",
+            "Dequeued: {reason}",
+            "Taken out of the queue ({reason}).",
+        ),
+        State.NOT_IN_QUEUE: Row(
+            "completed",
+            "neutral",
+            "Not in the review queue",
+            "Only Kickoff's pull requests are queued; label this one `kickoff:queue` to queue it.",
+        ),
+        State.QUEUE_OFF: Row(
+            "completed",
+            "neutral",
+            "Review queue is off",
+            "The review queue is off for this repository (`queue.enabled: false`); merge as usual.",
+        ),
+    }
+)
+
+REASONS: Final[Mapping[Reason, ReasonRow]] = MappingProxyType(
+    {
+        Reason.CI_FAILED: ReasonRow(
+            False,
+            "Required checks failed while it was in the merge lane. Push a fix; it queues again from then on.",
+        ),
+        Reason.CONFLICT_WITH_BASE: ReasonRow(
+            True,
+            "The base branch {base} moved and the pull request now conflicts with it. Resolve the conflict "
+            "(`/agent rebase`) to queue it again.",
+        ),
+        Reason.CLOSED: ReasonRow(False, "The pull request was closed. Reopened, it queues again from then on."),
+        Reason.MANUAL: ReasonRow(False, "Taken out with `/agent unqueue`. `/agent requeue` puts it back."),
+        Reason.UPDATE_FAILED: ReasonRow(
+            True,
+            "Kickoff could not bring it up to date with {base}. `/agent rebase` or `/agent requeue` to try again.",
+        ),
+        Reason.CHECKS_TIMED_OUT: ReasonRow(
+            True,
+            "The required checks did not report in time. Re-run them, or `/agent requeue`.",
+        ),
+    }
+)
+
+KEEPS_PLACE: Final = "It keeps its place in the queue."
+LOSES_PLACE: Final = "It loses its place: when it is ready again it queues from that time."
+
+# Untrusted text (titles, check names, paths) must not break the table or smuggle markup, links or mentions.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]+")
+_MARKDOWN: Final = re.compile(r"([\\`*_\[\]<>|~&@])")
+_URL: Final = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]{1,300}")
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, ending in `…` when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain(text: str, limit: int) -> str:
+    """One line of untrusted text: control and invisible characters folded to spaces, clipped."""
+    cut = 4 * limit + 64  # enough to fill `limit` after folding; bounds the work on huge input
+    folded = " ".join(_CONTROL.sub(" ", text[:cut]).split())
+    return clip(folded + "…" if len(text) > cut else folded, limit)
+
+
+def escape(text: str) -> str:
+    """Markdown metacharacters escaped, so untrusted text shows as written (no links, markup, HTML or mentions)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def cell(text: str, limit: int) -> str:
+    """Untrusted text for a Markdown table cell: one line, clipped, escaped."""
+    return escape(plain(text, limit))
+
+
+def listing(items: Sequence[str], *, shown: int = 3, each: int = 60) -> str:
+    """`a, b, c and 2 more` over untrusted names."""
+    head = [plain(item, each) for item in items[:shown]]
+    rest = len(items) - len(head)
+    return ", ".join(head) + (f" and {rest} more" if rest > 0 else "")
+
+
+def title(state: State, fields: Mapping[str, object]) -> str:
+    return plain(STATES[state].title.format_map(fields), TITLE_LIMIT)
+
+
+def meaning(state: State, reason: Reason | None, fields: Mapping[str, object], *, placed: bool) -> str:
+    """The first paragraph of a summary: what the state means, what to do, and (for an entry that had a place, or
+    a dequeue) whether the place is kept. Text fields are Markdown-escaped here."""
+    safe = {name: escape(value) if isinstance(value, str) else value for name, value in fields.items()}
+    row = STATES[state]
+    text = row.meaning.format_map(safe)
+    keeps = row.keeps_place if placed else None
+    if reason is not None:
+        text += " " + REASONS[reason].meaning.format_map(safe)
+        keeps = REASONS[reason].keeps_place
+    if keeps is not None:
+        text += " " + (KEEPS_PLACE if keeps else LOSES_PLACE)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    number: int
+    url: str
+    title: str
+    position: int | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The whole queue as Markdown table lines, rendered once and shared by every entry's summary."""
+
+    heading: str
+    numbers: tuple[int, ...]
+    lines: tuple[str, ...]
+    own_lines: tuple[str, ...]
+
+
+def table(repository: str, base: str, rows: Sequence[TableRow]) -> Table:
+    ordered = sum(1 for row in rows if row.position is not None)
+    heading = f"#### Review queue of {cell(repository, 140)} → {cell(base, 100)}: {ordered} in review order"
+    return Table(
+        heading,
+        tuple(row.number for row in rows),
+        tuple(_table_row(row, own=False) for row in rows),
+        tuple(_table_row(row, own=True) for row in rows),
+    )
+
+
+def summary(*, number: int, intro: str, details: Sequence[str], queue: Table | None) -> str:
+    """The check's Markdown: what this state means, then the whole queue as a bounded table."""
+    lines = [intro]
+    if details:
+        lines += ["", " · ".join(details)]
+    if queue is not None:
+        index = queue.numbers.index(number) if number in queue.numbers else None
+        shown = list(queue.lines[:TABLE_ROWS])
+        if index is not None and index < TABLE_ROWS:
+            shown[index] = queue.own_lines[index]
+        elif index is not None:
+            shown += ["| … | | | |", queue.own_lines[index]]
+        hidden = len(queue.lines) - min(len(queue.lines), TABLE_ROWS) - (index is not None and index >= TABLE_ROWS)
+        lines += ["", queue.heading, "", "| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |"]
+        lines += shown
+        if hidden > 0:
+            lines += ["", f"…and {hidden} more not shown."]
+    return clip("\n".join(lines), SUMMARY_LIMIT)
+
+
+def _table_row(row: TableRow, *, own: bool) -> str:
+    position = "—" if row.position is None else str(row.position)
+    link = f"[#{row.number}]({row.url})" if _URL.fullmatch(row.url) else f"#{row.number}"
+    if own:
+        position, link = f"**{position}**", f"**{link}** (this one)"
+    return f"| {position} | {link} | {cell(row.title, 100)} | {cell(row.state, 120)} |"
+
+
+def code(text: str, limit: int) -> str:
+    """Untrusted text as an inline code span (where backslash escapes do not work)."""
+    return "`" + plain(text, limit).replace("`", "'") + "`"
+
+
+def since_text(moment: datetime) -> str:
+    """A stable, absolute time (no "3 hours ago": the summary must not change just because time passes)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,11 @@
+"""The runner program (`kickoff run-agent --spec FILE`): clone, run one agent, check, verify, commit, push, report.
+
+The same program runs on every backend (a local subprocess, a GitHub Actions job, a Kubernetes pod, a Fly Machine);
+the protocol it speaks is bot.runs.spec, documented in docs/runners.md.
+"""
+
+from __future__ import annotations
+
+from bot.runner.program import EXIT_BAD_INPUT, EXIT_OK, main
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "main"]

@@ -1,0 +1,444 @@
+"""The runner program, `kickoff run-agent --spec FILE`: one run of one agent on one repository, the same everywhere.
+
+clone → prompt → agent → checks → verify → commit → push → report. Every run that gets past reading its spec ends
+with an outcome in the result file (and a `finished` report), and exit code 0; a broken spec or environment exits 2
+with one line on stderr. Credentials come only from the environment (see bot.runner.secrets) and are redacted from
+everything the runner writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets as random
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import FrameType
+from typing import Final
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
+from bot.agents.command import CommandError
+from bot.runner.git import Entries, Git, GitError
+from bot.runner.paths import protected
+from bot.runner.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
+from bot.runner.report import Reporter
+from bot.runner.secrets import Secrets, take_secrets
+from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, SPEC_VERSION, Outcome, RunResult, RunSpec, VerifyResult
+
+log = logging.getLogger("bot.runner")
+
+EXIT_OK: Final = 0
+EXIT_BAD_INPUT: Final = 2
+STDOUT_PARSE_LIMIT: Final = 4 * 1024 * 1024
+"""How much of the agent's stdout is kept for its adapter to parse (its final report is at the end)."""
+REPORT_TEXT_LIMIT: Final = 60_000
+"""Bound on a research report's text in the result (an issue comment holds at most 65,536 characters)."""
+CLONE_SCHEMES: Final = frozenset({"https", "http", "file"})
+
+
+class BadInput(Exception):
+    """The spec or the environment is unusable: exit 2 with this one line."""
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    @property
+    def prompt(self) -> Path:
+        return self.root / "prompt.md"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+
+def load_spec(path: Path, secrets: Secrets) -> RunSpec:
+    """Read and validate the spec; BadInput with one line on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the spec ({getattr(exc, 'strerror', None) or exc})") from None
+    if any(value in text for value in secrets.values()):
+        raise BadInput(f"{path}: the spec contains a credential; credentials come only from the environment")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if isinstance(data, dict) and data.get("version", SPEC_VERSION) != SPEC_VERSION:
+        raise BadInput(f"{path}: spec version {data.get('version')!r}; this runner reads version {SPEC_VERSION}")
+    try:
+        spec = RunSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"]) or "spec"
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise BadInput(f"{path}: `{where}`: {first['msg']}{more}") from None
+    _check_spec(spec, path)
+    return spec
+
+
+def _check_spec(spec: RunSpec, path: Path) -> None:
+    url = urlsplit(spec.clone_url)
+    if url.scheme not in CLONE_SCHEMES:
+        raise BadInput(f"{path}: `clone_url` must be an https (or http, file) URL")
+    if url.username or url.password or "@" in url.netloc:
+        raise BadInput(f"{path}: `clone_url` must not carry credentials; the token comes from {ENV_GIT_TOKEN}")
+    if spec.report_url is not None and urlsplit(spec.report_url).scheme not in {"https", "http"}:
+        raise BadInput(f"{path}: `report_url` must be an http(s) URL")
+    if spec.output == "report":
+        if not spec.report_path:
+            raise BadInput(f"{path}: `report_path` is required when `output` is report")
+        report = PurePosixPath(spec.report_path)
+        if report.is_absolute() or ".." in report.parts or not report.parts or report.parts[0] == ".git":
+            raise BadInput(f"{path}: `report_path` must be a relative path inside the repository")
+    if spec.agent.adapter == "command" and not (spec.agent.command and spec.agent.command[0].strip()):
+        raise BadInput(f"{path}: `agent.command` must name a program for adapter `command`")
+    if spec.verify_command is not None:
+        try:
+            argv = shlex.split(spec.verify_command)
+        except ValueError as exc:
+            raise BadInput(f"{path}: `verify_command` cannot be split into arguments ({exc})") from None
+        if not argv:
+            raise BadInput(f"{path}: `verify_command` is empty")
+    for name, value in (("base_branch", spec.base_branch), ("branch", spec.branch)):
+        if not _valid_branch(value):
+            raise BadInput(f"{path}: `{name}` {value!r} is not a valid branch name")
+
+
+def _valid_branch(name: str) -> bool:
+    if not name or name.startswith("-"):
+        return False
+    try:
+        done = subprocess.run(["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True, check=False,
+                              timeout=30)
+    except OSError:
+        raise BadInput("git is not installed (or not on PATH)") from None
+    return done.returncode == 0
+
+
+def prepare_workspace(requested: Path | None, run_id: int) -> Workspace:
+    if requested is None:
+        root = Path(tempfile.mkdtemp(prefix=f"kickoff-run-{run_id}-"))
+    else:
+        root = requested.resolve()
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise BadInput(f"{requested}: the workspace must be a new or empty directory")
+        root.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace(root)
+    workspace.home.mkdir()
+    workspace.tmp.mkdir()
+    return workspace
+
+
+@contextlib.contextmanager
+def cancellation() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while the run is in progress (installable only in the main thread)."""
+    cancel = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        cancel.set()
+
+    previous: list[tuple[signal.Signals, signal._HANDLER]] = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous.append((signum, signal.signal(signum, handler)))
+    try:
+        yield cancel
+    finally:
+        for signum, old in previous:
+            signal.signal(signum, old)
+
+
+class Stop(Exception):
+    """Ends the run early with an outcome."""
+
+    def __init__(self, outcome: Outcome, reason: str | None = None) -> None:
+        super().__init__(reason or outcome)
+        self.outcome: Outcome = outcome
+        self.reason = reason
+
+
+@dataclass
+class _State:
+    base_sha: str | None = None
+    head_sha: str | None = None
+    pushed: bool = False
+    files_changed: tuple[str, ...] = ()
+    agent: AgentReport = field(default_factory=AgentReport)
+    transcript: str = ""
+    verify: VerifyResult | None = None
+    report: str | None = None
+
+
+class Run:
+    """One run of the program, from a validated spec to a written result."""
+
+    def __init__(self, spec: RunSpec, secrets: Secrets, workspace: Workspace, result_path: Path,
+                 source_env: Mapping[str, str], cancel: threading.Event) -> None:
+        self.spec = spec
+        self.secrets = secrets
+        self.workspace = workspace
+        self.result_path = result_path
+        self.source_env = dict(source_env)
+        self.cancel = cancel
+        self.state = _State()
+        self.marker = random.token_hex(16)
+        # Values of the variables passed to the agent (its API keys) are redacted too.
+        self.passed_values = tuple(self.source_env[name] for name in spec.agent.env
+                                   if name in self.source_env and not is_forbidden(name))
+        self.reporter = Reporter(spec.report_url, secrets.run_secret, spec.run_id, self.redact)
+        self.git = Git(workspace=workspace.root, repo=workspace.repo, source_env=self.source_env,
+                       token=secrets.git_token, redact=self.redact)
+
+    def redact(self, text: str) -> str:
+        return self.secrets.redact(text, self.passed_values)
+
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        self.reporter.send("started", detail=f"{self.spec.agent.name} on {self.spec.repository}")
+        try:
+            outcome, reason = self._steps()
+        except Stop as stop:
+            outcome, reason = stop.outcome, stop.reason
+        except Exception as exc:  # the one catch-all: a runner bug still ends as a reported, failed run
+            log.exception("run %s: unexpected error", self.spec.run_id)
+            outcome, reason = "failed", f"runner error: {type(exc).__name__}: {exc}"
+        result = self._result(outcome, reason, time.monotonic() - started)
+        write_result(self.result_path, result)
+        self.reporter.send("finished", detail=outcome, result=result)
+        self.reporter.close()
+        return result
+
+    def _result(self, outcome: Outcome, reason: str | None, duration: float) -> RunResult:
+        state = self.state
+        usage = state.agent.usage
+        if usage.model is None and self.spec.agent.model:
+            usage = usage.model_copy(update={"model": self.spec.agent.model})
+        return RunResult(
+            run_id=self.spec.run_id,
+            outcome=outcome,
+            reason=self.redact(reason)[:2000] if reason else None,
+            branch=self.spec.branch if state.pushed else None,
+            base_sha=state.base_sha,
+            head_sha=state.head_sha if state.pushed else None,
+            pushed=state.pushed,
+            files_changed=state.files_changed,
+            summary=self.redact(state.agent.summary),
+            transcript_tail=self.redact(state.transcript),
+            verify=state.verify,
+            report=self.redact(state.report) if state.report is not None else None,
+            usage=usage,
+            duration_seconds=round(duration, 3),
+        )
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Stop("cancelled", "cancelled")
+
+    def _steps(self) -> tuple[Outcome, str | None]:
+        spec, git, state = self.spec, self.git, self.state
+        checkout = spec.base_branch if spec.checkout == "base" else spec.branch
+        log.info("run %s: cloning %s (%s)", spec.run_id, spec.repository, checkout)
+        try:
+            git.clone(spec.clone_url, checkout)
+            base = state.base_sha = git.head()
+            if spec.checkout == "base":
+                git.run("checkout", "--quiet", "-b", spec.branch)
+            git.save_config()
+            before = git.entries()
+        except GitError as exc:
+            raise Stop("failed", f"clone: {exc}") from None
+        self._check_cancel()
+        self.workspace.prompt.write_text(spec.prompt, encoding="utf-8")
+
+        self._run_agent()
+        self._check_cancel()
+
+        only = None
+        if spec.output == "report" and spec.report_path:
+            only = [spec.report_path]
+            report = self.workspace.repo / spec.report_path
+            if report.is_symlink() or not report.is_file():
+                raise Stop("failed", f"the agent did not write the report at {spec.report_path}")
+        try:
+            git.restore()
+            after = git.stage(base, only)
+        except GitError as exc:
+            raise Stop("failed", str(exc)) from None
+        changed = _changed(before, after)
+        state.files_changed = tuple(changed)
+        self._check_changes(changed)
+        try:
+            tree = git.write_tree()
+        except GitError as exc:
+            raise Stop("failed", str(exc)) from None
+
+        if spec.verify_command:
+            self._verify(spec.verify_command)
+        self._check_cancel()
+
+        try:
+            commit = git.commit(tree, base, spec.commit_message, spec.commit_identity, spec.run_id)
+        except GitError as exc:
+            raise Stop("failed", str(exc)) from None
+        log.info("run %s: pushing %s", spec.run_id, spec.branch)
+        try:
+            git.push(spec.clone_url, commit, spec.branch)
+        except GitError as exc:
+            raise Stop("failed", str(exc)) from None
+        state.pushed, state.head_sha = True, commit
+        self.reporter.send("pushed", detail=f"{spec.branch} at {commit}")
+        return "succeeded", None
+
+    def _run_agent(self) -> None:
+        spec, ws = self.spec, self.workspace
+        adapter = get_adapter(spec.agent.adapter)
+        context = AgentContext(agent=spec.agent, workdir=ws.repo, prompt_file=ws.prompt, home=ws.home)
+        try:
+            invocation = adapter.invocation(context)
+        except CommandError as exc:
+            raise Stop("failed", str(exc)) from None
+        env = self._environment(invocation.env)
+        transcript = TailBuffer(spec.transcript_limit_bytes)
+        stdout = TailBuffer(max(STDOUT_PARSE_LIMIT, spec.transcript_limit_bytes))
+        log.info("run %s: running agent %s (%s)", spec.run_id, spec.agent.name, spec.agent.adapter)
+        outcome = run_process(invocation.argv, cwd=ws.repo, env=env, timeout=spec.timeout_seconds,
+                              cancel=self.cancel, stdout=(transcript, stdout), stderr=(transcript,),
+                              stdin=invocation.stdin)
+        self.state.transcript = transcript.text()
+        output = AgentOutput(exit_code=outcome.exit_code, stdout=stdout.text(note=False),
+                             transcript=transcript.text(note=False))
+        report = adapter.parse(output)
+        self.state.agent = report
+        reason = _agent_failure(outcome, report, spec.timeout_seconds)
+        self.reporter.send("agent_done", detail=self.redact(reason or f"exit 0 after {outcome.duration_seconds:.1f} s"))
+        if outcome.cancelled:
+            raise Stop("cancelled", "cancelled while the agent was running")
+        if outcome.timed_out:
+            raise Stop("timed_out", reason)
+        if reason:
+            raise Stop("failed", reason)
+
+    def _environment(self, fixed: Mapping[str, str] | None = None) -> dict[str, str]:
+        dropped = [name for name in self.spec.agent.env if is_forbidden(name)]
+        if dropped:
+            log.warning("run %s: not passing %s to the agent", self.spec.run_id, ", ".join(dropped))
+        env = agent_environment(self.source_env, self.spec.agent.env, home=self.workspace.home,
+                                tmpdir=self.workspace.tmp, fixed=fixed)
+        env[MARKER_ENV] = self.marker
+        return env
+
+    def _check_changes(self, changed: list[str]) -> None:
+        spec = self.spec
+        if spec.output == "report" and spec.report_path:
+            if spec.report_path not in changed:
+                raise Stop("failed", f"the agent did not write the report at {spec.report_path}")
+            path = self.workspace.repo / spec.report_path
+            self.state.report = path.read_text(encoding="utf-8", errors="replace")[:REPORT_TEXT_LIMIT]
+        if not changed:
+            raise Stop("no_changes", "the agent changed no files")
+        hits = protected(changed, spec.protected_paths)
+        if hits:
+            shown = ", ".join(hits[:10]) + (f" and {len(hits) - 10} more" if len(hits) > 10 else "")
+            raise Stop("failed", f"the agent changed protected paths: {shown}; nothing was pushed")
+        if len(changed) > spec.max_changed_files:
+            raise Stop("failed", f"the agent changed {len(changed)} files, more than the limit of "
+                                 f"{spec.max_changed_files}; nothing was pushed")
+
+    def _verify(self, command: str) -> None:
+        spec = self.spec
+        argv = shlex.split(command)
+        output = TailBuffer(spec.transcript_limit_bytes)
+        log.info("run %s: verifying with %s", spec.run_id, argv[0])
+        outcome = run_process(argv, cwd=self.workspace.repo, env=self._environment(),
+                              timeout=spec.verify_timeout_seconds, cancel=self.cancel, stdout=(output,),
+                              stderr=(output,))
+        tail = output.text()
+        if outcome.start_error:
+            tail = f"{tail}cannot start the verify command: {outcome.start_error}\n"
+        elif outcome.timed_out:
+            tail = f"{tail}[verify did not finish within {spec.verify_timeout_seconds} s and was stopped]\n"
+        self.state.verify = VerifyResult(command=command, exit_code=outcome.exit_code,
+                                         passed=outcome.exit_code == 0, output_tail=self.redact(tail))
+        self.reporter.send("verify_done", detail="passed" if self.state.verify.passed else
+                           f"failed (exit {outcome.exit_code})")
+        if outcome.cancelled:
+            raise Stop("cancelled", "cancelled while verifying")
+
+
+def _agent_failure(outcome: ProcessResult, report: AgentReport, timeout: int) -> str | None:
+    if outcome.start_error:
+        return f"could not start the agent: {outcome.start_error}"
+    if outcome.cancelled:
+        return "cancelled"
+    if outcome.timed_out:
+        return f"the agent did not finish within {timeout} s and was stopped"
+    if outcome.exit_code:
+        detail = f": {report.error}" if report.error else ""
+        return f"the agent exited with code {outcome.exit_code}{detail}"
+    return report.error
+
+
+def _changed(before: Entries, after: Entries) -> list[str]:
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
+def write_result(path: Path, result: RunResult) -> None:
+    """Write the result atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def _configure_logging() -> None:
+    from bot.logs import configure_logging
+
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    configure_logging(level if level in logging.getLevelNamesMapping() else "INFO")
+
+
+def main(spec_path: Path, result_path: Path | None = None, workspace: Path | None = None) -> int:
+    """Run the program; returns the exit code (0: an outcome was reached, 2: unusable spec or environment)."""
+    with cancellation() as cancel:
+        secrets = take_secrets()
+        _configure_logging()
+        try:
+            spec = load_spec(spec_path, secrets)
+            if spec.report_url is not None and not secrets.run_secret:
+                raise BadInput(f"{ENV_RUN_SECRET} is not set, but the spec has a report_url")
+            ws = prepare_workspace(workspace, spec.run_id)
+        except BadInput as exc:
+            print(f"kickoff: {secrets.redact(str(exc))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not secrets.git_token:
+            log.warning("run %s: %s is not set; cloning and pushing without credentials", spec.run_id,
+                        ENV_GIT_TOKEN)
+        result_file = result_path or ws.root / "result.json"
+        result = Run(spec, secrets, ws, result_file, os.environ, cancel).execute()
+    reason = f": {result.reason}" if result.reason else ""
+    print(f"run {spec.run_id}: {result.outcome}{reason} (result in {result_file})")
+    return EXIT_OK

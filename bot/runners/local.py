@@ -1,0 +1,430 @@
+"""The local backend, Kickoff's embedded default: one `kickoff run-agent` process per run, in a throw-away workspace.
+
+Each runner gets a fresh directory (the spec file inside it, mode 0600), its own session and process group (so a
+cancel or a timeout stops the agent and everything it started), and an environment built from scratch: a few
+harmless variables, the agent's pass-through names, and the run's two secrets. Nothing of Kickoff's own settings
+(App key, webhook secret, database URL) reaches it, and no secret is written to a file or to argv.
+
+Exits are watched through a pidfd on the event loop, never by a blocking wait. The runner processes do not depend
+on Kickoff: when Kickoff stops it only stops watching, and its next start-up re-attaches to the runners still alive
+(`follow`) or collects what the dead ones left behind (`collect`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from pydantic import ValidationError
+
+import bot
+from bot.config.model import FORBIDDEN_ENV, FORBIDDEN_ENV_PREFIXES
+from bot.logs import redact
+from bot.runners.base import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
+from bot.runs.spec import RunResult, RunSpec
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_PREFIX: Final = "kickoff-run-"
+SPEC_FILE: Final = "spec.json"
+RESULT_FILE: Final = "result.json"
+LOG_FILE: Final = "runner.log"
+DEFAULT_COMMAND: Final = (sys.executable, "-m", "bot", "run-agent")
+MAX_RESULT_BYTES: Final = 4 * 1024 * 1024
+LOG_TAIL_BYTES: Final = 4096
+POLL_SECONDS: Final = 0.1  # only where pidfd is unavailable
+# The only variables of Kickoff's own environment a runner inherits; agents get theirs by name (`agents.*.env`).
+PASS_ENV: Final = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+)
+_SUCCESSFUL: Final = ("succeeded", "no_changes")
+
+
+class _Popen(subprocess.Popen[bytes]):
+    """A Popen that can be let go while its process lives on (Kickoff stopping without stopping the runners)."""
+
+    detached = False
+
+    def __del__(self) -> None:
+        if not self.detached:
+            super().__del__()
+
+
+@dataclass(eq=False)
+class _Runner:
+    run_id: int
+    pid: int
+    workspace: Path
+    ref: str
+    deadline: float  # event-loop time
+    exited: asyncio.Future[None]
+    popen: _Popen | None  # None for a runner re-attached after a restart (not our child)
+    secrets: tuple[str, ...] = field(repr=False)
+    watcher: asyncio.Task[None] | None = None
+    pidfd: int | None = None
+    poller: asyncio.Task[None] | None = None
+    cancelled: bool = False
+    timed_out: bool = False
+
+
+def parse_ref(ref: str) -> tuple[str, int, Path] | None:
+    """`host:pid:workspace` → its parts; None when `ref` is not a local runner's."""
+    host, _, rest = ref.partition(":")
+    pid, _, workspace = rest.partition(":")
+    if not host or not pid.isdigit() or not workspace.startswith("/"):
+        return None
+    return host, int(pid), Path(workspace)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _proc_alive_and_ours(pid: int, run_id: int, workspace: Path) -> bool:
+    """Whether `pid` is a live (not zombie) runner of `run_id`: its argv names this run's spec file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    state = stat.rpartition(")")[2].split()[:1]
+    if state == ["Z"] or state == ["X"]:
+        return False
+    args = [arg.decode(errors="replace") for arg in cmdline.split(b"\0")]
+    return workspace.name.startswith(f"{WORKSPACE_PREFIX}{run_id}-") and str(workspace / SPEC_FILE) in args
+
+
+def read_result(workspace: Path, run_id: int) -> RunResult | None:
+    """The runner's result file, if it wrote a valid one for this run."""
+    path = workspace / RESULT_FILE
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            log.warning("run %s: the result file is over %d bytes; ignored", run_id, MAX_RESULT_BYTES)
+            return None
+        result = RunResult.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValidationError) as exc:
+        log.warning("run %s: unreadable result file (%s)", run_id, type(exc).__name__)
+        return None
+    if result.run_id != run_id:
+        log.warning("run %s: the result file is for run %s; ignored", run_id, result.run_id)
+        return None
+    return result
+
+
+def _log_tail(workspace: Path, secrets: Sequence[str]) -> str:
+    try:
+        with (workspace / LOG_FILE).open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - LOG_TAIL_BYTES))
+            return redact(file.read().decode(errors="replace"), secrets)
+    except OSError:
+        return ""
+
+
+class LocalRunner:
+    """Runs each runner as a local subprocess. `command` is the runner program's argv (tests use a fake one)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        command: Sequence[str] = DEFAULT_COMMAND,
+        workspace_root: Path | None = None,
+        keep_workspaces: bool = False,
+        grace_seconds: float = 10.0,
+        extra_env: Mapping[str, str] | None = None,
+        host: str | None = None,
+    ) -> None:
+        if not command:
+            raise ValueError("the runner command is empty")
+        self.command = tuple(command)
+        self.root = (workspace_root or Path(tempfile.gettempdir())).resolve()
+        self.keep_workspaces = keep_workspaces
+        self.grace_seconds = grace_seconds
+        self.extra_env = dict(extra_env or {})
+        self.host = host or socket.gethostname()
+        self._runners: dict[int, _Runner] = {}
+        self._on_exit: ExitHandler | None = None
+
+    def bind(self, on_exit: ExitHandler) -> None:
+        self._on_exit = on_exit
+
+    def running(self) -> Mapping[int, str]:
+        return {run_id: runner.ref for run_id, runner in self._runners.items()}
+
+    def owns(self, ref: str) -> bool:
+        parsed = parse_ref(ref)
+        return parsed is not None and parsed[0] == self.host
+
+    async def start(self, spec: RunSpec, secrets: Mapping[str, str], *, deadline: float) -> str:
+        unknown = set(secrets) - RUNNER_SECRETS
+        if unknown:
+            raise ValueError(f"not runner secrets: {sorted(unknown)}")
+        if spec.run_id in self._runners:
+            raise RunnerError(f"run {spec.run_id} already has a runner here")
+        env = self._environment(spec, secrets)
+        popen, workspace = await asyncio.to_thread(self._spawn, spec, env)
+        loop = asyncio.get_running_loop()
+        runner = _Runner(
+            run_id=spec.run_id,
+            pid=popen.pid,
+            workspace=workspace,
+            ref=f"{self.host}:{popen.pid}:{workspace}",
+            deadline=loop.time() + deadline,
+            exited=loop.create_future(),
+            popen=popen,
+            secrets=tuple(secrets.values()),
+        )
+        self._runners[spec.run_id] = runner
+        self._watch_exit(runner, None)
+        runner.watcher = asyncio.create_task(self._follow(runner), name=f"runner-{spec.run_id}")
+        log.info("run %s: runner started (pid %s, workspace %s)", spec.run_id, popen.pid, workspace)
+        return runner.ref
+
+    async def follow(self, run_id: int, ref: str, *, deadline: float) -> bool:
+        parsed = parse_ref(ref)
+        if parsed is None or parsed[0] != self.host:
+            return False
+        if run_id in self._runners:
+            return True
+        _, pid, workspace = parsed
+        pidfd: int | None = None
+        try:
+            pidfd = os.pidfd_open(pid)  # pins the process, so the checks below are about this very one
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pidfd = None
+        if not await asyncio.to_thread(_proc_alive_and_ours, pid, run_id, workspace):
+            if pidfd is not None:
+                os.close(pidfd)
+            return False
+        loop = asyncio.get_running_loop()
+        runner = _Runner(
+            run_id=run_id, pid=pid, workspace=workspace, ref=ref, deadline=loop.time() + deadline,
+            exited=loop.create_future(), popen=None, secrets=(),
+        )
+        self._runners[run_id] = runner
+        self._watch_exit(runner, pidfd)
+        runner.watcher = asyncio.create_task(self._follow(runner), name=f"runner-{run_id}")
+        log.info("run %s: re-attached to its runner (pid %s)", run_id, pid)
+        return True
+
+    async def collect(self, run_id: int, ref: str) -> RunResult | None:
+        parsed = parse_ref(ref)
+        if parsed is None:
+            return None
+        return await asyncio.to_thread(read_result, parsed[2], run_id)
+
+    async def cancel(self, run_id: int) -> None:
+        runner = self._runners.get(run_id)
+        if runner is None:
+            return
+        if not runner.timed_out:
+            runner.cancelled = True
+        await self._terminate(runner)
+        if runner.watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(runner.watcher)
+
+    async def cleanup(self, run_id: int, ref: str) -> None:
+        parsed = parse_ref(ref)
+        if parsed is None:
+            return
+        await self._remove(run_id, parsed[2])
+
+    async def aclose(self) -> None:
+        runners = list(self._runners.values())
+        for runner in runners:
+            # A runner that has exited is settled and cleaned up first; the others are only let go.
+            if runner.watcher is not None and not runner.exited.done():
+                runner.watcher.cancel()
+        for runner in runners:
+            if runner.watcher is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner.watcher
+            if runner.run_id in self._runners:  # cancelled before it ever ran
+                self._detach(runner)
+
+    # ---- Plumbing -----------------------------------------------------------------------------------------------
+
+    def _environment(self, spec: RunSpec, secrets: Mapping[str, str]) -> dict[str, str]:
+        env = {name: value for name in PASS_ENV if (value := os.environ.get(name)) is not None}
+        for name in spec.agent.env:
+            upper = name.upper()
+            if upper in FORBIDDEN_ENV or upper.startswith(FORBIDDEN_ENV_PREFIXES):
+                continue
+            if (value := os.environ.get(name)) is not None:
+                env[name] = value
+        if self.command[1:3] == ("-m", "bot"):
+            # The runner imports the very code this process runs, installed or not.
+            env["PYTHONPATH"] = str(Path(bot.__file__).resolve().parent.parent)
+        env.update(self.extra_env)
+        env.update(secrets)
+        return env
+
+    def _spawn(self, spec: RunSpec, env: dict[str, str]) -> tuple[_Popen, Path]:
+        """Runs in a worker thread: workspace, spec file, process."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            workspace = Path(tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{spec.run_id}-", dir=self.root))
+        except OSError as exc:
+            raise RunnerError(f"could not create a workspace ({exc.strerror or type(exc).__name__})") from None
+        try:
+            spec_path = workspace / SPEC_FILE
+            _write_private(spec_path, spec.model_dump_json(indent=2))
+            log_fd = os.open(workspace / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                argv = [*self.command, "--spec", str(spec_path), "--result", str(workspace / RESULT_FILE)]
+                popen = _Popen(
+                    argv,
+                    cwd=workspace,
+                    env={**env, "TMPDIR": str(workspace)},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            finally:
+                os.close(log_fd)
+        except OSError as exc:
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise RunnerError(f"could not start the runner program ({exc.strerror or type(exc).__name__})") from None
+        return popen, workspace
+
+    def _watch_exit(self, runner: _Runner, pidfd: int | None) -> None:
+        """Resolve `runner.exited` when the process ends: a pidfd on the loop, else polling."""
+        loop = asyncio.get_running_loop()
+        if pidfd is None:
+            try:
+                pidfd = os.pidfd_open(runner.pid)
+            except ProcessLookupError:
+                runner.exited.set_result(None)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
+                    raise
+                runner.poller = asyncio.create_task(self._poll(runner))
+                return
+        runner.pidfd = pidfd
+
+        def ended() -> None:
+            self._close_pidfd(runner)
+            if not runner.exited.done():
+                runner.exited.set_result(None)
+
+        loop.add_reader(pidfd, ended)
+
+    async def _poll(self, runner: _Runner) -> None:
+        while True:
+            if runner.popen is not None:
+                alive = runner.popen.poll() is None
+            else:
+                alive = await asyncio.to_thread(_proc_alive_and_ours, runner.pid, runner.run_id, runner.workspace)
+            if not alive:
+                if not runner.exited.done():
+                    runner.exited.set_result(None)
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    def _close_pidfd(self, runner: _Runner) -> None:
+        if runner.pidfd is not None:
+            asyncio.get_running_loop().remove_reader(runner.pidfd)
+            os.close(runner.pidfd)
+            runner.pidfd = None
+
+    async def _terminate(self, runner: _Runner) -> None:
+        """SIGTERM to the runner's process group, SIGKILL after the grace period."""
+        if runner.exited.done():
+            return
+        _signal_group(runner.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.grace_seconds):
+                await asyncio.shield(runner.exited)
+        except TimeoutError:
+            log.warning("run %s: runner ignored SIGTERM for %.0f s; killing it", runner.run_id, self.grace_seconds)
+            _signal_group(runner.pid, signal.SIGKILL)
+            await asyncio.shield(runner.exited)
+
+    def _reap(self, runner: _Runner) -> int | None:
+        if runner.popen is not None:
+            # The leader is a zombie until reaped, so its group id cannot be reused: sweep what it left running.
+            _signal_group(runner.pid, signal.SIGKILL)
+            return runner.popen.poll()
+        try:
+            pid, status = os.waitpid(runner.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None  # not our child: its exit code went to its parent
+        return os.waitstatus_to_exitcode(status) if pid else None
+
+    async def _follow(self, runner: _Runner) -> None:
+        try:
+            try:
+                async with asyncio.timeout_at(runner.deadline):
+                    await asyncio.shield(runner.exited)
+            except TimeoutError:
+                runner.timed_out = True
+                log.warning("run %s: runner passed its deadline; stopping it", runner.run_id)
+                await self._terminate(runner)
+        except asyncio.CancelledError:
+            self._detach(runner)
+            raise
+        code = self._reap(runner)
+        self._runners.pop(runner.run_id, None)
+        result = await asyncio.to_thread(read_result, runner.workspace, runner.run_id)
+        tail = await asyncio.to_thread(_log_tail, runner.workspace, runner.secrets)
+        outcome = result.outcome if result is not None else None
+        log.info("run %s: runner exited (code %s, outcome %s)", runner.run_id, code, outcome)
+        if self._on_exit is not None:
+            exit_ = RunnerExit(runner.run_id, code, result, runner.timed_out, runner.cancelled, tail)
+            try:
+                await self._on_exit(exit_)
+            except Exception:
+                log.exception("run %s: handling the runner's exit failed", runner.run_id)
+        failed = code not in (0, None) or runner.timed_out or runner.cancelled or outcome not in _SUCCESSFUL
+        if failed and self.keep_workspaces:
+            log.info("run %s: kept the workspace %s (KICKOFF_KEEP_WORKSPACES)", runner.run_id, runner.workspace)
+        else:
+            await self._remove(runner.run_id, runner.workspace)
+
+    def _detach(self, runner: _Runner) -> None:
+        self._close_pidfd(runner)
+        if runner.poller is not None:
+            runner.poller.cancel()
+        if runner.popen is not None:
+            runner.popen.detached = True
+        self._runners.pop(runner.run_id, None)
+        log.info("run %s: no longer watching its runner (pid %s); it keeps running", runner.run_id, runner.pid)
+
+    async def _remove(self, run_id: int, workspace: Path) -> None:
+        # Only ever a workspace this backend made for this run: the path comes from the database.
+        if not workspace.name.startswith(f"{WORKSPACE_PREFIX}{run_id}-") or workspace.parent != self.root:
+            log.warning("run %s: not removing %s, which is not one of this runner's workspaces", run_id, workspace)
+            return
+        await asyncio.to_thread(shutil.rmtree, workspace, True)

@@ -1,0 +1,379 @@
+"""Runs in the database: guarded state changes (each one recorded in `run_transitions`) and the queries around them.
+
+Every state change is one UPDATE guarded by `WHERE state = :from`, so of two workers moving the same run only one
+succeeds; the loser learns it from the return value. Claiming a run for a runner also checks the parallel limits
+in the same statement (and, on PostgreSQL, under an advisory lock), so several schedulers never exceed them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, Result, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.runs.lifecycle import ON_RUNNER, InvalidTransition, check_transition, is_final, path_to, state_for_outcome
+from bot.runs.spec import RunResult
+from bot.store.db import Store
+from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
+
+# Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.
+CLAIM_LOCK_KEY: Final = 0x6B69636B  # "kick"
+MAX_REASON_CHARS: Final = 2000
+_MOVE_RETRIES: Final = 5
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+class _Lost(Exception):
+    """A guarded UPDATE matched nothing: someone else moved the run first."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnRunner:
+    """How many runs hold a runner (starting or running), overall and per repository."""
+
+    total: int
+    by_repo: Mapping[str, int]
+
+
+def secret_hash(secret: str) -> str:
+    """What is stored of a run's report secret: its sha256, so the database alone cannot forge reports."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _reason(reason: str | None) -> str | None:
+    return None if reason is None else reason[:MAX_REASON_CHARS]
+
+
+class RunStore:
+    """The runs table for the scheduler, the report endpoint, the verbs and the tracking comment."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    # ---- Reading ------------------------------------------------------------------------------------------------
+
+    async def get(self, run_id: int) -> Run | None:
+        async with self.store.sessions() as session:
+            return await session.get(Run, run_id)
+
+    async def require(self, run_id: int) -> Run:
+        run = await self.get(run_id)
+        if run is None:
+            raise RunNotFound(f"no run {run_id}")
+        return run
+
+    async def state_of(self, run_id: int) -> str | None:
+        async with self.store.sessions() as session:
+            return await session.scalar(select(Run.state).where(Run.id == run_id))
+
+    async def states(self, run_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """run id → (state, progress)."""
+        if not run_ids:
+            return {}
+        async with self.store.sessions() as session:
+            rows = await session.execute(select(Run.id, Run.state, Run.progress).where(Run.id.in_(list(run_ids))))
+            return {run_id: (state, progress) for run_id, state, progress in rows}
+
+    async def candidates(self, limit: int = 1000) -> list[Run]:
+        """Runs waiting for a runner (`queued` or `waiting`), oldest first."""
+        async with self.store.sessions() as session:
+            rows = await session.scalars(
+                select(Run)
+                .where(Run.state.in_((RunState.QUEUED, RunState.WAITING)))
+                .order_by(Run.created_at, Run.id)
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def on_runner(self) -> OnRunner:
+        async with self.store.sessions() as session:
+            rows = await session.execute(
+                select(Run.repository, func.count()).where(Run.state.in_(ON_RUNNER)).group_by(Run.repository)
+            )
+            by_repo = {repo: int(count) for repo, count in rows}
+        return OnRunner(sum(by_repo.values()), by_repo)
+
+    async def held_by(self, runner: str) -> list[Run]:
+        """Runs that a runner of this backend holds, according to the database."""
+        async with self.store.sessions() as session:
+            rows = await session.scalars(
+                select(Run).where(Run.state.in_(ON_RUNNER), Run.runner == runner).order_by(Run.id)
+            )
+            return list(rows)
+
+    async def open_kickoff_prs(self, repository: str) -> int:
+        """Kickoff pull requests of `repository` awaiting review: runs that opened a PR that is still open.
+
+        Until the pull-request feature records when a PR closes, every succeeded run with a PR counts (follow-ups
+        work on an existing PR and open none).
+        """
+        async with self.store.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(Run)
+                .where(
+                    Run.repository == repository,
+                    Run.state == RunState.SUCCEEDED,
+                    Run.pr_number.is_not(None),
+                    Run.kind != "followup",
+                )
+            )
+        return int(count or 0)
+
+    async def trigger(self, trigger_id: int) -> Trigger | None:
+        async with self.store.sessions() as session:
+            return await session.get(Trigger, trigger_id)
+
+    async def latest_trigger(self, repository: str, issue_number: int) -> Trigger | None:
+        async with self.store.sessions() as session:
+            return await session.scalar(
+                select(Trigger)
+                .where(Trigger.repository == repository, Trigger.issue_number == issue_number)
+                .order_by(Trigger.created_at.desc(), Trigger.id.desc())
+                .limit(1)
+            )
+
+    async def runs_of_trigger(self, trigger_id: int) -> list[Run]:
+        async with self.store.sessions() as session:
+            rows = await session.scalars(select(Run).where(Run.trigger_id == trigger_id).order_by(Run.id))
+            return list(rows)
+
+    async def runs_on_issue(
+        self, repository: str, number: int, *, states: Sequence[str] | None = None, limit: int = 50
+    ) -> list[Run]:
+        """The latest runs of an issue or pull request (also those that opened or work on that pull request),
+        oldest first."""
+        query = select(Run).where(
+            Run.repository == repository, or_(Run.issue_number == number, Run.pr_number == number)
+        )
+        if states is not None:
+            query = query.where(Run.state.in_(list(states)))
+        async with self.store.sessions() as session:
+            rows = await session.scalars(query.order_by(Run.id.desc()).limit(limit))
+            return sorted(rows, key=lambda r: r.id)
+
+    async def triggers_changed_since(self, since: datetime) -> list[int]:
+        async with self.store.sessions() as session:
+            rows = await session.scalars(select(Run.trigger_id).where(Run.updated_at >= since).distinct())
+            return sorted(rows)
+
+    async def transitions(self, run_id: int) -> list[RunTransition]:
+        async with self.store.sessions() as session:
+            rows = await session.scalars(
+                select(RunTransition).where(RunTransition.run_id == run_id).order_by(RunTransition.id)
+            )
+            return list(rows)
+
+    # ---- State changes ------------------------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        run_id: int,
+        to: str,
+        reason: str | None = None,
+        *,
+        from_state: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Move a run from `from_state` (default: its state now) to `to`; whether it moved.
+
+        Raises `InvalidTransition` when the lifecycle forbids the step and `RunNotFound` for an unknown run.
+        False means the run was no longer in `from_state`: another worker moved it first.
+        """
+        if from_state is None:
+            from_state = await self.state_of(run_id)
+            if from_state is None:
+                raise RunNotFound(f"no run {run_id}")
+        check_transition(from_state, to)
+        try:
+            async with self.store.sessions.begin() as session:
+                await self._step(session, run_id, from_state, to, reason, values or {})
+        except _Lost:
+            return False
+        return True
+
+    async def move(
+        self, run_id: int, to: str, reason: str | None = None, *, values: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Move a run to `to` from wherever it is (via `running` when it is `starting`); False once it is final.
+
+        Used where a run ends for reasons outside the scheduler's control (a report, an exit, a cancel), so a
+        concurrent change is retried rather than lost.
+        """
+        for _ in range(_MOVE_RETRIES):
+            current = await self.state_of(run_id)
+            if current is None:
+                raise RunNotFound(f"no run {run_id}")
+            if current == to or is_final(current):
+                return False
+            steps = path_to(current, to)
+            try:
+                async with self.store.sessions.begin() as session:
+                    previous = current
+                    for index, step in enumerate(steps):
+                        last = index == len(steps) - 1
+                        await self._step(session, run_id, previous, step, reason if last else None,
+                                         (values or {}) if last else {})
+                        previous = step
+            except _Lost:
+                continue
+            return True
+        raise InvalidTransition(None, to)  # the run kept changing under us; should not happen
+
+    async def claim(
+        self,
+        run: Run,
+        *,
+        global_limit: int,
+        repo_limit: int,
+        busy_global: int = 0,
+        busy_repo: int = 0,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Move a queued or waiting run to `starting` if it still is, and if the parallel limits leave room.
+
+        `busy_*` count runner processes this worker still has alive for runs already final in the database.
+        """
+        check_transition(run.state, RunState.STARTING)
+        everywhere, here = aliased(Run), aliased(Run)
+        total = select(func.count()).select_from(everywhere).where(everywhere.state.in_(ON_RUNNER)).scalar_subquery()
+        in_repo = (
+            select(func.count())
+            .select_from(here)
+            .where(here.repository == run.repository, here.state.in_(ON_RUNNER))
+            .scalar_subquery()
+        )
+        now = self.clock()
+        async with self.store.sessions.begin() as session:
+            if self.store.dialect == "postgresql":
+                # Serialises claims across workers; released at commit. (On SQLite the UPDATE takes the write lock.)
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+            result = await session.execute(
+                update(Run)
+                .where(
+                    Run.id == run.id,
+                    Run.state == run.state,
+                    total + busy_global < global_limit,
+                    in_repo + busy_repo < repo_limit,
+                )
+                .values(state=RunState.STARTING, reason=None, started_at=now, updated_at=now, **(values or {}))
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(result) != 1:
+                return False
+            session.add(RunTransition(run_id=run.id, from_state=run.state, to_state=RunState.STARTING, at=now))
+        return True
+
+    async def finish(self, run_id: int, result: RunResult) -> bool:
+        """Record a runner's result and move the run to the state of its outcome; False if it was already final."""
+        usage = result.usage
+        values = {
+            "result": result.model_dump_json(),
+            "cost_usd": usage.cost_usd,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "progress": "finished",
+        }
+        return await self.move(run_id, state_for_outcome(result.outcome), result.reason, values=values)
+
+    async def update(self, run_id: int, **values: Any) -> None:
+        """Change fields that are not the state (progress, runner reference, …)."""
+        async with self.store.sessions.begin() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(updated_at=self.clock(), **values)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def set_progress(self, run_id: int, progress: str) -> None:
+        async with self.store.sessions.begin() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.state.in_(ON_RUNNER))
+                .values(progress=progress, updated_at=self.clock())
+                .execution_options(synchronize_session=False)
+            )
+
+    async def explain_wait(self, run_id: int, reason: str | None) -> bool:
+        """Say why a queued or waiting run has not started; writes (and bumps `updated_at`) only on a change."""
+        reason = _reason(reason)
+        unchanged = Run.reason.is_(None) if reason is None else Run.reason == reason
+        async with self.store.sessions.begin() as session:
+            result = await session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.state.in_((RunState.QUEUED, RunState.WAITING)), ~unchanged)
+                .values(reason=reason, updated_at=self.clock())
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(result) == 1
+
+    async def add_attempt(self, run: Run, reason: str) -> Run | None:
+        """A new queued attempt of `run` under the same trigger; None if a later attempt already exists."""
+        now = self.clock()
+        try:
+            async with self.store.sessions.begin() as session:
+                later = await session.scalar(
+                    select(func.max(Run.attempt)).where(Run.trigger_id == run.trigger_id, Run.agent == run.agent)
+                )
+                if later is not None and later > run.attempt:
+                    return None
+                followup = run.kind == "followup"
+                new = Run(
+                    trigger_id=run.trigger_id,
+                    installation_id=run.installation_id,
+                    repository=run.repository,
+                    issue_number=run.issue_number,
+                    task=run.task,
+                    agent=run.agent,
+                    attempt=run.attempt + 1,
+                    kind=run.kind,
+                    state=RunState.QUEUED,
+                    branch=run.branch if followup else None,
+                    base_branch=run.base_branch if followup else None,
+                    pr_number=run.pr_number if followup else None,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(new)
+                await session.flush()
+                session.add(RunTransition(run_id=new.id, from_state=None, to_state=RunState.QUEUED,
+                                          reason=_reason(reason), at=now))
+        except IntegrityError:
+            return None  # another worker added the same attempt
+        return new
+
+    async def _step(
+        self, session: AsyncSession, run_id: int, from_state: str, to: str, reason: str | None,
+        values: Mapping[str, Any],
+    ) -> None:
+        now = self.clock()
+        fields: dict[str, Any] = {"state": to, "reason": _reason(reason), "updated_at": now, **values}
+        if to == RunState.STARTING:
+            fields.setdefault("started_at", now)
+        if is_final(to):
+            fields.setdefault("finished_at", now)
+        result = await session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.state == from_state)
+            .values(**fields)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) != 1:
+            raise _Lost
+        session.add(RunTransition(run_id=run_id, from_state=from_state, to_state=to, reason=_reason(reason), at=now))

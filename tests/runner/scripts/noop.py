@@ -1,0 +1,3 @@
+"""Agent: reads the task and changes nothing."""
+
+print("nothing to change")

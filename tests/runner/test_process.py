@@ -1,0 +1,127 @@
+"""run_process in-process: deadlines, cancellation, whole-group kills, bounded output."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bot.runner.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
+from tests.runner.support import process_gone
+
+ENV = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
+
+
+def run(code: str, tmp_path: Path, timeout: float = 10, cancel: threading.Event | None = None,
+        limit: int = 1024, env: dict[str, str] | None = None) -> tuple[ProcessResult, TailBuffer, TailBuffer]:
+    out, both = TailBuffer(1 << 20), TailBuffer(limit)
+    result = run_process([sys.executable, "-c", code], cwd=tmp_path, env=env or ENV, timeout=timeout,
+                         cancel=cancel or threading.Event(), stdout=(out, both), stderr=(both,), grace=1)
+    return result, out, both
+
+
+def test_exit_code_and_both_streams(tmp_path: Path) -> None:
+    result, out, both = run("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(7)", tmp_path)
+    assert result.exit_code == 7
+    assert out.text() == "out\n"
+    assert sorted(both.text().split()) == ["err", "out"]
+
+
+def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    code = (
+        "import subprocess, sys, time, pathlib\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"pathlib.Path({str(pids)!r}).write_text(str(c.pid))\n"
+        "time.sleep(60)\n"
+    )
+    started = time.monotonic()
+    result, _, _ = run(code, tmp_path, timeout=1.5)
+    assert result.timed_out
+    assert result.exit_code is None
+    assert time.monotonic() - started < 10
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 5
+    while not process_gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(child)
+
+
+def test_leftover_background_processes_are_killed_when_the_program_exits(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    code = (
+        "import subprocess, sys, pathlib\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"pathlib.Path({str(pids)!r}).write_text(str(c.pid))\n"
+    )
+    started = time.monotonic()
+    result, _, _ = run(code, tmp_path)
+    assert result.exit_code == 0
+    assert time.monotonic() - started < 10, "a background child holding the pipes must not block the runner"
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 5
+    while not process_gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(child)
+
+
+def test_a_process_that_left_the_group_is_found_by_its_marker(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    code = (
+        "import subprocess, sys, pathlib\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True,\n"
+        "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        f"pathlib.Path({str(pids)!r}).write_text(str(c.pid))\n"
+    )
+    result, _, _ = run(code, tmp_path, env={**ENV, MARKER_ENV: "test-marker-" + os.urandom(8).hex()})
+    assert result.exit_code == 0
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 5
+    while not process_gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(child)
+
+
+def test_cancel_stops_the_program(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    try:
+        result, _, _ = run("import time\ntime.sleep(60)", tmp_path, timeout=60, cancel=cancel)
+    finally:
+        timer.cancel()
+    assert result.cancelled
+    assert not result.timed_out
+
+
+def test_a_missing_program_is_a_start_error(tmp_path: Path) -> None:
+    result = run_process(["definitely-not-a-program-xyz"], cwd=tmp_path, env=ENV, timeout=5,
+                         cancel=threading.Event(), stdout=(), stderr=())
+    assert result.exit_code is None
+    assert result.start_error is not None
+    assert result.start_error.startswith("definitely-not-a-program-xyz")
+
+
+def test_tail_buffer_keeps_only_the_tail() -> None:
+    buffer = TailBuffer(100)
+    for index in range(1000):
+        buffer.write(f"line {index}\n".encode())
+    text = buffer.text()
+    assert text.endswith("line 999\n")
+    assert text.startswith("[… ")
+    body = text.split("\n", 1)[1]
+    assert len(body) <= 100
+    assert body.startswith("line ")  # starts at a line boundary
+    assert buffer.total == sum(len(f"line {i}\n") for i in range(1000))
+    assert buffer.text(note=False).endswith("line 999\n")
+
+
+def test_tail_buffer_memory_stays_bounded() -> None:
+    buffer = TailBuffer(1000)
+    chunk = b"x" * 4096
+    for _ in range(10_000):
+        buffer.write(chunk)
+    assert len(buffer._data) <= 2 * 1000 + 4096
+    assert buffer.dropped == 10_000 * 4096 - 1000

@@ -1,0 +1,204 @@
+"""The local backend with real processes (the fake runner): workspaces, secrets, cancel, timeout, re-attach."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.runners.base import RunnerError, RunnerExit
+from bot.runners.local import WORKSPACE_PREFIX, LocalRunner, parse_ref
+from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
+from tests.runs.support import FAKE_RUNNER, eventually, live_processes, processes_alive, processes_gone
+
+TOKEN = "ghs_faketoken0123456789abcdefghijklmnopqrstuv"
+SECRET = "report-secret-0123456789"
+SECRETS = {ENV_GIT_TOKEN: TOKEN, ENV_RUN_SECRET: SECRET}
+
+
+def spec(run_id: int, *words: str) -> RunSpec:
+    return RunSpec(
+        run_id=run_id, repository="octo/hello", clone_url="https://github.com/octo/hello.git", base_branch="main",
+        branch=f"kickoff/1-fix-a-{run_id}", task="fix", issue_number=1,
+        agent=AgentCommand(name="a", adapter="command", command=("fake", *words)), prompt="Fix it.",
+        commit_identity=CommitIdentity(name="kickoff[bot]", email="kickoff[bot]@users.noreply.github.com"),
+        commit_message="fix", report_url=None,
+    )
+
+
+class Exits:
+    def __init__(self) -> None:
+        self.seen: list[RunnerExit] = []
+
+    async def __call__(self, exit_: RunnerExit) -> None:
+        self.seen.append(exit_)
+
+    async def wait(self, count: int = 1, timeout: float = 20.0) -> list[RunnerExit]:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count:
+            assert time.monotonic() < deadline, "the runner did not exit in time"
+            await asyncio.sleep(0.02)
+        return self.seen
+
+
+def backend(tmp_path: Path, exits: Exits, **options: object) -> LocalRunner:
+    runner = LocalRunner(command=(sys.executable, str(FAKE_RUNNER)), workspace_root=tmp_path / "ws",
+                         grace_seconds=0.5, extra_env={"FAKE_RUNNER_LOG": str(tmp_path / "log.jsonl")},
+                         **options)  # type: ignore[arg-type]
+    runner.bind(exits)
+    return runner
+
+
+def records(tmp_path: Path) -> list[dict[str, object]]:
+    import json
+
+    path = tmp_path / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def started(tmp_path: Path, run_id: int) -> None:
+    """Wait for the runner's own first record: until exec has finished, /proc shows an empty argv."""
+    async def check() -> bool:
+        return any(r["event"] == "start" and r["run"] == run_id for r in records(tmp_path))
+
+    await eventually(check, 15, f"runner {run_id} to start")
+
+
+async def test_a_runner_runs_in_its_own_workspace_with_the_secrets_in_its_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "never-for-runners")
+    monkeypatch.setenv("HOUSE_API_KEY", "for-the-agent")
+    exits = Exits()
+    runner = backend(tmp_path, exits)
+    the_spec = spec(1, "sleep=0.6").model_copy(update={"agent": AgentCommand(
+        name="a", adapter="command", command=("fake", "sleep=0.6"), env=("HOUSE_API_KEY",))})
+    ref = await runner.start(the_spec, SECRETS, deadline=30)
+    _host, pid, workspace = parse_ref(ref) or ("", 0, Path())
+    await started(tmp_path, 1)
+    assert runner.owns(ref)
+    assert runner.running() == {1: ref}
+    assert workspace.parent == (tmp_path / "ws").resolve()
+    assert workspace.name.startswith(f"{WORKSPACE_PREFIX}1-")
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert TOKEN.encode() not in cmdline
+    assert SECRET.encode() not in cmdline
+    assert f"{ENV_GIT_TOKEN}={TOKEN}".encode() in environ.split(b"\0")
+    assert os.getpgid(pid) == pid  # its own process group
+    spec_file = workspace / "spec.json"
+    assert stat.S_IMODE(spec_file.stat().st_mode) == 0o600
+    assert TOKEN not in spec_file.read_text()
+    assert SECRET not in spec_file.read_text()
+    (done,) = await exits.wait()
+    assert (done.run_id, done.exit_code, done.timed_out, done.cancelled) == (1, 0, False, False)
+    assert done.result is not None
+    assert done.result.outcome == "succeeded"
+    start = next(r for r in records(tmp_path) if r["event"] == "start")
+    assert start["token_sha256"] == hashlib.sha256(TOKEN.encode()).hexdigest()
+    assert start["cwd"] == str(workspace)
+    assert start["spec_mode"] == "0o600"
+    env = set(start["env"])  # type: ignore[call-overload]
+    assert {"HOUSE_API_KEY", ENV_GIT_TOKEN, ENV_RUN_SECRET, "PATH"} <= env
+    assert not env & {"WEBHOOK_SECRET", "DATABASE_URL", "PRIVATE_KEY", "APP_ID"}
+    await asyncio.sleep(0.1)
+    assert not workspace.exists()  # removed after a successful run
+    assert runner.running() == {}
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_a_crash_is_reported_with_its_exit_code(tmp_path: Path, keep: bool) -> None:
+    exits = Exits()
+    runner = backend(tmp_path, exits, keep_workspaces=keep)
+    ref = await runner.start(spec(2, "exit=3"), SECRETS, deadline=30)
+    (done,) = await exits.wait()
+    assert (done.exit_code, done.result) == (3, None)
+    await asyncio.sleep(0.1)
+    workspace = (parse_ref(ref) or ("", 0, Path("/nonexistent")))[2]
+    assert workspace.exists() is keep
+
+
+async def test_cancel_stops_the_whole_process_group(tmp_path: Path) -> None:
+    exits = Exits()
+    runner = backend(tmp_path, exits)
+    await runner.start(spec(3, "child", "sleep=60"), SECRETS, deadline=60)
+    marker = f"fake-runner-child-of-run-3-in-{(tmp_path / 'ws').resolve()}"
+    await eventually(lambda: processes_alive(marker), 15, "the runner's child")
+    await runner.cancel(3)
+    (done,) = await exits.wait()
+    assert done.cancelled
+    assert not done.timed_out
+    assert done.exit_code is not None
+    assert done.exit_code < 0
+    # The child ignored SIGTERM: it got SIGKILL with its group.
+    await eventually(lambda: processes_gone(marker), 5, "the child to die")
+
+
+async def test_a_runner_past_its_deadline_is_stopped(tmp_path: Path) -> None:
+    exits = Exits()
+    runner = backend(tmp_path, exits)
+    started = time.monotonic()
+    await runner.start(spec(4, "ignore_term", "sleep=60"), SECRETS, deadline=0.5)
+    (done,) = await exits.wait()
+    assert done.timed_out
+    assert not done.cancelled
+    assert time.monotonic() - started < 10  # SIGTERM ignored: SIGKILL after the grace period
+    await eventually(lambda: processes_gone(str((tmp_path / "ws").resolve())), 5, "the runner to die")
+
+
+async def test_runners_outlive_kickoff_and_are_reattached(tmp_path: Path) -> None:
+    first_exits, second_exits = Exits(), Exits()
+    first = backend(tmp_path, first_exits)
+    ref = await first.start(spec(5, "sleep=1.0"), SECRETS, deadline=60)
+    await first.aclose()  # Kickoff stops: the runner keeps running
+    _, pid, workspace = parse_ref(ref) or ("", 0, Path())
+    await started(tmp_path, 5)
+    assert live_processes(str(workspace)) == [pid]
+    second = backend(tmp_path, second_exits)
+    assert not await second.follow(6, ref, deadline=60)  # a live process, but not run 6's
+    assert not await second.follow(5, f"elsewhere:{pid}:{workspace}", deadline=60)
+    assert await second.follow(5, ref, deadline=60)
+    assert second.running() == {5: ref}
+    (done,) = await second_exits.wait()
+    assert done.result is not None
+    assert done.result.outcome == "succeeded"
+    assert first_exits.seen == []
+    await asyncio.sleep(0.1)
+    assert not workspace.exists()
+
+
+async def test_a_runner_that_ended_unwatched_leaves_its_result(tmp_path: Path) -> None:
+    exits = Exits()
+    first = backend(tmp_path, exits)
+    ref = await first.start(spec(7, "sleep=0.2", "outcome=no_changes"), SECRETS, deadline=60)
+    await first.aclose()
+    _, pid, workspace = parse_ref(ref) or ("", 0, Path())
+    await started(tmp_path, 7)
+    await eventually(lambda: processes_gone(str(workspace)), 15, "the runner to end")
+    os.waitpid(pid, 0)  # it was our child: reap it, as init would have after a real restart
+    second = backend(tmp_path, exits)
+    assert not await second.follow(7, ref, deadline=60)  # dead
+    result = await second.collect(7, ref)
+    assert result is not None
+    assert result.outcome == "no_changes"
+    await second.cleanup(7, ref)
+    assert not workspace.exists()
+    await second.cleanup(7, f"{second.host}:1:/etc")  # never removes what is not a workspace of this run
+    assert Path("/etc").exists()
+    assert exits.seen == []
+
+
+async def test_start_failures_are_runner_errors(tmp_path: Path) -> None:
+    runner = LocalRunner(command=(str(tmp_path / "no-such-program"),), workspace_root=tmp_path / "ws")
+    runner.bind(Exits())
+    with pytest.raises(RunnerError, match="could not start the runner program"):
+        await runner.start(spec(8), SECRETS, deadline=30)
+    assert list((tmp_path / "ws").iterdir()) == []
+    with pytest.raises(ValueError, match="not runner secrets"):
+        await runner.start(spec(8), {"GITHUB_TOKEN": "x"}, deadline=30)
