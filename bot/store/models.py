@@ -179,6 +179,7 @@ class Run(Base):
         UniqueConstraint("trigger_id", "agent", "attempt", name="uq_runs_trigger_agent_attempt"),
         Index("ix_runs_state", "state"),
         Index("ix_runs_repository_state", "repository", "state"),
+        Index("ix_runs_updated_at", "updated_at"),
     )
 
 
@@ -193,3 +194,47 @@ class RunTransition(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PullRequest(Base):
+    """A pull request Kickoff opened for a run, or a human one labelled `kickoff:queue`; with its queue state."""
+
+    __tablename__ = "pull_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    repository: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    trigger_id: Mapped[int | None] = mapped_column(ForeignKey("triggers.id", ondelete="SET NULL"))
+    issue_number: Mapped[int | None] = mapped_column(Integer)
+    agent: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str | None] = mapped_column(String(255))
+    head_ref: Mapped[str] = mapped_column(String(255))
+    head_sha: Mapped[str | None] = mapped_column(String(64))
+    base_ref: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | closed | merged
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_check_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    fix_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Review queue state (see bot/queue/model.py): what Kickoff remembers between reconciles.
+    priority: Mapped[str | None] = mapped_column(String(16))  # set by `/agent priority`; labels are read live
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    unqueued: Mapped[bool] = mapped_column(Boolean, default=False)
+    bumped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    let_ahead: Mapped[int | None] = mapped_column(Integer)
+    eligible_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dequeued: Mapped[str | None] = mapped_column(String(32))
+    queue_check_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    queue_check: Mapped[str | None] = mapped_column(Text)  # JSON of the last check written (for diffing)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("repository", "number", name="uq_pull_requests_repository_number"),
+        UniqueConstraint("run_id", name="uq_pull_requests_run"),
+        Index("ix_pull_requests_queue", "repository", "base_ref", "state"),
+    )
