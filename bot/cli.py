@@ -102,6 +102,7 @@ def worker() -> None:
     async def main() -> None:
         from bot.dispatcher import Dispatcher
         from bot.handlers import root_router
+        from bot.queue.service import build_sweeper
         from bot.runs.scheduler import build_scheduler
 
         services = await _services(settings)
@@ -111,7 +112,8 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             await asyncio.gather(
-                Dispatcher(services, root_router(settings.plugins)).run(stop), build_scheduler(services).run(stop)
+                Dispatcher(services, root_router(settings.plugins)).run(stop), build_scheduler(services).run(stop),
+                build_sweeper(services).run(stop),
             )
         finally:
             await _close(services)
@@ -167,6 +169,69 @@ def receive(
     typer.echo(_run(main))
 
 
+@app.command()
+def status(
+    repo: Annotated[str | None, typer.Option(help="Only this repository (owner/name).")] = None,
+) -> None:
+    """Print installations, review queues, runs and failed deliveries from the database (DATABASE_URL)."""
+    from bot.dashboard.queries import overview
+    from bot.status import print_status
+    from bot.store.models import utcnow
+    from bot.web import open_store
+
+    settings = _settings()
+
+    async def main() -> None:
+        store = await open_store(settings)
+        try:
+            print_status(await overview(store, utcnow(), repo=repo))
+        finally:
+            await store.close()
+
+    _run(main)
+
+
+@app.command()
+def redeliver(
+    since: Annotated[str, typer.Option(help="How far back to look: 30m, 24h, 3d (GitHub keeps 3 days; 7 on "
+                                       "GitHub Enterprise Server).")] = "24h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be redelivered; ask for "
+                                          "nothing.")] = False,
+) -> None:
+    """Ask GitHub to redeliver the App's failed deliveries that are not in the inbox, once per delivery."""
+    from bot.redelivery import parse_since, redeliver_missed
+    from bot.store.models import utcnow
+
+    try:
+        window = parse_since(since)
+    except ValueError as exc:
+        raise _fail(f"--since: {exc}") from None
+    settings = _settings()
+    try:
+        settings.require_app_credentials()
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    _configure_logging(settings)
+
+    async def main() -> tuple[list[str], str, int]:
+        services = await _services(settings)
+        try:
+            report = await redeliver_missed(services.require_github(), services.inbox, since=window, now=utcnow(),
+                                            dry_run=dry_run)
+        finally:
+            await _close(services)
+        verb = "would redeliver" if dry_run else "redelivered"
+        lines = [f"{verb} {d.guid} ({d.key}, failed {d.delivered_at:%Y-%m-%d %H:%M:%S})" for d in report.redelivered]
+        return [*lines, *(f"failed: {e}" for e in report.errors)], report.summary(), len(report.errors)
+
+    lines, summary, errors = _run(main)
+    for line in lines:
+        typer.echo(line)
+    typer.echo(summary)
+    if errors:
+        raise typer.Exit(1)
+
+
 async def _services(settings: Settings) -> Services:
     from bot.services import Services
     from bot.store.inbox import Inbox
@@ -214,6 +279,21 @@ def setup(
     report(result, env_file, typer.echo)
 
 
+@app.command()
+def demo(
+    real_agents: Annotated[bool, typer.Option("--real-agents", help="Use the real claude and codex agents (installed "
+                                              "and keyed) instead of the scripted ones.")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the sandbox and Kickoff running afterwards; prints the "
+                                       "dashboard URL (Ctrl-C to stop).")] = False,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON to this file.",
+                                                   dir_okay=False)] = None,
+) -> None:
+    """Run the whole story offline: a simulated GitHub, three agents, three PRs, the review queue, a merge."""
+    from bot.demo import main as demo_main
+
+    raise typer.Exit(demo_main(real_agents=real_agents, keep=keep, json_path=json_file))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the database migrations (run once per release, before the new version serves)."""
@@ -259,7 +339,10 @@ def config_schema_command() -> None:
 
 @app.command("run-agent")
 def run_agent(
-    spec: Annotated[Path, typer.Option("--spec", help="The run spec (JSON); it holds no secret.", dir_okay=False)],
+    spec: Annotated[Path | None, typer.Option("--spec", help="The run spec (JSON); it holds no secret.",
+                                              dir_okay=False)] = None,
+    spec_url: Annotated[str | None, typer.Option("--spec-url", help="Fetch the spec once from Kickoff, with the "
+                                                 "ticket in KICKOFF_SPEC_TICKET (remote runners).")] = None,
     result: Annotated[Path | None, typer.Option(help="Write the result JSON here (default: WORKSPACE/result.json).",
                                                 dir_okay=False)] = None,
     workspace: Annotated[Path | None, typer.Option(help="A new or empty directory to work in (default: a new "
@@ -273,7 +356,37 @@ def run_agent(
     """
     from bot.runner import main as runner_main
 
+    if (spec is None) == (spec_url is None):
+        raise _fail("give either --spec FILE or --spec-url URL")
+    if spec_url is not None:
+        from bot.runner.fetch import SpecFetchError, spec_from_url
+
+        try:
+            spec = spec_from_url(spec_url)
+        except SpecFetchError as exc:
+            raise _fail(str(exc)) from None
+    assert spec is not None
     raise typer.Exit(runner_main(spec, result_path=result, workspace=workspace))
+
+
+@app.command("init-workflow")
+def init_workflow(
+    repository: Annotated[Path, typer.Argument(help="The repository's working tree.", file_okay=False)] = Path("."),
+    url: Annotated[str | None, typer.Option(help="Where runners reach Kickoff (default: PUBLIC_URL).")] = None,
+    version: Annotated[str | None, typer.Option(help="The kickoff-bot version the job installs (default: "
+                                                "this one).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a different existing workflow.")] = False,
+) -> None:
+    """Write .github/workflows/kickoff-agent.yml, the workflow the `github-actions` runner dispatches."""
+    from bot.workflow import WorkflowError, write_workflow
+
+    public_url = url or _settings().public_url
+    try:
+        path = write_workflow(repository, public_url, version=version or __version__, force=force)
+    except WorkflowError as exc:
+        raise _fail(str(exc), code=1) from None
+    typer.echo(f"wrote {path}; commit it to the default branch, then set `runner: github-actions` in "
+               f".github/kickoff.yml (or KICKOFF_RUNNER=github-actions)")
 
 
 def main() -> None:

@@ -122,6 +122,9 @@ class Dispatcher:
 
     async def _run_handlers(self, delivery: ClaimedDelivery) -> None:
         inbox = self.services.inbox
+        metrics = self.services.metrics
+        if metrics is not None:
+            metrics.delivery_claimed(delivery.attempts, delivery.received_at, utcnow())
         try:
             event = Event.from_json(
                 delivery.id,
@@ -135,6 +138,8 @@ class Dispatcher:
                 ran = await self.router.dispatch(event, self.services)
         except Exception as exc:
             error = _describe(exc)
+            if metrics is not None:
+                metrics.delivery_failed(delivery.event, dead=delivery.attempts >= self.max_attempts)
             if delivery.attempts >= self.max_attempts:
                 log.error("%s failed %d times, parked as dead: %s", delivery.event, delivery.attempts, error)
                 await inbox.fail(delivery.id, self.worker_id, error, retry_at=None)
@@ -146,6 +151,8 @@ class Dispatcher:
             return
         log.info("handled %s (%d handlers)", event.key, ran)
         await inbox.complete(delivery.id, self.worker_id)
+        if metrics is not None:
+            metrics.delivery_handled(delivery.event)
 
     async def _heartbeat(self, delivery_ids: list[str]) -> None:
         """Keep the leases of a group's unfinished deliveries alive while the group works through them."""

@@ -198,3 +198,95 @@ class AppInfo(_Model):
 
     id: int | None = None
     slug: str
+
+
+# ---- Pull requests (bot.prs, bot.handlers.pull_requests) -----------------------------------------------------------
+
+
+class PullRequestPayload(_Model):
+    number: int
+    state: str = "open"
+    merged: bool | None = None
+    draft: bool | None = False
+    title: str = ""
+    head: BranchRef
+    base: BranchRef
+    user: User | None = None
+    mergeable: bool | None = None
+
+
+class PullRequestEvent(_Model):
+    action: str
+    pull_request: PullRequestPayload
+    repository: Repository
+    sender: User
+    installation: InstallationRef | None = None
+
+
+class PullNumber(_Model):
+    """An entry of a check run's or suite's `pull_requests` (its `repo` carries no `full_name`)."""
+
+    number: int
+
+
+class CheckApp(_Model):
+    id: int
+    slug: str | None = None
+
+
+class CheckRunPayload(_Model):
+    id: int
+    name: str
+    head_sha: str
+    status: str = "completed"
+    conclusion: str | None = None
+    external_id: str | None = None
+    app: CheckApp | None = None
+    pull_requests: list[PullNumber] = []
+
+
+class RequestedAction(_Model):
+    identifier: str
+
+
+class CheckRunEvent(_Model):
+    action: str
+    check_run: CheckRunPayload
+    requested_action: RequestedAction | None = None
+    repository: Repository
+    sender: User
+    installation: InstallationRef | None = None
+
+
+class CheckSuitePayload(_Model):
+    id: int
+    head_sha: str
+    status: str | None = None
+    conclusion: str | None = None
+    app: CheckApp | None = None
+    pull_requests: list[PullNumber] = []
+
+
+class CheckSuiteEvent(_Model):
+    action: str
+    check_suite: CheckSuitePayload
+    repository: Repository
+    sender: User
+    installation: InstallationRef | None = None
+
+
+class StatusEvent(_Model):
+    sha: str
+    state: str
+    context: str = ""
+    repository: Repository
+    sender: User | None = None
+    installation: InstallationRef | None = None
+
+
+class PushEvent(_Model):
+    ref: str
+    deleted: bool = False
+    repository: Repository
+    sender: User | None = None
+    installation: InstallationRef | None = None

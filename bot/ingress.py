@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 from typing import Any
 
 import orjson
@@ -61,6 +62,7 @@ def _problem(status: int, message: str) -> JSONResponse:
 
 @router.post("/api/github/webhooks")
 async def receive_webhook(request: Request) -> Response:
+    started = time.perf_counter()
     services: Services = request.app.state.services
     writer: InboxWriter = request.app.state.inbox_writer
     secret: str = request.app.state.webhook_secret
@@ -101,6 +103,8 @@ async def receive_webhook(request: Request) -> Response:
     if not is_new:
         return JSONResponse({"message": "duplicate delivery", "id": delivery_id}, status_code=200)
     services.wakeup.set()
+    if services.metrics is not None:
+        services.metrics.delivery_received(event, time.perf_counter() - started)
     return JSONResponse({"message": "accepted", "id": delivery_id}, status_code=202)
 
 

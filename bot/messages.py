@@ -152,6 +152,7 @@ RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kick
 RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
 RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
 RUN_RUNNER_LOST: Final = "runner lost: the runner process was gone when Kickoff restarted"
+RUN_WORKFLOW_ENDED: Final = "the runner ended without a result: {detail}"
 RUN_TIMED_OUT: Final = "no result within {minutes} minutes (`limits.run_timeout_minutes`); the runner was stopped"
 RUN_CANCELLED_BY: Final = "cancelled by @{user}"
 RUN_CANCELLED: Final = "cancelled"
@@ -180,3 +181,121 @@ STATUS_TABLE_HEAD: Final = (
 )
 STATUS_TABLE_ROW: Final = "| {run} | {agent} | {state} | {duration} | {detail} |"
 STATUS_REPLY: Final = "Agent runs on this {kind} ({count}):\n\n{table}"
+
+# ---- Pull requests ----------------------------------------------------------------------------------------------
+
+PR_MARKER: Final = "<!-- kickoff:run {run} -->"
+"""Ends every pull request body and delivery comment Kickoff writes for a run."""
+PR_CLOSES: Final = "Closes #{issue}"
+PR_REFS: Final = "Refs #{issue}"
+PR_FOLLOWUP_OF: Final = "Follow-up to #{number}: merging this pull request updates its branch `{branch}`."
+PR_NO_SUMMARY: Final = "_The agent gave no summary._"
+PR_FACTS_HEAD: Final = "| run | |\n| --- | --- |"
+PR_FACT_ROW: Final = "| {name} | {value} |"
+PR_SIBLINGS: Final = "**Other pull requests of this request:** {links} — review them side by side; when one is merged, "
+PR_SIBLINGS_CLOSE: Final = "the others are closed as superseded."
+PR_SIBLINGS_KEEP: Final = "the others stay open."
+PR_REPORT_NOTE: Final = "The report is in `{path}`."
+PR_TRANSCRIPT: Final = (
+    "<details><summary>Transcript (the agent's last output, secrets redacted)</summary>\n\n{fence}text\n{tail}\n"
+    "{fence}\n\n</details>"
+)
+PR_FOOTER: Final = (
+    "<sub>Opened by Kickoff for run {run}, requested by @{sender}. Comment `/agent fix [instructions]` here to have "
+    "an agent change this branch.</sub>"
+)
+PR_VERIFY_PASSED: Final = "✅ `{command}` passed"
+PR_VERIFY_FAILED: Final = "❌ `{command}` failed (exit {code}); this pull request is a draft"
+PR_VERIFY_NONE: Final = "– (no `verify.command`)"
+
+PR_OPEN_REFUSED: Final = "GitHub refused to open the pull request: {error}"
+
+RESEARCH_COMMENT: Final = (
+    "**Research by {agent}** (run {run}) — the full report is in #{number} (`{path}`).\n\n{excerpt}"
+)
+
+AGENT_CHECK_NAME: Final = "agent-run"
+AGENT_CHECK_TITLE: Final = "{agent}: {outcome} in {duration}"
+AGENT_CHECK_SUMMARY: Final = "{summary}\n\n{facts}\n\n{files}"
+AGENT_CHECK_FILES: Final = "**Files changed ({count}):** {files}"
+AGENT_CHECK_BUTTONS: Final = (
+    "**Retry** starts the failed follow-up runs of this pull request again and **Cancel** stops the ones still "
+    "running, as `/agent retry` and `/agent cancel` commented here would."
+)
+AGENT_CHECK_RETRY: Final = ("Retry", "Retry failed runs on this PR", "retry")
+AGENT_CHECK_CANCEL: Final = ("Cancel", "Cancel the runs on this PR", "cancel")
+
+FOLLOWUP_DONE: Final = "{agent} (run {run}) pushed its changes to this branch ({sha}).\n\n{summary}"
+FOLLOWUP_OPENED: Final = "opened #{number} into `{branch}`"
+FOLLOWUP_PROMPT_REVIEW: Final = "review comments on pull request #{number} that still apply"
+FOLLOWUP_PROMPT_CHECKS: Final = "failing checks on pull request #{number}"
+FOLLOWUP_PROMPT_TASK: Final = (
+    "You are working on the branch of pull request #{number}. Address the review comments and the failing checks "
+    "below, and keep the changes focused on them."
+)
+
+FIX_CI_INSTRUCTIONS: Final = (
+    "The check `{check}` failed on this pull request's latest commit. Make it pass without weakening the check."
+)
+FIX_CONFLICT_INSTRUCTIONS: Final = (
+    "This pull request conflicts with its base branch `{base}`. Merge `{base}` into the branch and resolve the "
+    "conflicts, keeping the intent of both sides."
+)
+FIX_STARTED: Final = "fix attempt {attempt} of {limit}: {why}"
+FIX_GAVE_UP: Final = (
+    "Kickoff stopped fixing this pull request automatically: {why}, and it already made {limit} fix attempts "
+    "(`limits.max_fix_attempts`). Comment `/agent fix [instructions]` to try again, or fix it by hand."
+)
+FIX_WHY_CI: Final = "the check `{check}` failed"
+FIX_WHY_CONFLICT: Final = "it conflicts with `{base}`"
+
+PR_WHAT_BUTTON: Final = "the **{label}** button of the `agent-run` check"
+SUPERSEDED: Final = (
+    "Superseded by #{number}, which was merged for the same request; Kickoff closed this pull request and deleted "
+    "its branch (`queue.close_siblings`)."
+)
+
+# ---- Review queue -----------------------------------------------------------------------------------------------
+
+QUEUE_BUTTON_BUMP: Final = ("Move to front", "Review and merge this one next", "bump")
+QUEUE_BUTTON_REMOVE: Final = ("Remove", "Take it out of the review queue", "unqueue")
+"""`review-queue` check buttons: (label ≤ 20, description ≤ 40, identifier ≤ 20 characters)."""
+WHAT_BUTTON: Final = "the **{label}** button of the `{check}` check"
+
+QUEUE_REBASE_INSTRUCTIONS: Final = (
+    "This pull request is in the review queue and conflicts with its base branch `{base}`. Merge the latest "
+    "`{base}` into this branch and resolve the conflicts, keeping the intent of both sides. Change nothing else."
+)
+QUEUE_REBASE_REASON: Final = "the review queue: conflicts with {base}"
+
+QUEUE_SHOW: Final = "**Review queue** — #{number}: {title}\n\n{summary}"
+QUEUE_SHOW_EMPTY: Final = "No pull request is in a review queue of this repository."
+QUEUE_SHOW_ISSUE: Final = "**Review queue of `{base}`**\n\n{table}"
+QUEUE_NOT_A_PULL_REQUEST: Final = "`/agent {verb}` works on a pull request in the review queue; this is an issue."
+QUEUE_NOT_QUEUED: Final = (
+    "#{number} is not in the review queue: Kickoff queues the pull requests its agents open, and others labelled "
+    "`kickoff:queue`."
+)
+QUEUE_NOW: Final = "Its `review-queue` check now says: **{title}**"
+QUEUE_BUMPED: Final = "Moved #{number} to the front of the review queue (by @{sender}). {now}"
+QUEUE_PRIORITY_SET: Final = "Set the priority of #{number} to `{priority}` (it overrides `priority:*` labels). {now}"
+QUEUE_SKIPPED: Final = "#{number} lets #{other} go ahead of it, once. {now}"
+QUEUE_SKIP_NOTHING: Final = "Nothing to skip: no pull request is behind #{number} in the review order."
+QUEUE_UNQUEUED: Final = "Took #{number} out of the review queue. `/agent requeue` puts it back. {now}"
+QUEUE_REQUEUED: Final = "Put #{number} back into the review queue. {now}"
+QUEUE_HELD: Final = "#{number} is on hold: it keeps its place but never becomes the head. `/agent unhold` releases it."
+QUEUE_UNHELD: Final = "Released the hold on #{number}. {now}"
+QUEUE_REBASED: Final = (
+    "Brought #{number} up to date with `{base}`; CI now runs on the new head, and it keeps its place."
+)
+QUEUE_REBASE_CURRENT: Final = "#{number} is already up to date with `{base}`."
+QUEUE_REBASE_AGENT: Final = (
+    "#{number} conflicts with `{base}`, so GitHub cannot update it: an agent run will merge `{base}` into it and "
+    "resolve the conflicts (`/agent status` follows it)."
+)
+QUEUE_REBASE_NO_AGENT: Final = (
+    "#{number} conflicts with `{base}`, and this repository has no `fix` task to resolve it with an agent: resolve "
+    "the conflict by hand."
+)
+QUEUE_REBASE_FAILED: Final = "GitHub refused to update #{number} with `{base}`: {error}"
+QUEUE_REBASE_CLOSED: Final = "#{number} is not open, so there is nothing to update."

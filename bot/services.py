@@ -15,6 +15,7 @@ from bot.store.models import utcnow
 
 if TYPE_CHECKING:
     from bot.github import GitHubAPI
+    from bot.metrics import Metrics
 
 
 class GitHubNotConfigured(RuntimeError):
@@ -32,6 +33,8 @@ class Services:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Set whenever runs are planned, finish, or capacity frees, so the scheduler looks again at once.
     runs_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).
+    metrics: Metrics | None = None
 
     def require_github(self) -> GitHubAPI:
         if self.github is None:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1, validation_alias="KICKOFF_MAX_ATTEMPTS")
     retry_base_seconds: float = Field(default=2.0, ge=0, validation_alias="KICKOFF_RETRY_BASE_SECONDS")
     poll_seconds: float = Field(default=0.5, gt=0, validation_alias="KICKOFF_POLL_SECONDS")
+    # How often `serve` asks GitHub to redeliver deliveries that failed to reach it; 0 turns it off.
+    redeliver_seconds: float = Field(default=600.0, ge=0, validation_alias="KICKOFF_REDELIVER_SECONDS")
     # Extra routers to compose at the root, as `module:attribute` (a plugin's handlers).
     plugins: str = Field(default="", validation_alias="KICKOFF_PLUGINS")
 

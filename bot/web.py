@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,12 +12,15 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot import __version__, ingress
+from bot import __version__, dashboard, ingress, metrics
 from bot.dispatcher import Dispatcher
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
+from bot.queue.service import build_sweeper
+from bot.redelivery import redeliver_periodically
 from bot.routing import Router
 from bot.runs import api as runs_api
+from bot.runs import tickets as run_tickets
 from bot.runs.scheduler import build_scheduler
 from bot.services import Services
 from bot.settings import Settings, SettingsError
@@ -82,7 +84,9 @@ def create_app(
         store = await open_store(settings)
         inbox = Inbox(store)
         gateway = build_gateway(settings) if github is None else None
-        services = Services(settings=settings, store=store, inbox=inbox, github=github or gateway)
+        services = Services(
+            settings=settings, store=store, inbox=inbox, github=github or gateway, metrics=app.state.metrics
+        )
         writer = InboxWriter(inbox)
         writer.start()
         app.state.services = services
@@ -97,11 +101,19 @@ def create_app(
             worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
             app.state.scheduler = build_scheduler(services)
             scheduling = asyncio.create_task(app.state.scheduler.run(stop), name="scheduler")
+        sweeping: asyncio.Task[None] | None = None
+        if run_worker:
+            sweeping = asyncio.create_task(build_sweeper(services).run(stop), name="queue-sweep")
+        redelivering: asyncio.Task[None] | None = None
+        if run_worker and gateway is not None and settings.redeliver_seconds > 0:
+            redelivering = asyncio.create_task(
+                redeliver_periodically(services, stop, settings.redeliver_seconds), name="redelivery"
+            )
         try:
             yield
         finally:
             stop.set()
-            for task in (worker, scheduling):
+            for task in (worker, scheduling, redelivering, sweeping):
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
@@ -111,8 +123,12 @@ def create_app(
             await store.close()
 
     app = FastAPI(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.metrics = metrics.Metrics()
     app.include_router(ingress.router)
     app.include_router(runs_api.router)
+    app.include_router(run_tickets.router)
+    app.include_router(dashboard.router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -162,11 +178,6 @@ def create_app(
 
 
 def _check_operator(request: Request, settings: Settings) -> None:
-    """Operator endpoints sit behind DASHBOARD_TOKEN when it is set (bearer header)."""
-    if settings.dashboard_token is None:
-        return
-    expected = settings.dashboard_token.get_secret_value()
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "a dashboard token is required", headers={"WWW-Authenticate": "Bearer"})
+    """Operator endpoints sit behind DASHBOARD_TOKEN (bearer header or the dashboard's cookie), mandatory off
+    localhost."""
+    dashboard.require_viewer(request, settings)

@@ -22,16 +22,25 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from pydantic import TypeAdapter
 
 from bot.github import (
+    CheckRunAction,
+    CheckRunInfo,
+    Conflict,
     FileContent,
+    GitHubError,
     InstallationToken,
     IssueComment,
     NotFound,
     Permission,
+    PullRequestInfo,
     Reaction,
     Repository,
+    ReviewComment,
     TokenScope,
+    ValidationFailed,
+    WorkflowRun,
 )
 from bot.github.auth import utcnow
+from bot.github.models import CommitStatus, Comparison, PullReview
 
 if TYPE_CHECKING:
     from bot.github import GitHubAPI
@@ -74,10 +83,40 @@ class FakeGitHub:
     failures: defaultdict[str, list[BaseException]] = field(default_factory=lambda: defaultdict(list))
     run_tokens: list[InstallationToken] = field(default_factory=list)
     revoked: list[InstallationToken] = field(default_factory=list)
+    workflow_runs: dict[tuple[str, str, int], WorkflowRun] = field(default_factory=dict)
+    """(owner, repo, run id) → a workflow run; `dispatch_workflow` adds one (queued), tests move it."""
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    """Each accepted dispatch: owner, repo, workflow, ref, inputs."""
+    returns_run_details: bool = True
+    """False: an older GHES, which answers 400 to `return_run_details` and 204 without it."""
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     bot_login: str = "kickoff[bot]"
     now: Callable[[], datetime] = utcnow
     _next_comment_id: int = 1000
+    # Pull requests and checks (bot.prs).
+    pulls: dict[tuple[str, str, int], PullRequestInfo] = field(default_factory=dict)
+    """(owner, repo, number) → pull request; `open_pull_request` adds, `update_pull_request` changes."""
+    branch_shas: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(owner, repo, branch) → head sha for pull requests opened from it (default: derived from the name)."""
+    deleted_branches: list[tuple[str, str, str]] = field(default_factory=list)
+    reviewers: dict[tuple[str, str, int], list[str]] = field(default_factory=dict)
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """id → {"owner", "repo", "name", "head_sha", "conclusion", "title", "summary", "actions", "external_id"}."""
+    review_comments: dict[tuple[str, str, int], list[ReviewComment]] = field(default_factory=dict)
+    foreign_check_runs: dict[tuple[str, str, str], list[CheckRunInfo]] = field(default_factory=dict)
+    """(owner, repo, sha) → check runs other Apps (CI) made, listed with Kickoff's own."""
+    pull_bodies: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    _next_number: int = 100
+    _next_check_run_id: int = 5000
+    # The review queue (bot.queue); base branches' shas are `branch_shas`.
+    commit_statuses: dict[tuple[str, str, str], list[CommitStatus]] = field(default_factory=dict)
+    """(owner, repo, sha) → the latest status per context."""
+    pull_reviews: dict[tuple[str, str, int], list[PullReview]] = field(default_factory=dict)
+    pull_files: dict[tuple[str, str, int], list[str]] = field(default_factory=dict)
+    contains: set[tuple[str, str, str, str]] = field(default_factory=set)
+    """(owner, repo, head, base): commit `head` contains commit `base` (besides head == base)."""
+    conflicting: set[tuple[str, str, int]] = field(default_factory=set)
+    """(owner, repo, number): `update_branch` answers 422 merge conflict."""
 
     # Arranging.
 
@@ -206,6 +245,52 @@ class FakeGitHub:
         self.run_tokens.append(token)
         return token
 
+    async def dispatch_workflow(
+        self,
+        installation_id: int,
+        owner: str,
+        repo: str,
+        workflow: str,
+        ref: str,
+        inputs: Mapping[str, str],
+        return_run_details: bool = True,
+    ) -> int | None:
+        self._record("dispatch_workflow", installation_id, owner, repo, workflow, ref, dict(inputs),
+                     return_run_details)
+        if return_run_details and not self.returns_run_details:
+            raise GitHubError("Invalid request. \"return_run_details\" is not a permitted key.", status=400)
+        run_id = 9000 + len(self.workflow_runs) + 1
+        # The run's title is what kickoff-agent.yml's `run-name` makes of the inputs.
+        title = f"kickoff run {inputs.get('run_id', '')} ({inputs.get('correlation_id', '')})"
+        self.workflow_runs[(owner, repo, run_id)] = WorkflowRun(
+            run_id, title, "queued", None, f"https://github.com/{owner}/{repo}/actions/runs/{run_id}", self.now()
+        )
+        self.dispatches.append({"owner": owner, "repo": repo, "workflow": workflow, "ref": ref,
+                                "inputs": dict(inputs), "run_id": run_id})
+        return run_id if return_run_details else None
+
+    async def get_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> WorkflowRun:
+        self._record("get_workflow_run", installation_id, owner, repo, run_id)
+        found = self.workflow_runs.get((owner, repo, run_id))
+        if found is None:
+            raise NotFound(f"no workflow run {run_id} (FakeGitHub)", status=404)
+        return found
+
+    async def list_workflow_runs(
+        self, installation_id: int, owner: str, repo: str, workflow: str, created_since: datetime
+    ) -> list[WorkflowRun]:
+        self._record("list_workflow_runs", installation_id, owner, repo, workflow, created_since)
+        runs = [r for (o, n, _), r in self.workflow_runs.items() if (o, n) == (owner, repo)]
+        return sorted((r for r in runs if r.created_at >= created_since), key=lambda r: r.id, reverse=True)
+
+    async def cancel_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> None:
+        self._record("cancel_workflow_run", installation_id, owner, repo, run_id)
+        found = self.workflow_runs.get((owner, repo, run_id))
+        if found is None:
+            raise NotFound(f"no workflow run {run_id} (FakeGitHub)", status=404)
+        if found.status != "completed":
+            self.workflow_runs[(owner, repo, run_id)] = replace(found, status="completed", conclusion="cancelled")
+
     async def revoke_token(self, token: InstallationToken) -> None:
         self._record("revoke_token", token)
         self.revoked.append(token)
@@ -275,6 +360,185 @@ class FakeGitHub:
             items = [{"name": name} for name in self.labels.get(key, [])]
         for item in items or []:
             yield adapter.validate_python(item)
+
+    # Pull requests and checks (bot.prs).
+
+    async def open_pull_request(
+        self, installation_id: int, owner: str, repo: str, *, head: str, base: str, title: str, body: str,
+        draft: bool = False,
+    ) -> PullRequestInfo:
+        self._record("open_pull_request", installation_id, owner, repo, head, base, title, body, draft)
+        for pull in self.pulls.values():
+            if (pull.head_ref, pull.base_ref, pull.state) == (head, base, "open"):
+                raise ValidationFailed(
+                    "Validation Failed", status=422, method="POST", path=f"/repos/{owner}/{repo}/pulls",
+                    errors=[{"resource": "PullRequest", "code": "custom",
+                             "message": f"A pull request already exists for {owner}:{head}."}],
+                )
+        self._next_number += 1
+        number = self._next_number
+        sha = self.branch_shas.get((owner, repo, head), hashlib.sha1(head.encode(), usedforsecurity=False).hexdigest())
+        pull = PullRequestInfo(
+            number=number, state="open", merged=False, draft=draft, title=title, author=self.bot_login,
+            head_ref=head, head_sha=sha, head_repo=f"{owner}/{repo}", base_ref=base, mergeable=True,
+            html_url=f"https://github.com/{owner}/{repo}/pull/{number}",
+        )
+        self.pulls[(owner, repo, number)] = pull
+        self.pull_bodies[(owner, repo, number)] = body
+        return pull
+
+    async def get_pull_request(self, installation_id: int, owner: str, repo: str, number: int) -> PullRequestInfo:
+        self._record("get_pull_request", installation_id, owner, repo, number)
+        found = self.pulls.get((owner, repo, number))
+        if found is not None:
+            return found
+        data = self.responses.get(("GET", f"/repos/{owner}/{repo}/pulls/{number}"))
+        if data is None:
+            raise NotFound(f"no pull request {number} (FakeGitHub)", status=404)
+        from bot.github._wire import Pull
+
+        return Pull.model_validate(data).to_domain()
+
+    async def find_pull_requests(
+        self, installation_id: int, owner: str, repo: str, *, head: str, state: str = "open"
+    ) -> list[PullRequestInfo]:
+        self._record("find_pull_requests", installation_id, owner, repo, head, state)
+        return [p for (o, r, _), p in sorted(self.pulls.items()) if (o, r) == (owner, repo) and p.head_ref == head
+                and state in ("all", p.state)]
+
+    async def update_pull_request(
+        self, installation_id: int, owner: str, repo: str, number: int, *, title: str | None = None,
+        body: str | None = None, state: str | None = None,
+    ) -> None:
+        self._record("update_pull_request", installation_id, owner, repo, number, title, body, state)
+        key = (owner, repo, number)
+        if key not in self.pulls:
+            raise NotFound(f"no pull request {number} (FakeGitHub)", status=404)
+        if title is not None:
+            self.pulls[key] = replace(self.pulls[key], title=title)
+        if state is not None:
+            self.pulls[key] = replace(self.pulls[key], state=state)
+        if body is not None:
+            self.pull_bodies[key] = body
+
+    async def request_reviewers(
+        self, installation_id: int, owner: str, repo: str, number: int, reviewers: Sequence[str]
+    ) -> None:
+        self._record("request_reviewers", installation_id, owner, repo, number, list(reviewers))
+        self.reviewers.setdefault((owner, repo, number), []).extend(reviewers)
+
+    async def create_check_run(
+        self, installation_id: int, owner: str, repo: str, *, name: str, head_sha: str, conclusion: str | None,
+        title: str, summary: str, actions: Sequence[CheckRunAction] = (), external_id: str | None = None,
+    ) -> int:
+        self._record("create_check_run", installation_id, owner, repo, name, head_sha, conclusion, title, summary,
+                     tuple(actions), external_id)
+        self._next_check_run_id += 1
+        self.check_runs[self._next_check_run_id] = {
+            "owner": owner, "repo": repo, "name": name, "head_sha": head_sha, "conclusion": conclusion,
+            "title": title, "summary": summary, "actions": tuple(actions), "external_id": external_id,
+        }
+        return self._next_check_run_id
+
+    async def update_check_run(
+        self, installation_id: int, owner: str, repo: str, check_run_id: int, *, conclusion: str | None,
+        title: str, summary: str, actions: Sequence[CheckRunAction] = (),
+    ) -> None:
+        self._record("update_check_run", installation_id, owner, repo, check_run_id, conclusion, title, summary,
+                     tuple(actions))
+        if check_run_id not in self.check_runs:
+            raise NotFound(f"no check run {check_run_id} (FakeGitHub)", status=404)
+        self.check_runs[check_run_id].update(conclusion=conclusion, title=title, summary=summary,
+                                             actions=tuple(actions))
+
+    async def list_check_runs(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CheckRunInfo]:
+        self._record("list_check_runs", installation_id, owner, repo, ref)
+        own = [
+            CheckRunInfo(id=cid, name=c["name"], head_sha=c["head_sha"], status="completed" if c["conclusion"]
+                         else "in_progress", conclusion=c["conclusion"], app_id=None, title=c["title"],
+                         summary=c["summary"])
+            for cid, c in sorted(self.check_runs.items())
+            if (c["owner"], c["repo"], c["head_sha"]) == (owner, repo, ref)
+        ]
+        return [*self.foreign_check_runs.get((owner, repo, ref), []), *own]
+
+    async def delete_branch(self, installation_id: int, owner: str, repo: str, branch: str) -> None:
+        self._record("delete_branch", installation_id, owner, repo, branch)
+        self.deleted_branches.append((owner, repo, branch))
+
+    async def list_review_comments(
+        self, installation_id: int, owner: str, repo: str, number: int
+    ) -> list[ReviewComment]:
+        self._record("list_review_comments", installation_id, owner, repo, number)
+        return list(self.review_comments.get((owner, repo, number), []))
+
+    # The review queue (bot.queue).
+
+    async def list_commit_statuses(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CommitStatus]:
+        self._record("list_commit_statuses", installation_id, owner, repo, ref)
+        return list(self.commit_statuses.get((owner, repo, ref), []))
+
+    async def list_reviews(self, installation_id: int, owner: str, repo: str, number: int) -> list[PullReview]:
+        self._record("list_reviews", installation_id, owner, repo, number)
+        return list(self.pull_reviews.get((owner, repo, number), []))
+
+    async def list_pull_request_files(self, installation_id: int, owner: str, repo: str, number: int) -> list[str]:
+        self._record("list_pull_request_files", installation_id, owner, repo, number)
+        return list(self.pull_files.get((owner, repo, number), []))
+
+    async def get_branch_sha(self, installation_id: int, owner: str, repo: str, branch: str) -> str:
+        self._record("get_branch_sha", installation_id, owner, repo, branch)
+        found = self.branch_shas.get((owner, repo, branch))
+        if found is None:
+            raise NotFound(f"no branch {branch} (FakeGitHub)", status=404)
+        return found
+
+    async def compare_commits(self, installation_id: int, owner: str, repo: str, base: str, head: str) -> Comparison:
+        self._record("compare_commits", installation_id, owner, repo, base, head)
+        if base == head:
+            return Comparison("identical", 0, 0)
+        if (owner, repo, head, base) in self.contains:
+            return Comparison("ahead", 1, 0)
+        return Comparison("diverged", 1, 1)
+
+    async def update_branch(
+        self, installation_id: int, owner: str, repo: str, number: int, expected_head_sha: str
+    ) -> None:
+        """Merges the base for pretend: a new head sha that contains the base's."""
+        self._record("update_branch", installation_id, owner, repo, number, expected_head_sha)
+        path = f"/repos/{owner}/{repo}/pulls/{number}/update-branch"
+        pull = self.pulls[(owner, repo, number)]
+        base = self.branch_shas.get((owner, repo, pull.base_ref), "0" * 40)
+        if pull.head_sha != expected_head_sha:
+            raise ValidationFailed("expected_head_sha does not match the pull request's head sha", status=422,
+                                   method="PUT", path=path)
+        if (owner, repo, number) in self.conflicting:
+            raise ValidationFailed("merge conflict between base and head", status=422, method="PUT", path=path)
+        if (owner, repo, pull.head_sha, base) in self.contains:
+            raise ValidationFailed("There are no new commits on the base branch.", status=422, method="PUT",
+                                   path=path)
+        new = hashlib.sha1(f"{pull.head_sha}+{base}".encode(), usedforsecurity=False).hexdigest()
+        self.contains.add((owner, repo, new, base))
+        self.pulls[(owner, repo, number)] = replace(pull, head_sha=new)
+
+    async def merge_pull(
+        self, installation_id: int, owner: str, repo: str, number: int, *, sha: str, merge_method: str
+    ) -> str:
+        """Merges for pretend: the base moves to a new sha that contains the old base and the head."""
+        self._record("merge_pull", installation_id, owner, repo, number, sha, merge_method)
+        path = f"/repos/{owner}/{repo}/pulls/{number}/merge"
+        pull = self.pulls[(owner, repo, number)]
+        if pull.state != "open" or pull.merged:
+            raise Conflict("Pull Request is not mergeable", status=405, method="PUT", path=path)
+        if pull.head_sha != sha:
+            raise Conflict("Head branch was modified. Review and try the merge again.", status=409, method="PUT",
+                           path=path)
+        old = self.branch_shas.get((owner, repo, pull.base_ref), "0" * 40)
+        new = hashlib.sha1(f"{old}+{sha}".encode(), usedforsecurity=False).hexdigest()
+        self.branch_shas[(owner, repo, pull.base_ref)] = new
+        self.contains.update({(owner, repo, new, old), (owner, repo, new, sha)})
+        self.pulls[(owner, repo, number)] = replace(pull, state="closed", merged=True)
+        return new
 
     # Plumbing.
 

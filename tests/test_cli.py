@@ -72,7 +72,7 @@ def test_serve_on_unmigrated_postgresql_says_to_upgrade(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         upgraded = run(["db", "upgrade"], tmp_path, DATABASE_URL=url)
         assert upgraded.returncode == 0, upgraded.stderr
-        assert "database at revision 0003" in upgraded.stdout
+        assert "database at revision 0004" in upgraded.stdout
 
 
 def test_receive_runs_a_payload_through_the_dispatcher(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from bot import events
-from bot.handlers import root_router
+from bot.handlers import queue, root_router, workflow_runs
 from tests.deliveries import event_of, payload_files
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -18,6 +18,14 @@ MODELS: dict[str, type[BaseModel]] = {
     "issue_comment": events.IssueCommentCommandEvent,
     "pull_request_review": events.PullRequestReviewEvent,
     "pull_request_review_comment": events.PullRequestReviewCommentEvent,
+    "workflow_run": workflow_runs.WorkflowRunEvent,
+    "workflow_job": workflow_runs.WorkflowJobEvent,
+    # The review queue (bot.handlers.queue).
+    "pull_request": queue.PullRequestEvent,
+    "check_run": events.CheckRunEvent,
+    "check_suite": events.CheckSuiteEvent,
+    "status": events.StatusEvent,
+    "push": events.PushEvent,
 }
 
 

@@ -14,16 +14,23 @@ from bot.github.errors import (
 from bot.github.gateway import GitHubAPI, GitHubGateway
 from bot.github.models import (
     PERMISSIONS,
+    CheckRunAction,
+    CheckRunInfo,
     FileContent,
     IssueComment,
     Permission,
+    PullRequestInfo,
     Reaction,
     Repository,
+    ReviewComment,
+    WorkflowRun,
     permission_at_least,
 )
 
 __all__ = [
     "PERMISSIONS",
+    "CheckRunAction",
+    "CheckRunInfo",
     "Conflict",
     "FileContent",
     "GitHubAPI",
@@ -35,11 +42,14 @@ __all__ = [
     "NotFound",
     "Permission",
     "PermissionDenied",
+    "PullRequestInfo",
     "RateLimited",
     "Reaction",
     "Repository",
+    "ReviewComment",
     "TokenScope",
     "Unauthorized",
     "ValidationFailed",
+    "WorkflowRun",
     "permission_at_least",
 ]

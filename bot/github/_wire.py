@@ -6,7 +6,19 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from bot.github.models import PERMISSIONS, IssueComment, Permission, Repository
+from bot.github.models import (
+    PERMISSIONS,
+    CheckRunInfo,
+    CommitStatus,
+    Comparison,
+    IssueComment,
+    Permission,
+    PullRequestInfo,
+    PullReview,
+    Repository,
+    ReviewComment,
+    WorkflowRun,
+)
 
 
 class Id(BaseModel):
@@ -90,3 +102,160 @@ class CollaboratorPermission(BaseModel):
                 if candidate == known:
                     return known
         return "none"
+
+
+# ---- Pull requests and checks (bot.prs) ---------------------------------------------------------------------------
+
+
+class _RepoName(BaseModel):
+    full_name: str
+
+
+class _Branch(BaseModel):
+    ref: str
+    sha: str
+    repo: _RepoName | None = None
+
+
+class Pull(BaseModel):
+    number: int
+    state: str = "open"
+    merged: bool | None = None
+    merged_at: datetime | None = None
+    draft: bool | None = False
+    title: str = ""
+    user: _Login | None = None
+    head: _Branch
+    base: _Branch
+    mergeable: bool | None = None
+    html_url: str = ""
+
+    def to_domain(self) -> PullRequestInfo:
+        return PullRequestInfo(
+            number=self.number,
+            state=self.state,
+            merged=bool(self.merged) or self.merged_at is not None,
+            draft=bool(self.draft),
+            title=self.title,
+            author=(self.user or _Login(login="ghost")).login,
+            head_ref=self.head.ref,
+            head_sha=self.head.sha,
+            head_repo=self.head.repo.full_name if self.head.repo else None,
+            base_ref=self.base.ref,
+            mergeable=self.mergeable,
+            html_url=self.html_url,
+        )
+
+
+class _App(BaseModel):
+    id: int
+
+
+class _CheckOutput(BaseModel):
+    title: str | None = None
+    summary: str | None = None
+
+
+class CheckRun(BaseModel):
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None = None
+    app: _App | None = None
+    output: _CheckOutput = _CheckOutput()
+
+    def to_domain(self) -> CheckRunInfo:
+        return CheckRunInfo(
+            id=self.id,
+            name=self.name,
+            head_sha=self.head_sha,
+            status=self.status,
+            conclusion=self.conclusion,
+            app_id=self.app.id if self.app else None,
+            title=self.output.title or "",
+            summary=self.output.summary or "",
+        )
+
+
+class PullComment(BaseModel):
+    id: int
+    body: str = ""
+    user: _Login | None = None
+    path: str = ""
+    line: int | None = None
+    position: int | None = None
+
+    def to_domain(self) -> ReviewComment:
+        user = self.user or _Login(login="ghost")
+        return ReviewComment(
+            id=self.id, body=self.body, author=user.login, author_type=user.type, path=self.path, line=self.line,
+            outdated=self.position is None,
+        )
+
+
+class Run(BaseModel):
+    id: int
+    display_title: str = ""
+    status: str | None = None
+    conclusion: str | None = None
+    html_url: str = ""
+    created_at: datetime
+
+    def to_domain(self) -> WorkflowRun:
+        return WorkflowRun(self.id, self.display_title, self.status, self.conclusion, self.html_url, self.created_at)
+
+
+class Runs(BaseModel):
+    workflow_runs: list[Run]
+
+
+class DispatchedRun(BaseModel):
+    workflow_run_id: int
+
+
+# ---- Review queue (bot.queue) --------------------------------------------------------------------------------------
+
+
+class Status(BaseModel):
+    context: str
+    state: str
+
+    def to_domain(self) -> CommitStatus:
+        return CommitStatus(self.context, self.state)
+
+
+class Review(BaseModel):
+    id: int
+    user: _Login | None = None
+    state: str
+
+    def to_domain(self) -> PullReview:
+        return PullReview(self.id, (self.user or _Login(login="ghost")).login, self.state)
+
+
+class PullFile(BaseModel):
+    filename: str
+    previous_filename: str | None = None
+
+
+class _GitObject(BaseModel):
+    sha: str
+
+
+class GitRef(BaseModel):
+    object: _GitObject
+
+
+class Compare(BaseModel):
+    status: str
+    ahead_by: int = 0
+    behind_by: int = 0
+
+    def to_domain(self) -> Comparison:
+        return Comparison(self.status, self.ahead_by, self.behind_by)
+
+
+class MergeResult(BaseModel):
+    sha: str
+    merged: bool = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import logging
 import math
 import time
@@ -33,14 +34,30 @@ from bot import __version__
 from bot.github import _wire
 from bot.github.auth import InstallationToken, TokenCache, TokenScope, parse_token_response, utcnow
 from bot.github.errors import (
+    Conflict,
     GitHubError,
     GitHubUnavailable,
     NotFound,
     RateLimited,
     Unauthorized,
+    ValidationFailed,
     error_for_status,
 )
-from bot.github.models import FileContent, IssueComment, Permission, Reaction, Repository
+from bot.github.models import (
+    CheckRunAction,
+    CheckRunInfo,
+    CommitStatus,
+    Comparison,
+    FileContent,
+    IssueComment,
+    Permission,
+    PullRequestInfo,
+    PullReview,
+    Reaction,
+    Repository,
+    ReviewComment,
+    WorkflowRun,
+)
 from bot.github.pacing import WRITE_LIMITS, Sleep, WritePacer
 from bot.logs import register_secret
 
@@ -113,8 +130,123 @@ class GitHubAPI(Protocol):
         """A fresh token for one run: one repository (bare name), only `permissions`. Never cached or logged."""
         ...
 
+    async def dispatch_workflow(
+        self,
+        installation_id: int,
+        owner: str,
+        repo: str,
+        workflow: str,
+        ref: str,
+        inputs: Mapping[str, str],
+        return_run_details: bool = True,
+    ) -> int | None:
+        """Start a `workflow_dispatch` workflow (file name or id) on `ref`; the new run's id when GitHub says it.
+
+        Servers without `return_run_details` (older GHES) answer 400 to it: `GitHubError` with status 400.
+        """
+        ...
+
+    async def get_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> WorkflowRun: ...
+
+    async def list_workflow_runs(
+        self, installation_id: int, owner: str, repo: str, workflow: str, created_since: datetime
+    ) -> list[WorkflowRun]:
+        """The `workflow_dispatch` runs of one workflow created since then, newest first (one page)."""
+        ...
+
+    async def cancel_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> None:
+        """Cancel a workflow run; one that already completed is fine."""
+        ...
+
     async def revoke_token(self, token: InstallationToken) -> None:
         """Revoke a token before it expires (a finished run's); an already dead token is fine."""
+        ...
+
+    # ---- Pull requests and checks (bot.prs)
+
+    async def open_pull_request(
+        self, installation_id: int, owner: str, repo: str, *, head: str, base: str, title: str, body: str,
+        draft: bool = False,
+    ) -> PullRequestInfo:
+        """Open a pull request from branch `head` of the repository itself into `base`."""
+        ...
+
+    async def get_pull_request(self, installation_id: int, owner: str, repo: str, number: int) -> PullRequestInfo: ...
+
+    async def find_pull_requests(
+        self, installation_id: int, owner: str, repo: str, *, head: str, state: str = "open"
+    ) -> list[PullRequestInfo]:
+        """The pull requests whose head is branch `head` of the repository itself."""
+        ...
+
+    async def update_pull_request(
+        self, installation_id: int, owner: str, repo: str, number: int, *, title: str | None = None,
+        body: str | None = None, state: str | None = None,
+    ) -> None: ...
+
+    async def request_reviewers(
+        self, installation_id: int, owner: str, repo: str, number: int, reviewers: Sequence[str]
+    ) -> None: ...
+
+    async def create_check_run(
+        self, installation_id: int, owner: str, repo: str, *, name: str, head_sha: str, conclusion: str | None,
+        title: str, summary: str, actions: Sequence[CheckRunAction] = (), external_id: str | None = None,
+    ) -> int:
+        """Create a check run (completed with `conclusion`, or in progress when None); returns its id."""
+        ...
+
+    async def update_check_run(
+        self, installation_id: int, owner: str, repo: str, check_run_id: int, *, conclusion: str | None,
+        title: str, summary: str, actions: Sequence[CheckRunAction] = (),
+    ) -> None: ...
+
+    async def list_check_runs(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CheckRunInfo]:
+        """The latest check runs on a commit (sha or branch)."""
+        ...
+
+    async def delete_branch(self, installation_id: int, owner: str, repo: str, branch: str) -> None:
+        """Delete a branch; a branch that is already gone is not an error."""
+        ...
+
+    async def list_review_comments(
+        self, installation_id: int, owner: str, repo: str, number: int
+    ) -> list[ReviewComment]:
+        """Every review comment of a pull request, oldest first."""
+        ...
+
+    # ---- Review queue (bot.queue)
+
+    async def list_commit_statuses(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CommitStatus]:
+        """The latest commit status per context on a commit (the combined status)."""
+        ...
+
+    async def list_reviews(self, installation_id: int, owner: str, repo: str, number: int) -> list[PullReview]:
+        """Every review of a pull request, oldest first."""
+        ...
+
+    async def list_pull_request_files(self, installation_id: int, owner: str, repo: str, number: int) -> list[str]:
+        """The paths a pull request changes (renames: both names); GitHub lists at most 3,000."""
+        ...
+
+    async def get_branch_sha(self, installation_id: int, owner: str, repo: str, branch: str) -> str:
+        """The commit a branch points at (`NotFound` when there is no such branch)."""
+        ...
+
+    async def compare_commits(self, installation_id: int, owner: str, repo: str, base: str, head: str) -> Comparison:
+        """How `head` relates to `base` (`base...head`)."""
+        ...
+
+    async def update_branch(
+        self, installation_id: int, owner: str, repo: str, number: int, expected_head_sha: str
+    ) -> None:
+        """Merge the base into a pull request's branch (GitHub's "Update branch"); 422 on a conflict, when it is up
+        to date, or when the head is no longer `expected_head_sha`."""
+        ...
+
+    async def merge_pull(
+        self, installation_id: int, owner: str, repo: str, number: int, *, sha: str, merge_method: str
+    ) -> str:
+        """Merge a pull request if its head is still `sha`; returns the merge commit (405/409 when it cannot)."""
         ...
 
     # The escape hatch for verbs not written yet: any REST call, as an installation or (None) as the App,
@@ -155,6 +287,22 @@ class GitHubAPI(Protocol):
     ) -> AsyncIterator[T]:
         """Every item of a listing, following `Link: rel="next"`; `items_key` for `{"total_count", key: [...]}`."""
         ...
+
+
+def _check_fields(
+    conclusion: str | None, title: str, summary: str, actions: Sequence[CheckRunAction]
+) -> dict[str, Any]:
+    """A check run's state, output and buttons, as GitHub takes them (texts within its 65,535-character limit)."""
+    fields: dict[str, Any] = {
+        "output": {"title": title[:1000], "summary": summary[:65_000]},
+        "actions": [{"label": a.label, "description": a.description, "identifier": a.identifier} for a in actions],
+    }
+    if conclusion is None:
+        fields["status"] = "in_progress"
+    else:
+        fields["status"] = "completed"
+        fields["conclusion"] = conclusion
+    return fields
 
 
 class _Client(GitHub[Any]):
@@ -260,6 +408,7 @@ class GitHubGateway:
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
         self.rate_limit_remaining: dict[int, int] = {}
+        self.request_counts: collections.Counter[tuple[str, int]] = collections.Counter()  # (method, status)
         self._sleep = sleep
         self._now = now
         self._max_attempts = max_attempts
@@ -396,12 +545,177 @@ class GitHubGateway:
             raise ValueError("a run token needs its permissions listed (least privilege)")
         return await self._mint(installation_id, TokenScope.of([repo], permissions))
 
+    async def dispatch_workflow(
+        self,
+        installation_id: int,
+        owner: str,
+        repo: str,
+        workflow: str,
+        ref: str,
+        inputs: Mapping[str, str],
+        return_run_details: bool = True,
+    ) -> int | None:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/actions/workflows/{_seg(workflow)}/dispatches"
+        body: dict[str, Any] = {"ref": ref, "inputs": dict(inputs)}
+        if return_run_details:
+            body["return_run_details"] = True
+        response, data = await self._fetch(installation_id, "POST", url, json=body)
+        if data is None:
+            return None  # 204: a server that does not return run details
+        return self._parse(_wire.DispatchedRun, data, response).workflow_run_id
+
+    async def get_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> WorkflowRun:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/actions/runs/{run_id}"
+        found = await self.request(installation_id, "GET", url, model=_wire.Run)
+        return found.to_domain()
+
+    async def list_workflow_runs(
+        self, installation_id: int, owner: str, repo: str, workflow: str, created_since: datetime
+    ) -> list[WorkflowRun]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/actions/workflows/{_seg(workflow)}/runs"
+        params: dict[str, str | int] = {"event": "workflow_dispatch", "per_page": 100,
+                  "created": f">={created_since.strftime('%Y-%m-%dT%H:%M:%SZ')}"}
+        found = await self.request(installation_id, "GET", url, params=params, model=_wire.Runs)
+        return [run.to_domain() for run in found.workflow_runs]
+
+    async def cancel_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> None:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/actions/runs/{run_id}/cancel"
+        try:
+            await self.request(installation_id, "POST", url)
+        except Conflict:
+            return  # "Cannot cancel a workflow run that is completed."
+
     async def revoke_token(self, token: InstallationToken) -> None:
         client = self._client(TokenAuthStrategy(token.token))
         try:
             await self._send(client, None, "DELETE", "/installation/token", params=None, json=None)
         except (Unauthorized, NotFound):
             return  # expired, already revoked, or a server without the endpoint: the token dies within the hour
+
+    # Pull requests and checks (bot.prs).
+
+    async def open_pull_request(
+        self, installation_id: int, owner: str, repo: str, *, head: str, base: str, title: str, body: str,
+        draft: bool = False,
+    ) -> PullRequestInfo:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls"
+        payload = {"head": head, "base": base, "title": title, "body": body, "draft": draft}
+        created = await self.request(installation_id, "POST", url, json=payload, model=_wire.Pull)
+        return created.to_domain()
+
+    async def get_pull_request(self, installation_id: int, owner: str, repo: str, number: int) -> PullRequestInfo:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}"
+        return (await self.request(installation_id, "GET", url, model=_wire.Pull)).to_domain()
+
+    async def find_pull_requests(
+        self, installation_id: int, owner: str, repo: str, *, head: str, state: str = "open"
+    ) -> list[PullRequestInfo]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls"
+        params = {"head": f"{owner}:{head}", "state": state}
+        return [p.to_domain() async for p in self.paginate(installation_id, url, model=_wire.Pull, params=params)]
+
+    async def update_pull_request(
+        self, installation_id: int, owner: str, repo: str, number: int, *, title: str | None = None,
+        body: str | None = None, state: str | None = None,
+    ) -> None:
+        changes = {k: v for k, v in (("title", title), ("body", body), ("state", state)) if v is not None}
+        if changes:
+            url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}"
+            await self.request(installation_id, "PATCH", url, json=changes)
+
+    async def request_reviewers(
+        self, installation_id: int, owner: str, repo: str, number: int, reviewers: Sequence[str]
+    ) -> None:
+        if reviewers:
+            url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}/requested_reviewers"
+            await self.request(installation_id, "POST", url, json={"reviewers": list(reviewers)})
+
+    async def create_check_run(
+        self, installation_id: int, owner: str, repo: str, *, name: str, head_sha: str, conclusion: str | None,
+        title: str, summary: str, actions: Sequence[CheckRunAction] = (), external_id: str | None = None,
+    ) -> int:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/check-runs"
+        body: dict[str, Any] = {"name": name, "head_sha": head_sha}
+        body.update(_check_fields(conclusion, title, summary, actions))
+        if external_id is not None:
+            body["external_id"] = external_id
+        created = await self.request(installation_id, "POST", url, json=body, model=_wire.Id)
+        return created.id
+
+    async def update_check_run(
+        self, installation_id: int, owner: str, repo: str, check_run_id: int, *, conclusion: str | None,
+        title: str, summary: str, actions: Sequence[CheckRunAction] = (),
+    ) -> None:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/check-runs/{check_run_id}"
+        await self.request(installation_id, "PATCH", url, json=_check_fields(conclusion, title, summary, actions))
+
+    async def list_check_runs(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CheckRunInfo]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/commits/{_seg(ref)}/check-runs"
+        runs = self.paginate(installation_id, url, model=_wire.CheckRun, items_key="check_runs")
+        return [run.to_domain() async for run in runs]
+
+    async def delete_branch(self, installation_id: int, owner: str, repo: str, branch: str) -> None:
+        try:
+            await self._delete_ref(installation_id, owner, repo, "heads/" + quote(branch, safe="/"))
+        except NotFound:
+            return
+        except ValidationFailed as exc:
+            if "does not exist" not in str(exc):
+                raise
+
+    async def _delete_ref(self, installation_id: int, owner: str, repo: str, ref: str) -> None:
+        await self.request(installation_id, "DELETE", f"/repos/{_seg(owner)}/{_seg(repo)}/git/refs/{ref}")
+
+    async def list_review_comments(
+        self, installation_id: int, owner: str, repo: str, number: int
+    ) -> list[ReviewComment]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}/comments"
+        return [c.to_domain() async for c in self.paginate(installation_id, url, model=_wire.PullComment)]
+
+    # ---- Review queue (bot.queue)
+
+    async def list_commit_statuses(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CommitStatus]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/commits/{_seg(ref)}/status"
+        found = self.paginate(installation_id, url, model=_wire.Status, items_key="statuses")
+        return [status.to_domain() async for status in found]
+
+    async def list_reviews(self, installation_id: int, owner: str, repo: str, number: int) -> list[PullReview]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}/reviews"
+        return [review.to_domain() async for review in self.paginate(installation_id, url, model=_wire.Review)]
+
+    async def list_pull_request_files(self, installation_id: int, owner: str, repo: str, number: int) -> list[str]:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}/files"
+        paths: list[str] = []
+        async for changed in self.paginate(installation_id, url, model=_wire.PullFile):
+            paths.append(changed.filename)
+            if changed.previous_filename:
+                paths.append(changed.previous_filename)
+        return paths
+
+    async def get_branch_sha(self, installation_id: int, owner: str, repo: str, branch: str) -> str:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/git/ref/{quote('heads/' + branch, safe='/')}"
+        found = await self.request(installation_id, "GET", url, model=_wire.GitRef)
+        return found.object.sha
+
+    async def compare_commits(self, installation_id: int, owner: str, repo: str, base: str, head: str) -> Comparison:
+        # One commit per page: only the status and the counts are read, not the commit list.
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/compare/{_seg(base + '...' + head)}"
+        found = await self.request(installation_id, "GET", url, params={"per_page": 1}, model=_wire.Compare)
+        return found.to_domain()
+
+    async def update_branch(
+        self, installation_id: int, owner: str, repo: str, number: int, expected_head_sha: str
+    ) -> None:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}/update-branch"
+        await self.request(installation_id, "PUT", url, json={"expected_head_sha": expected_head_sha})
+
+    async def merge_pull(
+        self, installation_id: int, owner: str, repo: str, number: int, *, sha: str, merge_method: str
+    ) -> str:
+        url = f"/repos/{_seg(owner)}/{_seg(repo)}/pulls/{number}/merge"
+        body = {"sha": sha, "merge_method": merge_method}
+        merged = await self.request(installation_id, "PUT", url, json=body, model=_wire.MergeResult)
+        return merged.sha
 
     # The escape hatch for verbs not written yet.
 
@@ -614,6 +928,7 @@ class GitHubGateway:
         raise self._failure(installation_id, response)
 
     def _observe(self, installation_id: int | None, response: httpx.Response) -> None:
+        self.request_counts[(response.request.method, response.status_code)] += 1
         remaining = _int_header(response.headers, "x-ratelimit-remaining")
         if installation_id is not None and remaining is not None:
             self.rate_limit_remaining[installation_id] = remaining

@@ -44,8 +44,108 @@ class IssueComment:
     html_url: str
 
 
+@dataclass(frozen=True)
+class WorkflowRun:
+    """A GitHub Actions workflow run, as the `github-actions` runner follows it."""
+
+    id: int
+    display_title: str
+    status: str | None
+    """`queued`, `in_progress`, `completed`, … (None when GitHub leaves it out)."""
+    conclusion: str | None
+    """Once completed: `success`, `failure`, `cancelled`, `timed_out`, …"""
+    html_url: str
+    created_at: datetime
+
+
 class FileContent(NamedTuple):
     """A file's text and its blob sha (the sha GitHub wants back when the file is updated)."""
 
     text: str
     sha: str
+
+
+# ---- Pull requests and checks (bot.prs) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    """A pull request as the pull-request feature reads it."""
+
+    number: int
+    state: str  # open | closed
+    merged: bool
+    draft: bool
+    title: str
+    author: str
+    head_ref: str
+    head_sha: str
+    head_repo: str | None  # owner/name of the head's repository; None when that fork was deleted
+    base_ref: str
+    mergeable: bool | None  # None while GitHub computes it
+    html_url: str
+
+
+@dataclass(frozen=True)
+class CheckRunAction:
+    """A check run button: label ≤ 20, description ≤ 40, identifier ≤ 20 characters (GitHub's limits)."""
+
+    label: str
+    description: str
+    identifier: str
+
+
+@dataclass(frozen=True)
+class CheckRunInfo:
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None
+    app_id: int | None
+    title: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    """A review comment on a pull request's diff; `outdated` when it no longer applies to the head."""
+
+    id: int
+    body: str
+    author: str
+    author_type: str
+    path: str
+    line: int | None
+    outdated: bool
+
+
+# ---- Review queue (bot.queue) --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitStatus:
+    """The latest commit status of one context on a commit."""
+
+    context: str
+    state: str  # error | failure | pending | success
+
+
+@dataclass(frozen=True)
+class PullReview:
+    id: int
+    author: str
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`base...head`: `ahead` or `identical` means that head contains base."""
+
+    status: str  # ahead | behind | identical | diverged
+    ahead_by: int
+    behind_by: int
+
+    @property
+    def head_contains_base(self) -> bool:
+        return self.status in ("ahead", "identical")

@@ -61,6 +61,10 @@ ENDPOINTS: Final[dict[Endpoint, tuple[Need, ...]]] = {
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"): (("pull_requests", "read"),),
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/files"): (("pull_requests", "read"),),  # hold_overlaps
     ("POST", "/repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"): (("pull_requests", "write"),),
+    ("GET", "/repos/{owner}/{repo}/pulls"): (("pull_requests", "read"),),  # adopt a PR GitHub says exists
+    ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/comments"): (("pull_requests", "read"),),  # follow-ups
+    # Deleting the branch of a superseded or closed Kickoff pull request.
+    ("DELETE", "/repos/{owner}/{repo}/git/refs/{ref}"): (("contents", "write"),),
     # "If making a request on behalf of a GitHub App you must also have permissions to write the contents of the
     # head repository." (REST reference, "Update a pull request branch")
     ("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/update-branch"): (
@@ -71,12 +75,16 @@ ENDPOINTS: Final[dict[Endpoint, tuple[Need, ...]]] = {
     ("POST", "/repos/{owner}/{repo}/check-runs"): (("checks", "write"),),
     ("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}"): (("checks", "write"),),
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs"): (("checks", "read"),),
+    # The review queue: the base branch's commit, and whether a head contains it.
+    ("GET", "/repos/{owner}/{repo}/git/ref/{ref}"): (("contents", "read"),),
+    ("GET", "/repos/{owner}/{repo}/compare/{basehead}"): (("contents", "read"),),
     # Commit statuses: CI that reports statuses rather than checks; Kickoff never writes one.
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/status"): (("statuses", "read"),),
     # Actions: the `github-actions` runner dispatches the workflow Kickoff ships, follows it and cancels it.
     ("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"): (("actions", "write"),),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"): (("actions", "read"),),
     ("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/cancel"): (("actions", "write"),),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"): (("actions", "read"),),  # older GHES
     # Git over HTTPS with a run token (`x-access-token`): the runner clones and pushes its one branch. Runs that
     # touch `.github/workflows/**` fail before pushing (protected_paths), so no `workflows` permission is needed.
     ("POST", "/{owner}/{repo}.git/git-upload-pack"): (("contents", "read"),),
@@ -100,6 +108,27 @@ VERBS: Final[dict[str, tuple[Endpoint, ...]]] = {
     "list_issue_comments": (("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),),
     "mint_run_token": (("POST", "/app/installations/{installation_id}/access_tokens"),),
     "revoke_token": (("DELETE", "/installation/token"),),
+    "dispatch_workflow": (("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"),),
+    "get_workflow_run": (("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),),
+    "list_workflow_runs": (("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"),),
+    "cancel_workflow_run": (("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/cancel"),),
+    "open_pull_request": (("POST", "/repos/{owner}/{repo}/pulls"),),
+    "get_pull_request": (("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"),),
+    "find_pull_requests": (("GET", "/repos/{owner}/{repo}/pulls"),),
+    "update_pull_request": (("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}"),),
+    "request_reviewers": (("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),),
+    "create_check_run": (("POST", "/repos/{owner}/{repo}/check-runs"),),
+    "update_check_run": (("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),),
+    "list_check_runs": (("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),),
+    "delete_branch": (("DELETE", "/repos/{owner}/{repo}/git/refs/{ref}"),),
+    "list_review_comments": (("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/comments"),),
+    "list_commit_statuses": (("GET", "/repos/{owner}/{repo}/commits/{ref}/status"),),
+    "list_reviews": (("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),),
+    "list_pull_request_files": (("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/files"),),
+    "get_branch_sha": (("GET", "/repos/{owner}/{repo}/git/ref/{ref}"),),
+    "compare_commits": (("GET", "/repos/{owner}/{repo}/compare/{basehead}"),),
+    "update_branch": (("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/update-branch"),),
+    "merge_pull": (("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/merge"),),
     # The escape hatches: whatever path they are given, which must itself be in ENDPOINTS.
     "request": (),
     "paginate": (),

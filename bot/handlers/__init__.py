@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from bot.handlers import commands, installations, triggers
+from bot.handlers import commands, installations, pull_requests, queue, triggers, workflow_runs
+from bot.queue import verbs as _queue_verbs  # noqa: F401 - registers `/agent queue`, `bump`, … `rebase`
 from bot.routing import Router
 from bot.runs import verbs as _run_verbs  # noqa: F401 - registers `/agent cancel`, `retry` and `status`
 
@@ -18,4 +19,5 @@ def root_router(plugins: str = "") -> Router:
         if not isinstance(router, Router):
             raise TypeError(f"plugin {spec!r} is not a Router")
         extra.append(router)
-    return Router(installations.router, triggers.router, commands.router, *extra)
+    return Router(installations.router, triggers.router, commands.router, pull_requests.router, workflow_runs.router,
+                  queue.router, *extra)

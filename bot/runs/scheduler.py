@@ -38,7 +38,10 @@ from bot.config import ConfigError, RepoConfig, TaskSpec
 from bot.events import AppInfo, PullRequestRef
 from bot.github import GitHubError, InstallationToken, NotFound, PermissionDenied
 from bot.logs import register_secret
+from bot.prs import followups
+from bot.prs.opening import Deliverer
 from bot.runners.base import RunnerBackend, RunnerError, RunnerExit
+from bot.runners.watchdog import RemoteRunner
 from bot.runs.lifecycle import is_final
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
 from bot.runs.store import RunStore, secret_hash
@@ -167,6 +170,7 @@ class Scheduler:
         self.backends = dict(backends)
         self.runs = RunStore(services.store, clock=services.clock)
         self.tracker = Tracker(services, self.runs, interval=tracking_interval)
+        self.deliverer = Deliverer(services, self.runs, config_for=self._config)  # succeeded runs → pull requests
         self.tick = tick
         self.config_ttl = config_ttl
         self._config_for = config_for or self._load_config
@@ -214,6 +218,10 @@ class Scheduler:
             started = await self.schedule()
         except Exception:
             log.exception("scheduling failed; trying again at the next tick")
+        try:
+            await self.deliverer.process()
+        except Exception:
+            log.exception("opening pull requests failed; trying again at the next tick")
         try:
             await self.tracker.refresh()
         except Exception:
@@ -369,7 +377,7 @@ class Scheduler:
                 continue
             lingering[self._repo_of.get(run_id, "")] += 1
             # A runner that reported its result exits by itself; any other runner of an ended run is stopped.
-            if progress != "finished" and run_id not in self._stopping:
+            if progress not in ("finished", "delivering", "delivered") and run_id not in self._stopping:
                 self._stopping.add(run_id)
                 self._spawn(self._stop(backend, run_id), f"stop-run-{run_id}")
         return lingering
@@ -439,7 +447,11 @@ class Scheduler:
             if pull.fork_of(run.repository) is not None:
                 raise _Unstartable(messages.RUN_START_FAILED.format(
                     error="the pull request's branch is in a fork, where Kickoff cannot push"))
-            branch, base, checkout = run.branch or pull.head.ref, pull.base.ref, "branch"
+            target = await followups.target_for(
+                self.services, run.repository, run.pr_number, head_ref=pull.head.ref, base_ref=pull.base.ref,
+                current=run.branch, new_branch=branch_name(run.issue_number, run.task, run.agent, run.id),
+            )
+            branch, base, checkout = target.branch, target.base, target.checkout
         else:
             branch = branch_name(run.issue_number, run.task, run.agent, run.id)
             base = run.base_branch or ""
@@ -461,7 +473,7 @@ class Scheduler:
             issue_number=run.issue_number,
             agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (), env=agent.env,
                                model=agent.model),
-            prompt=render_prompt(run, task, context, report_path),
+            prompt=render_prompt(run, task, context, report_path) + await self._followup_context(run),
             output=task.output,
             report_path=report_path,
             timeout_seconds=config.limits.run_timeout_minutes * 60,
@@ -473,6 +485,15 @@ class Scheduler:
                             f"Requested-by: @{context.trigger.sender}\nKickoff-Run: {run.id}\n"),
             report_url=f"{self.services.settings.public_url}/api/runs/{run.id}/report",
         )
+
+    async def _followup_context(self, run: Run) -> str:
+        """For a follow-up: the pull request's live review comments and failing checks (see bot.prs.followups)."""
+        if run.kind != "followup" or run.pr_number is None:
+            return ""
+        pull = await self._once(("pull", run.repository, run.pr_number), lambda: self._pull_request(run))
+        context = await followups.prompt_context(self.services.require_github(), run.installation_id,
+                                                 run.repository, run.pr_number, pull.head.sha)
+        return f"\n\n{context}" if context else ""
 
     async def _once(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
         """Fetch something the runs of one pass share once, even when they start concurrently."""
@@ -598,6 +619,8 @@ class Scheduler:
                 log.info("run %s: its runner was gone after a restart (%s)", run.id,
                          "result collected" if result else "runner lost")
                 await backend.cleanup(run.id, ref)
+            if isinstance(backend, RemoteRunner):  # its jobs that no run holds any more are deleted
+                await backend.sweep({run.id for run in await self.runs.held_by(name)})
         self.services.runs_changed.set()
 
     async def _config_or_default(self, run: Run) -> RepoConfig:
@@ -621,6 +644,7 @@ async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -
 def build_scheduler(services: Services, settings: SchedulerSettings | None = None) -> Scheduler:
     """The scheduler of `kickoff serve` and `kickoff worker`, with the runner backends this server offers."""
     from bot.runners.local import DEFAULT_COMMAND, LocalRunner
+    from bot.runners.registry import remote_backends
 
     settings = settings or SchedulerSettings()
     local = LocalRunner(
@@ -632,7 +656,7 @@ def build_scheduler(services: Services, settings: SchedulerSettings | None = Non
     template = settings.clone_url
     return Scheduler(
         services,
-        {local.name: local},
+        {local.name: local, **remote_backends(services)},
         clone_url=(lambda repo: template.format(repo=repo)) if template else None,
         tick=settings.tick_seconds,
         tracking_interval=settings.tracking_interval_seconds,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from bot.runs.lifecycle import ON_RUNNER, InvalidTransition, check_transition, is_final, path_to, state_for_outcome
 from bot.runs.spec import RunResult
 from bot.store.db import Store
-from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
+from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, utcnow
 
 # Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.
 CLAIM_LOCK_KEY: Final = 0x6B69636B  # "kick"
@@ -117,20 +117,16 @@ class RunStore:
             return list(rows)
 
     async def open_kickoff_prs(self, repository: str) -> int:
-        """Kickoff pull requests of `repository` awaiting review: runs that opened a PR that is still open.
-
-        Until the pull-request feature records when a PR closes, every succeeded run with a PR counts (follow-ups
-        work on an existing PR and open none).
-        """
+        """Kickoff pull requests of `repository` awaiting review: open rows of `pull_requests` that a run opened
+        (and those being opened right now); kept current from `pull_request` events by `bot.prs`."""
         async with self.store.sessions() as session:
             count = await session.scalar(
                 select(func.count())
-                .select_from(Run)
+                .select_from(PullRequest)
                 .where(
-                    Run.repository == repository,
-                    Run.state == RunState.SUCCEEDED,
-                    Run.pr_number.is_not(None),
-                    Run.kind != "followup",
+                    PullRequest.repository == repository,
+                    PullRequest.state.in_(("open", "opening")),
+                    PullRequest.run_id.is_not(None),
                 )
             )
         return int(count or 0)

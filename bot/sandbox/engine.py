@@ -1177,7 +1177,7 @@ class Engine:
             raise validation_failed(
                 {"resource": "PullRequest", "code": "custom", "message": f"No commits between {base} and {head_branch}"}
             )
-        for other in repo.issues.values():
+        for other in list(repo.issues.values()):
             if (
                 other.pull
                 and other.state == "open"
@@ -1505,7 +1505,7 @@ class Engine:
 
     async def pulls_for_sha(self, repo: Repo, sha: str) -> list[Json]:
         out = []
-        for iss in repo.issues.values():
+        for iss in list(repo.issues.values()):  # awaits inside: PRs may open meanwhile
             pr = iss.pull
             if pr is None or iss.state != "open":
                 continue

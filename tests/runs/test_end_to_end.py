@@ -97,7 +97,7 @@ async def test_every_ending(w: World) -> None:
         code=3))
     assert ended["quiet"].state == RunState.NO_CHANGES
     assert (ended["gives-up"].state, ended["gives-up"].reason) == (RunState.FAILED, "the agent gave up")
-    assert (ended["silent"].state, ended["silent"].progress) == (RunState.SUCCEEDED, "finished")
+    assert (ended["silent"].state, ended["silent"].progress) == (RunState.SUCCEEDED, "delivered")  # no branch: no PR
     assert ended["slow"].state == RunState.TIMED_OUT
     assert ended["quiet"].cost_usd == 0.5
     assert ended["quiet"].output_tokens == 22

@@ -73,7 +73,7 @@ async def test_the_real_runner_pushes_a_branch_and_reports(w: World) -> None:
         await eventually(cleaned, 30, "the runners to exit and their workspaces to go")
     fixed = await w.runs.require(fixer.id)
     assert fixed.state == RunState.SUCCEEDED, fixed.reason
-    assert fixed.progress == "finished"
+    assert fixed.progress == "delivered"  # and its pull request opened (bot.prs)
     assert fixed.result is not None
     assert "FIXED.txt" in fixed.result
     branch = f"kickoff/12-fix-house-{fixer.id}"

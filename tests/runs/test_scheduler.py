@@ -22,7 +22,7 @@ from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.services import Services
 from bot.store.db import Store
 from bot.store.inbox import Inbox
-from bot.store.models import Run, RunState, utcnow
+from bot.store.models import PullRequest, Run, RunState, utcnow
 from tests.fake_github import FakeGitHub
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, world
 from tests.support import make_settings
@@ -171,9 +171,14 @@ async def test_the_spec_and_the_secrets(w: World) -> None:
 async def test_a_follow_up_on_a_pull_request_works_on_its_branch(w: World) -> None:
     w.seed_issue(number=5)
     w.github.set_pull_request("octo", "hello", 5, head_ref="feature/x", base_ref="develop")
-    _, (run,) = await w.add_trigger(["ok"], issue=5)
+    _, (opener, run) = await w.add_trigger(["opener", "ok"], issue=5)
     async with w.store.sessions.begin() as session:
+        await session.execute(update(Run).where(Run.id == opener.id).values(state=RunState.CANCELLED))
         await session.execute(update(Run).where(Run.id == run.id).values(kind="followup", pr_number=5))
+        # A Kickoff pull request (a run opened it): the follow-up pushes to its branch. (A person's pull request
+        # gets a pull request into its branch instead: tests/prs.)
+        session.add(PullRequest(installation_id=7, repository="octo/hello", number=5, run_id=opener.id,
+                                head_ref="feature/x", base_ref="develop", created_at=utcnow(), updated_at=utcnow()))
     backend = FakeBackend()
     await w.scheduler(backend).step()
     (spec,) = backend.started

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from bot.runs.lifecycle import InvalidTransition
 from bot.runs.store import RunNotFound, RunStore
 from bot.store.db import Store
-from bot.store.models import Run, RunState, utcnow
+from bot.store.models import PullRequest, Run, RunState, utcnow
 from tests.runs.support import World, result_of, world
 
 
@@ -137,13 +136,16 @@ async def test_waiting_reasons_are_written_only_when_they_change(w: World) -> No
     assert (await w.runs.require(run.id)).reason == "two"
 
 
-async def test_open_kickoff_prs_counts_succeeded_runs_with_a_pull_request(w: World) -> None:
-    _, runs = await w.add_trigger(["a", "b", "c"])
+async def test_open_kickoff_prs_counts_open_pull_requests_that_runs_opened(w: World) -> None:
+    _, runs = await w.add_trigger(["a", "b", "c", "d"])
     assert await w.runs.open_kickoff_prs("octo/hello") == 0
-    for run, pr in zip(runs, (101, 102, None), strict=True):
-        await w.runs.transition(run.id, RunState.STARTING)
-        await w.runs.finish(run.id, result_of(run.id))
-        async with w.store.sessions.begin() as session:
-            await session.execute(update(Run).where(Run.id == run.id).values(pr_number=pr))
-    assert await w.runs.open_kickoff_prs("octo/hello") == 2
+    now = utcnow()
+    async with w.store.sessions.begin() as session:
+        for run, number, state in zip(runs, (101, 102, 103, -4), ("open", "open", "merged", "opening"), strict=True):
+            session.add(PullRequest(installation_id=7, repository="octo/hello", number=number, run_id=run.id,
+                                    head_ref=f"b{number}", base_ref="main", state=state, created_at=now,
+                                    updated_at=now))
+        session.add(PullRequest(installation_id=7, repository="octo/hello", number=200, run_id=None,
+                                head_ref="human", base_ref="main", state="open", created_at=now, updated_at=now))
+    assert await w.runs.open_kickoff_prs("octo/hello") == 3  # two open, one being opened; not merged, not human
     assert await w.runs.open_kickoff_prs("octo/other") == 0

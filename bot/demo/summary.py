@@ -1,0 +1,70 @@
+"""The demo's summary: what happened, as a JSON document (`--json FILE`) and as the closing table."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bot.demo.harness import AGENT_CHECK, CI_CHECK, QUEUE_CHECK, PullView, World
+from bot.demo.story import Progress
+
+
+def _check(pull: PullView, name: str) -> dict[str, Any] | None:
+    check = pull.check(name)
+    if check is None:
+        return None
+    return {"status": check.status, "conclusion": check.conclusion, "title": check.title}
+
+
+def build_summary(progress: Progress, world: World | None, *, ok: bool, duration: float) -> dict[str, Any]:
+    """Runs with states and PRs; PRs with their final `review-queue` conclusion and title; merged and superseded
+    numbers; the GitHub requests Kickoff made (its App JWT and installation tokens, from the sandbox's log)."""
+    pulls = progress.pulls
+    merged = [p.number for p in pulls if p.state == "merged"]
+    superseded = [p.number for p in pulls if p.state == "closed"] if merged else []
+    failed = next((p for p in progress.phases if p.status == "failed"), None)
+    summary: dict[str, Any] = {
+        "ok": ok,
+        "duration_seconds": round(duration, 2),
+        "failed_phase": failed.key if failed else None,
+        "error": progress.error,
+        "repository": f"{world.owner}/{world.repo}" if world else None,
+        "issue": progress.issue,
+        "phases": [
+            {"key": p.key, "title": p.title, "status": p.status,
+             "seconds": round(p.seconds, 2) if p.seconds is not None else None, "note": p.note}
+            for p in progress.phases
+        ],
+        "runs": [
+            {"id": r.id, "agent": r.agent, "kind": r.kind, "state": r.state, "reason": r.reason, "branch": r.branch,
+             "pull_request": (pull.number if (pull := progress.pull_of(r)) else None)}
+            for r in progress.runs
+        ],
+        "pull_requests": [
+            {"number": p.number, "title": p.title, "state": p.state, "head_ref": p.head_ref,
+             "review_queue": _check(p, QUEUE_CHECK), "agent_run": _check(p, AGENT_CHECK), "ci": _check(p, CI_CHECK)}
+            for p in pulls
+        ],
+        "merged": merged,
+        "superseded": superseded,
+        "github_requests": None,
+        "violations": [],
+    }
+    if world is not None:
+        rest = world.kickoff_requests()
+        summary["github_requests"] = {
+            "total": len(rest),
+            "webhooks_received": len(world.sandbox.deliveries(world.creds.app_id)),
+            "git": len(world.git_requests()),
+            "by_method": dict(sorted(Counter(r.method for r in rest).items())),
+            "errors": sum(1 for r in rest if r.status >= 400),
+        }
+        summary["violations"] = [{"where": v.where, "problems": list(v.problems)} for v in world.violations()]
+    return summary
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,264 @@
+"""Kickoff's pull requests on GitHub: their state, their siblings, red CI and conflicts, the `agent-run` buttons.
+
+- `pull_request.*` keeps `pull_requests.state`, `head_sha`, `draft` and `title` current (the queue relies on them);
+  a merge supersedes the siblings, a close without merge deletes the branch, a synchronize that conflicts plans
+  a fix;
+- `check_run.completed`, `check_suite.completed` and `status` failing on a Kickoff pull request's head plan a fix
+  run, and a `push` to a base branch looks for the Kickoff pull requests it made conflict (`bot.prs.fixes`);
+- `check_run.requested_action` on the `agent-run` check: Retry and Cancel, through the permission gate with the
+  person who clicked, then exactly what `/agent retry` and `/agent cancel` do on that pull request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from bot import messages
+from bot.commands import Command
+from bot.config import ConfigError, RepoConfig
+from bot.events import (
+    CheckApp,
+    CheckRunEvent,
+    CheckSuiteEvent,
+    InstallationRef,
+    PullNumber,
+    PullRequestEvent,
+    PushEvent,
+    StatusEvent,
+)
+from bot.events import Repository as RepositoryModel
+from bot.handlers import triggers
+from bot.handlers.verbs import CommandContext
+from bot.permissions import Sender, Verdict
+from bot.prs import fixes, siblings
+from bot.prs.store import CLOSED, MERGED, OPEN, PullRequestStore
+from bot.routing import Event, Router
+from bot.runs import verbs as run_verbs
+from bot.services import Services
+from bot.store.models import PullRequest
+
+log = logging.getLogger(__name__)
+router = Router()
+
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
+FAILED_STATUSES = frozenset({"failure", "error"})
+BUTTONS = {
+    messages.AGENT_CHECK_RETRY[2]: (run_verbs.retry_runs, messages.AGENT_CHECK_RETRY[0]),
+    messages.AGENT_CHECK_CANCEL[2]: (run_verbs.cancel_runs, messages.AGENT_CHECK_CANCEL[0]),
+}
+EXTERNAL_ID_PREFIX = "kickoff-run:"
+
+
+def _pulls(services: Services) -> PullRequestStore:
+    return PullRequestStore(services.store, clock=services.clock)
+
+
+def _own_app(services: Services, app: CheckApp | None) -> bool:
+    return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
+
+
+async def _config(services: Services, site: triggers.Site) -> RepoConfig:
+    """The repository's config; its defaults when the file is broken (these events answer no person)."""
+    try:
+        return await triggers.load_config(services, services.require_github(), site)
+    except ConfigError as exc:
+        log.info("config of %s is broken, using the defaults: %s", site.repository, "; ".join(exc.messages()[:3]))
+        return RepoConfig()
+
+
+def _site(event: Event, repository: RepositoryModel, installation: InstallationRef | None,
+          number: int) -> triggers.Site | None:
+    return triggers.site_of(event, repository, installation, number, is_pull_request=True)
+
+
+# ---- Pull request state -------------------------------------------------------------------------------------------
+
+
+@router.on(
+    "pull_request.reopened", "pull_request.synchronize", "pull_request.edited", "pull_request.converted_to_draft",
+    "pull_request.ready_for_review",
+)
+async def pull_request_changed(event: Event, services: Services) -> None:
+    payload = event.parse(PullRequestEvent)
+    pull = payload.pull_request
+    row = await _pulls(services).track(
+        payload.repository.full_name, pull.number, state=OPEN if payload.action == "reopened" else None,
+        head_sha=pull.head.sha, draft=bool(pull.draft), title=pull.title,
+    )
+    if payload.action == "reopened" and row is not None:
+        services.runs_changed.set()
+    if payload.action == "synchronize" and row is not None and row.run_id is not None and pull.mergeable is False:
+        await _conflicted(event, services, payload.repository, payload.installation, row, seq=0)
+
+
+@router.on("pull_request.closed")
+async def pull_request_closed(event: Event, services: Services) -> None:
+    payload = event.parse(PullRequestEvent)
+    pull = payload.pull_request
+    merged = bool(pull.merged)
+    row = await _pulls(services).track(payload.repository.full_name, pull.number, state=MERGED if merged else CLOSED,
+                                       head_sha=pull.head.sha)
+    if row is None or row.run_id is None:
+        return
+    services.runs_changed.set()  # review capacity freed
+    site = _site(event, payload.repository, payload.installation, pull.number)
+    if site is None:
+        return
+    github = services.require_github()
+    if merged:
+        await siblings.close_superseded(services, github, row, await _config(services, site))
+    elif pull.head.repo is None or pull.head.repo.full_name.lower() == row.repository.lower():
+        await siblings.delete_branch(github, row)
+
+
+# ---- Red CI and conflicts -----------------------------------------------------------------------------------------
+
+
+async def _failing_head(
+    event: Event, services: Services, repository: RepositoryModel, installation: InstallationRef | None, sha: str,
+    numbers: Sequence[PullNumber], name: str,
+) -> None:
+    pulls = _pulls(services)
+    rows: list[PullRequest] = []
+    for ref in numbers:
+        row = await pulls.by_number(repository.full_name, ref.number)
+        if row is not None:
+            rows.append(row)
+    if not numbers:
+        rows = await pulls.open_with_head(repository.full_name, sha)
+    for row in rows:
+        if row.run_id is None or row.state != OPEN or row.head_sha != sha:
+            continue  # not Kickoff's, or an older head: the newer one's checks decide
+        site = _site(event, repository, installation, row.number)
+        if site is None:
+            return
+        config = await _config(services, site)
+        if name in fixes.own_checks(config):
+            continue
+        await fixes.consider_fix(services, services.require_github(), event, site, row, config,
+                                 fixes.Failure.check(name), seq=row.number)
+
+
+async def _conflicted(
+    event: Event, services: Services, repository: RepositoryModel, installation: InstallationRef | None,
+    row: PullRequest, *, seq: int,
+) -> None:
+    site = _site(event, repository, installation, row.number)
+    if site is None:
+        return
+    config = await _config(services, site)
+    await fixes.consider_fix(services, services.require_github(), event, site, row, config,
+                             fixes.Failure.conflict(row.base_ref), seq=seq)
+
+
+@router.on("check_run.completed")
+async def check_run_failed(event: Event, services: Services) -> None:
+    payload = event.parse(CheckRunEvent)
+    run = payload.check_run
+    if run.conclusion not in FAILED_CONCLUSIONS or _own_app(services, run.app):
+        return
+    await _failing_head(event, services, payload.repository, payload.installation, run.head_sha, run.pull_requests,
+                        run.name)
+
+
+@router.on("check_suite.completed")
+async def check_suite_failed(event: Event, services: Services) -> None:
+    payload = event.parse(CheckSuiteEvent)
+    suite = payload.check_suite
+    if suite.conclusion not in FAILED_CONCLUSIONS or _own_app(services, suite.app):
+        return
+    name = suite.app.slug if suite.app is not None and suite.app.slug else "CI"
+    await _failing_head(event, services, payload.repository, payload.installation, suite.head_sha,
+                        suite.pull_requests, name)
+
+
+@router.on("status")
+async def status_failed(event: Event, services: Services) -> None:
+    payload = event.parse(StatusEvent)
+    if payload.state not in FAILED_STATUSES:
+        return
+    await _failing_head(event, services, payload.repository, payload.installation, payload.sha, [],
+                        payload.context or "status")
+
+
+@router.on("push")
+async def base_branch_moved(event: Event, services: Services) -> None:
+    """A base branch moved: the Kickoff pull requests into it that now conflict get a fix run."""
+    payload = event.parse(PushEvent)
+    if payload.deleted or not payload.ref.startswith("refs/heads/"):
+        return
+    branch = payload.ref.removeprefix("refs/heads/")
+    rows = await _pulls(services).open_on_base(payload.repository.full_name, branch)
+    if not rows:
+        return
+    github = services.require_github()
+    owner, repo = payload.repository.owner.login, payload.repository.name
+    for row in rows:
+        pull = await github.get_pull_request(row.installation_id, owner, repo, row.number)
+        if pull.mergeable is False and pull.state == OPEN:
+            await _conflicted(event, services, payload.repository, payload.installation, row, seq=row.number)
+
+
+# ---- The agent-run check's buttons --------------------------------------------------------------------------------
+
+
+async def _button_pull_request(services: Services, payload: CheckRunEvent) -> int | None:
+    """The pull request an `agent-run` check belongs to: its run's, else the one GitHub names."""
+    external = payload.check_run.external_id or ""
+    if external.startswith(EXTERNAL_ID_PREFIX) and external[len(EXTERNAL_ID_PREFIX):].isdigit():
+        run_id = int(external[len(EXTERNAL_ID_PREFIX):])
+        row = await _pulls(services).for_run(run_id)
+        if row is not None and row.number > 0:
+            return row.number
+        from bot.runs.store import RunStore
+
+        run = await RunStore(services.store).get(run_id)
+        if run is not None and run.pr_number is not None and run.repository == payload.repository.full_name:
+            return run.pr_number
+    numbers = [pull.number for pull in payload.check_run.pull_requests]
+    return numbers[0] if numbers else None
+
+
+@router.on("check_run.requested_action")
+async def agent_check_button(event: Event, services: Services) -> None:
+    payload = event.parse(CheckRunEvent)
+    action = payload.requested_action
+    if payload.check_run.name != messages.AGENT_CHECK_NAME or action is None or action.identifier not in BUTTONS:
+        return
+    if payload.check_run.app is not None and services.settings.app_id is not None and not _own_app(
+        services, payload.check_run.app
+    ):
+        return
+    number = await _button_pull_request(services, payload)
+    if number is None:
+        return
+    site = _site(event, payload.repository, payload.installation, number)
+    if site is None:
+        return
+    github = services.require_github()
+    sender = Sender(payload.sender.login, payload.sender.type)
+    if await triggers.is_kickoff(services, github, sender):
+        return
+    try:
+        config = await triggers.load_config(services, github, site)
+    except ConfigError as exc:
+        if not sender.is_bot:
+            await triggers.report_config_error(github, event, site, exc)
+        return
+    if not await triggers.screen_sender(services, sender, config):
+        return
+    verb = action.identifier
+    handler, label = BUTTONS[verb]
+    decision = await triggers.gate(services, github, site, config, sender, verb)
+    if decision.verdict is Verdict.IGNORE:
+        return
+    if not decision.allowed:
+        await triggers.post_reply(github, event, site,
+                                  triggers.refusal(decision, sender, messages.PR_WHAT_BUTTON.format(label=label)))
+        return
+    await handler(CommandContext(
+        services=services, event=event, command=Command(verb=verb, line=1, source=f"/agent {verb}"), config=config,
+        installation_id=site.installation_id, owner=site.owner, repo=site.repo, issue_number=number,
+        is_pull_request=True, sender=sender.login, sender_permission=decision.held or "none", comment_id=None, seq=0,
+    ))

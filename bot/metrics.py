@@ -1,0 +1,196 @@
+"""`GET /metrics`: Prometheus text format, from one `CollectorRegistry` per app (tests never share state).
+
+Counted where it happens, with one explicit call each: the ingress (deliveries received, ack latency), the
+dispatcher (processed, failed, dead, lag). Read at scrape time: runs by state, run durations and queue lengths from
+the database (database-wide, so with several replicas take `max`, not `sum`), and GitHub requests and the remaining
+rate limit per installation from the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import ColumnElement, case, extract, func, select
+
+from bot.dashboard.queries import queue_rows
+from bot.store.db import Store
+from bot.store.models import Delivery, DeliveryStatus, Run, RunState
+
+ACK_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+RUN_BUCKETS: Final = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0)
+RUN_STATES: Final = (*RunState.ACTIVE, *RunState.FINAL)
+
+router = APIRouter()
+
+
+@dataclass
+class DatabaseFigures:
+    """What one scrape read from the database."""
+
+    runs_by_state: dict[str, int] = field(default_factory=dict)
+    run_buckets: list[tuple[str, float]] = field(default_factory=list)  # cumulative, Prometheus style
+    run_seconds_sum: float = 0.0
+    queue_length: dict[str, int] = field(default_factory=dict)
+    inbox: dict[str, int] = field(default_factory=dict)
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self) -> None:
+        self.latest = DatabaseFigures()
+
+    def collect(self) -> Iterable[Metric]:
+        figures = self.latest
+        runs = GaugeMetricFamily("kickoff_runs", "Runs in the database, by state.", labels=["state"])
+        for state in RUN_STATES:
+            runs.add_metric([state], figures.runs_by_state.get(state, 0))
+        yield runs
+        if figures.run_buckets:
+            yield HistogramMetricFamily(
+                "kickoff_run_duration_seconds",
+                "From start to end of the finished runs in the database.",
+                buckets=figures.run_buckets,
+                sum_value=figures.run_seconds_sum,
+            )
+        queue = GaugeMetricFamily(
+            "kickoff_queue_length", "Pull requests in review order, per repository.", labels=["repository"]
+        )
+        for repository, length in sorted(figures.queue_length.items()):
+            queue.add_metric([repository], length)
+        yield queue
+        inbox = GaugeMetricFamily("kickoff_inbox_deliveries", "Deliveries in the inbox, by status.", labels=["status"])
+        for status in DeliveryStatus.ALL:
+            inbox.add_metric([status], figures.inbox.get(status, 0))
+        yield inbox
+
+
+class _GitHubCollector(Collector):
+    """Reads the gateway's own counters; a fake gateway without them shows nothing."""
+
+    def __init__(self) -> None:
+        self.gateway: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        counts: Mapping[tuple[str, int], int] = getattr(self.gateway, "request_counts", None) or {}
+        remaining: Mapping[int, int] = getattr(self.gateway, "rate_limit_remaining", None) or {}
+        requests = CounterMetricFamily(
+            "kickoff_github_requests", "HTTP requests to GitHub's REST API (each retry counts).",
+            labels=["method", "status"],
+        )
+        for (method, status), count in sorted(dict(counts).items()):
+            requests.add_metric([method, str(status)], count)
+        yield requests
+        limit = GaugeMetricFamily(
+            "kickoff_github_rate_limit_remaining", "The last x-ratelimit-remaining GitHub sent, per installation.",
+            labels=["installation"],
+        )
+        for installation, value in sorted(dict(remaining).items()):
+            limit.add_metric([str(installation)], value)
+        yield limit
+
+
+class Metrics:
+    """One app's metrics. Call sites: `delivery_received` (ingress), `delivery_claimed`/`_handled`/`_failed`
+    (dispatcher); `refresh` reads the database before each scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "kickoff_deliveries_received", "Webhook deliveries stored by the ingress.", ["event"], registry=r
+        )
+        self.processed = Counter(
+            "kickoff_deliveries_processed", "Deliveries whose handlers all succeeded.", ["event"], registry=r
+        )
+        self.failed = Counter(
+            "kickoff_deliveries_failed", "Failed handling attempts (retried or parked as dead).", ["event"], registry=r
+        )
+        self.dead = Counter(
+            "kickoff_deliveries_dead", "Deliveries parked as dead after their last attempt.", ["event"], registry=r
+        )
+        self.ack_seconds = Histogram(
+            "kickoff_webhook_ack_seconds", "From the start of a webhook request to the ingress's answer.",
+            buckets=ACK_BUCKETS, registry=r,
+        )
+        self.dispatch_lag = Histogram(
+            "kickoff_dispatch_lag_seconds", "From receipt to a delivery's first claim by a dispatcher.",
+            buckets=LAG_BUCKETS, registry=r,
+        )
+        self._database = _DatabaseCollector()
+        self._github = _GitHubCollector()
+        r.register(self._database)
+        r.register(self._github)
+
+    def delivery_received(self, event: str, ack_seconds: float) -> None:
+        self.received.labels(event).inc()
+        self.ack_seconds.observe(ack_seconds)
+
+    def delivery_claimed(self, attempt: int, received_at: datetime, now: datetime) -> None:
+        if attempt == 1:
+            self.dispatch_lag.observe(max(0.0, (now - received_at).total_seconds()))
+
+    def delivery_handled(self, event: str) -> None:
+        self.processed.labels(event).inc()
+
+    def delivery_failed(self, event: str, *, dead: bool) -> None:
+        self.failed.labels(event).inc()
+        if dead:
+            self.dead.labels(event).inc()
+
+    async def refresh(self, store: Store, gateway: object, now: datetime) -> None:
+        self._database.latest = await read_database(store, now)
+        self._github.gateway = gateway
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def read_database(store: Store, now: datetime) -> DatabaseFigures:
+    figures = DatabaseFigures()
+    seconds = _run_seconds(store.dialect)
+    finished = Run.state.in_(RunState.FINAL) & Run.started_at.is_not(None) & Run.finished_at.is_not(None)
+    async with store.sessions() as session:
+        rows = await session.execute(select(Run.state, func.count()).group_by(Run.state))
+        figures.runs_by_state = {state: int(count) for state, count in rows}
+        inbox = await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+        figures.inbox = {status: int(count) for status, count in inbox}
+        columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in RUN_BUCKETS]
+        totals = (await session.execute(select(func.count(), func.sum(seconds), *columns).where(finished))).one()
+    count = int(totals[0] or 0)
+    figures.run_seconds_sum = float(totals[1] or 0.0)
+    figures.run_buckets = [
+        (_le(bound), float(n or 0)) for bound, n in zip(RUN_BUCKETS, totals[2:], strict=True)
+    ]
+    figures.run_buckets.append(("+Inf", float(count)))
+    for row in await queue_rows(store, now):
+        figures.queue_length.setdefault(row.repository, 0)
+        if row.position is not None:
+            figures.queue_length[row.repository] += 1
+    return figures
+
+
+def _run_seconds(dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return extract("epoch", Run.finished_at - Run.started_at)
+    return (func.julianday(Run.finished_at) - func.julianday(Run.started_at)) * 86400.0
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as prometheus_client writes one (`10.0`)."""
+    return repr(float(bound))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    services = request.app.state.services
+    collected: Metrics = request.app.state.metrics
+    await collected.refresh(services.store, services.github, services.clock())
+    return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

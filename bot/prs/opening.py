@@ -1,0 +1,313 @@
+"""Delivering succeeded runs: Kickoff (not the runner) opens one pull request per run, with the App's token.
+
+`Deliverer.process()` runs after every scheduler pass. It takes each succeeded run not yet delivered (one worker
+wins each, see `bot.prs.store`) and:
+
+- a new run (or a follow-up on a person's pull request): reserves its `pull_requests` row, opens the pull request
+  (adopting the one GitHub says already exists), then labels it, requests a review, creates the `agent-run` check,
+  comments a research report's summary on the issue and, once the trigger's last pull request is out, updates the
+  sibling links of the earlier ones (one edit each, not one per sibling);
+- a follow-up or fix on a Kickoff pull request: comments on that pull request and puts an `agent-run` check on its
+  new head (it pushed to the same branch; no new pull request).
+
+GitHub refusing the pull request ends the run `failed` with GitHub's reason. A transient failure (rate limit,
+5xx) gives the run back for the next pass. Everything after the pull request exists is best effort.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from bot import messages
+from bot.config import ConfigError, RepoConfig
+from bot.github import (
+    GitHubAPI,
+    GitHubError,
+    GitHubUnavailable,
+    NotFound,
+    PullRequestInfo,
+    RateLimited,
+    ValidationFailed,
+)
+from bot.prs import texts
+from bot.prs.store import OPEN, OPENING, PullRequestStore
+from bot.runs.spec import RunResult
+from bot.runs.store import RunStore
+from bot.services import Services
+from bot.store.models import PullRequest, Run, Trigger
+
+log = logging.getLogger(__name__)
+
+ConfigLookup = Callable[[int, str], Awaitable[RepoConfig]]
+BATCH: Final = 50
+ALREADY_EXISTS: Final = "already exists"
+
+
+class _Issue(BaseModel):
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    installation_id: int
+    owner: str
+    repo: str
+
+    @classmethod
+    def of(cls, run: Run) -> _Where:
+        owner, _, repo = run.repository.partition("/")
+        return cls(run.installation_id, owner, repo)
+
+
+def reason_of(exc: GitHubError) -> str:
+    """GitHub's words for a refusal, without our request line."""
+    status = f"{exc.status} " if exc.status is not None else ""
+    text = str(exc)
+    if exc.method and exc.path and text.startswith(f"{exc.method} {exc.path}: "):
+        text = text[len(f"{exc.method} {exc.path}: "):]
+    return text if text.startswith(status) else status + text
+
+
+def is_transient(exc: GitHubError) -> bool:
+    return isinstance(exc, RateLimited | GitHubUnavailable) or exc.status is None
+
+
+async def _default_config(services: Services, installation_id: int, repository: str) -> RepoConfig:
+    from bot.handlers.triggers import Site, load_config
+
+    owner, _, name = repository.partition("/")
+    site = Site(installation_id, owner, name, 0, is_pull_request=False, default_branch=None)
+    return await load_config(services, services.require_github(), site)
+
+
+class Deliverer:
+    """Opens the pull requests of succeeded runs and reports follow-ups on theirs."""
+
+    def __init__(
+        self, services: Services, runs: RunStore | None = None, *, config_for: ConfigLookup | None = None
+    ) -> None:
+        self.services = services
+        self.runs = runs or RunStore(services.store, clock=services.clock)
+        self.pulls = PullRequestStore(services.store, clock=services.clock)
+        self._config_for = config_for or (lambda i, r: _default_config(services, i, r))
+
+    async def process(self, limit: int = BATCH) -> int:
+        """Deliver what is waiting; how many runs were delivered (or failed delivering) in this pass."""
+        if self.services.github is None:
+            return 0
+        done = 0
+        for run in await self.pulls.undelivered(limit):
+            if not await self.pulls.claim(run):
+                continue
+            try:
+                await self.deliver(run)
+                done += 1
+            except GitHubError as exc:
+                log.warning("run %s: delivering its result failed, trying again later: %s", run.id, exc)
+                await self.pulls.unclaim(run.id)
+            except Exception:
+                log.exception("run %s: delivering its result failed", run.id)
+                await self.pulls.unclaim(run.id)
+        if done:
+            self.services.runs_changed.set()
+        return done
+
+    async def _config(self, run: Run) -> RepoConfig:
+        try:
+            return await self._config_for(run.installation_id, run.repository)
+        except ConfigError as exc:
+            log.info("config of %s is broken, opening run %s's pull request with defaults: %s", run.repository,
+                     run.id, "; ".join(exc.messages()[:3]))
+            return RepoConfig()
+
+    async def deliver(self, run: Run) -> None:
+        result = RunResult.model_validate_json(run.result) if run.result else None
+        if result is None or not result.pushed or not (result.branch or run.branch):
+            log.warning("run %s succeeded without pushing a branch; there is no pull request to open", run.id)
+            await self.pulls.delivered(run.id)
+            return
+        config = await self._config(run)
+        trigger = await self.runs.trigger(run.trigger_id)
+        if run.kind != "new" and run.pr_number is not None:
+            target = await self.pulls.by_number(run.repository, run.pr_number)
+            if target is not None and target.run_id is not None and target.head_ref == (result.branch or run.branch):
+                await self._followup_pushed(run, result, target)
+                return
+        await self._open(run, result, config, trigger)
+
+    # ---- A new pull request -------------------------------------------------------------------------------------
+
+    async def _open(self, run: Run, result: RunResult, config: RepoConfig, trigger: Trigger | None) -> None:
+        github = self.services.require_github()
+        where = _Where.of(run)
+        head = result.branch or run.branch or ""
+        followup_of = run.pr_number if run.kind != "new" else None
+        base = run.base_branch or ""
+        if not base:
+            base = (await github.get_repository(where.installation_id, where.owner, where.repo)).default_branch
+        row, mine = await self.pulls.reserve(run, head_ref=head, base_ref=base)
+        if not mine:
+            if row.state != OPENING:
+                await self.pulls.delivered(run.id, pr_number=None if followup_of else row.number)
+            else:
+                await self.pulls.unclaim(run.id)  # another worker is opening it right now
+            return
+        task = config.task(run.task)
+        output = task.output if task is not None else "pr"
+        issue_title = await self._issue_title(github, run)
+        siblings = [] if trigger is None else [p.number for p in await self.pulls.siblings(trigger.id,
+                                                                                            excluding=row.id)]
+        parts = texts.BodyParts(
+            sender=trigger.sender if trigger else "unknown",
+            output=output,
+            siblings=siblings,
+            close_siblings=config.queue.close_siblings,
+            followup_of=(followup_of, base) if followup_of is not None else None,
+            report_path=self._report_path(result, config) if output == texts.REPORT_TASK_OUTPUT else None,
+        )
+        draft = config.pull_requests.draft or texts.verify_failed(result)
+        title = texts.title(config, run, issue_title)
+        try:
+            pull = await github.open_pull_request(
+                where.installation_id, where.owner, where.repo, head=head, base=base, title=title,
+                body=texts.body(run, result, parts), draft=draft,
+            )
+        except GitHubError as exc:
+            adopted = await self._adopt(github, where, head, exc) if isinstance(exc, ValidationFailed) else None
+            if adopted is None:
+                await self.pulls.release(row.id)  # if GitHub did open it after all, the next try adopts it
+                if is_transient(exc):
+                    raise
+                log.info("run %s: GitHub refused its pull request: %s", run.id, exc)
+                await self.pulls.fail_delivery(run.id, messages.PR_OPEN_REFUSED.format(error=reason_of(exc)))
+                return
+            pull = adopted
+        await self.pulls.opened(row.id, pull)
+        if followup_of is None:
+            await self.runs.update(run.id, pr_number=pull.number)  # the tracking comment links it from now on
+        log.info("run %s opened pull request #%s in %s", run.id, pull.number, run.repository)
+        await self._decorate(run, result, config, trigger, pull, row)
+        if followup_of is not None:
+            await self.pulls.delivered(run.id, reason=messages.FOLLOWUP_OPENED.format(number=pull.number,
+                                                                                      branch=base))
+        else:
+            await self.pulls.delivered(run.id, pr_number=pull.number)
+        if trigger is not None and siblings:
+            await self._update_siblings(trigger, config)
+
+    async def _adopt(
+        self, github: GitHubAPI, where: _Where, head: str, exc: ValidationFailed
+    ) -> PullRequestInfo | None:
+        """The pull request GitHub says already exists for this branch (an earlier attempt opened it)."""
+        if ALREADY_EXISTS not in str(exc).lower():
+            return None
+        found = await github.find_pull_requests(where.installation_id, where.owner, where.repo, head=head)
+        return found[0] if found else None
+
+    async def _issue_title(self, github: GitHubAPI, run: Run) -> str:
+        owner, _, repo = run.repository.partition("/")
+        path = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/issues/{run.issue_number}"
+        try:
+            issue = await github.request(run.installation_id, "GET", path, model=_Issue)
+        except NotFound:
+            return ""
+        return issue.title
+
+    def _report_path(self, result: RunResult, config: RepoConfig) -> str | None:
+        folder = config.pull_requests.research_folder.strip("/") + "/"
+        for path in result.files_changed:
+            if path.startswith(folder) and path.endswith(".md"):
+                return path
+        return None
+
+    async def _decorate(
+        self, run: Run, result: RunResult, config: RepoConfig, trigger: Trigger | None, pull: PullRequestInfo,
+        row: PullRequest,
+    ) -> None:
+        """Labels, reviewer, the agent-run check, the research comment: each best effort once the PR exists."""
+        github = self.services.require_github()
+        where = _Where.of(run)
+        sender = trigger.sender if trigger else None
+        if (config.pull_requests.request_review and sender and not sender.lower().endswith("[bot]")
+                and sender.lower() != pull.author.lower()):
+            await self._try("request a review", github.request_reviewers(
+                where.installation_id, where.owner, where.repo, pull.number, [sender]))
+        labels = list(dict.fromkeys([*config.pull_requests.labels, f"agent:{run.agent}"]))
+        await self._try("label", github.add_labels(where.installation_id, where.owner, where.repo, pull.number,
+                                                   labels))
+        await self._check(run, result, row.id, pull.head_sha)
+        if result.report and (task := config.task(run.task)) is not None and task.output == texts.REPORT_TASK_OUTPUT:
+            path = self._report_path(result, config) or config.pull_requests.research_folder
+            await self._try("comment the report", github.comment(
+                where.installation_id, where.owner, where.repo, run.issue_number,
+                texts.research_comment(run, result, pull.number, path)))
+
+    async def _check(self, run: Run, result: RunResult, row_id: int, head_sha: str | None) -> None:
+        sha = result.head_sha or head_sha
+        if not sha:
+            return
+        github = self.services.require_github()
+        where = _Where.of(run)
+        check = texts.agent_check(run, result)
+        try:
+            check_id = await github.create_check_run(
+                where.installation_id, where.owner, where.repo, name=messages.AGENT_CHECK_NAME, head_sha=sha,
+                conclusion=check.conclusion, title=check.title, summary=check.summary, actions=check.actions,
+                external_id=f"kickoff-run:{run.id}",
+            )
+        except GitHubError as exc:
+            log.warning("run %s: could not create its agent-run check: %s", run.id, exc)
+            return
+        await self.pulls.set_check(row_id, check_id, sha)
+
+    async def _try(self, what: str, call: Awaitable[None] | Awaitable[int]) -> None:
+        try:
+            await call
+        except GitHubError as exc:
+            log.warning("could not %s: %s", what, exc)
+
+    async def _update_siblings(self, trigger: Trigger, config: RepoConfig) -> None:
+        """Once no run of the trigger is still on its way to a pull request, give every earlier one the full list
+        of its siblings: one edit per pull request, instead of one per pull request per sibling."""
+        if await self.pulls.active_runs_of_trigger(trigger.id):
+            return
+        rows = await self.pulls.siblings(trigger.id)
+        runs = await self.pulls.runs_of([r.run_id for r in rows if r.run_id is not None])
+        github = self.services.require_github()
+        for row in rows[:-1]:  # the newest was opened with the full list
+            run = runs.get(row.run_id or 0)
+            if run is None or not run.result:
+                continue
+            result = RunResult.model_validate_json(run.result)
+            task = config.task(run.task)
+            output = task.output if task is not None else "pr"
+            parts = texts.BodyParts(
+                sender=trigger.sender, output=output, siblings=[r.number for r in rows if r.id != row.id],
+                close_siblings=config.queue.close_siblings,
+                followup_of=(run.pr_number, row.base_ref) if run.kind != "new" and run.pr_number else None,
+                report_path=self._report_path(result, config) if output == texts.REPORT_TASK_OUTPUT else None,
+            )
+            where = _Where.of(run)
+            await self._try("update a sibling's body", github.update_pull_request(
+                where.installation_id, where.owner, where.repo, row.number, body=texts.body(run, result, parts)))
+
+    # ---- A follow-up on a Kickoff pull request ------------------------------------------------------------------
+
+    async def _followup_pushed(self, run: Run, result: RunResult, target: PullRequest) -> None:
+        github = self.services.require_github()
+        where = _Where.of(run)
+        sha = (result.head_sha or "")[:7] or "new commits"
+        text = messages.FOLLOWUP_DONE.format(agent=texts.one_line(run.agent, 64), run=run.id, sha=sha,
+                                             summary=texts.safe(result.summary, texts.SUMMARY_CHARS))
+        already = target.agent_check_run_id is not None and target.head_sha == result.head_sha
+        if target.state == OPEN and not already:
+            await self._check(run, result, target.id, result.head_sha)
+        await github.comment(where.installation_id, where.owner, where.repo, target.number,
+                             messages.with_marker(text.strip(), messages.PR_MARKER.format(run=run.id)))
+        await self.pulls.delivered(run.id)
