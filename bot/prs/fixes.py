@@ -62,6 +62,9 @@ async def consider_fix(
     if row.state != OPEN or row.run_id is None:
         return False
     pulls = PullRequestStore(services.store, clock=services.clock)
+    # A sibling merged: this PR is about to be closed as superseded, so fixing its conflict would be wasted.
+    if config.queue.close_siblings and row.trigger_id is not None and await pulls.sibling_merged(row.trigger_id):
+        return False
     planned = await find_trigger(services, event.delivery_id, seq)
     task = config.task(FIX_TASK)
     limit = config.limits.max_fix_attempts

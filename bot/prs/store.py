@@ -66,6 +66,12 @@ class PullRequestStore:
         async with self.store.sessions() as session:
             return list(await session.scalars(query.order_by(PullRequest.number)))
 
+    async def sibling_merged(self, trigger_id: int) -> bool:
+        """Whether a pull request of this trigger's fan-out has merged."""
+        query = select(PullRequest.id).where(PullRequest.trigger_id == trigger_id, PullRequest.state == MERGED)
+        async with self.store.sessions() as session:
+            return (await session.scalars(query.limit(1))).first() is not None
+
     async def open_on_base(self, repository: str, base_ref: str) -> list[PullRequest]:
         async with self.store.sessions() as session:
             rows = await session.scalars(
