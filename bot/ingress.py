@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.services import Services
 from bot.store.inbox import InboxWriter, NewDelivery
@@ -22,13 +21,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 _EVENT_NAME = re.compile(r"^[a-z_]{1,64}$")
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9\-_.:]{1,100}$")
-
-router = APIRouter()
-
-
-class BodyTooLarge(Exception):
-    pass
-
 
 def signature_for(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -41,51 +33,29 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(signature_for(secret, body).encode(), header.encode())
 
 
-async def read_bounded(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """Read the body, refusing as soon as it passes `limit` (never buffering more than that)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+WEBHOOK_PATH = "/api/github/webhooks"
 
 
-def _problem(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
-
-
-@router.post("/api/github/webhooks")
-async def receive_webhook(request: Request) -> Response:
-    started = time.perf_counter()
-    services: Services = request.app.state.services
-    writer: InboxWriter = request.app.state.inbox_writer
-    secret: str = request.app.state.webhook_secret
-    try:
-        body = await read_bounded(request)
-    except BodyTooLarge:
-        return _problem(413, f"payload larger than {MAX_BODY_BYTES} bytes")
-    if not verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
-        return _problem(401, "missing or invalid X-Hub-Signature-256")
-    event = request.headers.get("x-github-event")
-    delivery_id = request.headers.get("x-github-delivery")
+async def accept(app_state: Any, headers: dict[str, str], body: bytes, started: float) -> tuple[int, dict[str, str]]:
+    """Verify, validate and store one delivery; return the status and the JSON answer. No GitHub call, ever."""
+    services: Services = app_state.services
+    writer: InboxWriter = app_state.inbox_writer
+    if not verify_signature(app_state.webhook_secret, body, headers.get("x-hub-signature-256")):
+        return 401, {"message": "missing or invalid X-Hub-Signature-256"}
+    event = headers.get("x-github-event")
+    delivery_id = headers.get("x-github-delivery")
     if not event or not _EVENT_NAME.match(event):
-        return _problem(400, "missing or malformed X-GitHub-Event")
+        return 400, {"message": "missing or malformed X-GitHub-Event"}
     if not delivery_id or not _DELIVERY_ID.match(delivery_id):
-        return _problem(400, "missing or malformed X-GitHub-Delivery")
+        return 400, {"message": "missing or malformed X-GitHub-Delivery"}
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return _problem(400, "body is not valid JSON")
+        return 400, {"message": "body is not valid JSON"}
     if not isinstance(payload, dict):
-        return _problem(400, "body is not a JSON object")
+        return 400, {"message": "body is not a JSON object"}
     if event == "ping":
-        return JSONResponse({"message": "pong"}, status_code=200)
+        return 200, {"message": "pong"}
     delivery = NewDelivery(
         id=delivery_id,
         event=event,
@@ -99,13 +69,69 @@ async def receive_webhook(request: Request) -> Response:
         is_new = await writer.submit(delivery)
     except Exception:
         log.exception("could not store delivery %s", delivery_id)
-        return _problem(503, "could not store the delivery; GitHub can redeliver it")
+        return 503, {"message": "could not store the delivery; GitHub can redeliver it"}
     if not is_new:
-        return JSONResponse({"message": "duplicate delivery", "id": delivery_id}, status_code=200)
+        return 200, {"message": "duplicate delivery", "id": delivery_id}
     services.wakeup.set()
     if services.metrics is not None:
         services.metrics.delivery_received(event, time.perf_counter() - started)
-    return JSONResponse({"message": "accepted", "id": delivery_id}, status_code=202)
+    return 202, {"message": "accepted", "id": delivery_id}
+
+
+_WANTED = frozenset({b"content-length", b"x-hub-signature-256", b"x-github-event", b"x-github-delivery"})
+
+
+class WebhookIngress:
+    """The webhook endpoint as plain ASGI, ahead of FastAPI's routing: it is the one hot path of the service.
+
+    Everything else goes to the application unchanged. The body is read chunk by chunk and refused as soon as it
+    passes 25 MiB (or at once when Content-Length says so).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        if scope["method"] != "POST":
+            await _answer(send, 405, {"message": "use POST"}, extra=((b"allow", b"POST"),))
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await _answer(send, 413, {"message": f"payload larger than {MAX_BODY_BYTES} bytes"})
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                await _answer(send, 413, {"message": f"payload larger than {MAX_BODY_BYTES} bytes"})
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        status, answer = await accept(scope["app"].state, headers, b"".join(chunks), started)
+        await _answer(send, status, answer)
+
+
+async def _answer(
+    send: Send, status: int, body: dict[str, str], extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    data = orjson.dumps(body)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra],
+    })
+    await send({"type": "http.response.body", "body": data})
 
 
 def _str_or_none(value: object) -> str | None:

@@ -124,7 +124,7 @@ def create_app(
 
     app = FastAPI(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()
-    app.include_router(ingress.router)
+    app.add_middleware(ingress.WebhookIngress)
     app.include_router(runs_api.router)
     app.include_router(run_tickets.router)
     app.include_router(dashboard.router)

@@ -169,3 +169,11 @@ def test_concurrent_copies_of_one_delivery_store_one_row(server: tuple[str, str]
     statuses = asyncio.run(send_all())
     assert statuses == [200] * 19 + [202]
     assert [row.id for row in stored(database_url)] == ["same-id"]
+
+
+def test_only_post_is_accepted(server: tuple[str, str]) -> None:
+    url, database_url = server
+    response = httpx.get(f"{url}/api/github/webhooks")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert stored(database_url) == []
