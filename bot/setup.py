@@ -76,12 +76,12 @@ def new_app_url(github_url: str, org: str | None) -> str:
 
 
 def find_manifest(explicit: Path | None) -> Path:
-    """`--manifest`, else `app-manifest.yml` in the current directory, else the one beside the `bot` package."""
+    """`--manifest`, else `app-manifest.yml` in the current directory, else the copy shipped inside the package."""
     if explicit is not None:
         if not explicit.is_file():
             raise SetupError(f"--manifest: {explicit} is not a file")
         return explicit
-    for candidate in (Path.cwd() / MANIFEST_FILE, Path(__file__).resolve().parent.parent / MANIFEST_FILE):
+    for candidate in (Path.cwd() / MANIFEST_FILE, Path(__file__).resolve().parent / MANIFEST_FILE):
         if candidate.is_file():
             return candidate
     raise SetupError(f"no {MANIFEST_FILE} here: run from a Kickoff checkout or pass --manifest FILE")
