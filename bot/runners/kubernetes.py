@@ -8,12 +8,16 @@ that the Job owns (`ownerReferences`), so deleting the Job deletes it. The Job i
 second, naming the Job's uid: the pod cannot start before the Secret exists, since it refers to it (not optional).
 The agents' API keys come from one Secret the operator names (`KICKOFF_K8S_AGENT_SECRET`, `envFrom`).
 
-Status is polled (`read_namespaced_job_status`, every `KICKOFF_K8S_POLL_SECONDS`): one GET per running Job; a
-watch would save requests on large clusters and can replace `_observe` without changing anything else.
+Status comes by watch: `_observe` lists the Job (`fieldSelector=metadata.name=…`) for a resourceVersion, then
+watches from it (`?watch=true`) for up to the watchdog's window, reading ADDED/MODIFIED events through `status_of`
+and DELETED as gone. A stream that ends or times out, or a 410 Gone (the resourceVersion is too old), re-lists and
+watches again. Only when the watch endpoint errors `WATCH_ERRORS_BEFORE_POLLING` times in a row does that Job fall
+back to polling `read_namespaced_job_status` every `KICKOFF_K8S_POLL_SECONDS`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -21,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from bot.runners.base import RunnerError
@@ -36,6 +40,7 @@ SPEC_DIR: Final = "/kickoff/spec"
 SPEC_KEY: Final = "spec.json"
 GIT_TOKEN_KEY: Final = "git-token"  # noqa: S105 - a key name in the Secret
 RUN_SECRET_KEY: Final = "run-secret"  # noqa: S105 - a key name in the Secret
+WATCH_ERRORS_BEFORE_POLLING: Final = 3  # watch failures in a row (410 aside) before a Job is polled instead
 
 ApiClientFactory = Callable[[], Awaitable[client.ApiClient]]
 
@@ -184,6 +189,19 @@ def _reason(exc: ApiException) -> str:
     return f"{exc.status} {exc.reason or ''}".strip()
 
 
+@dataclass
+class _Followed:
+    """What the watch of one Job knows between two `_observe` calls."""
+
+    version: str | None = None  # the resourceVersion to watch from; None: list first
+    status: RemoteStatus = field(default_factory=lambda: RemoteStatus("pending"))
+    errors: int = 0  # watch failures in a row
+
+    @property
+    def polling(self) -> bool:
+        return self.errors >= WATCH_ERRORS_BEFORE_POLLING
+
+
 class KubernetesRunner(RemoteRunner):
     """Runs each runner as a Job in `template.namespace`."""
 
@@ -196,13 +214,18 @@ class KubernetesRunner(RemoteRunner):
         api_client: ApiClientFactory,
         *,
         poll_seconds: float = 5.0,
+        watch_seconds: float = 60.0,
         grace_seconds: float = 60.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(poll_seconds=poll_seconds, grace_seconds=grace_seconds, clock=clock)
+        # The watchdog's window is one watch; `poll_seconds` is the fallback polling interval, within a window.
+        super().__init__(poll_seconds=watch_seconds, grace_seconds=grace_seconds, clock=clock)
+        self.fallback_poll_seconds = poll_seconds
         self.template = template
         self._factory = api_client
         self._client: client.ApiClient | None = None
+        self._followed: dict[str, _Followed] = {}
+        self._stopping: set[str] = set()
 
     async def _api(self) -> tuple[client.BatchV1Api, client.CoreV1Api]:
         if self._client is None:
@@ -212,6 +235,7 @@ class KubernetesRunner(RemoteRunner):
     async def _launch(self, spec: RunSpec, secrets: Mapping[str, str], deadline: float) -> str:
         batch, core = await self._api()
         namespace, name = self.template.namespace, job_name(spec.run_id)
+        self._stopping.discard(f"k8s:{namespace}/{name}")
         try:
             job = await batch.create_namespaced_job(namespace, _body(job_manifest(self.template, spec, deadline)))
         except ApiException as exc:
@@ -225,27 +249,119 @@ class KubernetesRunner(RemoteRunner):
             raise RunnerError(f"Kubernetes refused the Secret {namespace}/{name} ({_reason(exc)})") from None
         return f"k8s:{namespace}/{name}"
 
+    long_polls = True  # `_observe` watches for up to `within` seconds
+
     async def _observe(self, ref: str, within: float) -> RemoteStatus:
         parsed = parse_ref(ref)
         if parsed is None:
             return RemoteStatus("gone")
+        namespace, name = parsed
+        if within <= 0 or ref in self._stopping:
+            return await self._read(namespace, name)  # a glance (re-attaching) or confirming a stop: one GET
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within
+        followed = self._followed.setdefault(ref, _Followed())
+        while (remaining := end - loop.time()) > 0:
+            if followed.polling:
+                status = await self._read(namespace, name)
+                if status.ended:
+                    return status
+                await asyncio.sleep(min(self.fallback_poll_seconds, max(0.0, end - loop.time())))
+                continue
+            if followed.version is None:
+                try:
+                    await self._relist(namespace, name, followed)
+                except Exception as exc:
+                    self._watch_failed(ref, followed, str(exc) or type(exc).__name__)
+                    await asyncio.sleep(min(self.fallback_poll_seconds, max(0.0, end - loop.time())))
+                    continue
+                if followed.status.ended:
+                    return followed.status
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._watch_job(namespace, name, followed, remaining)
+            except TimeoutError:
+                if loop.time() >= end:
+                    return followed.status  # the window is over; the watchdog calls again
+                followed.version = None  # the client timed out the stream: re-list
+            except ApiException as exc:
+                if exc.status != 410:
+                    self._watch_failed(ref, followed, _reason(exc))
+                followed.version = None  # 410 Gone: the resourceVersion is too old to watch from
+            except Exception as exc:  # the connection failed, a malformed event, …
+                self._watch_failed(ref, followed, str(exc) or type(exc).__name__)
+                followed.version = None
+            else:
+                followed.errors = 0
+                if followed.status.ended:
+                    return followed.status
+                followed.version = None  # the server ended the stream: re-list for a fresh resourceVersion
+            if followed.errors and not followed.polling:
+                await asyncio.sleep(min(self.fallback_poll_seconds, max(0.0, end - loop.time())))
+        return followed.status
+
+    def _watch_failed(self, ref: str, followed: _Followed, why: str) -> None:
+        followed.errors += 1
+        if followed.polling:
+            log.warning("cannot watch the Job %s (%s); polling it every %ss instead", ref, why,
+                        self.fallback_poll_seconds)
+        else:
+            log.info("cannot watch the Job %s (%s); trying again", ref, why)
+
+    async def _read(self, namespace: str, name: str) -> RemoteStatus:
         batch, _ = await self._api()
         try:
-            job = await batch.read_namespaced_job_status(parsed[1], parsed[0])
+            job = await batch.read_namespaced_job_status(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return RemoteStatus("gone")
-            raise RunnerError(f"cannot read the Job {parsed[0]}/{parsed[1]} ({_reason(exc)})") from None
+            raise RunnerError(f"cannot read the Job {namespace}/{name} ({_reason(exc)})") from None
         raw = client.ApiClient.sanitize_for_serialization(cast(client.ApiClient, self._client), job)
         return status_of(raw.get("status") if isinstance(raw, dict) else None)
 
+    async def _relist(self, namespace: str, name: str, followed: _Followed) -> None:
+        """The Job's status and a resourceVersion to watch from (the list's, as a watch wants)."""
+        batch, _ = await self._api()
+        try:
+            jobs = await batch.list_namespaced_job(namespace, field_selector=f"metadata.name={name}")
+        except ApiException as exc:
+            raise RunnerError(f"cannot list the Job {namespace}/{name} ({_reason(exc)})") from None
+        raw = client.ApiClient.sanitize_for_serialization(cast(client.ApiClient, self._client), jobs)
+        items = (raw.get("items") or []) if isinstance(raw, dict) else []
+        followed.status = status_of(items[0].get("status")) if items else RemoteStatus("gone")
+        followed.version = (raw.get("metadata") or {}).get("resourceVersion") if isinstance(raw, dict) else None
+        followed.version = followed.version or ""  # "": watch from any version (still not None: no re-list)
+
+    async def _watch_job(self, namespace: str, name: str, followed: _Followed, within: float) -> None:
+        """Follow the Job's events until it ends or the stream does; raises what the watch raises."""
+        batch, _ = await self._api()
+        options: dict[str, Any] = {"field_selector": f"metadata.name={name}",
+                                   "timeout_seconds": max(1, math.ceil(within)), "allow_watch_bookmarks": True}
+        if followed.version:
+            options["resource_version"] = followed.version
+        async with watch.Watch() as stream:
+            async for event in stream.stream(batch.list_namespaced_job, namespace, **options):
+                kind, raw = event.get("type"), event.get("raw_object")
+                if not isinstance(raw, dict):
+                    continue
+                followed.version = (raw.get("metadata") or {}).get("resourceVersion") or followed.version
+                if kind == "DELETED":
+                    followed.status = RemoteStatus("gone")
+                elif kind in ("ADDED", "MODIFIED"):
+                    followed.status = status_of(raw.get("status"))
+                followed.errors = 0
+                if followed.status.ended:
+                    return
+
     async def _stop(self, ref: str) -> None:
+        self._stopping.add(ref)
         await self._remove(ref)  # deleting a Job stops its pod (SIGTERM, then the pod's grace period)
 
     async def _remove(self, ref: str) -> None:
         parsed = parse_ref(ref)
         if parsed is None:
             return
+        self._followed.pop(ref, None)
         namespace, name = parsed
         batch, core = await self._api()
         try:

@@ -2,14 +2,19 @@
 
 respx cannot intercept it (the client speaks aiohttp, not httpx), so the fake serves the documented paths of the
 batch/v1 Jobs and v1 Secrets APIs, records every request, and garbage-collects a deleted Job's owned Secrets as the
-cluster would. It checks the shapes the backend sends: the Job (backoffLimit 0, deadline, TTL, resources, labels,
-security context) and its Secret (owned by the Job, holding the spec and the credentials)."""
+cluster would. It serves `?watch=true` as the API server does: a chunked stream of JSON lines
+(`{"type": "MODIFIED", "object": {...}}`) from a resourceVersion, ending after `timeoutSeconds`, and can end streams
+early, answer a 410 Gone, or fail watches outright. It checks the shapes the backend sends: the Job (backoffLimit 0,
+deadline, TTL, resources, labels, security context) and its Secret (owned by the Job, holding the spec and the
+credentials)."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +25,7 @@ from kubernetes_asyncio import client
 from bot.runners.base import RunnerError
 from bot.runners.kubernetes import JobTemplate, KubernetesRunner, job_name, parse_ref, status_of
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
-from tests.runners.remote_support import SECRETS, Exits, make_spec
+from tests.runners.remote_support import SECRETS, Exits, eventually, make_spec
 
 NS = "agents"
 IMAGE = "ghcr.io/octo/kickoff-runner:1.0"
@@ -34,6 +39,12 @@ class FakeCluster:
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     refuse_secrets: bool = False
+    version: int = 0  # the cluster's resourceVersion
+    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    end_watches: int = 0  # the next N watches end at once, with no event
+    expire_watches: int = 0  # the next N watches from a resourceVersion get a 410 Gone (an ERROR event)
+    watch_error: int | None = None  # every watch request fails with this HTTP status
+    closed: bool = False
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -49,6 +60,17 @@ class FakeCluster:
     def _seen(self, request: web.Request) -> None:
         self.requests.append((request.method, request.path_qs))
 
+    def _changed(self, kind: str, job: dict[str, Any]) -> None:
+        self.version += 1
+        job["metadata"]["resourceVersion"] = str(self.version)
+        self.events.append((self.version, kind, copy.deepcopy(job)))
+
+    def watches(self) -> list[str]:
+        return [p for m, p in self.requests if m == "GET" and "watch=true" in p.lower()]
+
+    def status_reads(self) -> list[str]:
+        return [p for m, p in self.requests if m == "GET" and p.split("?")[0].endswith("/status")]
+
     @staticmethod
     def _missing(kind: str, name: str) -> web.Response:
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
@@ -60,13 +82,62 @@ class FakeCluster:
         job["metadata"]["uid"] = str(uuid.uuid4())
         job["status"] = {}
         self.jobs[job["metadata"]["name"]] = job
+        self._changed("ADDED", job)
         return web.json_response(job, status=201)
 
-    async def list_jobs(self, request: web.Request) -> web.Response:
-        self._seen(request)
+    @staticmethod
+    def _selected(request: web.Request, job: dict[str, Any]) -> bool:
         key, _, value = request.query.get("labelSelector", "").partition("=")
-        items = [j for j in self.jobs.values() if not key or j["metadata"]["labels"].get(key) == value]
-        return web.json_response({"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items})
+        field_, _, wanted = request.query.get("fieldSelector", "").partition("=")
+        if key and job["metadata"]["labels"].get(key) != value:
+            return False
+        return not field_ or (field_ == "metadata.name" and job["metadata"]["name"] == wanted)
+
+    async def list_jobs(self, request: web.Request) -> web.StreamResponse:
+        self._seen(request)
+        if request.query.get("watch", "").lower() == "true":
+            return await self.watch_jobs(request)
+        items = [j for j in self.jobs.values() if self._selected(request, j)]
+        return web.json_response({"kind": "JobList", "apiVersion": "batch/v1",
+                                  "metadata": {"resourceVersion": str(self.version)}, "items": items})
+
+    async def watch_jobs(self, request: web.Request) -> web.StreamResponse:
+        if self.watch_error is not None:
+            return web.json_response({"kind": "Status", "status": "Failure", "code": self.watch_error},
+                                     status=self.watch_error)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+
+        async def send(kind: str, obj: dict[str, Any]) -> None:
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        since = request.query.get("resourceVersion", "")
+        if self.end_watches:
+            self.end_watches -= 1
+            return response
+        if since and self.expire_watches:
+            self.expire_watches -= 1
+            await send("ERROR", {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                 "reason": "Expired", "message": f"too old resource version: {since}"})
+            return response
+        if since:
+            sent = int(since)
+        else:  # no resourceVersion: the current objects first, as ADDED
+            sent = self.version
+            for job in list(self.jobs.values()):
+                if self._selected(request, job):
+                    await send("ADDED", job)
+        deadline = asyncio.get_running_loop().time() + float(request.query.get("timeoutSeconds", "300"))
+        while not self.closed and asyncio.get_running_loop().time() < deadline:
+            if request.transport is None or request.transport.is_closing():
+                break
+            for version, kind, job in [e for e in self.events if e[0] > sent]:
+                sent = version
+                if self._selected(request, job):
+                    await send(kind, job)
+            await asyncio.sleep(0.01)
+        return response
 
     async def read_job(self, request: web.Request) -> web.Response:
         self._seen(request)
@@ -78,6 +149,7 @@ class FakeCluster:
         job = self.jobs.pop(request.match_info["name"], None)
         if job is None:
             return self._missing("jobs.batch", request.match_info["name"])
+        self._changed("DELETED", job)
         uid = job["metadata"]["uid"]
         for name, secret in list(self.secrets.items()):  # the garbage collector
             if any(o["uid"] == uid for o in secret["metadata"].get("ownerReferences", [])):
@@ -100,7 +172,11 @@ class FakeCluster:
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
     def finish(self, name: str, kind: str, reason: str = "") -> None:
-        self.jobs[name]["status"] = {"conditions": [{"type": kind, "status": "True", "reason": reason}]}
+        self.set_status(name, {"conditions": [{"type": kind, "status": "True", "reason": reason}]})
+
+    def set_status(self, name: str, status: dict[str, Any]) -> None:
+        self.jobs[name]["status"] = status
+        self._changed("MODIFIED", self.jobs[name])
 
 
 @pytest.fixture
@@ -114,6 +190,7 @@ async def cluster() -> AsyncIterator[tuple[FakeCluster, str]]:
     try:
         yield fake, f"http://127.0.0.1:{port}"
     finally:
+        fake.closed = True
         await runner.cleanup()
 
 
@@ -182,7 +259,7 @@ async def test_the_jobs_end_is_reported_and_the_job_deleted(
     exits = Exits()
     k8s.bind(exits)
     await k8s.start(make_spec(7), SECRETS, deadline=600)
-    fake.jobs["kickoff-run-7"]["status"] = {"active": 1}
+    fake.set_status("kickoff-run-7", {"active": 1})
     fake.finish("kickoff-run-7", kind, reason)
     [exit_] = await exits.wait()
     assert (exit_.exit_code, exit_.timed_out, exit_.cancelled) == (code, timed_out, False)
@@ -244,6 +321,76 @@ async def test_restart_follows_live_jobs_and_sweeps_orphans(
     assert any("labelSelector=app.kubernetes.io" in p for m, p in fake.requests if m == "GET")
     fake.finish("kickoff-run-11", "Complete")
     assert [e.run_id for e in await exits.wait()] == [11]
+
+
+async def test_a_job_is_followed_by_watch_not_by_polling(
+    k8s: KubernetesRunner, cluster: tuple[FakeCluster, str]
+) -> None:
+    fake, _ = cluster
+    exits = Exits()
+    k8s.bind(exits)
+    await k8s.start(make_spec(20), SECRETS, deadline=600)
+    await asyncio.sleep(0.2)  # ten polling intervals: a poller would have read the Job ten times
+    fake.set_status("kickoff-run-20", {"active": 1})
+    await asyncio.sleep(0.1)
+    fake.finish("kickoff-run-20", "Complete")
+    [exit_] = await exits.wait()
+    assert exit_.exit_code == 0
+    [watch] = fake.watches()
+    assert "metadata.name%3Dkickoff-run-20" in watch or "metadata.name=kickoff-run-20" in watch
+    assert "resourceVersion=" in watch
+    assert fake.status_reads() == []  # no polling GET of the Job
+
+
+async def test_a_watch_that_ends_early_is_resumed(k8s: KubernetesRunner, cluster: tuple[FakeCluster, str]) -> None:
+    fake, _ = cluster
+    fake.end_watches = 3
+    exits = Exits()
+    k8s.bind(exits)
+    await k8s.start(make_spec(21), SECRETS, deadline=600)
+    await _until(lambda: len(fake.watches()) >= 4)
+    fake.finish("kickoff-run-21", "Failed", "BackoffLimitExceeded")
+    [exit_] = await exits.wait()
+    assert exit_.exit_code == 1
+    lists = [p for m, p in fake.requests if m == "GET" and "fieldSelector" in p and "watch=true" not in p.lower()]
+    assert len(lists) >= 4  # each ended stream re-listed for a fresh resourceVersion
+    assert fake.status_reads() == []
+
+
+async def test_a_410_gone_relists_and_watches_again(k8s: KubernetesRunner, cluster: tuple[FakeCluster, str]) -> None:
+    fake, _ = cluster
+    fake.expire_watches = 1
+    exits = Exits()
+    k8s.bind(exits)
+    await k8s.start(make_spec(22), SECRETS, deadline=600)
+    await _until(lambda: len(fake.watches()) >= 2)
+    fake.finish("kickoff-run-22", "Complete")
+    [exit_] = await exits.wait()
+    assert exit_.exit_code == 0
+    gets = [p for m, p in fake.requests if m == "GET"]
+    first_watch = next(i for i, p in enumerate(gets) if "watch=true" in p.lower())
+    assert any("watch=true" not in p.lower() for p in gets[first_watch + 1:])  # re-listed after the 410
+    assert fake.status_reads() == []
+
+
+async def test_a_failing_watch_falls_back_to_polling(k8s: KubernetesRunner, cluster: tuple[FakeCluster, str]) -> None:
+    fake, _ = cluster
+    fake.watch_error = 500
+    exits = Exits()
+    k8s.bind(exits)
+    await k8s.start(make_spec(23), SECRETS, deadline=600)
+    await _until(lambda: len(fake.status_reads()) >= 2)
+    fake.finish("kickoff-run-23", "Complete")
+    [exit_] = await exits.wait()
+    assert exit_.exit_code == 0
+    assert len(fake.watches()) == 3  # WATCH_ERRORS_BEFORE_POLLING, then no more watches
+
+
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def check_async() -> bool:
+        return check()
+
+    await eventually(check_async, timeout)
 
 
 def test_statuses_and_refs() -> None:
