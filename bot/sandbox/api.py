@@ -703,16 +703,15 @@ def build_router(engine: Engine) -> APIRouter:
         engine.delete_comment(target, c, who)
         return Response(status_code=204)
 
+    def reactions_page(request: Request, reactions: list[Any]) -> Response:
+        wanted = request.query_params.get("content")
+        page, headers = paginate(request, [r for r in reactions if not wanted or r.content == wanted])
+        return respond([P.reaction(urls(), r) for r in page], headers=headers)
+
     @router.get("/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions")
     async def list_comment_reactions(request: Request, owner: str, repo: str, comment_id: int) -> Response:
         _, c, _ = comment_access(request, owner, repo, comment_id, "read")
-        items = [
-            r
-            for r in c.reactions
-            if not request.query_params.get("content") or r.content == request.query_params["content"]
-        ]
-        page, headers = paginate(request, items)
-        return respond([P.reaction(urls(), r) for r in page], headers=headers)
+        return reactions_page(request, c.reactions)
 
     @router.post("/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions")
     async def create_comment_reaction(request: Request, owner: str, repo: str, comment_id: int) -> Response:
@@ -830,13 +829,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.get("/repos/{owner}/{repo}/issues/{number}/reactions")
     async def list_issue_reactions(request: Request, owner: str, repo: str, number: int) -> Response:
         _, iss, _ = issue_access(request, owner, repo, number, "read")
-        items = [
-            r
-            for r in iss.reactions
-            if not request.query_params.get("content") or r.content == request.query_params["content"]
-        ]
-        page, headers = paginate(request, items)
-        return respond([P.reaction(urls(), r) for r in page], headers=headers)
+        return reactions_page(request, iss.reactions)
 
     @router.post("/repos/{owner}/{repo}/issues/{number}/reactions")
     async def create_issue_reaction(request: Request, owner: str, repo: str, number: int) -> Response:

@@ -799,9 +799,10 @@ class Engine:
         repo.next_number += 1
         return number
 
-    def create_issue(self, repo: Repo, who: User, title: str, body: str | None, labels: list[str]) -> Issue:
+    def _new_issue(self, repo: Repo, who: User, title: str, body: str | None) -> Issue:
+        """An issue or a pull request's issue: they share one numbering per repository, as on GitHub."""
         now = self.clock()
-        iss = Issue(
+        return Issue(
             id=self.state.ids.next("issue"),
             repo_id=repo.id,
             number=self._next_number(repo),
@@ -811,6 +812,9 @@ class Engine:
             created_at=now,
             updated_at=now,
         )
+
+    def create_issue(self, repo: Repo, who: User, title: str, body: str | None, labels: list[str]) -> Issue:
+        iss = self._new_issue(repo, who, title, body)
         for name in labels:
             iss.labels.append(self.ensure_label(repo, name).name)
         repo.issues[iss.number] = iss
@@ -1191,7 +1195,6 @@ class Engine:
                         "message": f"A pull request already exists for {repo.owner.login}:{head_branch}.",
                     }
                 )
-        now = self.clock()
         if issue_number is not None:
             iss = self.find_issue(repo, issue_number)
             if iss.pull is not None:
@@ -1206,16 +1209,7 @@ class Engine:
         else:
             if not title:
                 raise validation_failed({"resource": "PullRequest", "code": "missing_field", "field": "title"})
-            iss = Issue(
-                id=self.state.ids.next("issue"),
-                repo_id=repo.id,
-                number=self._next_number(repo),
-                title=title,
-                body=body,
-                user=who,
-                created_at=now,
-                updated_at=now,
-            )
+            iss = self._new_issue(repo, who, title, body)
             repo.issues[iss.number] = iss
         iss.pull = PullRequest(
             id=self.state.ids.next("pull"),
