@@ -200,12 +200,17 @@ async def test_a_run_that_reports_and_completes_succeeds(w: World) -> None:
         await w.runs.finish(run.id, result_of(run.id))
         complete(w, w.github.dispatches[0]["run_id"], "success")
         await eventually(lambda: _idle(backend))
+        await eventually(lambda: _revoked(w))  # the exit handler gives the token back after the runner leaves
     assert await w.state(run.id) == RunState.SUCCEEDED
     assert len(w.github.revoked) == 1
 
 
 async def _dispatched(w: World, count: int = 1) -> bool:
     return len(w.github.dispatches) >= count
+
+
+async def _revoked(w: World) -> bool:
+    return bool(w.github.revoked)
 
 
 async def _idle(backend: GitHubActionsRunner) -> bool:
