@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -85,12 +86,23 @@ def serve(
     config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
+    _freeze_heap()
     try:
         server.run()
     except SettingsError as exc:
         raise _fail(str(exc)) from None
     if not server.started:
         raise _fail("the server did not start (see the message above)", code=1)
+
+
+def _freeze_heap() -> None:
+    """Move everything built at start-up (modules, models, the app) out of the garbage collector's sight.
+
+    The cyclic collector otherwise walks these hundreds of thousands of long-lived objects on every full
+    collection, a pause of tens of milliseconds in the middle of some webhook's acknowledgement.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @app.command()
@@ -129,7 +141,7 @@ def receive(
     delivery_id: Annotated[str | None, typer.Option(help="Delivery id (default: a new uuid).")] = None,
 ) -> None:
     """Run a stored payload through the same inbox and dispatcher as a live delivery."""
-    from bot.ingress import _installation_id, _repository
+    from bot.ingress import read_envelope
     from bot.store.inbox import NewDelivery
     from bot.store.models import utcnow
 
@@ -150,11 +162,10 @@ def receive(
         services = await _services(settings)
         try:
             did = delivery_id or str(uuid.uuid4())
-            action = parsed.get("action")
+            envelope = read_envelope(body.encode())
             new = await services.inbox.insert_many([NewDelivery(
-                id=did, event=event, action=action if isinstance(action, str) else None,
-                installation_id=_installation_id(parsed), repository=_repository(parsed),
-                payload=body, received_at=utcnow(),
+                id=did, event=event, action=envelope.action, installation_id=envelope.installation_id,
+                repository=envelope.repository, payload=body, received_at=utcnow(),
             )])
             if did not in new:
                 return f"{did}: already in the inbox, not run again"

@@ -20,6 +20,9 @@ from bot.store.models import utcnow
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4000
+INGRESS_FIRST_SECONDS = 0.05  # the longest the dispatcher waits at a time for this process's webhooks to be answered
+INGRESS_YIELD = 4.0  # while webhooks are being answered, handling takes at most about 1/(1 + this) of the loop
+COMPLETE_EVERY_SECONDS = 1.0  # a slow group records what it has handled at least this often
 
 
 def backoff_delay(attempt: int, base: float, *, cap: float = 3600.0, jitter: float = 0.2) -> float:
@@ -48,6 +51,13 @@ class Dispatcher:
         log.info("dispatcher %s started", self.worker_id)
         try:
             while not stop.is_set():
+                if len(self._in_flight) >= self.concurrency:
+                    # Full: claim again as soon as a slot frees, not at the next wake-up or poll.
+                    await asyncio.wait(set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                # Webhooks being answered here go first (for a short while at most): acknowledging is what GitHub
+                # waits for, and what waits meanwhile is claimed in one larger batch.
+                await self.services.ingress.wait_idle(INGRESS_FIRST_SECONDS)
                 try:
                     claimed = await self._claim()
                 except Exception:
@@ -82,7 +92,6 @@ class Dispatcher:
     async def _claim(self) -> list[ClaimedDelivery]:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
-            await asyncio.wait(list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
             return []
         # One delivery per repository at a time in this process keeps a repository's events in order.
         claimed = await self.services.inbox.claim(
@@ -101,26 +110,69 @@ class Dispatcher:
         return claimed
 
     async def _handle_group(self, key: str, group: list[ClaimedDelivery]) -> None:
-        remaining = [d.id for d in group]
-        heartbeat = asyncio.create_task(self._heartbeat(remaining))
+        # Leased and not yet recorded done or failed: the heartbeat keeps these leases alive.
+        leased = [d.id for d in group]
+        handled: list[ClaimedDelivery] = []
+        heartbeat = asyncio.create_task(self._heartbeat(leased))
+        loop = asyncio.get_running_loop()
+        flushed = loop.time()
         try:
-            for delivery in group:
+            spent = 0.0
+            for index, delivery in enumerate(group):
+                if index:
+                    # While this process is answering webhooks, give way for INGRESS_YIELD times the time the last
+                    # delivery took (or until they are answered; 50 ms at most): handling keeps a share of the
+                    # loop, acknowledgements the rest.
+                    await asyncio.sleep(0)
+                    await self.services.ingress.wait_idle(min(spent * INGRESS_YIELD, INGRESS_FIRST_SECONDS))
+                began = loop.time()
                 token = delivery_id_var.set(delivery.id)
                 try:
-                    await self._run_handlers(delivery)
+                    if await self._run_handlers(delivery):
+                        handled.append(delivery)
+                    else:
+                        leased.remove(delivery.id)  # its failure is recorded and its lease given back
                 finally:
                     delivery_id_var.reset(token)
-                    remaining.remove(delivery.id)
-                    self._in_flight.pop(delivery.id, None)
+                    spent = loop.time() - began
+                if handled and loop.time() - flushed >= COMPLETE_EVERY_SECONDS:
+                    await self._complete(handled, leased)
+                    flushed = loop.time()
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            for delivery_id in remaining:
-                self._in_flight.pop(delivery_id, None)
-            self._busy_repos.discard(key)
+            try:
+                # Handled deliveries are marked done together, one statement for the group (or per second of a
+                # slow group). A crash before it leaves them leased; they are handled again when the lease runs
+                # out, and handlers are idempotent.
+                await self._complete(handled, leased)
+            finally:
+                for delivery in group:
+                    self._in_flight.pop(delivery.id, None)
+                self._busy_repos.discard(key)
 
-    async def _run_handlers(self, delivery: ClaimedDelivery) -> None:
+    async def _complete(self, handled: list[ClaimedDelivery], leased: list[str]) -> None:
+        """Mark `handled` done and empty it (whatever the outcome: a failed write means they run again later)."""
+        batch = list(handled)
+        handled.clear()
+        if not batch:
+            return
+        for delivery in batch:
+            leased.remove(delivery.id)
+        try:
+            done = await self.services.inbox.complete_many([d.id for d in batch], self.worker_id)
+        except Exception:
+            log.exception("could not mark %d handled deliveries done; they will be handled again", len(batch))
+            return
+        if self.services.metrics is not None:
+            for delivery in batch:
+                if delivery.id in done:
+                    self.services.metrics.delivery_handled(delivery.event)
+
+    async def _run_handlers(self, delivery: ClaimedDelivery) -> bool:
+        """Run a delivery's handlers; True when they all succeeded (the caller marks it done), else the failure is
+        recorded here."""
         inbox = self.services.inbox
         metrics = self.services.metrics
         if metrics is not None:
@@ -148,22 +200,21 @@ class Dispatcher:
                 log.warning("%s failed (attempt %d), retrying in %.1fs: %s", delivery.event,
                             delivery.attempts, delay, error)
                 await inbox.fail(delivery.id, self.worker_id, error, retry_at=utcnow() + timedelta(seconds=delay))
-            return
+            return False
         log.info("handled %s (%d handlers)", event.key, ran)
-        await inbox.complete(delivery.id, self.worker_id)
-        if metrics is not None:
-            metrics.delivery_handled(delivery.event)
+        return True
 
     async def _heartbeat(self, delivery_ids: list[str]) -> None:
         """Keep the leases of a group's unfinished deliveries alive while the group works through them."""
         interval = max(0.05, self.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(interval)
-            for delivery_id in list(delivery_ids):
-                try:
-                    await self.services.inbox.renew(delivery_id, self.worker_id, self.lease)
-                except Exception:
-                    log.exception("could not renew the lease of %s", delivery_id)
+            if not delivery_ids:
+                continue
+            try:
+                await self.services.inbox.renew_many(list(delivery_ids), self.worker_id, self.lease)
+            except Exception:
+                log.exception("could not renew the leases of %d deliveries", len(delivery_ids))
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,10 +7,13 @@ import hmac
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from bot.services import Services
 from bot.store.inbox import InboxWriter, NewDelivery
@@ -36,7 +39,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 WEBHOOK_PATH = "/api/github/webhooks"
 
 
-async def accept(app_state: Any, headers: dict[str, str], body: bytes, started: float) -> tuple[int, dict[str, str]]:
+async def accept(
+    app_state: Any, headers: dict[str, str], body: bytes, started: float
+) -> tuple[int, dict[str, str] | None]:
     """Verify, validate and store one delivery; return the status and the JSON answer. No GitHub call, ever."""
     services: Services = app_state.services
     writer: InboxWriter = app_state.inbox_writer
@@ -49,20 +54,21 @@ async def accept(app_state: Any, headers: dict[str, str], body: bytes, started: 
     if not delivery_id or not _DELIVERY_ID.match(delivery_id):
         return 400, {"message": "missing or malformed X-GitHub-Delivery"}
     try:
-        payload: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return 400, {"message": "body is not valid JSON"}
-    if not isinstance(payload, dict):
+        envelope = read_envelope(body)
+        text = body.decode("utf-8")
+    except msgspec.ValidationError:  # valid JSON, but not an object
         return 400, {"message": "body is not a JSON object"}
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return 400, {"message": "body is not valid JSON"}
     if event == "ping":
         return 200, {"message": "pong"}
     delivery = NewDelivery(
         id=delivery_id,
         event=event,
-        action=_str_or_none(payload.get("action")),
-        installation_id=_installation_id(payload),
-        repository=_repository(payload),
-        payload=body.decode("utf-8"),
+        action=envelope.action,
+        installation_id=envelope.installation_id,
+        repository=envelope.repository,
+        payload=text,
         received_at=utcnow(),
     )
     try:
@@ -75,30 +81,37 @@ async def accept(app_state: Any, headers: dict[str, str], body: bytes, started: 
     services.wakeup.set()
     if services.metrics is not None:
         services.metrics.delivery_received(event, time.perf_counter() - started)
-    return 202, {"message": "accepted", "id": delivery_id}
+    return 202, None  # the status says it all; no body saves a second write to the socket
 
 
 _WANTED = frozenset({b"content-length", b"x-hub-signature-256", b"x-github-event", b"x-github-delivery"})
 
 
 class WebhookIngress:
-    """The webhook endpoint as plain ASGI, ahead of FastAPI's routing: it is the one hot path of the service.
+    """The webhook endpoint as plain ASGI: it is the one hot path of the service.
 
-    Everything else goes to the application unchanged. The body is read chunk by chunk and refused as soon as it
-    passes 25 MiB (or at once when Content-Length says so).
+    `KickoffApp` hands it the webhook path before FastAPI's middleware stack and routing. The body is read chunk by
+    chunk and refused as soon as it passes 25 MiB (or at once when Content-Length says so).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, state: Any) -> None:
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH:
-            await self.app(scope, receive, send)
-            return
         started = time.perf_counter()
         if scope["method"] != "POST":
             await _answer(send, 405, {"message": "use POST"}, extra=((b"allow", b"POST"),))
             return
+        services: Services | None = getattr(self.state, "services", None)
+        if services is not None:
+            services.ingress.enter()
+        try:
+            await self._post(scope, receive, send, started)
+        finally:
+            if services is not None:
+                services.ingress.leave()
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -118,13 +131,37 @@ class WebhookIngress:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        status, answer = await accept(scope["app"].state, headers, b"".join(chunks), started)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            status, answer = await accept(self.state, headers, body, started)
+        except Exception:
+            log.exception("the webhook ingress failed")
+            status, answer = 500, {"message": "internal error; GitHub can redeliver it"}
         await _answer(send, status, answer)
 
 
+class KickoffApp(FastAPI):
+    """FastAPI, with `POST /api/github/webhooks` taken before the middleware stack (errors, telemetry, routing)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.webhook_ingress = WebhookIngress(self.state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
+            scope["app"] = self
+            await self.webhook_ingress(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 async def _answer(
-    send: Send, status: int, body: dict[str, str], extra: tuple[tuple[bytes, bytes], ...] = ()
+    send: Send, status: int, body: dict[str, str] | None, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
+    if body is None:
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return
     data = orjson.dumps(body)
     await send({
         "type": "http.response.start",
@@ -134,23 +171,61 @@ async def _answer(
     await send({"type": "http.response.body", "body": data})
 
 
-def _str_or_none(value: object) -> str | None:
+class _Envelope(msgspec.Struct):
+    """The three fields the inbox indexes. Decoding validates the whole body as JSON but builds only these."""
+
+    action: msgspec.Raw = msgspec.Raw(b"null")
+    installation: msgspec.Raw = msgspec.Raw(b"null")
+    repository: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Installation(msgspec.Struct):
+    id: object = None
+
+
+class _Repository(msgspec.Struct):
+    full_name: object = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the inbox stores beside the payload."""
+
+    action: str | None
+    installation_id: int | None
+    repository: str | None
+
+
+def read_envelope(body: bytes) -> Envelope:
+    """Validate `body` as a JSON object and read its envelope. Raises msgspec's `ValidationError` for JSON that
+    is not an object and `DecodeError` for what is not JSON."""
+    raw = _ENVELOPE.decode(body)
+    return Envelope(_action(raw.action), _installation_id(raw.installation), _repository(raw.repository))
+
+_ANY = msgspec.json.Decoder(object)
+_INSTALLATION = msgspec.json.Decoder(_Installation)
+_REPOSITORY = msgspec.json.Decoder(_Repository)
+
+
+def _action(raw: msgspec.Raw) -> str | None:
+    value = _ANY.decode(raw)
     return value[:64] if isinstance(value, str) else None
 
 
-def _installation_id(payload: dict[str, Any]) -> int | None:
-    installation = payload.get("installation")
-    if isinstance(installation, dict):
-        value = installation.get("id")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+def _installation_id(raw: msgspec.Raw) -> int | None:
+    try:
+        value = _INSTALLATION.decode(raw).id
+    except msgspec.ValidationError:  # missing, null or not an object
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _repository(payload: dict[str, Any]) -> str | None:
-    repository = payload.get("repository")
-    if isinstance(repository, dict):
-        name = repository.get("full_name")
-        if isinstance(name, str):
-            return name[:255]
-    return None
+def _repository(raw: msgspec.Raw) -> str | None:
+    try:
+        name = _REPOSITORY.decode(raw).full_name
+    except msgspec.ValidationError:
+        return None
+    return name[:255] if isinstance(name, str) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,34 @@ class GitHubNotConfigured(RuntimeError):
     """A handler needs GitHub but APP_ID/PRIVATE_KEY are not set."""
 
 
+class IngressLoad:
+    """The webhook requests this process is answering. An in-process dispatcher lets them go first: it claims when
+    none is in flight, or after a short wait at most, so a flood is acknowledged first and handled in larger
+    batches, and a lone delivery is claimed the moment its 202 is on its way."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight <= 0:
+            self.in_flight = 0
+            self._idle.set()
+
+    async def wait_idle(self, at_most: float) -> None:
+        if self.in_flight == 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self._idle.wait()
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -33,6 +62,8 @@ class Services:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Set whenever runs are planned, finish, or capacity frees, so the scheduler looks again at once.
     runs_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Webhook requests in flight in this process (the ingress counts them; the dispatcher defers to them).
+    ingress: IngressLoad = field(default_factory=IngressLoad)
     # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).
     metrics: Metrics | None = None
 

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     log_format: Literal["plain", "json"] = Field(default="plain", validation_alias="LOG_FORMAT")
 
     # Dispatcher tuning; the defaults suit one process serving a team.
-    dispatch_concurrency: int = Field(default=8, ge=1, validation_alias="KICKOFF_DISPATCH_CONCURRENCY")
+    dispatch_concurrency: int = Field(default=32, ge=1, validation_alias="KICKOFF_DISPATCH_CONCURRENCY")
     handler_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_HANDLER_TIMEOUT")
     lease_seconds: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_LEASE_SECONDS")
     max_attempts: int = Field(default=6, ge=1, validation_alias="KICKOFF_MAX_ATTEMPTS")

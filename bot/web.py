@@ -122,9 +122,8 @@ def create_app(
                 await gateway.aclose()
             await store.close()
 
-    app = FastAPI(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = ingress.KickoffApp(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()
-    app.add_middleware(ingress.WebhookIngress)
     app.include_router(runs_api.router)
     app.include_router(run_tickets.router)
     app.include_router(dashboard.router)

@@ -203,3 +203,83 @@ async def test_two_dispatchers_on_postgresql_never_hold_one_delivery(postgres_ur
     assert sorted(d for d, _ in handled) == sorted(f"d{n}" for n in range(count))
     assert {w for _, w in handled} == {"a", "b"}  # both really worked
     del router
+
+
+async def test_a_full_dispatcher_claims_again_as_soon_as_a_slot_frees(database_url: str) -> None:
+    """With every slot taken, the loop waits for a slot, not for the next wake-up or poll (30 s here)."""
+    settings = make_settings(database_url, KICKOFF_DISPATCH_CONCURRENCY=1, KICKOFF_POLL_SECONDS=30)
+    store = Store(database_url)
+    await store.migrate()
+    services = Services(settings=settings, store=store, inbox=Inbox(store))
+    handled: list[str] = []
+    router = Router()
+
+    @router.on("issues")
+    async def record(event: Event, _: Services) -> None:
+        handled.append(event.delivery_id)
+
+    await services.inbox.insert_many([delivery(n, repo=f"o/r{n}") for n in range(1, 4)])
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(services, router).run(stop))
+    try:
+        async with asyncio.timeout(10):
+            while len(handled) < 3:
+                await asyncio.sleep(0.01)
+        assert handled == ["d1", "d2", "d3"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await store.close()
+
+
+async def test_a_groups_handled_deliveries_are_done_together_and_its_failure_retries(services: Services) -> None:
+    order: list[int] = []
+    router = Router()
+
+    @router.on("issues")
+    async def picky(event: Event, _: Services) -> None:
+        order.append(event.payload["n"])
+        if event.payload["n"] == 2:
+            raise RuntimeError("not this one")
+
+    await services.inbox.insert_many([delivery(n) for n in range(1, 4)])
+    dispatcher = Dispatcher(services, router)
+    claimed = await dispatcher._claim()
+    assert [c.id for c in claimed] == ["d1", "d2", "d3"]
+    await asyncio.gather(*set(dispatcher._in_flight.values()))
+    assert order == [1, 2, 3]
+    statuses = {d.id: (d.status, d.lease_owner) for d in await services.inbox.list()}
+    assert statuses == {"d1": ("done", None), "d2": ("retrying", None), "d3": ("done", None)}
+    assert not dispatcher._in_flight
+    assert not dispatcher._busy_repos
+
+
+async def test_a_slow_group_keeps_every_lease_until_it_records_the_outcome(database_url: str) -> None:
+    """Handled but not yet marked done is still leased: another dispatcher cannot take it over meanwhile."""
+    settings = make_settings(database_url, KICKOFF_LEASE_SECONDS=0.3, KICKOFF_HANDLER_TIMEOUT=5)
+    store = Store(database_url)
+    await store.migrate()
+    services = Services(settings=settings, store=store, inbox=Inbox(store))
+    handled: list[str] = []
+    router = Router()
+
+    @router.on("issues")
+    async def slow(event: Event, _: Services) -> None:
+        handled.append(event.delivery_id)
+        await asyncio.sleep(0.25)
+
+    try:
+        await services.inbox.insert_many([delivery(n) for n in range(1, 4)])  # one repository: one group
+        dispatcher = Dispatcher(services, router, worker_id="first")
+        assert len(await dispatcher._claim()) == 3
+        group = asyncio.gather(*set(dispatcher._in_flight.values()))
+        stolen = []
+        while not group.done():
+            stolen += await services.inbox.claim("thief", 10, timedelta(seconds=30))
+            await asyncio.sleep(0.05)
+        await group
+        assert stolen == []
+        assert handled == ["d1", "d2", "d3"]
+        assert await services.inbox.count_by_status() == {"done": 3}
+    finally:
+        await store.close()

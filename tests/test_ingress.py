@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
+from bot.ingress import MAX_BODY_BYTES, Envelope, read_envelope
+from bot.services import IngressLoad
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import Delivery
@@ -53,6 +56,7 @@ def test_every_real_payload_is_stored_exactly_once(server: tuple[str, str]) -> N
                 assert response.status_code == 200, path.name
                 continue
             assert response.status_code == 202, (path.name, response.text)
+            assert response.content == b""  # the status says it all
             sent[delivery_id] = body
             # GitHub's redelivery keeps the id: the second copy is acknowledged and ignored.
             again = client.post("/api/github/webhooks", content=body,
@@ -177,3 +181,64 @@ def test_only_post_is_accepted(server: tuple[str, str]) -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert stored(database_url) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"action": "opened", "installation": {"id": 7}, "repository": {"full_name": "o/r"}}',
+         Envelope("opened", 7, "o/r")),
+        (b'{"zen": "Keep it logically awesome."}', Envelope(None, None, None)),
+        (b'{"action": 3, "installation": {"id": true}, "repository": {"full_name": 5}}', Envelope(None, None, None)),
+        (b'{"action": null, "installation": [1], "repository": "o/r"}', Envelope(None, None, None)),
+        (b'{"installation": {"id": "7"}, "repository": null}', Envelope(None, None, None)),
+        (b'{"action": "' + b"x" * 100 + b'"}', Envelope("x" * 64, None, None)),
+    ],
+)
+def test_the_envelope_takes_only_well_shaped_fields(body: bytes, expected: Envelope) -> None:
+    assert read_envelope(body) == expected
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"text"', b"3", b"null"])
+def test_json_that_is_not_an_object_is_told_apart(body: bytes) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        read_envelope(body)
+
+
+@pytest.mark.parametrize("body", [b'{"action": "opened"} trailing', b'{"action": ', b'{"a": 1,}', b"\xff{}", b""])
+def test_broken_json_is_told_apart(body: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError) as broken:
+        read_envelope(body)
+    assert not isinstance(broken.value, msgspec.ValidationError)
+
+
+async def test_the_ingress_load_tells_the_dispatcher_when_it_may_claim() -> None:
+    load = IngressLoad()
+    await asyncio.wait_for(load.wait_idle(30), 1)  # idle: no wait at all
+    load.enter()
+    load.enter()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await load.wait_idle(0.05)  # busy: waits, but only so long
+    assert loop.time() - began >= 0.04
+    waiting = asyncio.create_task(load.wait_idle(30))
+    load.leave()
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    load.leave()
+    await asyncio.wait_for(waiting, 1)
+    assert load.in_flight == 0
+
+
+def test_every_answer_leaves_the_ingress_idle(database_url: str) -> None:
+    app = create_app(make_settings(database_url), run_worker=False)
+    big = b"{" + b" " * (MAX_BODY_BYTES + 1) + b"}"
+    with ServerThread(app) as running, httpx.Client(base_url=running.url, timeout=30) as client:
+        assert client.post("/api/github/webhooks", content=BODY,
+                           headers=headers(WEBHOOK_SECRET, "issues", BODY, "idle-1")).status_code == 202
+        unsigned = client.post("/api/github/webhooks", content=BODY, headers={"X-GitHub-Event": "issues"})
+        assert unsigned.status_code == 401
+        assert client.post("/api/github/webhooks", content=big,
+                           headers=headers(WEBHOOK_SECRET, "issues", big, "idle-2")).status_code == 413
+        assert client.get("/api/github/webhooks").status_code == 405
+        assert app.state.services.ingress.in_flight == 0

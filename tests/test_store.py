@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
+from sqlalchemy import text
 
-from bot.store.db import DatabaseURLError, Store, async_database_url, head_revision
+from bot.store.db import DatabaseURLError, Store, _alembic_config, async_database_url, head_revision
 from bot.store.inbox import Inbox, NewDelivery
 from bot.store.models import utcnow
 from bot.web import create_app
@@ -130,3 +133,140 @@ def test_operator_api_needs_the_dashboard_token_when_set(tmp_path: Path) -> None
         assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert httpx.get(url, headers={"Authorization": "Basic let-me-in"}).status_code == 401
         assert httpx.get(url, headers={"Authorization": "Bearer let-me-in"}).json() == []
+
+
+async def test_the_claim_reads_the_due_index_in_order_without_sorting(sqlite_url: str) -> None:
+    """However long the backlog, a claim walks `ix_deliveries_due` and stops at its limit: no scan, no sort."""
+    store = Store(sqlite_url)
+    await store.migrate()
+    inbox = Inbox(store)
+    try:
+        for statement in (inbox._claim, inbox._claim_excluding):
+            compiled = statement.compile(dialect=store.engine.dialect)
+            params = compiled.construct_params({"b_now": "2030-01-01 00:00:00.000000", "b_until": "x",
+                                                "b_owner": "w", "b_limit": 8, "b_repos": ["o/r"]})
+            args = [params[name] for name in compiled.positiontup or ()]
+            sql = compiled.string
+            if "__[POSTCOMPILE_b_repos]" in sql:  # an expanding parameter: one placeholder per value
+                sql = sql.replace("(__[POSTCOMPILE_b_repos])", "(?)")
+                args = [value[0] if isinstance(value, list) else value for value in args]
+
+            def plan(conn: sqlite3.Connection, sql: str = sql, args: list[object] = args) -> str:
+                return "\n".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+            with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+                text = plan(conn)
+            assert "ix_deliveries_due" in text, text
+            assert "TEMP B-TREE" not in text, text
+            assert "SCAN deliveries" not in text, text
+    finally:
+        await store.close()
+
+
+async def test_claims_and_outcomes_keep_due_at_and_payloads_apart(database_url: str) -> None:
+    store = Store(database_url)
+    await store.migrate()
+    inbox = Inbox(store)
+    now = utcnow()
+    try:
+        await inbox.insert_many([NewDelivery(f"d{n}", "issues", "opened", 1, f"o/r{n}", f'{{"n": {n}}}',
+                                             now + timedelta(microseconds=n)) for n in range(4)])
+        claimed = await inbox.claim("w", 3, timedelta(seconds=60))
+        assert [(c.id, c.payload) for c in claimed] == [(f"d{n}", f'{{"n": {n}}}') for n in range(3)]
+        assert await inbox.complete_many(["d0", "d1"], "w") == {"d0", "d1"}
+        assert await inbox.complete_many(["d2"], "someone-else") == set()  # not their lease
+        assert await inbox.fail("d2", "w", "later", retry_at=now + timedelta(hours=1))
+        rows = {d.id: d for d in await inbox.list()}
+        assert {i: (r.status, r.due_at) for i, r in rows.items()} == {
+            "d0": ("done", None),
+            "d1": ("done", None),
+            "d2": ("retrying", now + timedelta(hours=1)),
+            "d3": ("pending", now + timedelta(microseconds=3)),
+        }
+        assert rows["d0"].payload == '{"n": 0}'  # still there once done
+        # The retry is not due yet, so the next claim takes d3 only.
+        assert [c.id for c in await inbox.claim("w", 10, timedelta(seconds=60))] == ["d3"]
+    finally:
+        await store.close()
+
+
+async def test_migration_0005_moves_payloads_out_and_computes_due_at(database_url: str) -> None:
+    store = Store(database_url)
+    await store.migrate()  # PostgreSQL's fixture database is at head already; step back to before 0005
+
+    async def downgrade() -> None:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0004"))
+
+    await downgrade()
+    now = utcnow().replace(microsecond=0)
+    rows = [
+        ("p", "pending", now, None),
+        ("r", "retrying", now + timedelta(minutes=5), None),
+        ("l", "processing", now, now + timedelta(minutes=2)),
+        ("d", "done", now, None),
+    ]
+    try:
+        async with store.engine.begin() as conn:
+            for delivery_id, status, next_attempt, lease in rows:
+                await conn.execute(
+                    text("INSERT INTO deliveries (id, event, received_at, payload, status, attempts, next_attempt_at,"
+                         " lease_expires_at) VALUES (:id, 'issues', :now, :payload, :status, 1, :next, :lease)"),
+                    {"id": delivery_id, "now": now.replace(tzinfo=None), "payload": f'{{"id": "{delivery_id}"}}',
+                     "status": status, "next": next_attempt.replace(tzinfo=None),
+                     "lease": lease.replace(tzinfo=None) if lease else None},
+                )
+        await store.migrate()
+        inbox = Inbox(store)
+        stored = {d.id: d for d in await inbox.list()}
+        assert {i: d.payload for i, d in stored.items()} == {i: f'{{"id": "{i}"}}' for i, *_ in rows}
+        assert {i: d.due_at for i, d in stored.items()} == {
+            "p": now, "r": now + timedelta(minutes=5), "l": now + timedelta(minutes=2), "d": None,
+        }
+        await downgrade()
+        async with store.engine.connect() as conn:
+            back = {str(i): str(p) for i, p in await conn.execute(text("SELECT id, payload FROM deliveries"))}
+        assert back == {i: f'{{"id": "{i}"}}' for i, *_ in rows}
+    finally:
+        await store.close()
+
+
+async def test_a_write_waits_for_another_connections_lock_then_commits(sqlite_url: str) -> None:
+    """The inline writer never blocks the event loop on a lock: it hands the batch to its thread, which waits."""
+    store = Store(sqlite_url)
+    await store.migrate()
+    inbox = Inbox(store)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        writing = asyncio.create_task(
+            inbox.insert_many([NewDelivery("a", "issues", "opened", 1, "o/r", "{}", utcnow())])
+        )
+        ticks = 0
+        while ticks < 20:  # the loop keeps running while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not writing.done()
+        holder.execute("COMMIT")
+        assert await asyncio.wait_for(writing, 10) == {"a"}
+        assert await inbox.count_by_status() == {"pending": 1}
+    finally:
+        holder.close()
+        await store.close()
+
+
+async def test_one_batch_with_a_repeated_id_stores_its_first_copy(database_url: str) -> None:
+    store = Store(database_url)
+    await store.migrate()
+    inbox = Inbox(store)
+    now = utcnow()
+    try:
+        batch = [NewDelivery("a", "issues", "opened", 1, "o/r", '{"copy": 1}', now),
+                 NewDelivery("a", "issues", "opened", 1, "o/r", '{"copy": 2}', now),
+                 NewDelivery("b", "push", None, None, None, "{}", now)]
+        assert await inbox.insert_many(batch) == {"a", "b"}
+        row = await inbox.get("a")
+        assert row is not None
+        assert row.payload == '{"copy": 1}'
+    finally:
+        await store.close()

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,13 +15,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-A = TypeVar("A")
 R = TypeVar("R")
 
 
@@ -56,14 +56,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class SqliteWriter:
-    """Runs a whole SQLite write transaction in one call, for the ingress's group commit.
+    """Runs a whole SQLite write transaction in one synchronous call, so the write lock is never held across an await.
 
-    A batch is normally written inline on the event loop's thread: with WAL and `synchronous=NORMAL` a commit does
-    not wait for the disk, so a batch costs well under a millisecond, far less than handing it to another thread
-    (one hop per batch, and then the GIL bouncing between threads) or to aiosqlite (one hop per statement). The
-    inline connection never waits for a lock (`busy_timeout=0`) and never checkpoints: when another connection
-    holds the write lock the batch goes to a dedicated thread that may wait, and WAL checkpoints run on that
-    thread in the background, so the event loop is never blocked on a lock or on fsync.
+    A transaction is normally run inline on the event loop's thread: with WAL and `synchronous=NORMAL` a commit does
+    not wait for the disk, so a short transaction costs well under a millisecond, far less than handing it to
+    another thread (one hop per transaction, and then the GIL bouncing between threads) or to aiosqlite (one hop per
+    statement, with the lock held while the loop runs other work). The inline connection never waits for a lock
+    (`busy_timeout=0`) and never checkpoints: when another connection holds the write lock the transaction goes to a
+    dedicated thread that may wait, and WAL checkpoints run on that thread in the background, so the event loop is
+    never blocked on a lock or on fsync. The work is SQLAlchemy Core on a synchronous connection, so the same
+    statements serve SQLite here and PostgreSQL through `Store.write`.
     """
 
     CHECKPOINT_EVERY_SECONDS = 1.0
@@ -71,17 +73,27 @@ class SqliteWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._inline: sqlite3.Connection | None = None
-        self._threaded: sqlite3.Connection | None = None
+        self._inline: _Connection | None = None
+        self._threaded: _Connection | None = None
         self._last_checkpoint = 0.0
         self._checkpointing: asyncio.Future[None] | None = None
 
-    async def transaction(self, work: Callable[[sqlite3.Connection, A], R], arg: A) -> R:
+    async def transaction(self, work: Callable[[Connection], R]) -> R:
+        """Run SQLAlchemy Core `work` as one transaction."""
+        return await self._run(partial(_sqlalchemy_transaction, work))
+
+    async def raw_transaction(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        """Run DB-API `work` as one transaction, without SQLAlchemy's per-transaction cost (the ingress's inserts)."""
+        return await self._run(partial(_raw_transaction, work))
+
+    async def _run(self, transaction: Callable[[_Connection, bool], R]) -> R:
         loop = asyncio.get_running_loop()
+        if self._inline is None:
+            self._inline = _Connection(self.path, inline=True)
         try:
-            result = self._inline_transaction(work, arg)
+            result = transaction(self._inline, True)
         except _Busy:
-            result = await loop.run_in_executor(self._executor, self._threaded_transaction, work, arg)
+            result = await loop.run_in_executor(self._executor, transaction, self._threaded_connection(), False)
         if loop.time() - self._last_checkpoint > self.CHECKPOINT_EVERY_SECONDS and (
             self._checkpointing is None or self._checkpointing.done()
         ):
@@ -89,34 +101,16 @@ class SqliteWriter:
             self._checkpointing = loop.run_in_executor(self._executor, self._checkpoint)
         return result
 
-    def _inline_transaction(self, work: Callable[[sqlite3.Connection, A], R], arg: A) -> R:
-        if self._inline is None:
-            self._inline = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            _sqlite_pragmas(self._inline, None)
-            self._inline.execute("PRAGMA busy_timeout=0")
-            self._inline.execute("PRAGMA wal_autocheckpoint=0")
-        try:
-            self._inline.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _Busy from exc
-        return _commit(self._inline, work, arg)
-
-    def _threaded_transaction(self, work: Callable[[sqlite3.Connection, A], R], arg: A) -> R:
-        conn = self._threaded_connection()
-        conn.execute("BEGIN IMMEDIATE")
-        return _commit(conn, work, arg)
-
-    def _threaded_connection(self) -> sqlite3.Connection:
+    def _threaded_connection(self) -> _Connection:
         if self._threaded is None:
-            self._threaded = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            _sqlite_pragmas(self._threaded, None)
+            self._threaded = _Connection(self.path, inline=False)
         return self._threaded
 
     def _checkpoint(self) -> None:
-        self._threaded_connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._threaded_connection().raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def close(self) -> None:
-        def close_connections() -> None:
+        def close_engines() -> None:
             for conn in (self._inline, self._threaded):
                 if conn is not None:
                     conn.close()
@@ -124,7 +118,7 @@ class SqliteWriter:
 
         if self._checkpointing is not None:
             await asyncio.wait([self._checkpointing])
-        await asyncio.get_running_loop().run_in_executor(self._executor, close_connections)
+        await asyncio.get_running_loop().run_in_executor(self._executor, close_engines)
         self._executor.shutdown(wait=True)
 
 
@@ -132,13 +126,51 @@ class _Busy(Exception):
     """Another connection holds SQLite's write lock."""
 
 
-def _commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection, A], R], arg: A) -> R:
+class _Connection:
+    """One SQLite connection in autocommit mode (transactions are begun explicitly), reachable both raw and through
+    a one-connection SQLAlchemy engine. The inline one never waits for a lock and never checkpoints."""
+
+    def __init__(self, path: str, *, inline: bool) -> None:
+        self.raw = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        _sqlite_pragmas(self.raw, None)
+        if inline:
+            self.raw.execute("PRAGMA busy_timeout=0")
+            self.raw.execute("PRAGMA wal_autocheckpoint=0")
+        self.engine = create_engine("sqlite://", creator=lambda: self.raw, poolclass=StaticPool)
+
+    def begin(self, inline: bool) -> None:
+        try:
+            self.raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if inline:
+                raise _Busy from exc
+            raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.raw.close()
+
+
+def _sqlalchemy_transaction(work: Callable[[Connection], R], conn: _Connection, inline: bool) -> R:
+    with conn.engine.connect() as sa:
+        conn.begin(inline)
+        try:
+            result = work(sa)
+        except BaseException:
+            conn.raw.execute("ROLLBACK")
+            raise
+        conn.raw.execute("COMMIT")
+        return result
+
+
+def _raw_transaction(work: Callable[[sqlite3.Connection], R], conn: _Connection, inline: bool) -> R:
+    conn.begin(inline)
     try:
-        result = work(conn, arg)
-        conn.execute("COMMIT")
+        result = work(conn.raw)
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.raw.execute("ROLLBACK")
         raise
+    conn.raw.execute("COMMIT")
     return result
 
 
@@ -179,6 +211,17 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def write(self, work: Callable[[Connection], R]) -> R:
+        """Run `work` (SQLAlchemy Core on a synchronous connection) as one write transaction.
+
+        On a SQLite file it runs through the `SqliteWriter`, in one call that never holds the lock across an await;
+        elsewhere on a connection of the async engine.
+        """
+        if self.sqlite_writer is not None:
+            return await self.sqlite_writer.transaction(work)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def migrate(self, revision: str = "head") -> None:
         async with self.engine.begin() as conn:

@@ -9,13 +9,14 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Integer, Table, Update, bindparam, func, or_, select, update
+from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.db import Store
-from bot.store.models import Delivery, DeliveryStatus, utcnow
+from bot.store.models import Delivery, DeliveryPayload, DeliveryStatus, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,44 @@ class Inbox:
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(Delivery.id)
         )
+        # The dispatcher's statements, built once: SQLAlchemy then only binds the parameters.
+        self._claim = _claim_statement(postgres=store.dialect == "postgresql", excluding=False)
+        self._claim_excluding = _claim_statement(postgres=store.dialect == "postgresql", excluding=True)
+        payloads = cast(Table, DeliveryPayload.__table__)
+        self._payloads = select(payloads.c.delivery_id, payloads.c.payload).where(
+            payloads.c.delivery_id.in_(bindparam("b_ids", expanding=True))
+        )
+        deliveries = cast(Table, Delivery.__table__)
+        until = bindparam("b_until", type_=UTCDateTime())
+        self._renew = (
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
+                deliveries.c.lease_owner == bindparam("b_owner"),
+                deliveries.c.status == DeliveryStatus.PROCESSING,
+            )
+            .values(lease_expires_at=until, due_at=until)
+            .returning(deliveries.c.id)
+        )
+        self._complete = (
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
+                deliveries.c.lease_owner == bindparam("b_owner"),
+                deliveries.c.status == DeliveryStatus.PROCESSING,
+            )
+            .values(lease_owner=None, lease_expires_at=None, status=DeliveryStatus.DONE, last_error=None,
+                    finished_at=bindparam("b_now", type_=UTCDateTime()), due_at=None)
+            .returning(deliveries.c.id)
+        )
 
     async def insert_many(self, deliveries: Sequence[NewDelivery]) -> set[str]:
         """Insert in one transaction; return the ids that were new (a stored id is left untouched)."""
         if not deliveries:
             return set()
+        if self.store.sqlite_writer is not None:
+            # The ingress's hot path: plain DB-API statements, a fraction of the cost of SQLAlchemy's per-row work.
+            return await self.store.sqlite_writer.raw_transaction(lambda conn: _sqlite_insert(conn, deliveries))
         rows = [
             {
                 "id": d.id,
@@ -67,138 +101,127 @@ class Inbox:
                 "installation_id": d.installation_id,
                 "repository": d.repository,
                 "received_at": d.received_at,
-                "payload": d.payload,
                 "status": DeliveryStatus.PENDING,
                 "attempts": 0,
                 "next_attempt_at": d.received_at,
+                "due_at": d.received_at,
             }
             for d in deliveries
         ]
-        if self.store.sqlite_writer is not None:
-            return await self.store.sqlite_writer.transaction(_sqlite_insert, rows)
-        # Core, not the ORM, on this hot path: one cached statement, executed as "insertmanyvalues" batches.
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(self._insert_stmt, rows)
-            return {row[0] for row in result}
+        payloads: dict[str, str] = {}
+        for d in deliveries:
+            payloads.setdefault(d.id, d.payload)  # a repeated id keeps its first copy
+        # Core, not the ORM: cached statements, executed as "insertmanyvalues" batches.
+        stmt = self._insert_stmt
+        insert_payload = insert_into(DeliveryPayload)
+
+        def insert(conn: Connection) -> set[str]:
+            new = {row[0] for row in conn.execute(stmt, rows)}
+            if new:
+                conn.execute(insert_payload, [{"delivery_id": i, "payload": payloads[i]} for i in sorted(new)])
+            return new
+
+        return await self.store.write(insert)
 
     async def claim(self, owner: str, limit: int, lease: timedelta, *, exclude_repos: Sequence[str] = ()) -> list[
         ClaimedDelivery
     ]:
         """Lease up to `limit` due deliveries, oldest first. PostgreSQL skips rows another dispatcher holds."""
         now = utcnow()
-        due = or_(
-            and_(
-                Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
-                Delivery.next_attempt_at <= now,
-            ),
-            and_(Delivery.status == DeliveryStatus.PROCESSING, Delivery.lease_expires_at < now),
-        )
-        candidates = select(Delivery.id).where(due)
+        params: dict[str, object] = {"b_now": now, "b_until": now + lease, "b_owner": owner, "b_limit": limit}
         if exclude_repos:
-            candidates = candidates.where(
-                or_(Delivery.repository.is_(None), Delivery.repository.not_in(list(exclude_repos)))
-            )
-        candidates = candidates.order_by(Delivery.received_at, Delivery.id).limit(limit)
-        if self.store.dialect == "postgresql":
-            # A materialised CTE: PostgreSQL may re-run an `IN (subquery)` per row, and with SKIP LOCKED each
-            # re-run skips the rows this very update has locked, overshooting the limit.
-            chosen = candidates.with_for_update(skip_locked=True).cte("chosen")
-            target = update(Delivery).where(Delivery.id == chosen.c.id, due)
-        else:
-            target = update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()), due)
-        stmt = (
-            target
-            .values(
-                status=DeliveryStatus.PROCESSING,
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                attempts=Delivery.attempts + 1,
-            )
-            .returning(
-                Delivery.id,
-                Delivery.event,
-                Delivery.action,
-                Delivery.installation_id,
-                Delivery.repository,
-                Delivery.payload,
-                Delivery.attempts,
-                Delivery.received_at,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(stmt)
-            claimed = [
+            params["b_repos"] = list(exclude_repos)
+        stmt = self._claim_excluding if exclude_repos else self._claim
+        payloads_stmt = self._payloads
+
+        def run(conn: Connection) -> list[ClaimedDelivery]:
+            rows = list(conn.execute(stmt, params))
+            if not rows:
+                return []
+            payloads: dict[str, str] = {
+                delivery_id: payload
+                for delivery_id, payload in conn.execute(payloads_stmt, {"b_ids": [row.id for row in rows]})
+            }
+            return [
                 ClaimedDelivery(
                     id=row.id, event=row.event, action=row.action, installation_id=row.installation_id,
-                    repository=row.repository, payload=row.payload, attempts=row.attempts,
+                    repository=row.repository, payload=payloads.get(row.id, ""), attempts=row.attempts,
                     received_at=row.received_at,
                 )
-                for row in result
+                for row in rows
             ]
+
+        claimed = await self.store.write(run)
         claimed.sort(key=lambda c: (c.received_at, c.id))
         return claimed
 
-    async def renew(self, delivery_id: str, owner: str, lease: timedelta) -> bool:
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.lease_owner == owner,
-                    Delivery.status == DeliveryStatus.PROCESSING,
-                )
-                .values(lease_expires_at=utcnow() + lease)
-                .execution_options(synchronize_session=False)
-            )
-            return _rowcount(result) == 1
+    async def renew_many(self, delivery_ids: Sequence[str], owner: str, lease: timedelta) -> set[str]:
+        """Extend the leases `owner` still holds; the ids renewed."""
+        if not delivery_ids:
+            return set()
+        stmt = self._renew
+        params = {"b_ids": list(delivery_ids), "b_owner": owner, "b_until": utcnow() + lease}
+        return await self.store.write(lambda conn: {row[0] for row in conn.execute(stmt, params)})
 
     async def complete(self, delivery_id: str, owner: str) -> bool:
         return await self._finish(
-            delivery_id, owner, status=DeliveryStatus.DONE, last_error=None, finished_at=utcnow()
+            delivery_id, owner, status=DeliveryStatus.DONE, last_error=None, finished_at=utcnow(), due_at=None
         )
 
     async def fail(self, delivery_id: str, owner: str, error: str, *, retry_at: datetime | None) -> bool:
         """Record a failed attempt: retried at `retry_at`, or parked as dead when that is None."""
         if retry_at is None:
             return await self._finish(
-                delivery_id, owner, status=DeliveryStatus.DEAD, last_error=error, finished_at=utcnow()
+                delivery_id, owner, status=DeliveryStatus.DEAD, last_error=error, finished_at=utcnow(), due_at=None
             )
         return await self._finish(
-            delivery_id, owner, status=DeliveryStatus.RETRYING, last_error=error, next_attempt_at=retry_at
+            delivery_id, owner, status=DeliveryStatus.RETRYING, last_error=error, next_attempt_at=retry_at,
+            due_at=retry_at,
         )
 
-    async def _finish(self, delivery_id: str, owner: str, **values: object) -> bool:
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.lease_owner == owner,
-                    Delivery.status == DeliveryStatus.PROCESSING,
-                )
-                .values(lease_owner=None, lease_expires_at=None, **values)
-                .execution_options(synchronize_session=False)
-            )
-            if _rowcount(result) != 1:
+    async def complete_many(self, delivery_ids: Sequence[str], owner: str) -> set[str]:
+        """Mark handled deliveries done in one statement; the ids whose lease was still ours."""
+        if not delivery_ids:
+            return set()
+        stmt = self._complete
+        params = {"b_ids": list(delivery_ids), "b_owner": owner, "b_now": utcnow()}
+        done = await self.store.write(lambda conn: {row[0] for row in conn.execute(stmt, params)})
+        for delivery_id in delivery_ids:
+            if delivery_id not in done:
                 log.warning("lost the lease on %s before recording its outcome", delivery_id)
-                return False
-            return True
+        return done
+
+    async def _finish(self, delivery_id: str, owner: str, **values: object) -> bool:
+        stmt = (
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.lease_owner == owner,
+                Delivery.status == DeliveryStatus.PROCESSING,
+            )
+            .values(lease_owner=None, lease_expires_at=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if await self.store.write(lambda conn: _rowcount(conn.execute(stmt))) != 1:
+            log.warning("lost the lease on %s before recording its outcome", delivery_id)
+            return False
+        return True
 
     async def release(self, delivery_id: str, owner: str) -> bool:
         """Hand a leased delivery back untouched, as if it had not been claimed."""
-        return await self._finish(delivery_id, owner, status=DeliveryStatus.PENDING, attempts=Delivery.attempts - 1)
+        return await self._finish(delivery_id, owner, status=DeliveryStatus.PENDING, attempts=Delivery.attempts - 1,
+                                  due_at=Delivery.next_attempt_at)
 
     async def requeue(self, delivery_id: str) -> bool:
         """Give a dead or finished delivery another round (operator action)."""
-        async with self.store.engine.begin() as conn:
-            result = await conn.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.status.in_([DeliveryStatus.DEAD, DeliveryStatus.DONE]))
-                .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=utcnow(), finished_at=None)
-                .execution_options(synchronize_session=False)
-            )
-            return _rowcount(result) == 1
+        now = utcnow()
+        stmt = (
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status.in_([DeliveryStatus.DEAD, DeliveryStatus.DONE]))
+            .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, due_at=now, finished_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return await self.store.write(lambda conn: _rowcount(conn.execute(stmt)) == 1)
 
     async def get(self, delivery_id: str) -> Delivery | None:
         async with self.store.sessions() as session:
@@ -224,27 +247,62 @@ class Inbox:
             return set(rows.all())
 
 
-_SQLITE_COLUMNS = ("id", "event", "action", "installation_id", "repository", "received_at", "payload", "status",
-                   "attempts", "next_attempt_at")
-_SQLITE_INSERT = (
-    "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at, payload, status, attempts, "
-    "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id"
-)
+_SQLITE_INSERT_ROW = "(?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+_SQLITE_INSERT_PAYLOAD = "INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?, ?)"
 
 
-def _sqlite_insert(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> set[str]:
-    """The same upsert as the SQLAlchemy path; timestamps in SQLAlchemy's SQLite storage format."""
-    new: set[str] = set()
-    for row in rows:
-        values = [_sqlite_value(row[c]) for c in _SQLITE_COLUMNS]
-        new.update(r[0] for r in conn.execute(_SQLITE_INSERT, values).fetchall())
+def _sqlite_insert(raw: sqlite3.Connection, deliveries: Sequence[NewDelivery]) -> set[str]:
+    """The same upserts as the SQLAlchemy statements, one INSERT for the batch; timestamps in SQLAlchemy's SQLite
+    storage format."""
+    values: list[object] = []
+    for d in deliveries:
+        stamp = _sqlite_time(d.received_at)
+        values += (d.id, d.event, d.action, d.installation_id, d.repository, stamp, stamp, stamp)
+    new = {row[0] for row in raw.execute(
+        "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at, status, attempts, "  # noqa: S608 - placeholders only
+        f"next_attempt_at, due_at) VALUES {', '.join([_SQLITE_INSERT_ROW] * len(deliveries))} "
+        "ON CONFLICT (id) DO NOTHING RETURNING id",
+        values,
+    )}
+    first: dict[str, str] = {}
+    for d in deliveries:
+        if d.id in new:
+            first.setdefault(d.id, d.payload)  # a repeated id keeps its first copy, as the row does
+    raw.executemany(_SQLITE_INSERT_PAYLOAD, list(first.items()))
     return new
 
 
-def _sqlite_value(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    return value
+def _sqlite_time(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _claim_statement(*, postgres: bool, excluding: bool) -> Update:
+    """Lease the oldest due deliveries: parameters `b_now`, `b_until`, `b_owner`, `b_limit` (and `b_repos`)."""
+    t = cast(Table, Delivery.__table__)
+    due = t.c.due_at <= bindparam("b_now", type_=UTCDateTime())
+    candidates = select(t.c.id).where(due)
+    if excluding:
+        candidates = candidates.where(
+            or_(t.c.repository.is_(None), t.c.repository.not_in(bindparam("b_repos", expanding=True)))
+        )
+    # Index order (`ix_deliveries_due`): a claim reads the rows it takes, however long the backlog.
+    candidates = candidates.order_by(t.c.due_at, t.c.id).limit(bindparam("b_limit", type_=Integer()))
+    if postgres:
+        # A materialised CTE: PostgreSQL may re-run an `IN (subquery)` per row, and with SKIP LOCKED each re-run
+        # skips the rows this very update has locked, overshooting the limit.
+        chosen = candidates.with_for_update(skip_locked=True).cte("chosen")
+        target = update(t).where(t.c.id == chosen.c.id, due)
+    else:
+        # SQLite runs one writer at a time: the rows the subquery picks are still due when they are updated.
+        target = update(t).where(t.c.id.in_(candidates.scalar_subquery()))
+    until = bindparam("b_until", type_=UTCDateTime())
+    return target.values(
+        status=DeliveryStatus.PROCESSING,
+        lease_owner=bindparam("b_owner"),
+        lease_expires_at=until,
+        due_at=until,  # claimable again only when the lease runs out
+        attempts=t.c.attempts + 1,
+    ).returning(t.c.id, t.c.event, t.c.action, t.c.installation_id, t.c.repository, t.c.attempts, t.c.received_at)
 
 
 def _rowcount(result: object) -> int:

@@ -18,7 +18,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,19 +70,36 @@ class Delivery(Base):
     installation_id: Mapped[int | None] = mapped_column(BigInteger)
     repository: Mapped[str | None] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the delivery may next be claimed: its next attempt while pending or retrying, its lease's end while
+    # processing, NULL once done or dead. The claim reads `due_at <= now` in index order and nothing else.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The payload lives in its own table: a claim or an outcome rewrites this small row, and SQLite rewrites a whole
+    # record (a 10 KB payload and its overflow pages) whenever one of its columns changes size.
+    body: Mapped[DeliveryPayload] = relationship(lazy="joined", cascade="all, delete-orphan", uselist=False)
+    payload: AssociationProxy[str] = association_proxy("body", "payload", creator=lambda p: DeliveryPayload(payload=p))
 
     __table_args__ = (
-        Index("ix_deliveries_claim", "status", "next_attempt_at"),
         Index("ix_deliveries_received", "received_at"),
+        Index("ix_deliveries_due", "due_at", "id"),
     )
+
+
+class DeliveryPayload(Base):
+    """A delivery's raw JSON body, exactly as signed, written once."""
+
+    __tablename__ = "delivery_payloads"
+
+    delivery_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    payload: Mapped[str] = mapped_column(Text)
 
 
 class Installation(Base):

@@ -123,6 +123,7 @@ async def seed(store: Store, now: datetime) -> Seeded:
             return Delivery(id=did, event=event, action=action, installation_id=INSTALLATION, repository=REPO,
                             received_at=now - received, payload="{}", status=status, attempts=attempts,
                             next_attempt_at=now + timedelta(minutes=2), last_error=error,
+                            due_at=now + timedelta(minutes=2) if status == DeliveryStatus.RETRYING else None,
                             finished_at=None if status == DeliveryStatus.RETRYING else now - received)
 
         dead = "5a1c7f30-0000-4000-8000-00000000dead"
