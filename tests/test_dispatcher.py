@@ -256,7 +256,7 @@ async def test_a_groups_handled_deliveries_are_done_together_and_its_failure_ret
 
 async def test_a_slow_group_keeps_every_lease_until_it_records_the_outcome(database_url: str) -> None:
     """Handled but not yet marked done is still leased: another dispatcher cannot take it over meanwhile."""
-    settings = make_settings(database_url, KICKOFF_LEASE_SECONDS=0.3, KICKOFF_HANDLER_TIMEOUT=5)
+    settings = make_settings(database_url, KICKOFF_LEASE_SECONDS=1.0, KICKOFF_HANDLER_TIMEOUT=5)
     store = Store(database_url)
     await store.migrate()
     services = Services(settings=settings, store=store, inbox=Inbox(store))
@@ -266,7 +266,7 @@ async def test_a_slow_group_keeps_every_lease_until_it_records_the_outcome(datab
     @router.on("issues")
     async def slow(event: Event, _: Services) -> None:
         handled.append(event.delivery_id)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.6)  # the group takes 1.8 s; each lease lasts 1 s unless renewed
 
     try:
         await services.inbox.insert_many([delivery(n) for n in range(1, 4)])  # one repository: one group

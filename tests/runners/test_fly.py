@@ -15,7 +15,7 @@ import respx
 from bot.runners.base import RunnerError
 from bot.runners.fly import FlyRunner, RateLimiter, exit_of, parse_ref
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
-from tests.runners.remote_support import SECRETS, Exits, make_spec
+from tests.runners.remote_support import SECRETS, Exits, eventually, make_spec
 
 APP = "kickoff-runners"
 API = f"https://api.machines.dev/v1/apps/{APP}"
@@ -111,7 +111,7 @@ async def test_the_exit_code_comes_from_the_machines_exit_event(
     assert (exit_.exit_code, exit_.timed_out, exit_.cancelled) == (expected, False, False)
     assert wait.calls.last.request.url.params["state"] == "stopped"
     assert 1 <= int(wait.calls.last.request.url.params["timeout"]) <= 60
-    assert destroy.called
+    await eventually(lambda: _called(destroy), what="the machine destroyed")  # right after the exit is reported
     assert destroy.calls.last.request.url.params["force"] == "true"
 
 
@@ -137,7 +137,7 @@ async def test_kickoffs_deadline_stops_and_destroys_the_machine(fly: FlyRunner, 
     assert exit_.timed_out
     assert not exit_.cancelled
     assert stop_route.called
-    assert destroy.called
+    await eventually(lambda: _called(destroy), what="the machine destroyed")
 
 
 async def test_cancel_stops_the_machine(fly: FlyRunner, api: respx.MockRouter) -> None:
@@ -215,3 +215,7 @@ def test_refs_and_exit_events() -> None:
     assert exit_of(machine(exit_code=3)) == 3
     assert exit_of(machine()) is None
     assert exit_of({}) is None
+
+
+async def _called(route: respx.Route) -> bool:
+    return bool(route.called)

@@ -263,7 +263,7 @@ async def test_the_jobs_end_is_reported_and_the_job_deleted(
     fake.finish("kickoff-run-7", kind, reason)
     [exit_] = await exits.wait()
     assert (exit_.exit_code, exit_.timed_out, exit_.cancelled) == (code, timed_out, False)
-    assert "kickoff-run-7" not in fake.jobs
+    await _until(lambda: "kickoff-run-7" not in fake.jobs)  # deleted right after the exit is reported
     assert "kickoff-run-7" not in fake.secrets
     assert ("DELETE", f"/apis/batch/v1/namespaces/{NS}/jobs/kickoff-run-7") in [
         (m, p.split("?")[0]) for m, p in fake.requests]
