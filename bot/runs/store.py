@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Result, func, or_, select, text, update
+from sqlalchemy import Connection, CursorResult, Result, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.runs.lifecycle import ON_RUNNER, InvalidTransition, check_transition, is_final, path_to, state_for_outcome
@@ -196,9 +195,9 @@ class RunStore:
             if from_state is None:
                 raise RunNotFound(f"no run {run_id}")
         check_transition(from_state, to)
+        start = from_state
         try:
-            async with self.store.sessions.begin() as session:
-                await self._step(session, run_id, from_state, to, reason, values or {})
+            await self.store.write(lambda conn: self._step(conn, run_id, start, to, reason, values or {}))
         except _Lost:
             return False
         return True
@@ -218,14 +217,15 @@ class RunStore:
             if current == to or is_final(current):
                 return False
             steps = path_to(current, to)
+
+            def walk(conn: Connection, previous: str = current, steps: Sequence[str] = steps) -> None:
+                for index, step in enumerate(steps):
+                    last = index == len(steps) - 1
+                    self._step(conn, run_id, previous, step, reason if last else None, (values or {}) if last else {})
+                    previous = step
+
             try:
-                async with self.store.sessions.begin() as session:
-                    previous = current
-                    for index, step in enumerate(steps):
-                        last = index == len(steps) - 1
-                        await self._step(session, run_id, previous, step, reason if last else None,
-                                         (values or {}) if last else {})
-                        previous = step
+                await self.store.write(walk)
             except _Lost:
                 continue
             return True
@@ -255,25 +255,29 @@ class RunStore:
             .scalar_subquery()
         )
         now = self.clock()
-        async with self.store.sessions.begin() as session:
-            if self.store.dialect == "postgresql":
-                # Serialises claims across workers; released at commit. (On SQLite the UPDATE takes the write lock.)
-                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
-            result = await session.execute(
-                update(Run)
-                .where(
-                    Run.id == run.id,
-                    Run.state == run.state,
-                    total + busy_global < global_limit,
-                    in_repo + busy_repo < repo_limit,
-                )
-                .values(state=RunState.STARTING, reason=None, started_at=now, updated_at=now, **(values or {}))
-                .execution_options(synchronize_session=False)
+        stmt = (
+            update(Run)
+            .where(
+                Run.id == run.id,
+                Run.state == run.state,
+                total + busy_global < global_limit,
+                in_repo + busy_repo < repo_limit,
             )
-            if _rowcount(result) != 1:
+            .values(state=RunState.STARTING, reason=None, started_at=now, updated_at=now, **(values or {}))
+        )
+        moved = insert(RunTransition).values(run_id=run.id, from_state=run.state, to_state=RunState.STARTING, at=now)
+        postgres = self.store.dialect == "postgresql"
+
+        def take(conn: Connection) -> bool:
+            if postgres:
+                # Serialises claims across workers; released at commit. (On SQLite the UPDATE takes the write lock.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+            if _rowcount(conn.execute(stmt)) != 1:
                 return False
-            session.add(RunTransition(run_id=run.id, from_state=run.state, to_state=RunState.STARTING, at=now))
-        return True
+            conn.execute(moved)
+            return True
+
+        return await self.store.write(take)
 
     async def finish(self, run_id: int, result: RunResult) -> bool:
         """Record a runner's result and move the run to the state of its outcome; False if it was already final."""
@@ -289,22 +293,16 @@ class RunStore:
 
     async def update(self, run_id: int, **values: Any) -> None:
         """Change fields that are not the state (progress, runner reference, …)."""
-        async with self.store.sessions.begin() as session:
-            await session.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(updated_at=self.clock(), **values)
-                .execution_options(synchronize_session=False)
-            )
+        stmt = update(Run).where(Run.id == run_id).values(updated_at=self.clock(), **values)
+        await self.store.write(lambda conn: conn.execute(stmt))
 
     async def set_progress(self, run_id: int, progress: str) -> None:
-        async with self.store.sessions.begin() as session:
-            await session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.state.in_(ON_RUNNER))
-                .values(progress=progress, updated_at=self.clock())
-                .execution_options(synchronize_session=False)
-            )
+        stmt = (
+            update(Run)
+            .where(Run.id == run_id, Run.state.in_(ON_RUNNER))
+            .values(progress=progress, updated_at=self.clock())
+        )
+        await self.store.write(lambda conn: conn.execute(stmt))
 
     async def explain_wait(self, run_id: int, reason: str | None) -> bool:
         """Say why a queued or waiting run has not started; writes (and bumps `updated_at`) only on a change."""
@@ -354,8 +352,8 @@ class RunStore:
             return None  # another worker added the same attempt
         return new
 
-    async def _step(
-        self, session: AsyncSession, run_id: int, from_state: str, to: str, reason: str | None,
+    def _step(
+        self, conn: Connection, run_id: int, from_state: str, to: str, reason: str | None,
         values: Mapping[str, Any],
     ) -> None:
         now = self.clock()
@@ -364,12 +362,8 @@ class RunStore:
             fields.setdefault("started_at", now)
         if is_final(to):
             fields.setdefault("finished_at", now)
-        result = await session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.state == from_state)
-            .values(**fields)
-            .execution_options(synchronize_session=False)
-        )
+        result = conn.execute(update(Run).where(Run.id == run_id, Run.state == from_state).values(**fields))
         if _rowcount(result) != 1:
             raise _Lost
-        session.add(RunTransition(run_id=run_id, from_state=from_state, to_state=to, reason=_reason(reason), at=now))
+        conn.execute(insert(RunTransition).values(run_id=run_id, from_state=from_state, to_state=to,
+                                                  reason=_reason(reason), at=now))
