@@ -64,23 +64,15 @@ class Inbox:
         )
         deliveries = cast(Table, Delivery.__table__)
         until = bindparam("b_until", type_=UTCDateTime())
-        self._renew = (
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
-                deliveries.c.lease_owner == bindparam("b_owner"),
-                deliveries.c.status == DeliveryStatus.PROCESSING,
-            )
-            .values(lease_expires_at=until, due_at=until)
-            .returning(deliveries.c.id)
+        # `b_ids` among the deliveries `b_owner` still holds a lease on.
+        held = update(deliveries).where(
+            deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
+            deliveries.c.lease_owner == bindparam("b_owner"),
+            deliveries.c.status == DeliveryStatus.PROCESSING,
         )
+        self._renew = held.values(lease_expires_at=until, due_at=until).returning(deliveries.c.id)
         self._complete = (
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
-                deliveries.c.lease_owner == bindparam("b_owner"),
-                deliveries.c.status == DeliveryStatus.PROCESSING,
-            )
+            held
             .values(lease_owner=None, lease_expires_at=None, status=DeliveryStatus.DONE, last_error=None,
                     finished_at=bindparam("b_now", type_=UTCDateTime()), due_at=None)
             .returning(deliveries.c.id)
