@@ -13,7 +13,6 @@ from typing import Literal
 
 from bot import messages
 from bot.commands import CommandError, ParsedCommand, help_table, new_commands, parse_commands
-from bot.config import ConfigError
 from bot.events import (
     AuthoredComment,
     InstallationRef,
@@ -152,15 +151,8 @@ async def run_commands(
         return  # Kickoff never takes its own comments as commands
     github = services.require_github()
     sender = Sender(sender_user.login, sender_user.type)
-    if await triggers.is_kickoff(services, github, sender):
-        return
-    try:
-        config = await triggers.load_config(services, github, site)
-    except ConfigError as exc:
-        if not sender.is_bot:
-            await triggers.report_config_error(github, event, site, exc)
-        return
-    if not await triggers.screen_sender(services, sender, config):
+    config = await triggers.config_for(services, github, event, site, sender)
+    if config is None:
         return
 
     forks = _ForkLookup(github, site, pull_request)

@@ -238,15 +238,8 @@ async def agent_check_button(event: Event, services: Services) -> None:
         return
     github = services.require_github()
     sender = Sender(payload.sender.login, payload.sender.type)
-    if await triggers.is_kickoff(services, github, sender):
-        return
-    try:
-        config = await triggers.load_config(services, github, site)
-    except ConfigError as exc:
-        if not sender.is_bot:
-            await triggers.report_config_error(github, event, site, exc)
-        return
-    if not await triggers.screen_sender(services, sender, config):
+    config = await triggers.config_for(services, github, event, site, sender)
+    if config is None:
         return
     verb = action.identifier
     handler, label = BUTTONS[verb]

@@ -12,7 +12,6 @@ import logging
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot import messages
-from bot.config import ConfigError
 from bot.events import (
     CheckApp,
     CheckRunEvent,
@@ -232,15 +231,8 @@ async def queue_button_pressed(event: Event, services: Services) -> None:
         return
     github = services.require_github()
     sender = Sender(payload.sender.login, payload.sender.type)
-    if await triggers.is_kickoff(services, github, sender):
-        return
-    try:
-        config = await triggers.load_config(services, github, site)
-    except ConfigError as exc:
-        if not sender.is_bot:
-            await triggers.report_config_error(github, event, site, exc)
-        return
-    if payload.check_run.name != config.queue.check_name or not await triggers.screen_sender(services, sender, config):
+    config = await triggers.config_for(services, github, event, site, sender)
+    if config is None or payload.check_run.name != config.queue.check_name:
         return
     verb = action.identifier
     decision = await triggers.gate(services, github, site, config, sender, verb)

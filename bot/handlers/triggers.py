@@ -152,6 +152,25 @@ async def screen_sender(services: Services, sender: Sender, config: RepoConfig) 
     return True
 
 
+async def config_for(
+    services: Services, github: GitHubAPI, event: Event, site: Site, sender: Sender
+) -> RepoConfig | None:
+    """The repo config for a delivery from `sender`, or None when there is nothing to do: the sender is Kickoff
+    itself, the config is broken (reported where the user looks, unless the sender is a bot), or the config screens
+    the sender out."""
+    if await is_kickoff(services, github, sender):
+        return None
+    try:
+        config = await load_config(services, github, site)
+    except ConfigError as exc:
+        if not sender.is_bot:
+            await report_config_error(github, event, site, exc)
+        return None
+    if not await screen_sender(services, sender, config):
+        return None
+    return config
+
+
 async def gate(
     services: Services,
     github: GitHubAPI,
