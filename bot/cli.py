@@ -53,7 +53,7 @@ def _configure_logging(settings: Settings) -> None:
     from bot.logs import configure_logging, register_secret
 
     configure_logging(settings.log_level, settings.log_format)
-    for secret in (settings.webhook_secret, settings.dashboard_token, settings.private_key):
+    for secret in (settings.webhook_secret, settings.dashboard_token, settings.metrics_token, settings.private_key):
         if secret is not None:
             register_secret(secret.get_secret_value())
 
@@ -75,7 +75,8 @@ def serve(
 
     from bot.web import create_app, preflight
 
-    settings = _settings()
+    # The app decides what goes without a token from the address it is really bound to, so it gets this one.
+    settings = _settings().model_copy(update={"host": host})
     try:
         settings.require_webhook_secret()
         application = create_app(settings, run_worker=not no_worker)
@@ -83,8 +84,9 @@ def serve(
         raise _fail(str(exc)) from None
     _run(lambda: preflight(settings))
     _configure_logging(settings)
+    # proxy_headers off: the client address stays the socket's peer, never what X-Forwarded-For claims.
     config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=10)
+                            lifespan="on", timeout_graceful_shutdown=10, proxy_headers=False)
     server = uvicorn.Server(config)
     _freeze_heap()
     try:
@@ -154,6 +156,10 @@ def receive(
         raise _fail(f"{payload}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(parsed, dict):
         raise _fail(f"{payload}: a webhook payload is a JSON object")
+    try:
+        envelope = read_envelope(body.encode())
+    except ValueError as exc:
+        raise _fail(f"{payload}: {exc}") from None
 
     async def main() -> str:
         from bot.dispatcher import Dispatcher
@@ -162,7 +168,6 @@ def receive(
         services = await _services(settings)
         try:
             did = delivery_id or str(uuid.uuid4())
-            envelope = read_envelope(body.encode())
             new = await services.inbox.insert_many([NewDelivery(
                 id=did, event=event, action=envelope.action, installation_id=envelope.installation_id,
                 repository=envelope.repository, payload=body, received_at=utcnow(),

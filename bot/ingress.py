@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import orjson
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from bot import messages
 from bot.services import Services
 from bot.store.inbox import InboxWriter, NewDelivery
 from bot.store.models import utcnow
@@ -22,6 +25,9 @@ from bot.store.models import utcnow
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+BODY_BUDGET_BYTES: Final = 64 * 1024 * 1024  # defaults of KICKOFF_WEBHOOK_BODY_BUDGET / _READ_SECONDS
+READ_SECONDS: Final = 30.0
+MAX_INSTALLATION_ID: Final = 2**63 - 1  # the database's BIGINT
 _EVENT_NAME = re.compile(r"^[a-z_]{1,64}$")
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9\-_.:]{1,100}$")
 
@@ -39,14 +45,16 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 WEBHOOK_PATH = "/api/github/webhooks"
 
 
+UNSIGNED: Final[tuple[int, dict[str, str] | None]] = (401, {"message": "missing or invalid X-Hub-Signature-256"})
+
+
 async def accept(
     app_state: Any, headers: dict[str, str], body: bytes, started: float
 ) -> tuple[int, dict[str, str] | None]:
-    """Verify, validate and store one delivery; return the status and the JSON answer. No GitHub call, ever."""
+    """Validate and store one delivery whose signature the caller verified; return the status and the JSON
+    answer. No GitHub call, ever."""
     services: Services = app_state.services
     writer: InboxWriter = app_state.inbox_writer
-    if not verify_signature(app_state.webhook_secret, body, headers.get("x-hub-signature-256")):
-        return 401, {"message": "missing or invalid X-Hub-Signature-256"}
     event = headers.get("x-github-event")
     delivery_id = headers.get("x-github-delivery")
     if not event or not _EVENT_NAME.match(event):
@@ -56,6 +64,8 @@ async def accept(
     try:
         envelope = read_envelope(body)
         text = body.decode("utf-8")
+    except EnvelopeError as exc:
+        return 400, {"message": str(exc)}
     except msgspec.ValidationError:  # valid JSON, but not an object
         return 400, {"message": "body is not a JSON object"}
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -85,17 +95,76 @@ async def accept(
 
 
 _WANTED = frozenset({b"content-length", b"x-hub-signature-256", b"x-github-event", b"x-github-delivery"})
+_CLOSE: Final = ((b"connection", b"close"),)
+_BUSY: Final = (*_CLOSE, (b"retry-after", b"5"))
+
+
+class BodyGuard:
+    """The webhook bodies being read, before any signature can be checked: a budget of bytes held at once across
+    all of them, and a deadline for each read.
+
+    Plain counters, so the hot path pays a few integer operations per chunk; the deadlines are enforced by one
+    reaper task (`run`) that cancels the reads that are past theirs, rather than a timer per request.
+    """
+
+    def __init__(self, budget: int = BODY_BUDGET_BYTES, read_seconds: float = READ_SECONDS) -> None:
+        self.budget = budget
+        self.read_seconds = read_seconds
+        self.in_flight = 0  # unauthenticated body bytes held right now
+        self.peak = 0
+        self.refused = 0  # bodies answered 503 for want of budget
+        self.cut_off = 0  # bodies answered 408 for missing their deadline
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+
+    def take(self, size: int) -> bool:
+        if self.in_flight + size > self.budget:
+            return False
+        self.in_flight += size
+        if self.in_flight > self.peak:
+            self.peak = self.in_flight
+        return True
+
+    def give(self, size: int) -> None:
+        self.in_flight -= size
+
+    def reading(self, task: asyncio.Task[Any], started: float) -> None:
+        self._reading[task] = started + self.read_seconds
+
+    def done(self, task: asyncio.Task[Any]) -> None:
+        self._reading.pop(task, None)
+
+    def was_late(self, task: asyncio.Task[Any]) -> bool:
+        if task in self._late:
+            self._late.discard(task)
+            return True
+        return False
+
+    async def run(self) -> None:
+        """Cancel every read past its deadline (their handlers answer 408), until cancelled."""
+        tick = min(1.0, max(0.01, self.read_seconds / 10))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.perf_counter()
+            for task, due in list(self._reading.items()):
+                if due <= now:
+                    del self._reading[task]
+                    self._late.add(task)
+                    task.cancel()
 
 
 class WebhookIngress:
     """The webhook endpoint as plain ASGI: it is the one hot path of the service.
 
     `KickoffApp` hands it the webhook path before FastAPI's middleware stack and routing. The body is read chunk by
-    chunk and refused as soon as it passes 25 MiB (or at once when Content-Length says so).
+    chunk and refused as soon as it passes 25 MiB (or at once when Content-Length says so), when the bodies being
+    read together would pass the `BodyGuard`'s budget (503), or when it is not in by its deadline (408). Its bytes
+    leave the budget once the signature is checked.
     """
 
     def __init__(self, state: Any) -> None:
         self.state = state
+        self.guard = BodyGuard()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -115,28 +184,57 @@ class WebhookIngress:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await _answer(send, 413, {"message": f"payload larger than {MAX_BODY_BYTES} bytes"})
+            await _answer(send, 413, {"message": f"payload larger than {MAX_BODY_BYTES} bytes"}, extra=_CLOSE)
             return
+        guard = self.guard
+        task = asyncio.current_task()
+        assert task is not None
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                await _answer(send, 413, {"message": f"payload larger than {MAX_BODY_BYTES} bytes"})
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        guard.reading(task, started)
         try:
-            status, answer = await accept(self.state, headers, body, started)
-        except Exception:
-            log.exception("the webhook ingress failed")
-            status, answer = 500, {"message": "internal error; GitHub can redeliver it"}
+            try:
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    if size + len(chunk) > MAX_BODY_BYTES:
+                        await _answer(send, 413, {"message": f"payload larger than {MAX_BODY_BYTES} bytes"},
+                                      extra=_CLOSE)
+                        return
+                    if not guard.take(len(chunk)):
+                        guard.refused += 1
+                        await _answer(send, 503, {"message": messages.WEBHOOK_BUSY}, extra=_BUSY)
+                        return
+                    size += len(chunk)
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+            except asyncio.CancelledError:
+                if not guard.was_late(task):
+                    raise
+                task.uncancel()
+                guard.cut_off += 1
+                late = messages.WEBHOOK_TOO_SLOW.format(seconds=guard.read_seconds)
+                with contextlib.suppress(Exception):
+                    await _answer(send, 408, {"message": late}, extra=_CLOSE)
+                return
+            finally:
+                guard.done(task)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            del chunks
+            signed = verify_signature(self.state.webhook_secret, body, headers.get("x-hub-signature-256"))
+        finally:
+            guard.give(size)
+        if not signed:
+            status, answer = UNSIGNED
+        else:
+            try:
+                status, answer = await accept(self.state, headers, body, started)
+            except Exception:
+                log.exception("the webhook ingress failed")
+                status, answer = 500, {"message": "internal error; GitHub can redeliver it"}
         await _answer(send, status, answer)
 
 
@@ -199,12 +297,17 @@ class Envelope:
     repository: str | None
 
 
+class EnvelopeError(ValueError):
+    """The body is a JSON object, but its envelope cannot be stored (e.g. an installation id out of range)."""
+
+
 def read_envelope(body: bytes) -> Envelope:
     """Validate `body` as a JSON object and read its envelope. Raises msgspec's `ValidationError` for JSON that
-    is not an object and `DecodeError` for what is not JSON."""
+    is not an object, `DecodeError` for what is not JSON, and `EnvelopeError` for an unusable installation."""
     raw = _ENVELOPE.decode(body)
     return Envelope(_action(raw.action), _installation_id(raw.installation), _repository(raw.repository))
 
+_NULL: Final = msgspec.Raw(b"null")
 _ANY = msgspec.json.Decoder(object)
 _INSTALLATION = msgspec.json.Decoder(_Installation)
 _REPOSITORY = msgspec.json.Decoder(_Repository)
@@ -216,11 +319,17 @@ def _action(raw: msgspec.Raw) -> str | None:
 
 
 def _installation_id(raw: msgspec.Raw) -> int | None:
+    """None without an installation; an id GitHub could have sent, or `EnvelopeError` (a 400, not a database
+    error at the insert)."""
+    if raw == _NULL:
+        return None
     try:
         value = _INSTALLATION.decode(raw).id
-    except msgspec.ValidationError:  # missing, null or not an object
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    except msgspec.ValidationError:  # not an object
+        raise EnvelopeError(messages.WEBHOOK_BAD_INSTALLATION) from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INSTALLATION_ID:
+        raise EnvelopeError(messages.WEBHOOK_BAD_INSTALLATION)
+    return value
 
 
 def _repository(raw: msgspec.Raw) -> str | None:

@@ -299,3 +299,33 @@ QUEUE_REBASE_NO_AGENT: Final = (
 )
 QUEUE_REBASE_FAILED: Final = "GitHub refused to update #{number} with `{base}`: {error}"
 QUEUE_REBASE_CLOSED: Final = "#{number} is not open, so there is nothing to update."
+
+# ---- HTTP surfaces (the operator's side: dashboard, metrics, ingress, runner reports) ---------------------------
+
+DASHBOARD_LOCKED: Final = (
+    "The dashboard needs DASHBOARD_TOKEN. Without it, Kickoff serves the dashboard and its JSON only to requests "
+    "made on this machine, straight to a server listening on a loopback address (this one listens on {host}, "
+    "PUBLIC_URL is {public_url}); a request through a proxy or from elsewhere could be anyone's. Set "
+    "DASHBOARD_TOKEN to a long random string (e.g. `openssl rand -hex 32`) and restart Kickoff."
+)
+DASHBOARD_OFF_AT_START: Final = (
+    "DASHBOARD_TOKEN is not set and Kickoff listens on {host}, not on a loopback address: the dashboard and the "
+    "operator API answer 401 to everyone until DASHBOARD_TOKEN is set"
+)
+DASHBOARD_LOGIN_REQUIRED: Final = "a dashboard token is required"
+METRICS_LOCKED: Final = (
+    "/metrics needs METRICS_TOKEN (as `Authorization: Bearer <token>`): without one it is served only on a "
+    "loopback address, to requests from this machine."
+)
+METRICS_OFF_AT_START: Final = (
+    "METRICS_TOKEN is not set and Kickoff listens on {host}, not on a loopback address: /metrics answers 401 "
+    "until METRICS_TOKEN is set (scrape it with that bearer token)"
+)
+WEBHOOK_BUSY: Final = "too many webhook bodies are being received; try again shortly (GitHub can redeliver it)"
+WEBHOOK_TOO_SLOW: Final = "the body did not arrive within {seconds:g} s"
+WEBHOOK_BAD_INSTALLATION: Final = "installation.id must be an integer from 1 to 2^63-1"
+REPORT_UNAUTHORIZED: Final = "this run's report secret is required"
+REPORT_WRONG_BRANCH: Final = (
+    "the runner reported a branch other than this run's (`{expected}`); Kickoff opens pull requests only from the "
+    "branch it assigned, so this result was refused"
+)

@@ -1,5 +1,9 @@
 """`GET /metrics`: Prometheus text format, from one `CollectorRegistry` per app (tests never share state).
 
+Behind METRICS_TOKEN (a bearer token) when it is set; without it only a local request (a loopback bind, a
+loopback peer, no proxy header: `bot.dashboard.auth.local_request`) is answered, since the figures name
+repositories and show the service's load to whoever can reach the port.
+
 Counted where it happens, with one explicit call each: the ingress (deliveries received, ack latency), the
 dispatcher (processed, failed, dead, lag). Read at scrape time: runs by state, run durations and queue lengths from
 the database (database-wide, so with several replicas take `max`, not `sum`), and GitHub requests and the remaining
@@ -20,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import ColumnElement, case, extract, func, select
 
+from bot.dashboard.auth import require_scraper
 from bot.dashboard.queries import queue_rows
 from bot.store.db import Store
 from bot.store.models import Delivery, DeliveryStatus, Run, RunState
@@ -97,6 +102,34 @@ class _GitHubCollector(Collector):
         yield limit
 
 
+class _IngressCollector(Collector):
+    """Reads the webhook ingress's body guard (its budget of unauthenticated bytes and its read deadlines)."""
+
+    def __init__(self) -> None:
+        self.guard: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        guard = self.guard
+        if guard is None:
+            return
+        held = GaugeMetricFamily("kickoff_webhook_body_bytes", "Unauthenticated webhook body bytes held now.")
+        held.add_metric([], guard.in_flight)
+        yield held
+        peak = GaugeMetricFamily("kickoff_webhook_body_bytes_peak", "The most such bytes held at once so far.")
+        peak.add_metric([], guard.peak)
+        yield peak
+        budget = GaugeMetricFamily("kickoff_webhook_body_budget_bytes", "KICKOFF_WEBHOOK_BODY_BUDGET.")
+        budget.add_metric([], guard.budget)
+        yield budget
+        refused = CounterMetricFamily(
+            "kickoff_webhook_bodies_refused", "Webhook bodies refused before their signature was checked.",
+            labels=["reason"],
+        )
+        refused.add_metric(["budget"], guard.refused)
+        refused.add_metric(["deadline"], guard.cut_off)
+        yield refused
+
+
 class Metrics:
     """One app's metrics. Call sites: `delivery_received` (ingress), `delivery_claimed`/`_handled`/`_failed`
     (dispatcher); `refresh` reads the database before each scrape."""
@@ -126,8 +159,14 @@ class Metrics:
         )
         self._database = _DatabaseCollector()
         self._github = _GitHubCollector()
+        self._ingress = _IngressCollector()
         r.register(self._database)
         r.register(self._github)
+        r.register(self._ingress)
+
+    def watch_ingress(self, guard: object) -> None:
+        """Report the ingress's body guard (`bot.ingress.BodyGuard`) at each scrape."""
+        self._ingress.guard = guard
 
     def delivery_received(self, event: str, ack_seconds: float) -> None:
         self.received.labels(event).inc()
@@ -191,6 +230,7 @@ def _le(bound: float) -> str:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     services = request.app.state.services
+    require_scraper(request, services.settings)
     collected: Metrics = request.app.state.metrics
     await collected.refresh(services.store, services.github, services.clock())
     return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     )
     max_parallel_runs: int = Field(default=4, ge=1, validation_alias="KICKOFF_MAX_PARALLEL_RUNS")
     dashboard_token: SecretStr | None = Field(default=None, validation_alias="DASHBOARD_TOKEN")
+    metrics_token: SecretStr | None = Field(default=None, validation_alias="METRICS_TOKEN")
+    # The address `kickoff serve` listens on (its --host, which also reads HOST). The dashboard and /metrics go
+    # without a token only on a loopback address; `serve` writes its real --host here before building the app.
+    host: str = Field(default="127.0.0.1", validation_alias="HOST")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: Literal["plain", "json"] = Field(default="plain", validation_alias="LOG_FORMAT")
 
@@ -61,6 +65,13 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0, validation_alias="KICKOFF_POLL_SECONDS")
     # How often `serve` asks GitHub to redeliver deliveries that failed to reach it; 0 turns it off.
     redeliver_seconds: float = Field(default=600.0, ge=0, validation_alias="KICKOFF_REDELIVER_SECONDS")
+    # The webhook ingress reads a body before its signature can be checked: at most this many unauthenticated
+    # bytes are held at once (past it a new body gets 503), and a body must arrive within this many seconds (408).
+    # The budget is at least GitHub's 25 MiB payload cap, so one legitimate delivery always fits.
+    webhook_body_budget: int = Field(
+        default=64 * 1024 * 1024, ge=25 * 1024 * 1024, validation_alias="KICKOFF_WEBHOOK_BODY_BUDGET"
+    )
+    webhook_read_seconds: float = Field(default=30.0, gt=0, validation_alias="KICKOFF_WEBHOOK_READ_SECONDS")
     # Extra routers to compose at the root, as `module:attribute` (a plugin's handlers).
     plugins: str = Field(default="", validation_alias="KICKOFF_PLUGINS")
 
@@ -80,7 +91,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("webhook_secret", "dashboard_token", mode="before")
+    @field_validator("webhook_secret", "dashboard_token", "metrics_token", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value

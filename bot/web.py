@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot import __version__, dashboard, ingress, metrics
+from bot import __version__, dashboard, ingress, messages, metrics
+from bot.dashboard.auth import bound_to_loopback
 from bot.dispatcher import Dispatcher
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
@@ -80,7 +81,7 @@ def create_app(
         settings.require_app_credentials()  # a half-configured App is an error now, not at the first event
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: ingress.KickoffApp) -> AsyncIterator[None]:
         store = await open_store(settings)
         inbox = Inbox(store)
         gateway = build_gateway(settings) if github is None else None
@@ -89,6 +90,8 @@ def create_app(
         )
         writer = InboxWriter(inbox)
         writer.start()
+        warn_about_open_surfaces(settings)
+        reaper = asyncio.create_task(app.webhook_ingress.guard.run(), name="webhook-read-deadlines")
         app.state.services = services
         app.state.inbox_writer = writer
         app.state.webhook_secret = webhook_secret
@@ -113,6 +116,9 @@ def create_app(
             yield
         finally:
             stop.set()
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
             for task in (worker, scheduling, redelivering, sweeping):
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError):
@@ -124,6 +130,8 @@ def create_app(
 
     app = ingress.KickoffApp(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()
+    app.webhook_ingress.guard = ingress.BodyGuard(settings.webhook_body_budget, settings.webhook_read_seconds)
+    app.state.metrics.watch_ingress(app.webhook_ingress.guard)
     app.include_router(runs_api.router)
     app.include_router(run_tickets.router)
     app.include_router(dashboard.router)
@@ -177,6 +185,16 @@ def create_app(
 
 
 def _check_operator(request: Request, settings: Settings) -> None:
-    """Operator endpoints sit behind DASHBOARD_TOKEN (bearer header or the dashboard's cookie), mandatory off
-    localhost."""
+    """Operator endpoints sit behind DASHBOARD_TOKEN (bearer header or the dashboard's cookie); without it they
+    answer only local requests (see bot.dashboard.auth)."""
     dashboard.require_viewer(request, settings)
+
+
+def warn_about_open_surfaces(settings: Settings) -> None:
+    """Say at start-up which operator surfaces answer nobody, because the server is not bound to loopback."""
+    if bound_to_loopback(settings):
+        return
+    if settings.dashboard_token is None:
+        log.warning(messages.DASHBOARD_OFF_AT_START.format(host=settings.host))
+    if settings.metrics_token is None:
+        log.warning(messages.METRICS_OFF_AT_START.format(host=settings.host))

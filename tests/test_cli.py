@@ -95,14 +95,17 @@ def test_receive_runs_a_payload_through_the_dispatcher(tmp_path: Path) -> None:
 
 def test_receive_reports_a_handler_failure(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps({"action": "created", "installation": {"id": "not-a-number"}}))
+    broken.write_text(json.dumps({"action": "created", "installation": {"id": 5, "account": "not-an-object"}}))
     result = run(["receive", "-e", "installation", "-p", str(broken), "--delivery-id", "r2"], tmp_path,
                  DATABASE_URL=f"sqlite:///{tmp_path}/k.db", KICKOFF_MAX_ATTEMPTS="1")
     assert result.returncode == 0
     assert result.stdout.startswith("r2: dead (")
 
 
-@pytest.mark.parametrize(("content", "message"), [("{nope", "not valid JSON"), ("[1]", "JSON object")])
+@pytest.mark.parametrize(("content", "message"), [
+    ("{nope", "not valid JSON"), ("[1]", "JSON object"),
+    ('{"installation": {"id": 9223372036854775808}}', "installation.id"),
+])
 def test_receive_rejects_bad_payload_files(tmp_path: Path, content: str, message: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)

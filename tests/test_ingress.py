@@ -189,9 +189,9 @@ def test_only_post_is_accepted(server: tuple[str, str]) -> None:
         (b'{"action": "opened", "installation": {"id": 7}, "repository": {"full_name": "o/r"}}',
          Envelope("opened", 7, "o/r")),
         (b'{"zen": "Keep it logically awesome."}', Envelope(None, None, None)),
-        (b'{"action": 3, "installation": {"id": true}, "repository": {"full_name": 5}}', Envelope(None, None, None)),
-        (b'{"action": null, "installation": [1], "repository": "o/r"}', Envelope(None, None, None)),
-        (b'{"installation": {"id": "7"}, "repository": null}', Envelope(None, None, None)),
+        (b'{"action": 3, "installation": null, "repository": {"full_name": 5}}', Envelope(None, None, None)),
+        (b'{"action": null, "repository": "o/r"}', Envelope(None, None, None)),
+        (b'{"installation": {"id": 9223372036854775807}}', Envelope(None, 2**63 - 1, None)),
         (b'{"action": "' + b"x" * 100 + b'"}', Envelope("x" * 64, None, None)),
     ],
 )

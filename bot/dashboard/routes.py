@@ -71,11 +71,17 @@ def _html(body: str, status: int = 200, *, nonce: str = "") -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
-def _login_page(settings: Settings, *, status: int, problem: str | None = None) -> HTMLResponse:
+def _login_page(
+    settings: Settings, *, status: int, problem: str | None = None, unsafe: bool = False
+) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
-    unsafe = unsafe_message(settings) if status == 503 else None
-    body = templates.get_template("login.html.j2").render(nonce=nonce, problem=problem, unsafe=unsafe)
-    return _html(body, status, nonce=nonce)
+    body = templates.get_template("login.html.j2").render(
+        nonce=nonce, problem=problem, unsafe=unsafe_message(settings) if unsafe else None
+    )
+    response = _html(body, status, nonce=nonce)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 async def _render_context(request: Request) -> dict[str, Any]:
@@ -95,7 +101,7 @@ async def dashboard(request: Request) -> HTMLResponse:
     settings = _services(request).settings
     found = access(request, settings)
     if found is Access.UNSAFE:
-        return _login_page(settings, status=503)
+        return _login_page(settings, status=401, unsafe=True)
     if found is Access.LOGIN:
         return _login_page(settings, status=401)
     nonce = secrets.token_urlsafe(16)
@@ -116,7 +122,7 @@ async def live(request: Request) -> HTMLResponse:
 async def login(request: Request) -> Response:
     settings = _services(request).settings
     if access(request, settings) is Access.UNSAFE:
-        return _login_page(settings, status=503)
+        return _login_page(settings, status=401, unsafe=True)
     if settings.dashboard_token is None:
         return RedirectResponse("/", status_code=303)
     body = await request.body()

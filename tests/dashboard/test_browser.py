@@ -114,15 +114,15 @@ def test_token_is_mandatory_off_localhost(sqlite_url: str, serve: Serve, browser
     page = browser.new_page()
     response = page.goto(server.url + "/")
     assert response is not None
-    assert response.status == 503
+    assert response.status == 401
     assert "DASHBOARD_TOKEN" in page.inner_text("main")
     assert page.locator("#token").count() == 0
     with httpx.Client(base_url=server.url, trust_env=False) as client:
         for path in ("/api/runs", "/api/queue", "/api/deliveries", "/dashboard/live"):
             answer = client.get(path)
-            assert answer.status_code == 503, path
+            assert answer.status_code == 401, path
             assert "DASHBOARD_TOKEN" in answer.json()["detail"]
-        assert client.post("/dashboard/login", content=b"token=x").status_code == 503
+        assert client.post("/dashboard/login", content=b"token=x").status_code == 401
         # The bot itself goes on: health and metrics answer.
         assert client.get("/healthz").status_code == 200
         assert client.get("/metrics").status_code == 200

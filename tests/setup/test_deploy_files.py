@@ -147,6 +147,17 @@ def test_fly_runs_web_and_worker_on_one_database() -> None:
     assert service["checks"][0]["method"] == "GET"
 
 
+def test_fly_publishes_no_metrics_and_keeps_the_tokens_secret() -> None:
+    """Fly's own scraper (a `[metrics]` section) cannot send METRICS_TOKEN: the shipped file publishes nothing."""
+    config = fly()
+    assert "metrics" not in config
+    for service in [config["http_service"], *config.get("services", [])]:
+        assert "metrics" not in service
+    assert not {"DASHBOARD_TOKEN", "METRICS_TOKEN", "HOST"} & set(config.get("env", {}))
+    # The web machines bind every interface, so the app is told so and serves nothing tokenless.
+    assert "--host 0.0.0.0" in config["processes"]["web"]
+
+
 def test_fly_never_auto_stops_the_worker_or_the_webhook_receiver() -> None:
     config = fly()
     services = [config["http_service"], *config.get("services", [])]
