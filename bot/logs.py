@@ -24,18 +24,36 @@ _PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"),  # JWTs
 ]
 
+# The process's own secrets (settings), kept for its life; a run's secrets, kept until the run ends. Values the
+# patterns above redact whole (GitHub's tokens) need no entry, so minting tokens all day does not grow the list.
 _known_secrets: set[str] = set()
+_run_secrets: dict[int, set[str]] = {}
 
 
-def register_secret(value: str | None) -> None:
-    """Make a specific value (a webhook secret, a minted token) redacted wherever it appears in a log line."""
-    if value and len(value) >= 6:
+def register_secret(value: str | None, *, run_id: int | None = None) -> None:
+    """Make a specific value (a webhook secret, a run's token) redacted wherever it appears in a log line; with
+    `run_id`, until `forget_run_secrets(run_id)`."""
+    if not value or len(value) < 6 or _PATTERNS[0].fullmatch(value):
+        return
+    if run_id is None:
         _known_secrets.add(value)
+    else:
+        _run_secrets.setdefault(run_id, set()).add(value)
+
+
+def forget_run_secrets(run_id: int) -> None:
+    """The run is over: its secrets are dead, so stop looking for them in every log line."""
+    _run_secrets.pop(run_id, None)
+
+
+def registered_secrets() -> frozenset[str]:
+    """Every exact value redacted now (for tests and diagnostics)."""
+    return frozenset(_known_secrets.union(*_run_secrets.values()))
 
 
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     """Remove every registered secret and every token-shaped string from text."""
-    for secret in (*_known_secrets, *extra):
+    for secret in (*_known_secrets, *(v for values in _run_secrets.values() for v in values), *extra):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
     for pattern in _PATTERNS:

@@ -37,6 +37,7 @@ from bot.github import (
 )
 from bot.prs import texts
 from bot.prs.store import OPEN, OPENING, PullRequestStore
+from bot.runs.lifecycle import branch_problem
 from bot.runs.spec import RunResult
 from bot.runs.store import RunStore
 from bot.services import Services
@@ -128,7 +129,12 @@ class Deliverer:
 
     async def deliver(self, run: Run) -> None:
         result = RunResult.model_validate_json(run.result) if run.result else None
-        if result is None or not result.pushed or not (result.branch or run.branch):
+        if result is not None and branch_problem(run, result) is not None:
+            # Never a pull request from a branch Kickoff did not assign (a stored result from before the check).
+            log.warning("run %s: its result names another branch than the run's; no pull request", run.id)
+            await self.pulls.delivered(run.id)
+            return
+        if result is None or not result.pushed or not run.branch:
             log.warning("run %s succeeded without pushing a branch; there is no pull request to open", run.id)
             await self.pulls.delivered(run.id)
             return
@@ -136,7 +142,7 @@ class Deliverer:
         trigger = await self.runs.trigger(run.trigger_id)
         if run.kind != "new" and run.pr_number is not None:
             target = await self.pulls.by_number(run.repository, run.pr_number)
-            if target is not None and target.run_id is not None and target.head_ref == (result.branch or run.branch):
+            if target is not None and target.run_id is not None and target.head_ref == run.branch:
                 await self._followup_pushed(run, result, target)
                 return
         await self._open(run, result, config, trigger)
@@ -146,7 +152,7 @@ class Deliverer:
     async def _open(self, run: Run, result: RunResult, config: RepoConfig, trigger: Trigger | None) -> None:
         github = self.services.require_github()
         where = _Where.of(run)
-        head = result.branch or run.branch or ""
+        head = run.branch or ""  # the run's own branch; branch_problem vouched that the result names no other
         followup_of = run.pr_number if run.kind != "new" else None
         base = run.base_branch or ""
         if not base:

@@ -1,9 +1,11 @@
 """`POST /api/runs/{run_id}/report`: where runners report progress and their result.
 
-Checked in this order, before anything is parsed: the size (413 over 1 MiB), the run (404), the per-run secret
-(401: `Authorization: Bearer <secret>`, compared in constant time against the stored sha256). Then the report
-itself (400 not JSON, 422 not a report for this run) and the run's state (409 once the run is final). Reports are
-idempotent: a repeated `started` or `finished` answers 200 and changes nothing.
+Checked in this order, before anything is parsed: the size (413 over 1 MiB), then the run and its per-run secret
+together (`Authorization: Bearer <secret>`, compared in constant time against the stored sha256): an unknown run
+and a wrong secret get the same 401, so the endpoint says nothing about which runs exist. Then the report itself
+(400 not JSON, 422 not a report for this run, 422 and the run failed for a branch that is not the run's) and the
+run's state (409 once the run is final). Reports are idempotent: a repeated `started` or `finished` answers 200
+and changes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Final
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 
-from bot.runs.lifecycle import InvalidTransition, is_final, state_for_outcome
+from bot import messages
+from bot.runs.lifecycle import InvalidTransition, branch_problem, is_final, state_for_outcome
 from bot.runs.spec import RunReport
 from bot.runs.store import RunStore, secret_hash
 from bot.services import Services
@@ -42,13 +45,20 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _authenticate(request: Request, run: Run) -> None:
+# Compared against when there is no run, so an unknown id costs the same digest and comparison as a wrong secret.
+_NO_RUN: Final = secret_hash("no such run")
+_MAX_RUN_ID: Final = 2**31 - 1  # runs.id is an INTEGER
+
+
+def _authenticate(request: Request, run: Run | None) -> Run:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = run.secret_hash or ""
+    expected = (run.secret_hash if run is not None else None) or _NO_RUN
     # Compare digests, so the time taken says nothing about the secret; an unset hash never matches.
-    ok = scheme.lower() == "bearer" and bool(given) and bool(expected)
-    if not hmac.compare_digest(secret_hash(given.strip()), expected) or not ok:
-        raise HTTPException(401, "this run's report secret is required", headers={"WWW-Authenticate": "Bearer"})
+    matched = hmac.compare_digest(secret_hash(given.strip()), expected)
+    ok = scheme.lower() == "bearer" and bool(given) and run is not None and bool(run.secret_hash)
+    if not matched or not ok or run is None:
+        raise HTTPException(401, messages.REPORT_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+    return run
 
 
 def _parse(body: bytes, run_id: int) -> RunReport:
@@ -72,10 +82,7 @@ async def run_report(run_id: int, request: Request) -> dict[str, Any]:
     body = await _read_body(request)
     services: Services = request.app.state.services
     runs = RunStore(services.store, clock=services.clock)
-    run = await runs.get(run_id)
-    if run is None:
-        raise HTTPException(404, "no such run")
-    _authenticate(request, run)
+    run = _authenticate(request, await runs.get(run_id) if 1 <= run_id <= _MAX_RUN_ID else None)
     report = _parse(body, run_id)
     state = await _apply(runs, run, report)
     services.runs_changed.set()
@@ -88,6 +95,12 @@ async def _apply(runs: RunStore, run: Run, report: RunReport) -> str:
     try:
         if report.event == "finished":
             assert report.result is not None  # checked by _parse
+            problem = branch_problem(run, report.result)
+            if problem is not None:
+                # The runner holds this run's secret but names another branch: the result is refused for good.
+                log.warning("run %s: refused a result for another branch than the run's", run.id)
+                await runs.move(run.id, RunState.FAILED, problem)
+                raise HTTPException(422, problem)
             if not await runs.finish(run.id, report.result):
                 fresh = await runs.require(run.id)
                 return _after_the_end(fresh, report)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from bot.runs.spec import Outcome
-from bot.store.models import RunState
+from bot import messages
+from bot.runs.spec import Outcome, RunResult
+from bot.store.models import Run, RunState
 
 S = RunState
 
@@ -82,3 +83,15 @@ def path_to(from_state: str, to_state: str) -> tuple[str, ...]:
 def state_for_outcome(outcome: Outcome) -> str:
     """The final state a runner's outcome puts a run in."""
     return _OUTCOME_STATES[outcome]
+
+
+def branch_problem(run: Run, result: RunResult) -> str | None:
+    """Why `result` cannot be this run's (it names a branch other than the one Kickoff assigned), or None.
+
+    The branch is written on the run before its runner starts, so a run without one has no branch to accept.
+    """
+    if result.branch is None and not result.pushed:
+        return None
+    if run.branch is not None and result.branch in (None, run.branch):
+        return None
+    return messages.REPORT_WRONG_BRANCH.format(expected=run.branch or "none yet")

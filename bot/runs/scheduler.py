@@ -37,7 +37,7 @@ from bot import messages
 from bot.config import ConfigError, RepoConfig, TaskSpec
 from bot.events import AppInfo, PullRequestRef
 from bot.github import GitHubError, InstallationToken, NotFound, PermissionDenied
-from bot.logs import register_secret
+from bot.logs import forget_run_secrets, register_secret
 from bot.prs import followups
 from bot.prs.opening import Deliverer
 from bot.runners.base import RunnerBackend, RunnerError, RunnerExit
@@ -284,7 +284,7 @@ class Scheduler:
                 # The report secret's hash is stored with the claim, before any runner could report.
                 values={"runner": backend.name, "secret_hash": secret_hash(secret := secrets.token_urlsafe(32))},
             ):
-                register_secret(secret)
+                register_secret(secret, run_id=run.id)
                 claimed.append((run, backend, secret))
                 busy[repo] += 1
                 room[repo] -= 1
@@ -406,10 +406,12 @@ class Scheduler:
         token: InstallationToken | None = None
         try:
             spec = await self.build_spec(run, config)
+            # Written before any runner exists, so a report always finds the branch it must name.
+            await self.runs.update(run.id, branch=spec.branch, base_branch=spec.base_branch)
             github = self.services.require_github()
             token = await github.mint_run_token(run.installation_id, run.repository.partition("/")[2],
                                                 RUN_TOKEN_PERMISSIONS)
-            register_secret(token.token)
+            register_secret(token.token, run_id=run.id)
             self._tokens[run.id] = token
             self._repo_of[run.id] = run.repository
             self._timeouts[run.id] = spec.timeout_seconds
@@ -417,7 +419,7 @@ class Scheduler:
                 spec, {ENV_GIT_TOKEN: token.token, ENV_RUN_SECRET: secret},
                 deadline=self._run_deadline(spec.timeout_seconds),
             )
-            await self.runs.update(run.id, runner_ref=ref, branch=spec.branch, base_branch=spec.base_branch)
+            await self.runs.update(run.id, runner_ref=ref)
         except Exception as exc:
             reason = _describe(exc)
             if not isinstance(exc, _Unstartable | GitHubError | RunnerError | ConfigError):
@@ -578,6 +580,7 @@ class Scheduler:
             if exit_.exit_code not in (0, None) and exit_.log_tail:
                 log.warning("run %s: the runner's last output:\n%s", run.id, exit_.log_tail[-1500:])
         finally:
+            forget_run_secrets(exit_.run_id)  # it may have ended elsewhere; its runner is gone now
             if token is not None:
                 await self._revoke(token)
             self.services.runs_changed.set()

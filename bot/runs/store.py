@@ -17,7 +17,16 @@ from sqlalchemy import Connection, CursorResult, Result, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from bot.runs.lifecycle import ON_RUNNER, InvalidTransition, check_transition, is_final, path_to, state_for_outcome
+from bot.logs import forget_run_secrets
+from bot.runs.lifecycle import (
+    ON_RUNNER,
+    InvalidTransition,
+    branch_problem,
+    check_transition,
+    is_final,
+    path_to,
+    state_for_outcome,
+)
 from bot.runs.spec import RunResult
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, utcnow
@@ -200,6 +209,8 @@ class RunStore:
             await self.store.write(lambda conn: self._step(conn, run_id, start, to, reason, values or {}))
         except _Lost:
             return False
+        if is_final(to):
+            forget_run_secrets(run_id)
         return True
 
     async def move(
@@ -228,6 +239,8 @@ class RunStore:
                 await self.store.write(walk)
             except _Lost:
                 continue
+            if is_final(to):
+                forget_run_secrets(run_id)  # its token and report secret are dead: stop redacting them
             return True
         raise InvalidTransition(None, to)  # the run kept changing under us; should not happen
 
@@ -280,7 +293,14 @@ class RunStore:
         return await self.store.write(take)
 
     async def finish(self, run_id: int, result: RunResult) -> bool:
-        """Record a runner's result and move the run to the state of its outcome; False if it was already final."""
+        """Record a runner's result and move the run to the state of its outcome; False if it was already final.
+
+        A result naming another branch than the run's is not recorded: the run fails, saying why.
+        """
+        run = await self.get(run_id)
+        problem = branch_problem(run, result) if run is not None else None
+        if problem is not None:
+            return await self.move(run_id, RunState.FAILED, problem)
         usage = result.usage
         values = {
             "result": result.model_dump_json(),

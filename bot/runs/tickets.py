@@ -90,7 +90,7 @@ class TicketStore:
     async def issue(self, spec: RunSpec, *, ttl: timedelta = DEFAULT_TTL) -> str:
         """A new ticket for `spec`'s run; any earlier ticket of the run stops working."""
         ticket = secrets.token_urlsafe(32)
-        register_secret(ticket)
+        register_secret(ticket, run_id=spec.run_id)
         now = self.clock()
         async with self.store.sessions.begin() as session:
             await session.execute(delete(SpecTicket).where(SpecTicket.run_id == spec.run_id))
@@ -128,7 +128,7 @@ class TicketStore:
             )
             if _rowcount(rotated) != 1 or spec_text is None:
                 raise TicketRefused(409, f"run {run_id} is not waiting for a runner any more")
-        register_secret(report_secret)
+        register_secret(report_secret, run_id=run_id)
         return Redeemed(RunSpec.model_validate_json(spec_text), report_secret)
 
     async def forget(self, run_id: int) -> None:

@@ -44,6 +44,8 @@ async def succeed(w: World, run: Run, result: RunResult | None = None) -> RunRes
     result = result or success(run)
     if await w.state(run.id) == RunState.QUEUED:
         await w.runs.transition(run.id, RunState.STARTING)
+        # As the scheduler does before a runner starts: the run's branch is Kickoff's to assign.
+        await w.runs.update(run.id, branch=result.branch or success(run).branch)
     await w.runs.finish(run.id, result)
     return result
 

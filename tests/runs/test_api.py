@@ -96,7 +96,7 @@ async def test_forged_reports_are_refused(w: World, database_url: str) -> None:
         # A run that never started has no secret: nothing opens it.
         assert client.post(f"/api/runs/{unstarted.id}/report", json=report(unstarted.id),
                            headers={"Authorization": "Bearer"}).status_code == 401
-        assert client.post("/api/runs/424242/report", json=report(424242), headers=bearer("x")).status_code == 404
+        assert client.post("/api/runs/424242/report", json=report(424242), headers=bearer("x")).status_code == 401
         # The other run's report, with its own valid secret, cannot be sent for this run.
         assert client.post(url, json=report(other.id), headers=bearer(secrets[run.id])).status_code == 422
     assert (await w.runs.require(run.id)).state == RunState.STARTING
@@ -121,3 +121,81 @@ async def test_malformed_and_oversized_reports(w: World, database_url: str) -> N
         assert client.post(url, content=chunks(), headers=auth).status_code == 413  # no Content-Length
         assert client.post(url, content=huge, headers={}).status_code == 413  # size before anything else
     assert (await w.runs.require(run.id)).state == RunState.STARTING
+
+
+async def test_unknown_runs_and_bad_secrets_get_the_same_answer(w: World, database_url: str) -> None:
+    """No oracle for which run ids exist: status, body and headers are the same, whatever the id."""
+    (run, _), secrets = await started_runs(w)
+    _, (unstarted,) = await w.add_trigger(["a0"])
+    with report_server(database_url) as base, httpx.Client(base_url=base) as client:
+        def answer(run_id: int | str, secret: str) -> tuple[int, bytes, str | None, str | None]:
+            response = client.post(f"/api/runs/{run_id}/report", json=report(run.id), headers=bearer(secret))
+            return (response.status_code, response.content, response.headers.get("www-authenticate"),
+                    response.headers.get("content-type"))
+
+        refused = answer(run.id, "wrong-secret")
+        assert refused[0] == 401
+        for run_id in (424242, unstarted.id, 0, -1, 2**31, 2**63 - 1, 2**63, 10**30):
+            assert answer(run_id, "wrong-secret") == refused, run_id
+            assert answer(run_id, secrets[run.id]) == refused, run_id  # a real secret, for another id
+        assert answer(run.id, secrets[run.id])[0] == 200  # the control
+
+
+@pytest.mark.parametrize("reported", ["main", "other run", "kickoff/elsewhere"])
+async def test_a_result_for_another_branch_is_refused_and_opens_no_pull_request(
+    w: World, database_url: str, reported: str
+) -> None:
+    from bot.prs.opening import Deliverer
+
+    (run, other), secrets = await started_runs(w)
+    assigned = (await w.runs.require(run.id)).branch
+    assert assigned is not None
+    assert assigned.startswith("kickoff/")
+    assert assigned.endswith(f"-{run.id}")
+    branch = (await w.runs.require(other.id)).branch if reported == "other run" else reported
+    finished = report(run.id, "finished", outcome="succeeded", branch=branch, pushed=True, head_sha="a" * 40,
+                      files_changed=["x.py"])
+    with report_server(database_url, w.github) as base, httpx.Client(base_url=base) as client:
+        response = client.post(f"/api/runs/{run.id}/report", json=finished, headers=bearer(secrets[run.id]))
+        assert response.status_code == 422
+        assert assigned in response.json()["detail"]
+        # The runner cannot try again with the right branch afterwards: the run is over.
+        honest = report(run.id, "finished", outcome="succeeded", branch=assigned, pushed=True)
+        assert client.post(f"/api/runs/{run.id}/report", json=honest,
+                           headers=bearer(secrets[run.id])).status_code == 409
+    stored = await w.runs.require(run.id)
+    assert stored.state == RunState.FAILED
+    assert stored.result is None
+    assert "branch" in (stored.reason or "")
+    await Deliverer(w.services, w.runs, config_for=w.config_for).process()
+    assert w.github.calls_to("open_pull_request") == []
+
+
+async def test_a_result_file_for_another_branch_fails_the_run(w: World) -> None:
+    """The local backend's result file takes the same check (RunStore.finish), whatever path it comes by."""
+    from bot.prs.opening import Deliverer
+    from bot.runs.spec import RunResult
+
+    (run, _), _ = await started_runs(w)
+    result = RunResult(run_id=run.id, outcome="succeeded", branch="main", pushed=True, files_changed=("x.py",))
+    assert await w.runs.finish(run.id, result)
+    stored = await w.runs.require(run.id)
+    assert (stored.state, stored.result) == (RunState.FAILED, None)
+    await Deliverer(w.services, w.runs, config_for=w.config_for).process()
+    assert w.github.calls_to("open_pull_request") == []
+
+
+async def test_the_right_branch_still_opens_its_pull_request(w: World, database_url: str) -> None:
+    from bot.prs.opening import Deliverer
+
+    (run, _), secrets = await started_runs(w)
+    assigned = (await w.runs.require(run.id)).branch
+    finished = report(run.id, "finished", outcome="succeeded", branch=assigned, pushed=True, head_sha="a" * 40,
+                      files_changed=["x.py"])
+    with report_server(database_url, w.github) as base, httpx.Client(base_url=base) as client:
+        response = client.post(f"/api/runs/{run.id}/report", json=finished, headers=bearer(secrets[run.id]))
+        assert response.status_code == 200
+    await Deliverer(w.services, w.runs, config_for=w.config_for).process()
+    opened = w.github.calls_to("open_pull_request")
+    assert len(opened) == 1
+    assert assigned in opened[0]
