@@ -242,3 +242,4 @@ def test_every_answer_leaves_the_ingress_idle(database_url: str) -> None:
                            headers=headers(WEBHOOK_SECRET, "issues", big, "idle-2")).status_code == 413
         assert client.get("/api/github/webhooks").status_code == 405
         assert app.state.services.ingress.in_flight == 0
+        assert app.webhook_ingress.guard.in_flight == 0  # every body's bytes went back to the budget
