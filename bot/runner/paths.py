@@ -66,13 +66,14 @@ def matches(pattern: str, path: str) -> bool:
 
 def may_contain(pattern: str, path: str) -> bool:
     """Whether a path below `path` could match `pattern`: what a symbolic link or a nested repository standing at
-    `path` touches (`.github` may contain `.github/workflows/**`; `src` may contain `**/*.pem`)."""
+    `path` touches (`.github` may contain `.github/workflows/**`, `src/a` may contain `src/**/*.pem`). A pattern
+    that starts with `**` names no directory, so it is left to the exact match (else every link would count)."""
     parts = [part for part in pattern.strip().strip("/").split("/") if part]
     for index, component in enumerate(PurePosixPath(path).parts):
         if index >= len(parts):
             return False
         if "**" in parts[index]:
-            return True
+            return index > 0
         if not _compile(parts[index]).match(component):
             return False
     return len(PurePosixPath(path).parts) < len(parts)
