@@ -1,9 +1,15 @@
 """The runner program, `kickoff run-agent --spec FILE`: one run of one agent on one repository, the same everywhere.
 
-clone → prompt → agent → checks → verify → commit → push → report. Every run that gets past reading its spec ends
-with an outcome in the result file (and a `finished` report), and exit code 0; a broken spec or environment exits 2
-with one line on stderr. Credentials come only from the environment (see bot.runner.secrets) and are redacted from
-everything the runner writes.
+Three phases. Prepare (trusted): a bare clone with the token into `private/` (0700), and a credential-free copy
+of the same commit for the agent in `agent/repo`. Agent (untrusted): the agent, then verify, in that copy, with no
+token; once the agent's processes are all gone its files are taken into the private clone (before verify, so
+nothing verify writes is published) and checked: protected paths on the real paths, no symbolic links or gitlinks,
+the change limit. Publish (trusted): the private clone is checked against what prepare left, and the snapshot is
+committed on the recorded base and pushed from there with git configured by Kickoff alone.
+
+Every run that gets past reading its spec ends with an outcome in the result file (and a `finished` report), and
+exit code 0; a broken spec or environment exits 2 with one line on stderr. Credentials come only from the
+environment (see bot.runner.secrets) and are redacted from everything the runner writes.
 """
 
 from __future__ import annotations
