@@ -343,7 +343,7 @@ class RepoConfig(_Section):
     )
     limits: Limits = Field(default_factory=Limits)
     protected_paths: tuple[Annotated[str, StringConstraints(min_length=1, max_length=300)], ...] = Field(
-        default=(".github/workflows/**", ".github/kickoff.yml"),
+        default=(".github/workflows/**", ".github/kickoff.yml", ".gitmodules", "**/.gitattributes"),
         description="Globs; a run that touches a matching path fails and nothing is pushed.",
     )
     verify: Verify = Field(default_factory=Verify)

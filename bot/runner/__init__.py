@@ -1,4 +1,4 @@
-"""The runner program (`kickoff run-agent --spec FILE`): clone, run one agent, check, verify, commit, push, report.
+"""The runner program (`kickoff run-agent --spec FILE`): prepare (trusted), agent and verify (untrusted), publish.
 
 The same program runs on every backend (a local subprocess, a GitHub Actions job, a Kubernetes pod, a Fly Machine);
 the protocol it speaks is bot.runs.spec, documented in docs/runners.md.

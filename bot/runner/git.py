@@ -1,96 +1,152 @@
-"""Git for the runner: clone with a token that never touches disk or argv, and commit and push what the agent left.
+"""Kickoff's own git: a private clone that holds the credential, and a credential-free copy for the agent.
 
-The token reaches git only through the environment of the git process, read by an askpass helper script that holds
-no secret. No user or system git config is read; hooks and fsmonitor are off; before anything runs after the agent,
-`.git/config` is put back as it was after the clone, so an agent cannot redirect the push or install a credential
-helper. Commits are built from the work tree onto the base commit recorded before the agent ran (`commit-tree`),
-so commits the agent made itself cannot hide a change from the checks.
+The run token reaches git only through the environment of the trusted git processes (the clone and the push), as
+an `http.<clone url>.extraHeader` given by `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/`GIT_CONFIG_VALUE_0`, the way
+actions/checkout authenticates. There is no askpass script and no credential helper, so there is no file that an
+agent could rewrite to be handed the token, and the header is scoped to the clone URL, with redirects off.
+
+Trusted git never reads anything the agent phase could write: it runs by the absolute path resolved before the
+agent started, with an explicit `--git-dir` (the private clone), no system or global config, a private HOME,
+hooks and fsmonitor off, and the private clone's config rewritten from memory before every call. The private
+clone's metadata is sealed after prepare (`seal`) and checked before anything is taken from the agent or pushed
+(`check_sealed`): a change refuses the publish. Objects are not sealed: they are content-addressed, and the remote
+recomputes every id it receives, so a planted object can make a push fail but never change what it contains.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
+import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from bot.runs.spec import ENV_GIT_TOKEN, CommitIdentity
+from bot.runs.spec import CommitIdentity
 
 GIT_TIMEOUT_SECONDS: Final = 600
 TRAILER: Final = "Kickoff-Run"
 USERNAME: Final = "x-access-token"  # what GitHub expects with an installation token
+MODE_SYMLINK: Final = "120000"
+MODE_GITLINK: Final = "160000"
 
-ASKPASS_SCRIPT: Final = f"""#!/bin/sh
-# Kickoff's git credential prompt. It holds no secret: the token comes from git's environment, per call.
-case "$1" in
-  [Uu]sername*) printf '%s\\n' '{USERNAME}' ;;
-  *) printf '%s\\n' "${{{ENV_GIT_TOKEN}:-}}" ;;
-esac
-"""
-
-# Only these reach git from the runner's environment (proxies and CA bundles that a backend may need).
+# Only these reach trusted git from the runner's environment (proxies and CA bundles that a backend may need).
 PASSTHROUGH_ENV: Final = (
-    "PATH", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
     "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
 )
+DEFAULT_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 SAFE_CONFIG: Final = (
     "-c", "credential.helper=",
+    "-c", "core.askPass=",
     "-c", "core.hooksPath=/dev/null",
     "-c", "core.fsmonitor=false",
+    "-c", "core.attributesFile=/dev/null",
     "-c", "protocol.ext.allow=never",
+    "-c", "http.followRedirects=false",
+    "-c", "push.recurseSubmodules=no",
+    "-c", "submodule.recurse=false",
+    "-c", "gc.auto=0",
+    "-c", "maintenance.auto=false",
+    "-c", "commit.gpgSign=false",
 )
+# Files by which a git directory can point somewhere else or pull in more configuration.
+REDIRECTS: Final = ("commondir", "config.worktree", "gitdir")
+
+_NO_USERNAME: Final = re.compile(r"could not read Username for '([^']*)': terminal prompts disabled")
 
 Entries = dict[str, tuple[str, str]]  # path → (mode, object id)
+Manifest = dict[str, tuple[str, ...]]
 
 
 class GitError(Exception):
     """A git command failed; the message is redacted and short enough for a run's reason."""
 
 
+class Tampered(Exception):
+    """The private clone changed while the agent phase ran; nothing may be published from it."""
+
+
+def trusted_path(source_env: Mapping[str, str], workspace: Path) -> str:
+    """The runner's own PATH without relative entries or entries inside the workspace (which the agent writes)."""
+    entries = []
+    for entry in source_env.get("PATH", DEFAULT_PATH).split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        resolved = Path(entry).resolve()
+        if resolved == workspace or workspace in resolved.parents:
+            continue
+        entries.append(entry)
+    return os.pathsep.join(entries) or DEFAULT_PATH
+
+
 class Git:
-    def __init__(self, *, workspace: Path, repo: Path, source_env: Mapping[str, str], token: str | None,
-                 redact: Callable[[str], str]) -> None:
-        self.workspace = workspace
-        self.repo = repo
-        self._token = token
-        self._redact = redact
-        self._home = workspace / "git-home"
-        self._home.mkdir(exist_ok=True)
-        self._askpass = workspace / "bin" / "git-askpass"
-        self._askpass.parent.mkdir(exist_ok=True)
-        self._askpass.write_text(ASKPASS_SCRIPT)
-        self._askpass.chmod(stat.S_IRWXU)
-        self._index = workspace / "kickoff.index"
+    """Trusted git for one run: everything happens in `private` unless a call names the agent's copy."""
+
+    def __init__(self, *, private: Path, workspace: Path, source_env: Mapping[str, str], token: str | None,
+                 clone_url: str, redact: Callable[[str], str]) -> None:
+        self.private = private
+        self.git_dir = private / "repo.git"
+        self.clone_url = clone_url
+        self._home = private / "home"
+        self._home.mkdir(mode=0o700, exist_ok=True)
+        self._index = private / "index"
+        self._path = trusted_path(source_env, workspace)
+        git = shutil.which("git", path=self._path)
+        if git is None:
+            raise GitError("git is not installed (or not on PATH)")
+        self._git = str(Path(git).resolve())
+        self._header = None
+        if token:
+            basic = base64.b64encode(f"{USERNAME}:{token}".encode()).decode()
+            self._header = f"Authorization: Basic {basic}"
+        header = self._header
+        self._redact = (lambda text: redact(text.replace(header, "[redacted]"))) if header else redact
         self._config: bytes | None = None
+        self._sealed: Manifest | None = None
         self._base_env = {name: source_env[name] for name in PASSTHROUGH_ENV if name in source_env}
 
     def env(self, *, with_token: bool = False, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
             **self._base_env,
+            "PATH": self._path,
             "HOME": str(self._home),
             "LANG": "C",
             "LC_ALL": "C",
             "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_SYSTEM": os.devnull,
             "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_ATTR_NOSYSTEM": "1",
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": str(self._askpass),
             "GIT_NO_REPLACE_OBJECTS": "1",
         }
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        if with_token and self._token:
-            env[ENV_GIT_TOKEN] = self._token
+        if with_token and self._header:
+            env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"http.{self.clone_url}.extraHeader",
+                        "GIT_CONFIG_VALUE_0": self._header})
         env.update(extra or {})
         return env
 
-    def run(self, *args: str, cwd: Path | None = None, with_token: bool = False, input: str | None = None,
-            extra_env: Mapping[str, str] | None = None, what: str | None = None) -> str:
-        """Run `git SAFE_CONFIG args…` and return stdout; GitError with git's own (redacted) words on failure."""
-        argv = ["git", *SAFE_CONFIG, *args]
+    def run(self, *args: str, git_dir: Path | None = None, work_tree: Path | None = None, no_repo: bool = False,
+            with_token: bool = False, input: str | None = None, extra_env: Mapping[str, str] | None = None,
+            what: str | None = None) -> str:
+        """Run `git --git-dir=… SAFE_CONFIG args…` (the private clone unless `git_dir` says otherwise, none with
+        `no_repo`) and return stdout; GitError with git's own (redacted) words on failure."""
+        target = git_dir or self.git_dir
+        location: list[str] = []
+        if not no_repo:
+            if target == self.git_dir:
+                self._pin()
+            location.append(f"--git-dir={target}")
+        if work_tree is not None:
+            location.append(f"--work-tree={work_tree}")
+        argv = [self._git, *location, *SAFE_CONFIG, *args]
         label = what or f"git {args[0]}"
         try:
-            done = subprocess.run(argv, cwd=cwd or self.repo, env=self.env(with_token=with_token, extra=extra_env),
+            done = subprocess.run(argv, cwd=self.private, env=self.env(with_token=with_token, extra=extra_env),
                                   input=input, capture_output=True, text=True, errors="replace",
                                   timeout=GIT_TIMEOUT_SECONDS, check=False)
         except subprocess.TimeoutExpired:
@@ -104,60 +160,144 @@ class Git:
     def explain(self, stderr: str) -> str:
         """Git's error lines, redacted and bounded: what a reviewer needs to see why it failed."""
         lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("hint:")]
+        lines = [_explain_line(line) for line in lines]
         wanted = [line for line in lines
                   if line.startswith(("fatal:", "error:", "remote:", "!")) or "rejected]" in line]
         text = " | ".join((wanted or lines)[-6:]) or "no message"
         return self._redact(text)[:1000]
 
-    def clone(self, url: str, branch: str) -> None:
-        """Shallow, single-branch clone of `branch` into the repo directory."""
-        self.run("clone", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch, "--", url,
-                 str(self.repo), cwd=self.workspace, with_token=True, what=f"git clone of branch {branch}")
+    # Prepare
 
-    def head(self) -> str:
-        return self.run("rev-parse", "--verify", "HEAD^{commit}").strip()
+    def clone(self, branch: str) -> str:
+        """Shallow, single-branch bare clone of `branch` into the private directory; the commit it is at."""
+        self.run("clone", "--bare", "--template=", "--depth", "1", "--single-branch", "--no-tags", "--branch",
+                 branch, "--", self.clone_url, str(self.git_dir), no_repo=True, with_token=True,
+                 what=f"git clone of branch {branch}")
+        self._config = (self.git_dir / "config").read_bytes()
+        return self.run("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").strip()
 
-    def save_config(self) -> None:
-        """Remember .git/config as the runner left it (no credentials: the clone URL carries none)."""
-        self._config = (self.repo / ".git" / "config").read_bytes()
-
-    def restore(self) -> None:
-        """Undo what an agent may have done to the repository's git configuration before git runs again."""
-        git_dir = self.repo / ".git"
-        if git_dir.is_symlink() or not git_dir.is_dir():
-            raise GitError("the agent replaced the repository's .git directory")
-        for name in ("config", "config.worktree", "commondir"):
-            path = git_dir / name
-            if path.is_symlink() or path.exists():
-                path.unlink()
-        if self._config is not None:
-            (git_dir / "config").write_bytes(self._config)
-
-    def stage(self, base: str, only: Sequence[str] | None = None) -> Entries:
-        """Build a private index: the base commit's tree plus the work tree (all of it, or only `only`)."""
-        extra = {"GIT_INDEX_FILE": str(self._index)}
-        self._index.unlink(missing_ok=True)
-        self.run("read-tree", base, extra_env=extra)
-        if only is None:
-            self.run("add", "--all", "--", ".", extra_env=extra)
-        else:
-            self.run("add", "--all", "--force", "--", *only, extra_env=extra)
-        return self.entries(extra)
-
-    def entries(self, extra_env: Mapping[str, str] | None = None) -> Entries:
-        """path → (mode, object id) of an index (the repository's own unless GIT_INDEX_FILE is given)."""
-        out = self.run("ls-files", "--stage", "-z", extra_env=extra_env)
+    def tree_entries(self, commit: str) -> Entries:
+        """path → (mode, object id) of every entry in `commit`'s tree."""
+        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit)
         result: Entries = {}
         for record in out.split("\0"):
-            if not record:
-                continue
-            info, _, path = record.partition("\t")
-            mode, object_id, _stage = info.split(" ")
-            result[path] = (mode, object_id)
+            if record:
+                info, _, path = record.partition("\t")
+                mode, _type, object_id = info.split(" ")
+                result[path] = (mode, object_id)
+        return result
+
+    def make_working_copy(self, dest: Path, commit: str, branches: Sequence[str], upstream: str) -> None:
+        """A repository at `dest` with `commit` checked out on `branches[0]`, sharing no file with the private
+        clone: its objects are copies, its only remote is the credential-free clone URL, and nothing reads its
+        `.git` once the agent has run."""
+        dest.mkdir(parents=True)
+        agent_dir = dest / ".git"
+        self.run("init", "--quiet", "--", str(dest), no_repo=True)
+        shutil.copytree(self.git_dir / "objects", agent_dir / "objects", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("alternates", "http-alternates"))
+        shallow = self.git_dir / "shallow"
+        if shallow.is_file():
+            shutil.copyfile(shallow, agent_dir / "shallow")
+        for branch in dict.fromkeys(branches):
+            self.run("update-ref", f"refs/heads/{branch}", commit, git_dir=agent_dir)
+        self.run("update-ref", f"refs/remotes/origin/{upstream}", commit, git_dir=agent_dir)
+        self.run("symbolic-ref", "HEAD", f"refs/heads/{branches[0]}", git_dir=agent_dir)
+        self.run("config", "remote.origin.url", self.clone_url, git_dir=agent_dir)
+        self.run("config", "remote.origin.fetch", f"+refs/heads/{upstream}:refs/remotes/origin/{upstream}",
+                 git_dir=agent_dir)
+        self.run("read-tree", "--reset", "-u", "HEAD", git_dir=agent_dir, work_tree=dest, what="git checkout")
+
+    def seal(self) -> None:
+        """Record the private clone's metadata as prepare left it."""
+        self._sealed = self._manifest()
+
+    def check_sealed(self) -> None:
+        """Tampered when the private clone is not exactly as `seal` recorded it (apart from new objects)."""
+        if self._sealed is None:
+            raise Tampered("the private clone was never sealed")
+        info = self.private.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise Tampered("the private directory was replaced or opened to others")
+        now = self._manifest()
+        changed = sorted(path for path in now.keys() | self._sealed.keys() if now.get(path) != self._sealed.get(path))
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise Tampered(f"the private clone was changed during the agent phase ({shown})")
+
+    def _manifest(self) -> Manifest:
+        """Every entry under the private directory but the index and the objects (apart from objects/info)."""
+        manifest: Manifest = {}
+        objects = self.git_dir / "objects"
+        for top, dirs, files in os.walk(self.private):
+            here = Path(top)
+            for name in [*dirs, *files]:
+                path = here / name
+                if here == self.private and name.startswith("index"):
+                    continue
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode):
+                    entry: tuple[str, ...] = ("link", os.readlink(path))
+                elif stat.S_ISDIR(info.st_mode):
+                    entry = ("dir", oct(stat.S_IMODE(info.st_mode)))
+                elif stat.S_ISREG(info.st_mode):
+                    entry = ("file", oct(stat.S_IMODE(info.st_mode)), _sha256(path))
+                else:
+                    entry = ("special", oct(info.st_mode))
+                if entry[0] in ("dir", "file") and _under(path, objects) and not _under(path, objects / "info"):
+                    continue  # the snapshot adds objects; a planted one cannot change what an id names
+                manifest[path.relative_to(self.private).as_posix()] = entry
+        return manifest
+
+    def _pin(self) -> None:
+        """Put the private clone's config back as the clone left it, and drop any file that redirects it."""
+        if self._config is None:
+            return
+        for name in REDIRECTS:
+            path = self.git_dir / name
+            if path.is_symlink() or path.exists():
+                path.unlink()
+        config = self.git_dir / "config"
+        if config.is_symlink():
+            config.unlink()
+        config.write_bytes(self._config)
+
+    # Publish
+
+    def snapshot(self, work_tree: Path, base: str, only: Sequence[str] | None = None) -> Entries:
+        """The base commit's tree plus the agent's work tree (all of it, or only `only`), in a private index
+        whose blobs are written into the private clone. The agent's `.git` is never read."""
+        extra = {"GIT_INDEX_FILE": str(self._index)}
+        for stale in (self._index, self._index.with_name("index.lock")):
+            if stale.is_symlink() or stale.exists():
+                stale.unlink()
+        self.run("read-tree", base, extra_env=extra)
+        if only is None:
+            self.run("add", "--all", "--", ".", work_tree=work_tree, extra_env=extra, what="git add")
+        else:
+            self.run("add", "--all", "--force", "--", *only, work_tree=work_tree, extra_env=extra, what="git add")
+        out = self.run("ls-files", "--stage", "-z", extra_env=extra)
+        result: Entries = {}
+        for record in out.split("\0"):
+            if record:
+                info, _, path = record.partition("\t")
+                mode, object_id, _stage = info.split(" ")
+                result[path] = (mode, object_id)
         return result
 
     def write_tree(self) -> str:
         return self.run("write-tree", extra_env={"GIT_INDEX_FILE": str(self._index)}).strip()
+
+    def blob(self, object_id: str) -> bytes:
+        """The content of a blob in the private clone."""
+        argv = [self._git, f"--git-dir={self.git_dir}", *SAFE_CONFIG, "cat-file", "blob", object_id]
+        self._pin()
+        done = subprocess.run(argv, cwd=self.private, env=self.env(), capture_output=True,
+                              timeout=GIT_TIMEOUT_SECONDS, check=False)
+        if done.returncode != 0:
+            raise GitError(f"git cat-file failed (exit {done.returncode}): "
+                           f"{self.explain(done.stderr.decode(errors='replace'))}")
+        return done.stdout
 
     def commit(self, tree: str, parent: str, message: str, identity: CommitIdentity, run_id: int) -> str:
         """A commit of `tree` on `parent` by `identity`, with the `Kickoff-Run:` trailer."""
@@ -169,7 +309,27 @@ class Git:
         }
         return self.run("commit-tree", tree, "-p", parent, "-F", "-", input=message, extra_env=people).strip()
 
-    def push(self, url: str, commit: str, branch: str) -> None:
-        """Push `commit` to `branch` at `url` (never forced: a follow-up must fast-forward)."""
-        self.run("push", "--no-verify", "--", url, f"{commit}:refs/heads/{branch}", with_token=True,
+    def push(self, commit: str, branch: str) -> None:
+        """Push `commit` to `branch` at the clone URL (never forced: a follow-up must fast-forward)."""
+        self.run("push", "--no-verify", "--", self.clone_url, f"{commit}:refs/heads/{branch}", with_token=True,
                  what=f"git push to {branch}")
+
+
+def _explain_line(line: str) -> str:
+    # Without an askpass, a refused token ends in git asking for a username it cannot read.
+    match = _NO_USERNAME.search(line)
+    if match:
+        return f"fatal: Authentication failed for '{match.group(1)}': the remote refused the run's credentials"
+    return line
+
+
+def _under(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,4 +1,8 @@
-"""Protected paths: glob patterns over repository paths, where `*` stays within a directory and `**` spans them."""
+"""Protected paths: glob patterns over repository paths, where `*` stays within a directory and `**` spans them.
+
+A pattern protects a directory and what is in it, and the directory itself: something else standing where the
+directory was (a file, a symbolic link, a nested repository) touches every path under it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
     pattern = pattern.strip().lstrip("/")
     if pattern.endswith("/"):
         pattern += "**"
+    suffix = r"\Z"
+    if pattern.endswith("/**"):
+        pattern, suffix = pattern[:-3], r"(?:/.*)?\Z"  # `dir/**` also names `dir` itself
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -43,7 +50,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(char))
             i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+    return re.compile("".join(out) + suffix, re.DOTALL)
 
 
 def matches(pattern: str, path: str) -> bool:
@@ -57,7 +64,26 @@ def matches(pattern: str, path: str) -> bool:
     return any(regex.match(str(p)) for p in (candidate, *candidate.parents) if str(p) != ".")
 
 
-def protected(paths: Iterable[str], patterns: Iterable[str]) -> list[str]:
-    """The paths that match any of the patterns, in order."""
+def may_contain(pattern: str, path: str) -> bool:
+    """Whether a path below `path` could match `pattern`: what a symbolic link or a nested repository standing at
+    `path` touches (`.github` may contain `.github/workflows/**`, `src/a` may contain `src/**/*.pem`). A pattern
+    that starts with `**` names no directory, so it is left to the exact match (else every link would count)."""
+    parts = [part for part in pattern.strip().strip("/").split("/") if part]
+    for index, component in enumerate(PurePosixPath(path).parts):
+        if index >= len(parts):
+            return False
+        if "**" in parts[index]:
+            return index > 0
+        if not _compile(parts[index]).match(component):
+            return False
+    return len(PurePosixPath(path).parts) < len(parts)
+
+
+def protected(paths: Iterable[str], patterns: Iterable[str], containers: Iterable[str] = ()) -> list[str]:
+    """The paths that match any of the patterns, in order; a path in `containers` (a symbolic link or a gitlink)
+    also counts when something under it could match."""
     patterns = [p for p in patterns if p.strip()]
-    return [path for path in paths if any(matches(pattern, path) for pattern in patterns)]
+    holders = set(containers)
+    return [path for path in paths
+            if any(matches(pattern, path) or (path in holders and may_contain(pattern, path))
+                   for pattern in patterns)]

@@ -1,9 +1,15 @@
 """The runner program, `kickoff run-agent --spec FILE`: one run of one agent on one repository, the same everywhere.
 
-clone → prompt → agent → checks → verify → commit → push → report. Every run that gets past reading its spec ends
-with an outcome in the result file (and a `finished` report), and exit code 0; a broken spec or environment exits 2
-with one line on stderr. Credentials come only from the environment (see bot.runner.secrets) and are redacted from
-everything the runner writes.
+Three phases. Prepare (trusted): a bare clone with the token into `private/` (0700), and a credential-free copy
+of the same commit for the agent in `agent/repo`. Agent (untrusted): the agent, then verify, in that copy, with no
+token; once the agent's processes are all gone its files are taken into the private clone (before verify, so
+nothing verify writes is published) and checked: protected paths on the real paths, no symbolic links or gitlinks,
+the change limit. Publish (trusted): the private clone is checked against what prepare left, and the snapshot is
+committed on the recorded base and pushed from there with git configured by Kickoff alone.
+
+Every run that gets past reading its spec ends with an outcome in the result file (and a `finished` report), and
+exit code 0; a broken spec or environment exits 2 with one line on stderr. Credentials come only from the
+environment (see bot.runner.secrets) and are redacted from everything the runner writes.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import secrets as random
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,7 +38,7 @@ from pydantic import ValidationError
 
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
 from bot.agents.command import CommandError
-from bot.runner.git import Entries, Git, GitError
+from bot.runner.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
 from bot.runner.paths import protected
 from bot.runner.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
 from bot.runner.report import Reporter
@@ -47,6 +54,7 @@ STDOUT_PARSE_LIMIT: Final = 4 * 1024 * 1024
 REPORT_TEXT_LIMIT: Final = 60_000
 """Bound on a research report's text in the result (an issue comment holds at most 65,536 characters)."""
 CLONE_SCHEMES: Final = frozenset({"https", "http", "file"})
+REGULAR_MODES: Final = frozenset({"100644", "100755"})
 
 
 class BadInput(Exception):
@@ -55,23 +63,33 @@ class BadInput(Exception):
 
 @dataclass
 class Workspace:
+    """The run's directory: `agent/` is all the agent phase may see; `private/` (0700) is the trusted clone."""
+
     root: Path
 
     @property
+    def agent(self) -> Path:
+        return self.root / "agent"
+
+    @property
     def repo(self) -> Path:
-        return self.root / "repo"
+        return self.agent / "repo"
 
     @property
     def prompt(self) -> Path:
-        return self.root / "prompt.md"
+        return self.agent / "prompt.md"
 
     @property
     def home(self) -> Path:
-        return self.root / "home"
+        return self.agent / "home"
 
     @property
     def tmp(self) -> Path:
-        return self.root / "tmp"
+        return self.agent / "tmp"
+
+    @property
+    def private(self) -> Path:
+        return self.root / "private"
 
 
 def load_spec(path: Path, secrets: Secrets) -> RunSpec:
@@ -148,6 +166,9 @@ def prepare_workspace(requested: Path | None, run_id: int) -> Workspace:
             raise BadInput(f"{requested}: the workspace must be a new or empty directory")
         root.mkdir(parents=True, exist_ok=True)
     workspace = Workspace(root)
+    workspace.private.mkdir(mode=0o700)
+    workspace.private.chmod(0o700)  # whatever the umask
+    workspace.agent.mkdir()
     workspace.home.mkdir()
     workspace.tmp.mkdir()
     return workspace
@@ -210,8 +231,9 @@ class Run:
         self.passed_values = tuple(self.source_env[name] for name in spec.agent.env
                                    if name in self.source_env and not is_forbidden(name))
         self.reporter = Reporter(spec.report_url, secrets.run_secret, spec.run_id, self.redact)
-        self.git = Git(workspace=workspace.root, repo=workspace.repo, source_env=self.source_env,
-                       token=secrets.git_token, redact=self.redact)
+        self._git: Git | None = None
+        self._before: Entries = {}
+        self._tree: str | None = None
 
     def redact(self, text: str) -> str:
         return self.secrets.redact(text, self.passed_values)
@@ -258,55 +280,81 @@ class Run:
         if self.cancel.is_set():
             raise Stop("cancelled", "cancelled")
 
+    @property
+    def git(self) -> Git:
+        assert self._git is not None, "prepare runs first"
+        return self._git
+
     def _steps(self) -> tuple[Outcome, str | None]:
-        spec, git, state = self.spec, self.git, self.state
-        checkout = spec.base_branch if spec.checkout == "base" else spec.branch
-        log.info("run %s: cloning %s (%s)", spec.run_id, spec.repository, checkout)
-        try:
-            git.clone(spec.clone_url, checkout)
-            base = state.base_sha = git.head()
-            if spec.checkout == "base":
-                git.run("checkout", "--quiet", "-b", spec.branch)
-            git.save_config()
-            before = git.entries()
-        except GitError as exc:
-            raise Stop("failed", f"clone: {exc}") from None
+        spec = self.spec
+        self._prepare()
         self._check_cancel()
         self.workspace.prompt.write_text(spec.prompt, encoding="utf-8")
 
-        self._run_agent()
+        self._run_agent()  # returns only once every process the agent started is gone
         self._check_cancel()
-
-        only = None
-        if spec.output == "report" and spec.report_path:
-            only = [spec.report_path]
-            report = self.workspace.repo / spec.report_path
-            if report.is_symlink() or not report.is_file():
-                raise Stop("failed", f"the agent did not write the report at {spec.report_path}")
-        try:
-            git.restore()
-            after = git.stage(base, only)
-        except GitError as exc:
-            raise Stop("failed", str(exc)) from None
-        changed = _changed(before, after)
-        state.files_changed = tuple(changed)
-        self._check_changes(changed)
-        try:
-            tree = git.write_tree()
-        except GitError as exc:
-            raise Stop("failed", str(exc)) from None
-
+        self._take_snapshot()
         if spec.verify_command:
             self._verify(spec.verify_command)
         self._check_cancel()
+        return self._publish()
 
+    def _prepare(self) -> None:
+        """Trusted: the private clone (the only place the token is used) and the agent's credential-free copy."""
+        spec, state, ws = self.spec, self.state, self.workspace
+        checkout = spec.base_branch if spec.checkout == "base" else spec.branch
+        log.info("run %s: cloning %s (%s)", spec.run_id, spec.repository, checkout)
         try:
-            commit = git.commit(tree, base, spec.commit_message, spec.commit_identity, spec.run_id)
+            self._git = Git(private=ws.private, workspace=ws.root, source_env=self.source_env,
+                            token=self.secrets.git_token, clone_url=spec.clone_url, redact=self.redact)
+            base = state.base_sha = self.git.clone(checkout)
+            self._before = self.git.tree_entries(base)
+            branches = [spec.branch, checkout]
+            self.git.make_working_copy(ws.repo, base, branches, upstream=checkout)
+            self.git.seal()
+        except GitError as exc:
+            raise Stop("failed", f"clone: {exc}") from None
+
+    def _take_snapshot(self) -> None:
+        """Trusted, before verify runs: the agent's files into the private clone, and the checks on them."""
+        spec, ws = self.spec, self.workspace
+        only = None
+        if spec.output == "report" and spec.report_path:
+            only = [spec.report_path]
+            report = ws.repo / spec.report_path
+            if report.is_symlink() or not report.is_file():
+                raise Stop("failed", f"the agent did not write the report at {spec.report_path}")
+        repo = ws.repo.lstat()
+        if not stat.S_ISDIR(repo.st_mode):
+            raise Stop("failed", "the agent replaced its working copy with something else; nothing was pushed")
+        try:
+            self.git.check_sealed()
+            after = self.git.snapshot(ws.repo, self.state.base_sha or "", only)
+        except Tampered as exc:
+            raise Stop("failed", f"{exc}; nothing was pushed") from None
         except GitError as exc:
             raise Stop("failed", str(exc)) from None
-        log.info("run %s: pushing %s", spec.run_id, spec.branch)
+        changed = _changed(self._before, after)
+        self.state.files_changed = tuple(changed)
+        self._check_changes(changed, after)
         try:
-            git.push(spec.clone_url, commit, spec.branch)
+            self._tree = self.git.write_tree()
+        except GitError as exc:
+            raise Stop("failed", str(exc)) from None
+
+    def _publish(self) -> tuple[Outcome, str | None]:
+        """Trusted: commit the snapshot on the recorded base and push it from the private clone."""
+        spec, git, state = self.spec, self.git, self.state
+        assert self._tree is not None
+        assert state.base_sha is not None
+        try:
+            git.check_sealed()
+            commit = git.commit(self._tree, state.base_sha, spec.commit_message, spec.commit_identity, spec.run_id)
+            log.info("run %s: pushing %s", spec.run_id, spec.branch)
+            git.check_sealed()
+            git.push(commit, spec.branch)
+        except Tampered as exc:
+            raise Stop("failed", f"{exc}; nothing was pushed") from None
         except GitError as exc:
             raise Stop("failed", str(exc)) from None
         state.pushed, state.head_sha = True, commit
@@ -351,19 +399,33 @@ class Run:
         env[MARKER_ENV] = self.marker
         return env
 
-    def _check_changes(self, changed: list[str]) -> None:
+    def _check_changes(self, changed: list[str], after: Entries) -> None:
         spec = self.spec
         if spec.output == "report" and spec.report_path:
-            if spec.report_path not in changed:
+            entry = after.get(spec.report_path)
+            if spec.report_path not in changed or entry is None or entry[0] not in REGULAR_MODES:
                 raise Stop("failed", f"the agent did not write the report at {spec.report_path}")
-            path = self.workspace.repo / spec.report_path
-            self.state.report = path.read_text(encoding="utf-8", errors="replace")[:REPORT_TEXT_LIMIT]
+            try:
+                text = self.git.blob(entry[1]).decode("utf-8", errors="replace")
+            except GitError as exc:
+                raise Stop("failed", str(exc)) from None
+            self.state.report = text[:REPORT_TEXT_LIMIT]
         if not changed:
             raise Stop("no_changes", "the agent changed no files")
-        hits = protected(changed, spec.protected_paths)
+        modes = {path: {entry[0] for entry in (self._before.get(path), after.get(path)) if entry} for path in changed}
+        links = [path for path in changed if MODE_SYMLINK in modes[path]]
+        gitlinks = [path for path in changed if MODE_GITLINK in modes[path]]
+        hits = protected(changed, spec.protected_paths, containers=[*links, *gitlinks])
         if hits:
-            shown = ", ".join(hits[:10]) + (f" and {len(hits) - 10} more" if len(hits) > 10 else "")
-            raise Stop("failed", f"the agent changed protected paths: {shown}; nothing was pushed")
+            raise Stop("failed", f"the agent changed protected paths: {_shown(hits)}; nothing was pushed")
+        new_links = [path for path in links if after.get(path, ("",))[0] == MODE_SYMLINK]
+        if new_links:
+            raise Stop("failed", f"the agent made symbolic links, which Kickoff does not push: {_shown(new_links)}; "
+                                 "nothing was pushed")
+        new_gitlinks = [path for path in gitlinks if after.get(path, ("",))[0] == MODE_GITLINK]
+        if new_gitlinks:
+            raise Stop("failed", f"the agent added nested git repositories (gitlinks), which Kickoff does not push: "
+                                 f"{_shown(new_gitlinks)}; nothing was pushed")
         if len(changed) > spec.max_changed_files:
             raise Stop("failed", f"the agent changed {len(changed)} files, more than the limit of "
                                  f"{spec.max_changed_files}; nothing was pushed")
@@ -400,6 +462,10 @@ def _agent_failure(outcome: ProcessResult, report: AgentReport, timeout: int) ->
         detail = f": {report.error}" if report.error else ""
         return f"the agent exited with code {outcome.exit_code}{detail}"
     return report.error
+
+
+def _shown(paths: list[str]) -> str:
+    return ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
 
 
 def _changed(before: Entries, after: Entries) -> list[str]:

@@ -46,7 +46,7 @@ def test_defaults() -> None:
     assert config.limits.run_timeout_minutes == 30
     assert config.limits.max_fix_attempts == 2
     assert config.limits.max_changed_files == 200
-    assert config.protected_paths == (".github/workflows/**", ".github/kickoff.yml")
+    assert config.protected_paths == (".github/workflows/**", ".github/kickoff.yml", ".gitmodules", "**/.gitattributes")
     assert config.verify.command is None
     assert config.permissions.min_permission == "write"
     assert config.permissions.allow_users == ()

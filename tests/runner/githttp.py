@@ -22,6 +22,7 @@ class GitHttp:
     url: str = ""
     authorized: int = 0
     refused: list[str] = field(default_factory=list)  # the Authorization headers refused (None: absent)
+    requests: list[str] = field(default_factory=list)  # every request line received, answered or not
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
@@ -54,6 +55,7 @@ def serve_git(root: Path, token: str) -> Iterator[GitHttp]:
             self._serve()
 
         def _serve(self) -> None:
+            state.requests.append(f"{self.command} {self.path}")
             body = _read_body(self) if self.command == "POST" else b""
             if self.headers.get("Authorization") != expected:
                 state.refused.append(self.headers.get("Authorization") or "")

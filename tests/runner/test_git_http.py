@@ -20,7 +20,7 @@ def test_clone_and_push_over_http_with_the_token(tmp_path: Path) -> None:
     assert out.result.outcome == "succeeded", out.result.reason
     assert remote.branch_sha(BRANCH) == out.result.head_sha
     assert server.authorized >= 2  # the clone and the push both authenticated
-    config = (out.workspace / "repo" / ".git" / "config").read_text()
+    config = (out.workspace / "agent" / "repo" / ".git" / "config").read_text()
     assert f"url = {server.url}/remote.git" in config
     for path, data in all_bytes(out.workspace):
         assert token.encode() not in data, path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.runner.paths import matches, protected
+from bot.runner.paths import matches, may_contain, protected
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,44 @@ def test_protected_keeps_order_and_ignores_blank_patterns() -> None:
         ".github/workflows/ci.yml", ".github/kickoff.yml"
     ]
     assert protected(paths, []) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        (".github/workflows/**", ".github/workflows", True),  # the directory itself, replaced by a link or a file
+        (".github/workflows/", ".github/workflows", True),
+        (".github/workflows/**", ".github/workflowsX", False),
+        (".github/workflows/**", ".github", False),  # a parent only counts as a container (below)
+        ("docs/**", "docs", True),
+    ],
+)
+def test_a_directory_pattern_names_the_directory(pattern: str, path: str, expected: bool) -> None:
+    assert matches(pattern, path) is expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        (".github/workflows/**", ".github", True),
+        (".github/workflows/**", ".git*", False),
+        (".github/workflows/*.yml", ".github", True),
+        (".github/kickoff.yml", ".github", True),
+        (".github/kickoff.yml", "docs", False),
+        ("src/**/test_*.py", "src/a", True),
+        ("src/**/test_*.py", "lib", False),
+        ("**/.gitattributes", "vendor/lib", False),
+        (".gitmodules", "vendor", False),
+        ("config/[ab]/x.yml", "config/a", True),
+        ("config/[ab]/x.yml", "config/c", False),
+    ],
+)
+def test_what_a_link_or_a_nested_repository_may_contain(pattern: str, path: str, expected: bool) -> None:
+    assert may_contain(pattern, path) is expected
+
+
+def test_a_link_where_a_protected_directory_would_be_is_protected() -> None:
+    patterns = [".github/workflows/**", "**/.gitattributes"]
+    changed = [".github", "docs/link", "src/app.py"]
+    assert protected(changed, patterns, containers=[".github", "docs/link"]) == [".github"]
+    assert protected(changed, patterns) == []  # as plain files, neither is protected

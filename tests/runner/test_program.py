@@ -359,7 +359,7 @@ def test_the_token_appears_nowhere_and_the_agent_cannot_see_credentials(tmp_path
     for where, data in everything:
         assert token.encode() not in data, f"the git token leaked into {where}"
         assert run_secret.encode() not in data, f"the run secret leaked into {where}"
-    config = (out.workspace / "repo" / ".git" / "config").read_text()
+    config = (out.workspace / "agent" / "repo" / ".git" / "config").read_text()
     assert "@" not in config.split("url =", 1)[1].splitlines()[0]
     assert "house-key-value-123" not in out.result.transcript_tail  # passed-through API keys are redacted too
     assert "[redacted]" in out.result.transcript_tail
@@ -397,7 +397,7 @@ def test_the_prompt_file_is_outside_the_checkout(tmp_path: Path) -> None:
                                                    "{prompt_file}"]))
     assert out.result.outcome == "succeeded", out.result.reason
     assert out.result.files_changed == ("PROMPT_SEEN",)
-    prompt = out.workspace / "prompt.md"
+    prompt = out.workspace / "agent" / "prompt.md"
     assert prompt.read_text() == "Fix the answer in src/app.py.\n"
-    assert not (out.workspace / "repo" / "prompt.md").exists()
-    assert os.path.commonpath([prompt, out.workspace / "repo"]) == str(out.workspace)
+    assert not (out.workspace / "agent" / "repo" / "prompt.md").exists()
+    assert os.path.commonpath([prompt, out.workspace / "agent" / "repo"]) == str(out.workspace / "agent")
