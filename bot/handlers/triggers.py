@@ -7,6 +7,7 @@ to repeat: the dispatcher retries a delivery that failed half-way, and an operat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import weakref
@@ -22,7 +23,9 @@ from bot.github import GitHubAPI, GitHubError, NotFound, PermissionDenied
 from bot.permissions import Decision, PermissionCache, Reason, Sender, Verdict, authorize, ignored
 from bot.routing import Event, Router
 from bot.runs.planning import PlannedTrigger, TriggerRequest, find_trigger, plan_trigger, set_tracking_comment
+from bot.runs.snapshot import take_snapshot
 from bot.services import Services
+from bot.untrusted import clean_untrusted
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -276,7 +279,23 @@ async def start_trigger(
     instructions: str = "",
     reason: str | None = None,
 ) -> PlannedTrigger:
-    """Plan the trigger's runs (once per delivery and seq) and make sure its tracking comment exists."""
+    """Plan the trigger's runs (once per delivery and seq) and make sure its tracking comment exists.
+
+    The issue's text and comments are frozen here, with the trigger (bot.runs.snapshot): what is written after this
+    moment reaches the agent only from people who may start runs.
+    """
+    snapshot = None
+    instructions = await asyncio.to_thread(clean_untrusted, instructions)  # off the loop; planning keeps it as is
+    if await find_trigger(services, event.delivery_id, seq) is None:
+        held = None
+        if source != "fix":  # a person asked: the gate has just cached their permission
+            try:
+                held = await trigger_state(services).permissions.get(
+                    github, site.installation_id, site.owner, site.repo, sender, now=services.clock())
+            except GitHubError:
+                held = None
+        snapshot = await take_snapshot(github, site.installation_id, site.owner, site.repo, site.issue_number,
+                                       event.payload, now=services.clock(), sender=sender, sender_permission=held)
     planned = await plan_trigger(
         services,
         TriggerRequest(
@@ -294,6 +313,7 @@ async def start_trigger(
             is_pull_request=site.is_pull_request,
             base_branch=site.default_branch,
             reason=reason,
+            snapshot=snapshot,
         ),
     )
     await ensure_tracking_comment(services, github, site, planned)

@@ -3,18 +3,21 @@
 On a Kickoff pull request the agent works on that pull request's branch and pushes to it (no new pull request). On
 a person's pull request from the same repository it starts a branch of its own from the pull request's head and
 Kickoff opens a pull request into that head. Fork pull requests never get here (the permission gate refuses them,
-and the scheduler refuses a fork head again). The prompt carries the review comments that still apply and the
-failing checks' summaries, fenced as untrusted data.
+and the scheduler refuses a fork head again). The prompt carries the review comments that still apply (only those
+by people who may start runs: the rule of bot.runs.snapshot) and the failing checks' summaries, fenced as untrusted
+data.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
 from bot import messages
-from bot.github import GitHubAPI, GitHubError
+from bot.github import CheckRunInfo, GitHubAPI, GitHubError
 from bot.prs.store import PullRequestStore
 from bot.services import Services
 from bot.untrusted import fence_untrusted
@@ -55,23 +58,34 @@ async def target_for(
 
 async def prompt_context(
     github: GitHubAPI, installation_id: int, repository: str, number: int, head_sha: str | None,
-    ignore_checks: frozenset[str] = OWN_CHECKS,
+    ignore_checks: frozenset[str] = OWN_CHECKS, trust: Callable[[str, str], Awaitable[bool]] | None = None,
 ) -> str:
-    """The review comments still applying to the pull request and its failing checks, fenced; "" when none."""
+    """The review comments still applying to the pull request and its failing checks, fenced; "" when none.
+
+    With `trust` (bot.runs.snapshot.Trust), review comments by people who may not start runs are left out and
+    counted: on a public repository anyone can comment on a diff.
+    """
     owner, _, repo = repository.partition("/")
-    parts: list[str] = []
     try:
         comments = await github.list_review_comments(installation_id, owner, repo, number)
     except GitHubError as exc:
         log.warning("could not read the review comments of %s#%s: %s", repository, number, exc)
         comments = []
     current = [c for c in comments if not c.outdated and c.author_type != "Bot" and c.body.strip()]
-    if current:
-        text = "\n\n".join(
-            f"@{c.author} on `{c.path}`" + (f" line {c.line}" if c.line else "") + f":\n{c.body}"
-            for c in current[-MAX_REVIEW_COMMENTS:]
-        )
-        parts.append(fence_untrusted(messages.FOLLOWUP_PROMPT_REVIEW.format(number=number), text, PROMPT_PART_CHARS))
+    current = current[-MAX_REVIEW_COMMENTS:]
+    left_out = 0
+    if trust is not None:
+        kept = []
+        for comment in current:
+            if await trust(comment.author, comment.author_type):
+                kept.append(comment)
+            else:
+                left_out += 1
+        current = kept
+    review = "\n\n".join(
+        f"@{c.author} on `{c.path}`" + (f" line {c.line}" if c.line else "") + f":\n{c.body}" for c in current
+    )
+    failing: list[CheckRunInfo] = []
     if head_sha:
         try:
             checks = await github.list_check_runs(installation_id, owner, repo, head_sha)
@@ -79,13 +93,24 @@ async def prompt_context(
             log.warning("could not read the checks of %s#%s: %s", repository, number, exc)
             checks = []
         failing = [c for c in checks if c.conclusion in FAILING and c.name not in ignore_checks]
-        if failing:
-            text = "\n\n".join(
-                f"{c.name}: {c.conclusion}\n{c.title}\n{c.summary[:CHECK_TEXT_CHARS]}".strip()
-                for c in failing[:MAX_FAILING_CHECKS]
-            )
-            parts.append(fence_untrusted(messages.FOLLOWUP_PROMPT_CHECKS.format(number=number), text,
-                                         PROMPT_PART_CHARS))
+    checks_text = "\n\n".join(
+        f"{c.name}: {c.conclusion}\n{c.title}\n{c.summary[:CHECK_TEXT_CHARS]}".strip()
+        for c in failing[:MAX_FAILING_CHECKS]
+    )
+    # Cleaning and fencing run off the event loop, like the rest of the prompt.
+    return await asyncio.to_thread(_render, number, review, left_out, checks_text)
+
+
+def _render(number: int, review: str, left_out: int, checks: str) -> str:
+    parts: list[str] = []
+    if review:
+        parts.append(fence_untrusted(messages.FOLLOWUP_PROMPT_REVIEW.format(number=number), review,
+                                     PROMPT_PART_CHARS))
+    if left_out:
+        parts.append(messages.PROMPT_REVIEW_COMMENTS_LEFT_OUT.format(count=left_out))
+    if checks:
+        parts.append(fence_untrusted(messages.FOLLOWUP_PROMPT_CHECKS.format(number=number), checks,
+                                     PROMPT_PART_CHARS))
     if not parts:
         return ""
     return "\n\n".join([messages.FOLLOWUP_PROMPT_TASK.format(number=number), *parts])

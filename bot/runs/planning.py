@@ -16,8 +16,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import MAX_ATTEMPTS
+from bot.runs.snapshot import Snapshot, digest
 from bot.services import Services
-from bot.store.models import Run, RunState, RunTransition, Trigger
+from bot.store.models import Run, RunState, RunTransition, Trigger, TriggerSnapshot
 from bot.untrusted import clean_untrusted
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class TriggerRequest:
     is_pull_request: bool = False
     base_branch: str | None = None
     reason: str | None = None  # recorded on each run's first transition
+    snapshot: Snapshot | None = None  # the issue as it was at the trigger (bot.runs.snapshot), stored with it
 
     @property
     def kind(self) -> str:
@@ -134,6 +136,9 @@ async def plan_trigger(services: Services, request: TriggerRequest) -> PlannedTr
             for attempt in range(1, request.attempts + 1)
         ]
         session.add_all(runs)
+        if request.snapshot is not None:
+            text = request.snapshot.dump()
+            session.add(TriggerSnapshot(trigger_id=trigger_id, body=text, sha256=digest(text), taken_at=now))
         await session.flush()
         session.add_all(
             RunTransition(run_id=run.id, from_state=None, to_state=RunState.QUEUED, reason=reason, at=now)

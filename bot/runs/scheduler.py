@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import messages
@@ -43,6 +43,7 @@ from bot.prs.opening import Deliverer
 from bot.runners.base import RunnerBackend, RunnerError, RunnerExit
 from bot.runners.watchdog import RemoteRunner
 from bot.runs.lifecycle import is_final
+from bot.runs.snapshot import IssueText, Snapshot, SnapshotError, Trust, issue_text
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
 from bot.runs.store import RunStore, secret_hash
 from bot.runs.tracking import Tracker
@@ -60,7 +61,6 @@ OpenPullRequests = Callable[[str], Awaitable[int]]
 
 SHUTDOWN_GRACE: Final = 5.0
 RUN_TOKEN_PERMISSIONS: Final = {"contents": "write"}
-MAX_COMMENTS_IN_PROMPT: Final = 30
 # A claimed run still without a runner after this long was being started by a process that died.
 LOST_AFTER: Final = timedelta(minutes=2)
 
@@ -102,23 +102,20 @@ class _Unstartable(Exception):
     """The run cannot start for a reason users can fix; the message is the run's reason."""
 
 
-class _Issue(BaseModel):
-    title: str
-    body: str | None = None
-
-
 class _Context:
-    """What a trigger's runs share: the trigger, its issue and the issue's comments."""
+    """What a trigger's runs share: the trigger and what of its issue the agent may read (bot.runs.snapshot)."""
 
-    def __init__(self, trigger: Trigger, issue: _Issue, comments: list[tuple[str, str]]) -> None:
+    def __init__(self, trigger: Trigger, text: IssueText) -> None:
         self.trigger = trigger
-        self.issue = issue
-        self.comments = comments
+        self.text = text
 
 
 def render_prompt(run: Run, task: TaskSpec, context: _Context, report_path: str | None) -> str:
-    """The agent's prompt: the task, the requester's instructions, then the issue's text fenced as data."""
-    trigger, issue = context.trigger, context.issue
+    """The agent's prompt: the task, the requester's instructions, then the issue's text fenced as data.
+
+    Cleaning and fencing are linear but not free (tens of kilobytes of comments): callers run this off the loop.
+    """
+    trigger, text = context.trigger, context.text
     kind = "pull request" if trigger.is_pull_request else "issue"
     parts = [f"You are working in the GitHub repository {run.repository} on {kind} #{run.issue_number}."]
     parts.append(f"Your task is `{run.task}`" + (f": {task.description}" if task.description else "."))
@@ -129,10 +126,17 @@ def render_prompt(run: Run, task: TaskSpec, context: _Context, report_path: str 
                      f"{clean_untrusted(trigger.instructions)}")
     if report_path is not None:
         parts.append(f"Write your findings as Markdown to `{report_path}` and change no other file.")
-    parts.append(fence_untrusted(f"{kind} #{run.issue_number}", f"# {issue.title}\n\n{issue.body or ''}"))
-    if context.comments:
-        text = "\n\n".join(f"@{author} wrote:\n{body}" for author, body in context.comments)
-        parts.append(fence_untrusted(f"comments on {kind} #{run.issue_number}", text))
+    if not text.author_trusted:
+        template = messages.PROMPT_ISSUE_FROZEN if text.frozen else messages.PROMPT_ISSUE_UNFROZEN
+        parts.append(template.format(kind=kind, sender=trigger.sender, digest=(text.digest or "")[:16],
+                                     author=text.author or "unknown"))
+    parts.append(fence_untrusted(f"{kind} #{run.issue_number}", f"# {text.title}\n\n{text.body}"))
+    if text.comments:
+        joined = "\n\n".join(f"@{author} wrote:\n{body}" for author, body in text.comments)
+        parts.append(fence_untrusted(f"comments on {kind} #{run.issue_number}", joined))
+    if text.left_out:
+        parts.append(messages.PROMPT_COMMENTS_LEFT_OUT.format(count=text.left_out, permission=text.required,
+                                                              kind=kind))
     return "\n\n".join(parts)
 
 
@@ -442,7 +446,7 @@ class Scheduler:
         agent = config.agents.get(run.agent)
         if agent is None:
             raise _Unstartable(messages.RUN_AGENT_UNKNOWN.format(agent=run.agent))
-        context = await self._once(("trigger", run.trigger_id), lambda: self._trigger_context(run))
+        context = await self._once(("trigger", run.trigger_id), lambda: self._trigger_context(run, config))
         checkout: str = "base"
         if run.kind == "followup" and run.pr_number is not None:
             pull = await self._once(("pull", run.repository, run.pr_number), lambda: self._pull_request(run))
@@ -462,8 +466,9 @@ class Scheduler:
         report_path = None
         if task.output == "report":
             folder = config.pull_requests.research_folder.strip("/")
-            report_path = f"{folder}/{run.issue_number}-{slugify(context.issue.title)}.md"
-        title = " ".join(clean_untrusted(context.issue.title, 200).split())[:72] or f"#{run.issue_number}"
+            report_path = f"{folder}/{run.issue_number}-{slugify(context.text.title)}.md"
+        prompt = await asyncio.to_thread(render_prompt, run, task, context, report_path)
+        title = " ".join(clean_untrusted(context.text.title, 200).split())[:72] or f"#{run.issue_number}"
         return RunSpec(
             run_id=run.id,
             repository=run.repository,
@@ -475,7 +480,7 @@ class Scheduler:
             issue_number=run.issue_number,
             agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (), env=agent.env,
                                model=agent.model),
-            prompt=render_prompt(run, task, context, report_path) + await self._followup_context(run),
+            prompt=prompt + await self._followup_context(run, config),
             output=task.output,
             report_path=report_path,
             timeout_seconds=config.limits.run_timeout_minutes * 60,
@@ -488,13 +493,18 @@ class Scheduler:
             report_url=f"{self.services.settings.public_url}/api/runs/{run.id}/report",
         )
 
-    async def _followup_context(self, run: Run) -> str:
+    async def _followup_context(self, run: Run, config: RepoConfig) -> str:
         """For a follow-up: the pull request's live review comments and failing checks (see bot.prs.followups)."""
         if run.kind != "followup" or run.pr_number is None:
             return ""
         pull = await self._once(("pull", run.repository, run.pr_number), lambda: self._pull_request(run))
-        context = await followups.prompt_context(self.services.require_github(), run.installation_id,
-                                                 run.repository, run.pr_number, pull.head.sha)
+        github = self.services.require_github()
+        owner, _, name = run.repository.partition("/")
+        trust = Trust(github, run.installation_id, owner, name, run.task,
+                      min_permission=config.permissions.min_permission,
+                      allow_users=frozenset(user.lower() for user in config.permissions.allow_users))
+        context = await followups.prompt_context(github, run.installation_id, run.repository, run.pr_number,
+                                                 pull.head.sha, trust=trust)
         return f"\n\n{context}" if context else ""
 
     async def _once(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
@@ -505,19 +515,24 @@ class Scheduler:
         result: T = await asyncio.shield(task)
         return result
 
-    async def _trigger_context(self, run: Run) -> _Context:
+    async def _trigger_context(self, run: Run, config: RepoConfig) -> _Context:
         github = self.services.require_github()
         trigger = await self.runs.trigger(run.trigger_id)
         if trigger is None:
             raise _Unstartable(messages.RUN_START_FAILED.format(error="its trigger is gone"))
         owner, _, name = run.repository.partition("/")
-        issue = await github.request(
-            run.installation_id, "GET", f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/issues/"
-            f"{run.issue_number}", model=_Issue,
-        )
-        comments = await github.list_issue_comments(run.installation_id, owner, name, run.issue_number)
-        kept = [(c.author, c.body) for c in comments if c.author_type != "Bot" and c.body.strip()]
-        return _Context(trigger, issue, kept[-MAX_COMMENTS_IN_PROMPT:])
+        stored = await self.runs.snapshot(run.trigger_id)
+        snapshot: Snapshot | None = None
+        if stored is not None:
+            try:
+                snapshot = Snapshot.load(*stored)
+            except SnapshotError as exc:
+                raise _Unstartable(messages.RUN_START_FAILED.format(error=str(exc))) from None
+        trust = Trust(github, run.installation_id, owner, name, run.task,
+                      min_permission=config.permissions.min_permission,
+                      allow_users=frozenset(user.lower() for user in config.permissions.allow_users))
+        text = await issue_text(github, trust, run.issue_number, snapshot, stored[1] if stored else None)
+        return _Context(trigger, text)
 
     async def _pull_request(self, run: Run) -> PullRequestRef:
         owner, _, name = run.repository.partition("/")

@@ -29,7 +29,7 @@ from bot.runs.lifecycle import (
 )
 from bot.runs.spec import RunResult
 from bot.store.db import Store
-from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, utcnow
+from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, TriggerSnapshot, utcnow
 
 # Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.
 CLAIM_LOCK_KEY: Final = 0x6B69636B  # "kick"
@@ -142,6 +142,12 @@ class RunStore:
     async def trigger(self, trigger_id: int) -> Trigger | None:
         async with self.store.sessions() as session:
             return await session.get(Trigger, trigger_id)
+
+    async def snapshot(self, trigger_id: int) -> tuple[str, str] | None:
+        """The trigger's stored snapshot text and its sha256 (bot.runs.snapshot), if it has one."""
+        async with self.store.sessions() as session:
+            row = await session.get(TriggerSnapshot, trigger_id)
+            return (row.body, row.sha256) if row is not None else None
 
     async def latest_trigger(self, repository: str, issue_number: int) -> Trigger | None:
         async with self.store.sessions() as session:

@@ -147,6 +147,19 @@ class Trigger(Base):
     )
 
 
+class TriggerSnapshot(Base):
+    """What the agent may read, frozen when the trigger was accepted: the issue's title and body and its comments
+    (JSON, see `bot.runs.snapshot`), with the sha256 of that text. A table of its own: loading a trigger (the
+    tracking comments do, often) never reads it."""
+
+    __tablename__ = "trigger_snapshots"
+
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RunState:
     QUEUED = "queued"
     WAITING = "waiting"
