@@ -706,7 +706,14 @@ _SCHEMA_KEYS: Final = _schema_keys()
 
 def general_path(loc: Sequence[str | int]) -> str:
     """The key path with every name the file chose (an agent's, a task's, an unknown key) as `*`."""
-    return format_path([part if isinstance(part, int) or part in _SCHEMA_KEYS else "*" for part in loc])
+    text = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+        else:
+            name = part if isinstance(part, str) and part in _SCHEMA_KEYS else "*"
+            text += f".{name}" if text else name
+    return text
 
 
 def _in_repository(file: str, owner: str, repo: str) -> bool:
