@@ -37,6 +37,62 @@ CONFIG_BROKEN: Final = (
 CONFIG_PROBLEM: Final = "- `{where}` `{key}`: {message}"
 CONFIG_PROBLEM_NO_KEY: Final = "- `{where}`: {message}"
 
+# What the operator decides (KICKOFF_RUNNERS, KICKOFF_AGENT_ENV, KICKOFF_CONFIG_EXTENDS), as config problems.
+CONFIG_RUNNER_NOT_ALLOWED: Final = (
+    "runner `{runner}` is not enabled on this Kickoff server, which allows {allowed} (its operator's "
+    "`KICKOFF_RUNNERS`); remove `runner:` to use the server's default, or pick one of those"
+)
+CONFIG_RUNNER_NOT_ALLOWED_GENERAL: Final = (
+    "names a runner this Kickoff server does not enable; it allows {allowed} (its operator's `KICKOFF_RUNNERS`)"
+)
+CONFIG_AGENT_ENV_NOT_ALLOWED: Final = (
+    "{names} {verb} not on this Kickoff server's list of environment names agents may receive (its operator's "
+    "`KICKOFF_AGENT_ENV`); remove {them}, or ask the operator to add {them}"
+)
+CONFIG_AGENT_ENV_NOT_ALLOWED_GENERAL: Final = (
+    "asks for environment names this Kickoff server does not pass to agents (its operator's `KICKOFF_AGENT_ENV`)"
+)
+CONFIG_EXTENDS_NOT_ALLOWED: Final = (
+    "`_extends` may point only to this repository, to `{owner}/.github`, or to a repository the server's operator "
+    "lists in `KICKOFF_CONFIG_EXTENDS`; `{target}` is none of these"
+)
+CONFIG_EXTENDS_NOT_ALLOWED_GENERAL: Final = (
+    "`_extends` points to a repository Kickoff does not read configuration from (see `KICKOFF_CONFIG_EXTENDS`)"
+)
+# Problems in a file of another repository are told without its values: that file may be private, the reply is not.
+CONFIG_GENERAL_INVALID: Final = "has a value Kickoff cannot use"
+CONFIG_GENERAL: Final = {
+    "extra_forbidden": "is not a key Kickoff knows",
+    "missing": "lacks a required key",
+    "literal_error": "is not one of the allowed values",
+    "enum": "is not one of the allowed values",
+    "string_pattern_mismatch": "is not a valid name",
+    "string_too_long": "is too long",
+    "string_too_short": "is too short",
+    "too_long": "has too many items",
+    "too_short": "has too few items",
+    "greater_than": "is out of range",
+    "greater_than_equal": "is out of range",
+    "less_than": "is out of range",
+    "less_than_equal": "is out of range",
+    "bool_type": "has a value of the wrong type",
+    "int_type": "has a value of the wrong type",
+    "string_type": "has a value of the wrong type",
+    "dict_type": "has a value of the wrong type",
+    "tuple_type": "has a value of the wrong type",
+    "list_type": "has a value of the wrong type",
+    "model_type": "has a value of the wrong type",
+    "int_parsing": "has a value of the wrong type",
+}
+CONFIG_GENERAL_UNDEFINED_AGENT: Final = "names an agent that is not defined"
+CONFIG_GENERAL_YAML: Final = "is not valid YAML"
+CONFIG_GENERAL_TOO_LARGE: Final = "is larger than Kickoff reads"
+CONFIG_GENERAL_EXTENDS: Final = "has an `_extends` Kickoff cannot follow ({reason})"
+CONFIG_GENERAL_EXTENDS_CYCLE: Final = "it makes a cycle"
+CONFIG_GENERAL_EXTENDS_DEPTH: Final = "it goes too many files deep"
+CONFIG_GENERAL_EXTENDS_MISSING: Final = "its file does not exist or cannot be read"
+CONFIG_GENERAL_EXTENDS_MALFORMED: Final = "it is not `repo`, `owner/repo` or `owner/repo:path`"
+
 UNKNOWN_TASK_LABEL: Final = (
     "`{label}` does not name a task of this repository, so nothing was started (the label was removed). "
     "Known tasks: {tasks}. Add the label `agent:<task>` for one of them, or comment `/agent help`."
@@ -149,6 +205,10 @@ RUN_AGENT_UNKNOWN: Final = "agent `{agent}` is not defined in `.github/kickoff.y
 RUN_TASK_UNKNOWN: Final = "task `{task}` is not defined or is disabled in `.github/kickoff.yml`"
 RUN_CONFIG_INVALID: Final = "`.github/kickoff.yml` has problems: {problems}"
 RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kickoff server (it offers: {available})"
+RUN_AGENT_ENV_REFUSED: Final = (
+    "could not start: agent `{agent}` asks for {names}, which this Kickoff server does not pass to agents "
+    "(its operator's `KICKOFF_AGENT_ENV`)"
+)
 RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
 RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
 RUN_RUNNER_LOST: Final = "runner lost: the runner process was gone when Kickoff restarted"

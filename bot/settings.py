@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+RUNNERS: Final = ("local", "github-actions", "kubernetes", "fly")
+NO_AGENT_ENV: Final = "none"
+"""`KICKOFF_AGENT_ENV=none`: agents receive no environment name at all (unset or empty means the default)."""
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REPOSITORY: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[-.\w]{1,100}$")
 
 
 class SettingsError(Exception):
@@ -32,6 +39,51 @@ def normalize_private_key(raw: str) -> str:
     return pem.strip() + "\n"
 
 
+def _names(value: object) -> object:
+    """A comma-separated setting as a tuple of its non-empty items (None when it lists nothing)."""
+    if isinstance(value, str):
+        items = tuple(item.strip() for item in value.split(",") if item.strip())
+        return items or None
+    return value
+
+
+def agent_env_names(listed: tuple[str, ...] | None) -> frozenset[str]:
+    """The environment names agents may receive under `KICKOFF_AGENT_ENV=listed` (None: the default)."""
+    if listed is None:
+        from bot.config.model import DEFAULT_AGENT_ENV
+
+        return DEFAULT_AGENT_ENV
+    return frozenset(name for name in listed if name != NO_AGENT_ENV)
+
+
+def _check_agent_env(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    from bot.config.model import is_kickoff_env
+
+    if value is None or value == (NO_AGENT_ENV,):
+        return value
+    for name in value:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"`{name}` is not an environment variable name (letters, digits and _)")
+        if is_kickoff_env(name):
+            raise ValueError(f"`{name}` is one of Kickoff's own secrets or settings and is never passed to an agent")
+    return value
+
+
+class AgentEnvSettings(BaseSettings):
+    """`KICKOFF_AGENT_ENV` alone, for the code that copies values into a runner's environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    agent_env: Annotated[tuple[str, ...] | None, NoDecode] = Field(default=None, validation_alias="KICKOFF_AGENT_ENV")
+
+    _split = field_validator("agent_env", mode="before")(_names)
+    _check = field_validator("agent_env")(_check_agent_env)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return agent_env_names(self.agent_env)
+
+
 class Settings(BaseSettings):
     """Everything the process reads from its environment. Names are the ones users set (see DESIGN.md)."""
 
@@ -46,6 +98,12 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://localhost:3000", validation_alias="PUBLIC_URL")
     runner: Literal["local", "github-actions", "kubernetes", "fly"] = Field(
         default="local", validation_alias="KICKOFF_RUNNER"
+    )
+    # Operator policy (docs/configuration.md, "What the operator decides"): what a repository's config may ask for.
+    runners: Annotated[tuple[str, ...] | None, NoDecode] = Field(default=None, validation_alias="KICKOFF_RUNNERS")
+    agent_env: Annotated[tuple[str, ...] | None, NoDecode] = Field(default=None, validation_alias="KICKOFF_AGENT_ENV")
+    config_extends: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None, validation_alias="KICKOFF_CONFIG_EXTENDS"
     )
     max_parallel_runs: int = Field(default=4, ge=1, validation_alias="KICKOFF_MAX_PARALLEL_RUNS")
     dashboard_token: SecretStr | None = Field(default=None, validation_alias="DASHBOARD_TOKEN")
@@ -74,6 +132,43 @@ class Settings(BaseSettings):
     webhook_read_seconds: float = Field(default=30.0, gt=0, validation_alias="KICKOFF_WEBHOOK_READ_SECONDS")
     # Extra routers to compose at the root, as `module:attribute` (a plugin's handlers).
     plugins: str = Field(default="", validation_alias="KICKOFF_PLUGINS")
+
+    _split = field_validator("runners", "agent_env", "config_extends", mode="before")(_names)
+    _check_env = field_validator("agent_env")(_check_agent_env)
+
+    @field_validator("runners")
+    @classmethod
+    def _known_runners(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in value or ():
+            if name not in RUNNERS:
+                raise ValueError(f"`{name}` is not a runner backend; use {', '.join(RUNNERS)}")
+        return tuple(dict.fromkeys(value)) if value else None
+
+    @field_validator("config_extends")
+    @classmethod
+    def _repositories(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in value or ():
+            if not _REPOSITORY.match(name):
+                raise ValueError(f"`{name}` is not a repository as `owner/name`")
+        return tuple(name.lower() for name in value) if value else None
+
+    @model_validator(mode="after")
+    def _default_runner_is_enabled(self) -> Settings:
+        if self.runners is not None and self.runner not in self.runners:
+            raise ValueError(
+                f"KICKOFF_RUNNERS ({', '.join(self.runners)}) must include KICKOFF_RUNNER ({self.runner})"
+            )
+        return self
+
+    @property
+    def enabled_runners(self) -> tuple[str, ...]:
+        """The backends repositories may pick (`KICKOFF_RUNNERS`); the default backend alone when unset."""
+        return self.runners or (self.runner,)
+
+    @property
+    def agent_env_names(self) -> frozenset[str]:
+        """The environment names agents may receive (`KICKOFF_AGENT_ENV`)."""
+        return agent_env_names(self.agent_env)
 
     @field_validator("private_key", mode="before")
     @classmethod
@@ -147,5 +242,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise SettingsError(f"{name}: {first['msg']}") from None
+        if not first["loc"]:  # a check across settings: its message names them
+            raise SettingsError(str(first["msg"]).removeprefix("Value error, ")) from None
+        name = str(first["loc"][0]).upper()
+        raise SettingsError(f"{name}: {str(first['msg']).removeprefix('Value error, ')}") from None

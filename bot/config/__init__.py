@@ -18,6 +18,7 @@ from bot.config.loader import (
     validate_text,
 )
 from bot.config.model import AgentSpec, RepoConfig, TaskSpec
+from bot.config.policy import OperatorPolicy
 
 EXTENDS_SCHEMA: dict[str, Any] = {
     "type": "string",
@@ -70,6 +71,7 @@ __all__ = [
     "ConfigLoader",
     "ConfigProblem",
     "Fetch",
+    "OperatorPolicy",
     "RepoConfig",
     "TaskSpec",
     "config_schema",

@@ -26,10 +26,11 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.config.model import CrossCheckError, RepoConfig
+from bot import messages
+from bot.config.model import AgentSpec, CrossCheckError, RepoConfig
+from bot.config.policy import ORG_CONFIG_REPO, OperatorPolicy
 
 CONFIG_PATH: Final = ".github/kickoff.yml"
-ORG_CONFIG_REPO: Final = ".github"
 MAX_CONFIG_BYTES: Final = 64 * 1024
 MAX_EXTENDS_DEPTH: Final = 5
 MAX_ALIASES: Final = 100
@@ -54,13 +55,21 @@ _PLAIN_KEY: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 
 @dataclass(frozen=True, slots=True)
 class ConfigProblem:
-    """One thing wrong with a config file: where (file, key path, line and column when known) and what."""
+    """One thing wrong with a config file: where (file, key path, line and column when known) and what.
+
+    `general` says what is wrong without quoting the file; `ConfigLoader.load` puts it (and a key path stripped of
+    names the file chose) in place of `message` and `path` for files of other repositories, keeping the full text
+    in `detail` for the log only.
+    """
 
     file: str
     path: str
     message: str
     line: int | None = None
     column: int | None = None
+    general: str = ""
+    loc: tuple[str | int, ...] = ()
+    detail: str = ""
 
     def __str__(self) -> str:
         where = self.file
@@ -79,7 +88,12 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.messages()))
 
     def messages(self) -> list[str]:
+        """The problems as they may be shown on GitHub (no values from other repositories' files)."""
         return [str(problem) for problem in self.problems]
+
+    def details(self) -> list[str]:
+        """The problems in full, values included: for the operator's log only."""
+        return [problem.detail or str(problem) for problem in self.problems]
 
 
 # ---- Files and refs ------------------------------------------------------------------------------------------------
@@ -121,9 +135,10 @@ class _ParseFailure:
     path: str = ""
     line: int | None = None
     column: int | None = None
+    general: str = messages.CONFIG_GENERAL_YAML
 
     def problem(self, file: str) -> ConfigProblem:
-        return ConfigProblem(file, self.path, self.message, self.line, self.column)
+        return ConfigProblem(file, self.path, self.message, self.line, self.column, general=self.general)
 
 
 class _ParseError(Exception):
@@ -229,7 +244,8 @@ def parse_yaml(text: str) -> _Parsed:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_CONFIG_BYTES:
         raise _ParseError(
-            _ParseFailure(f"the file is {size:,} bytes; Kickoff reads config files of at most {MAX_CONFIG_BYTES:,}")
+            _ParseFailure(f"the file is {size:,} bytes; Kickoff reads config files of at most {MAX_CONFIG_BYTES:,}",
+                          general=messages.CONFIG_GENERAL_TOO_LARGE)
         )
     loader: _SafeBoundedLoader | None = None
     try:
@@ -269,13 +285,8 @@ def parse_yaml(text: str) -> _Parsed:
     if data is None:
         return _Parsed({}, node)
     if not isinstance(data, dict):
-        raise _ParseError(
-            _ParseFailure(
-                f"the top level must be a mapping of keys such as `agents:` or `limits:`, not {_kind(data)}",
-                line=1,
-                column=1,
-            )
-        )
+        message = f"the top level must be a mapping of keys such as `agents:` or `limits:`, not {_kind(data)}"
+        raise _ParseError(_ParseFailure(message, line=1, column=1, general=message))
     return _Parsed(data, node)
 
 
@@ -319,12 +330,20 @@ class ConfigLoader:
         self.files.clear()
         self.results.clear()
 
-    async def load(self, owner: str, repo: str, fetch: Fetch) -> RepoConfig:
-        """The config of `owner/repo`: its `.github/kickoff.yml` merged over the org's (`{owner}/.github`)."""
+    async def load(self, owner: str, repo: str, fetch: Fetch, policy: OperatorPolicy | None = None) -> RepoConfig:
+        """The config of `owner/repo`: its `.github/kickoff.yml` merged over the org's (`{owner}/.github`), within
+        the operator's `policy` (the safe defaults when None)."""
+        try:
+            return await self._load(owner, repo, fetch, policy or OperatorPolicy())
+        except ConfigError as exc:
+            raise ConfigError([_public(problem, owner, repo) for problem in exc.problems]) from None
+
+    async def _load(self, owner: str, repo: str, fetch: Fetch, policy: OperatorPolicy) -> RepoConfig:
+        home = (owner, repo)
         chains: list[Awaitable[list[_Layer]]] = []
         if repo.lower() != ORG_CONFIG_REPO:
-            chains.append(self._load_chain(FileRef(owner, ORG_CONFIG_REPO), fetch))
-        chains.append(self._load_chain(FileRef(owner, repo), fetch))
+            chains.append(self._load_chain(FileRef(owner, ORG_CONFIG_REPO), fetch, home, policy))
+        chains.append(self._load_chain(FileRef(owner, repo), fetch, home, policy))
         results = await asyncio.gather(*chains, return_exceptions=True)
         layers: list[_Layer] = []
         problems: list[ConfigProblem] = []
@@ -343,7 +362,7 @@ class ConfigLoader:
         if cacheable:
             cached = self.results.get(cache_key)
             if isinstance(cached, RepoConfig):
-                return cached
+                return _within_policy(cached, layers, policy)
             if isinstance(cached, ConfigError):
                 raise ConfigError(cached.problems)
         try:
@@ -354,9 +373,11 @@ class ConfigLoader:
             raise
         if cacheable:
             self.results.put(cache_key, config)
-        return config
+        return _within_policy(config, layers, policy)
 
-    async def _load_chain(self, start: FileRef, fetch: Fetch) -> list[_Layer]:
+    async def _load_chain(
+        self, start: FileRef, fetch: Fetch, home: tuple[str, str], policy: OperatorPolicy
+    ) -> list[_Layer]:
         """The file at `start` and the files it `_extends`, base first; empty when `start` does not exist."""
         layers: list[_Layer] = []
         chain: list[FileRef] = []
@@ -365,11 +386,13 @@ class ConfigLoader:
         while ref is not None:
             if any(seen.key == ref.key for seen in chain):
                 names = " → ".join(str(seen) for seen in [*chain, ref])
-                raise self._extends_problem(extended_from, f"`_extends` makes a cycle: {names}")
+                raise self._extends_problem(extended_from, f"`_extends` makes a cycle: {names}",
+                                            messages.CONFIG_GENERAL_EXTENDS_CYCLE)
             if len(chain) > MAX_EXTENDS_DEPTH:
                 names = " → ".join(str(seen) for seen in [*chain, ref])
                 raise self._extends_problem(
-                    extended_from, f"`_extends` goes more than {MAX_EXTENDS_DEPTH} files deep: {names}"
+                    extended_from, f"`_extends` goes more than {MAX_EXTENDS_DEPTH} files deep: {names}",
+                    messages.CONFIG_GENERAL_EXTENDS_DEPTH,
                 )
             fetched = await fetch(ref.owner, ref.repo, ref.path)
             if fetched is None:
@@ -379,6 +402,7 @@ class ConfigLoader:
                     extended_from,
                     f"`_extends` points to {ref}, which does not exist or which Kickoff cannot read "
                     "(is the App installed on that repository?)",
+                    messages.CONFIG_GENERAL_EXTENDS_MISSING,
                 )
             text, sha = fetched
             parsed = self._parse(text, sha, str(ref))
@@ -392,17 +416,24 @@ class ConfigLoader:
             try:
                 ref = parse_extends(raw, ref.owner)
             except ValueError as exc:
-                raise ConfigError([_problem_at(layer, ("_extends",), str(exc))]) from None
+                general = messages.CONFIG_GENERAL_EXTENDS.format(reason=messages.CONFIG_GENERAL_EXTENDS_MALFORMED)
+                raise ConfigError([_problem_at(layer, ("_extends",), str(exc), general)]) from None
+            if not policy.may_extend(ref.owner, ref.repo, home_owner=home[0], home_repo=home[1]):
+                # Refused before it is fetched: Kickoff reads nothing from a repository the operator did not list.
+                message = messages.CONFIG_EXTENDS_NOT_ALLOWED.format(owner=home[0], target=f"{ref.owner}/{ref.repo}")
+                general = messages.CONFIG_EXTENDS_NOT_ALLOWED_GENERAL
+                raise ConfigError([_problem_at(layer, ("_extends",), message, general)])
             extended_from = (layer, "_extends")
         return layers
 
     @staticmethod
-    def _extends_problem(origin: tuple[_Layer, str] | None, message: str) -> ConfigError:
+    def _extends_problem(origin: tuple[_Layer, str] | None, message: str, reason: str) -> ConfigError:
         # Only reached after the first file, so `origin` (the file whose `_extends` led here) is always known.
+        general = messages.CONFIG_GENERAL_EXTENDS.format(reason=reason)
         if origin is None:
-            return ConfigError([ConfigProblem("", "_extends", message)])
+            return ConfigError([ConfigProblem("", "_extends", message, general=general, loc=("_extends",))])
         layer, key = origin
-        return ConfigError([_problem_at(layer, (key,), message)])
+        return ConfigError([_problem_at(layer, (key,), message, general)])
 
     def _parse(self, text: str, sha: str, name: str) -> _Parsed:
         cached = self.files.get(sha) if sha else None
@@ -424,9 +455,12 @@ class ConfigLoader:
 _default_loader = ConfigLoader()
 
 
-async def load_repo_config(owner: str, repo: str, fetch: Fetch, *, loader: ConfigLoader | None = None) -> RepoConfig:
-    """The validated config of `owner/repo` from its default branch, merged over the org's defaults."""
-    return await (loader or _default_loader).load(owner, repo, fetch)
+async def load_repo_config(
+    owner: str, repo: str, fetch: Fetch, *, loader: ConfigLoader | None = None, policy: OperatorPolicy | None = None
+) -> RepoConfig:
+    """The validated config of `owner/repo` from its default branch, merged over the org's defaults, within the
+    operator's `policy` (the safe defaults when None)."""
+    return await (loader or _default_loader).load(owner, repo, fetch, policy)
 
 
 def clear_cache() -> None:
@@ -485,15 +519,19 @@ def _problems_from_validation(exc: ValidationError, layers: Sequence[_Layer]) ->
         cause = context.get("error")
         if isinstance(cause, CrossCheckError):
             for path, message in cause.problems:
-                problems.append(_problem_at_layers(layers, path, message))
+                problems.append(_problem_at_layers(layers, path, message, messages.CONFIG_GENERAL_UNDEFINED_AGENT))
             continue
         on_key = bool(loc) and loc[-1] == "[key]"
         if on_key:
             loc = loc[:-1]
-        problems.append(_problem_at_layers(layers, loc, _message(error, loc, on_key)))
+        general = messages.CONFIG_GENERAL.get(error["type"], messages.CONFIG_GENERAL_INVALID)
+        if on_key:
+            general = messages.CONFIG_GENERAL["string_pattern_mismatch"]
+        problems.append(_problem_at_layers(layers, loc, _message(error, loc, on_key), general))
     if len(problems) > MAX_PROBLEMS:
         extra = len(problems) - MAX_PROBLEMS
-        problems = [*problems[:MAX_PROBLEMS], ConfigProblem(problems[0].file, "", f"… and {extra} more problems")]
+        more = f"… and {extra} more problems"
+        problems = [*problems[:MAX_PROBLEMS], ConfigProblem(problems[0].file, "", more, general=more)]
     return problems
 
 
@@ -575,7 +613,9 @@ def _item_type(annotation: Any) -> Any:
     return None
 
 
-def _problem_at_layers(layers: Sequence[_Layer], loc: Sequence[str | int], message: str) -> ConfigProblem:
+def _problem_at_layers(
+    layers: Sequence[_Layer], loc: Sequence[str | int], message: str, general: str = ""
+) -> ConfigProblem:
     """Attribute a problem to the file that supplied the value at `loc` (the most specific file that has it)."""
     best: tuple[int, _Layer | None] = (-1, None)
     for layer in reversed(layers):
@@ -584,16 +624,111 @@ def _problem_at_layers(layers: Sequence[_Layer], loc: Sequence[str | int], messa
             best = (depth, layer)
     chosen = best[1]
     if chosen is None:
-        return ConfigProblem("(built-in defaults)", format_path(loc), message)
-    return _problem_at(chosen, loc, message)
+        return ConfigProblem("(built-in defaults)", format_path(loc), message, general=general, loc=tuple(loc))
+    return _problem_at(chosen, loc, message, general)
 
 
-def _problem_at(layer: _Layer, loc: Sequence[str | int], message: str) -> ConfigProblem:
+def _problem_at(layer: _Layer, loc: Sequence[str | int], message: str, general: str = "") -> ConfigProblem:
     node = _depth_in_node(layer.node, loc)[1]
     line = column = None
     if node is not None and node.start_mark is not None:
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
-    return ConfigProblem(layer.name, format_path(loc), message, line, column)
+    return ConfigProblem(layer.name, format_path(loc), message, line, column, general=general, loc=tuple(loc))
+
+
+# ---- The operator's policy -------------------------------------------------------------------------------------------
+
+
+def _within_policy(config: RepoConfig, layers: Sequence[_Layer], policy: OperatorPolicy) -> RepoConfig:
+    """`config` if it asks only for what the operator allows (built-in agents' default env narrowed to the allowed
+    names); otherwise a `ConfigError` naming each request the operator did not allow."""
+    problems: list[ConfigProblem] = []
+    if config.runner is not None and config.runner not in policy.runners:
+        allowed = messages.code_list(policy.runners)
+        problems.append(_problem_at_layers(
+            layers, ("runner",), messages.CONFIG_RUNNER_NOT_ALLOWED.format(runner=config.runner, allowed=allowed),
+            messages.CONFIG_RUNNER_NOT_ALLOWED_GENERAL.format(allowed=allowed),
+        ))
+    narrowed: dict[str, AgentSpec] = {}
+    for name, agent in config.agents.items():
+        refused = policy.refused_env(agent.env)
+        if not refused:
+            continue
+        if not any(_has(layer.data, ("agents", name, "env")) for layer in layers):
+            # A built-in agent's default: the operator chose not to hand that key out, so the agent goes without.
+            narrowed[name] = agent.model_copy(update={"env": tuple(n for n in agent.env if n not in refused)})
+            continue
+        many = len(refused) > 1
+        message = messages.CONFIG_AGENT_ENV_NOT_ALLOWED.format(
+            names=messages.code_list(refused), verb="are" if many else "is", them="them" if many else "it"
+        )
+        problems.append(_problem_at_layers(
+            layers, ("agents", name, "env"), message, messages.CONFIG_AGENT_ENV_NOT_ALLOWED_GENERAL
+        ))
+    if problems:
+        raise ConfigError(problems)
+    if narrowed:
+        return config.model_copy(update={"agents": {**config.agents, **narrowed}})
+    return config
+
+
+def _has(data: Mapping[Hashable, Any], loc: Sequence[str]) -> bool:
+    current: Any = data
+    for part in loc:
+        if not isinstance(current, Mapping) or part not in current:
+            return False
+        current = current[part]
+    return True
+
+
+# ---- What may be shown of another repository's file ------------------------------------------------------------------
+
+
+def _schema_keys() -> frozenset[str]:
+    names: set[str] = {"_extends"}
+    pending: list[Any] = [RepoConfig]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            for name, info in current.model_fields.items():
+                if name not in names:
+                    names.add(name)
+                    pending.append(info.annotation)
+        else:
+            item = _item_type(current)
+            if item is not None:
+                pending.append(item)
+    return frozenset(names)
+
+
+_SCHEMA_KEYS: Final = _schema_keys()
+
+
+def general_path(loc: Sequence[str | int]) -> str:
+    """The key path with every name the file chose (an agent's, a task's, an unknown key) as `*`."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+        else:
+            name = part if isinstance(part, str) and part in _SCHEMA_KEYS else "*"
+            text += f".{name}" if text else name
+    return text
+
+
+def _in_repository(file: str, owner: str, repo: str) -> bool:
+    return file.lower().startswith(f"{owner}/{repo}:".lower())
+
+
+def _public(problem: ConfigProblem, owner: str, repo: str) -> ConfigProblem:
+    """The problem as it may be posted for `owner/repo`: a file of another repository is told by file, line, key
+    and what is wrong in general terms, never by what it says."""
+    if problem.detail or problem.file == "(built-in defaults)" or _in_repository(problem.file, owner, repo):
+        return problem
+    return ConfigProblem(
+        problem.file, general_path(problem.loc), problem.general or messages.CONFIG_GENERAL_INVALID,
+        problem.line, problem.column, general=problem.general, loc=problem.loc, detail=str(problem),
+    )
 
 
 def _depth_in_node(node: Node | None, loc: Sequence[str | int]) -> tuple[int, Node | None]:
@@ -674,6 +809,7 @@ __all__ = [
     "clear_cache",
     "deep_merge",
     "format_path",
+    "general_path",
     "load_repo_config",
     "parse_extends",
     "parse_yaml",

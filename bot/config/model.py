@@ -65,6 +65,15 @@ FORBIDDEN_ENV: Final = frozenset(
 )
 FORBIDDEN_ENV_PREFIXES: Final = ("KICKOFF_",)
 
+DEFAULT_AGENT_ENV: Final = frozenset(name for spec in BUILTIN_AGENTS.values() for name in spec["env"])
+"""`KICKOFF_AGENT_ENV`'s default: exactly the names the built-in agents ask for (their model APIs' keys)."""
+
+
+def is_kickoff_env(name: str) -> bool:
+    """Whether `name` is one of Kickoff's own secrets, settings or GitHub tokens (never an agent's)."""
+    upper = name.upper()
+    return upper in FORBIDDEN_ENV or upper.startswith(FORBIDDEN_ENV_PREFIXES)
+
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOGIN: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _BOT_LOGIN: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
@@ -113,7 +122,8 @@ class AgentSpec(_Section):
     )
     env: tuple[str, ...] = Field(
         default=(),
-        description="Names of environment variables passed through from the runner; nothing else is.",
+        description="Names of environment variables passed through from the runner; nothing else is. Only names "
+        "the server's operator allows (KICKOFF_AGENT_ENV) may be listed.",
     )
     model: str | None = Field(default=None, description="The model to ask the agent for; null for its default.")
 
@@ -145,7 +155,7 @@ class AgentSpec(_Section):
         for name in value:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"`{name}` is not an environment variable name (letters, digits and _)")
-            if name.upper() in FORBIDDEN_ENV or name.upper().startswith(FORBIDDEN_ENV_PREFIXES):
+            if is_kickoff_env(name):
                 raise ValueError(f"`{name}` is one of Kickoff's own secrets or tokens and is never passed to an agent")
         return _unique(value, "variable")
 
@@ -339,7 +349,9 @@ class RepoConfig(_Section):
         "implement.",
     )
     runner: RunnerName | None = Field(
-        default=None, description="local | github-actions | kubernetes | fly; null: the server's KICKOFF_RUNNER."
+        default=None,
+        description="local | github-actions | kubernetes | fly, among the backends the server's operator enables "
+        "(KICKOFF_RUNNERS); null: the server's KICKOFF_RUNNER.",
     )
     limits: Limits = Field(default_factory=Limits)
     protected_paths: tuple[Annotated[str, StringConstraints(min_length=1, max_length=300)], ...] = Field(

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from bot import messages
-from bot.config import ConfigError, ConfigLoader, RepoConfig, load_repo_config
+from bot.config import ConfigError, ConfigLoader, OperatorPolicy, RepoConfig, load_repo_config
+from bot.config.model import Permissions
 from bot.events import AppInfo, InstallationRef, IssuesEvent, Label
 from bot.events import Repository as RepositoryModel
 from bot.github import GitHubAPI, GitHubError, NotFound, PermissionDenied
@@ -122,7 +123,8 @@ async def load_config(services: Services, github: GitHubAPI, site: Site) -> Repo
             return None  # another repository the installation cannot read: as if it had no file
         return None if found is None else (found.text, found.sha)
 
-    return await load_repo_config(site.owner, site.repo, fetch, loader=trigger_state(services).loader)
+    policy = OperatorPolicy.from_settings(services.settings)
+    return await load_repo_config(site.owner, site.repo, fetch, loader=trigger_state(services).loader, policy=policy)
 
 
 async def own_login(services: Services, github: GitHubAPI) -> str | None:
@@ -159,19 +161,39 @@ async def config_for(
     services: Services, github: GitHubAPI, event: Event, site: Site, sender: Sender
 ) -> RepoConfig | None:
     """The repo config for a delivery from `sender`, or None when there is nothing to do: the sender is Kickoff
-    itself, the config is broken (reported where the user looks, unless the sender is a bot), or the config screens
-    the sender out."""
+    itself, the config is broken (reported where the user looks, only to a sender who passes the safe default
+    gate), or the config screens the sender out."""
     if await is_kickoff(services, github, sender):
         return None
     try:
         config = await load_config(services, github, site)
     except ConfigError as exc:
-        if not sender.is_bot:
+        if await may_see_config_errors(services, github, site, sender):
             await report_config_error(github, event, site, exc)
         return None
     if not await screen_sender(services, sender, config):
         return None
     return config
+
+
+SAFE_POLICY = Permissions()
+"""The gate when the repository's own policy cannot be read: `write` at least, nobody allowed by name, no bots."""
+CONFIG_ERRORS_VERB = "config"
+"""Not a read verb, so it needs `min_permission` (write under `SAFE_POLICY`)."""
+
+
+async def may_see_config_errors(services: Services, github: GitHubAPI, site: Site, sender: Sender) -> bool:
+    """Whether a broken config is reported to `sender`: only to those who pass the gate under `SAFE_POLICY`. A
+    broken file says nothing about who may trigger, so anyone else (a stranger's comment) gets no reply at all."""
+    state = trigger_state(services)
+    decision = await authorize(
+        github, state.permissions, now=services.clock(), installation_id=site.installation_id, owner=site.owner,
+        repo=site.repo, verb=CONFIG_ERRORS_VERB, sender=sender, policy=SAFE_POLICY, own_login=state.own_login,
+    )
+    if not decision.allowed:
+        log.info("config of %s is broken; not reported to %s (%s)", site.repository, sender.login,
+                 decision.reason.value)
+    return decision.allowed
 
 
 async def gate(
@@ -242,7 +264,7 @@ async def post_reply(github: GitHubAPI, event: Event, site: Site, body: str) -> 
 
 
 async def report_config_error(github: GitHubAPI, event: Event, site: Site, error: ConfigError) -> None:
-    log.info("config of %s is broken: %s", site.repository, "; ".join(error.messages()))
+    log.info("config of %s is broken: %s", site.repository, "; ".join(error.details()))
     await post_reply(github, event, site, messages.config_problems(error.problems))
 
 
@@ -401,10 +423,10 @@ async def _consider_labels(
     try:
         config = await load_config(services, github, site)
     except ConfigError as exc:
-        if sender.is_bot:
-            return []  # allow_bots is unknown, so the bot is not answered
+        if not await may_see_config_errors(services, github, site, sender):
+            return []  # nothing happens, the label stays
         replies.append(messages.config_problems(exc.problems))
-        log.info("config of %s is broken: %s", site.repository, "; ".join(exc.messages()))
+        log.info("config of %s is broken: %s", site.repository, "; ".join(exc.details()))
         return [label for _, label in labels]
     if not await screen_sender(services, sender, config):
         return []

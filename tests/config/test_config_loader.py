@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.config import ConfigError, RepoConfig, load_repo_config, validate_file, validate_text
+from bot.config import ConfigError, OperatorPolicy, RepoConfig, load_repo_config, validate_file, validate_text
 from bot.config.loader import (
     MAX_CONFIG_BYTES,
     MAX_EXTENDS_DEPTH,
@@ -25,12 +25,26 @@ if TYPE_CHECKING:
 
 ORG = "acme/.github"
 REPO = "acme/app"
+# The mechanics of merging and `_extends` under an operator who enables every backend and lists the shared repos.
+SHARED = ["acme/shared", "acme/middle", "other/base", "acme/one", "acme/two", "acme/ghost"]
+OPEN = OperatorPolicy(
+    runners=("local", "github-actions", "kubernetes", "fly"),
+    extends=frozenset([*SHARED, *(f"acme/r{index}" for index in range(MAX_EXTENDS_DEPTH + 2))]),
+)
 
 
-async def load_problems(repos: FakeRepos, loader: ConfigLoader, owner: str = "acme", repo: str = "app") -> list[str]:
+async def load_problems(
+    repos: FakeRepos, loader: ConfigLoader, owner: str = "acme", repo: str = "app", policy: OperatorPolicy = OPEN
+) -> list[str]:
+    return (await load_error(repos, loader, owner, repo, policy)).messages()
+
+
+async def load_error(
+    repos: FakeRepos, loader: ConfigLoader, owner: str = "acme", repo: str = "app", policy: OperatorPolicy = OPEN
+) -> ConfigError:
     with pytest.raises(ConfigError) as caught:
-        await loader.load(owner, repo, repos.fetch)
-    return caught.value.messages()
+        await loader.load(owner, repo, repos.fetch, policy)
+    return caught.value
 
 
 def text_problems(text: str) -> list[str]:
@@ -129,7 +143,7 @@ def test_invalid_yaml_values_become_problems() -> None:
 
 
 async def test_no_files_means_defaults(repos: FakeRepos, loader: ConfigLoader) -> None:
-    assert await loader.load("acme", "app", repos.fetch) == RepoConfig()
+    assert await loader.load("acme", "app", repos.fetch, OPEN) == RepoConfig()
     assert sorted(repos.calls) == [("acme", ".github", ".github/kickoff.yml"), ("acme", "app", ".github/kickoff.yml")]
 
 
@@ -145,7 +159,7 @@ async def test_the_repo_config_is_merged_over_org_defaults(repos: FakeRepos, loa
         REPO,
         "limits: {max_open_prs: 2}\nprotected_paths: [c/**]\ntasks:\n  fix: {agents: [house, claude]}\n",
     )
-    config = await loader.load("acme", "app", repos.fetch)
+    config = await loader.load("acme", "app", repos.fetch, OPEN)
     assert config.limits.max_open_prs == 2  # the repo wins
     assert config.limits.max_parallel_runs == 7  # mappings merge key by key
     assert config.protected_paths == ("c/**",)  # lists replace
@@ -155,7 +169,7 @@ async def test_the_repo_config_is_merged_over_org_defaults(repos: FakeRepos, loa
 
 async def test_org_defaults_apply_when_the_repo_has_no_file(repos: FakeRepos, loader: ConfigLoader) -> None:
     repos.put(ORG, "queue: {merge: auto}\n")
-    assert (await loader.load("acme", "app", repos.fetch)).queue.merge == "auto"
+    assert (await loader.load("acme", "app", repos.fetch, OPEN)).queue.merge == "auto"
 
 
 async def test_the_org_repo_itself_is_read_once(repos: FakeRepos, loader: ConfigLoader) -> None:
@@ -167,16 +181,21 @@ async def test_the_org_repo_itself_is_read_once(repos: FakeRepos, loader: Config
 async def test_a_null_in_the_repo_overrides_an_org_value(repos: FakeRepos, loader: ConfigLoader) -> None:
     repos.put(ORG, "verify: {command: make test}\n")
     repos.put(REPO, "verify: {command: null}\n")
-    assert (await loader.load("acme", "app", repos.fetch)).verify.command is None
+    assert (await loader.load("acme", "app", repos.fetch, OPEN)).verify.command is None
 
 
 async def test_problems_name_the_file_that_holds_the_value(repos: FakeRepos, loader: ConfigLoader) -> None:
     repos.put(ORG, "queue:\n  review_window: 0\n")
     repos.put(REPO, "limits:\n  max_open_prs: -1\n")
-    assert await load_problems(repos, loader) == [
+    error = await load_error(repos, loader)
+    # The org's file is another repository's: its problem is told without its value.
+    assert error.messages() == [
         "acme/app:.github/kickoff.yml:2:3: limits.max_open_prs: must be greater than or equal to 1 (got -1)",
-        "acme/.github:.github/kickoff.yml:2:3: queue.review_window: must be greater than or equal to 1 (got 0)",
+        "acme/.github:.github/kickoff.yml:2:3: queue.review_window: is out of range",
     ]
+    assert error.details()[1] == (
+        "acme/.github:.github/kickoff.yml:2:3: queue.review_window: must be greater than or equal to 1 (got 0)"
+    )
 
 
 async def test_a_value_overridden_by_the_repo_is_blamed_on_the_repo(repos: FakeRepos, loader: ConfigLoader) -> None:
@@ -191,7 +210,7 @@ async def test_broken_yaml_in_both_files_reports_both(repos: FakeRepos, loader: 
     repos.put(REPO, "- 1\n")
     messages = await load_problems(repos, loader)
     assert len(messages) == 2
-    assert messages[0].startswith("acme/.github:.github/kickoff.yml:2:1: invalid YAML")
+    assert messages[0] == "acme/.github:.github/kickoff.yml:2:1: is not valid YAML"
     assert messages[1].startswith("acme/app:.github/kickoff.yml:1:1: the top level must be a mapping")
 
 
@@ -205,7 +224,7 @@ async def test_fetch_errors_propagate_unchanged(loader: ConfigLoader) -> None:
 
 async def test_the_module_level_function_uses_a_shared_loader(repos: FakeRepos) -> None:
     repos.put(REPO, "runner: fly\n")
-    assert (await load_repo_config("acme", "app", repos.fetch)).runner == "fly"
+    assert (await load_repo_config("acme", "app", repos.fetch, policy=OPEN)).runner == "fly"
 
 
 # ---- _extends ------------------------------------------------------------------------------------------------------
@@ -214,7 +233,7 @@ async def test_the_module_level_function_uses_a_shared_loader(repos: FakeRepos) 
 async def test_extends_a_repo_of_the_same_owner(repos: FakeRepos, loader: ConfigLoader) -> None:
     repos.put("acme/shared", "limits: {max_open_prs: 8, run_timeout_minutes: 50}\n")
     repos.put(REPO, "_extends: shared\nlimits: {max_open_prs: 3}\n")
-    config = await loader.load("acme", "app", repos.fetch)
+    config = await loader.load("acme", "app", repos.fetch, OPEN)
     assert (config.limits.max_open_prs, config.limits.run_timeout_minutes) == (3, 50)
 
 
@@ -225,7 +244,7 @@ async def test_a_chain_of_extends_with_owners_and_paths(repos: FakeRepos, loader
     )
     repos.put("acme/middle", "_extends: other/base:conf/kickoff.yml\nqueue: {aging_hours: 3}\n")
     repos.put(REPO, "_extends: acme/middle\nqueue: {review_window: 2}\n")
-    config = await loader.load("acme", "app", repos.fetch)
+    config = await loader.load("acme", "app", repos.fetch, OPEN)
     assert config.queue.review_window == 2  # repo
     assert config.queue.aging_hours == 3  # middle
     assert config.queue.merge_method == "rebase"  # base, over the org
@@ -236,11 +255,14 @@ async def test_an_extends_cycle_is_an_error_naming_the_chain(repos: FakeRepos, l
     repos.put(REPO, "_extends: one\n")
     repos.put("acme/one", "_extends: two\n")
     repos.put("acme/two", "\n_extends: ACME/App\n")
-    [message] = await load_problems(repos, loader)
-    assert message == (
+    error = await load_error(repos, loader)
+    assert error.messages() == [
+        "acme/two:.github/kickoff.yml:2:1: _extends: has an `_extends` Kickoff cannot follow (it makes a cycle)"
+    ]
+    assert error.details() == [
         "acme/two:.github/kickoff.yml:2:1: _extends: `_extends` makes a cycle: acme/app:.github/kickoff.yml → "
         "acme/one:.github/kickoff.yml → acme/two:.github/kickoff.yml → ACME/App:.github/kickoff.yml"
-    )
+    ]
 
 
 async def test_a_file_extending_itself(repos: FakeRepos, loader: ConfigLoader) -> None:
@@ -253,7 +275,7 @@ async def test_extends_depth_is_bounded(repos: FakeRepos, loader: ConfigLoader) 
     repos.put(REPO, "_extends: r0\n")
     for index in range(MAX_EXTENDS_DEPTH + 2):
         repos.put(f"acme/r{index}", f"_extends: r{index + 1}\n")
-    [message] = await load_problems(repos, loader)
+    [message] = (await load_error(repos, loader)).details()
     assert f"more than {MAX_EXTENDS_DEPTH} files deep" in message
     assert len([call for call in repos.calls if call[1] != ".github"]) == MAX_EXTENDS_DEPTH + 1
 
@@ -276,7 +298,7 @@ async def test_a_problem_in_an_extended_file_names_that_file(repos: FakeRepos, l
     repos.put("acme/shared", "limits:\n  max_open_prs: zero\n")
     repos.put(REPO, "_extends: shared\n")
     [message] = await load_problems(repos, loader)
-    assert message.startswith("acme/shared:.github/kickoff.yml:2:3: limits.max_open_prs:")
+    assert message == "acme/shared:.github/kickoff.yml:2:3: limits.max_open_prs: has a value of the wrong type"
 
 
 def test_parse_extends_forms() -> None:
@@ -301,9 +323,9 @@ async def test_unchanged_files_are_served_from_the_cache(repos: FakeRepos, loade
     repos.put(ORG, "queue: {merge: auto}\n")
     repos.put(REPO, "_extends: shared\n")
     repos.put("acme/shared", "runner: fly\n")
-    first = await loader.load("acme", "app", repos.fetch)
+    first = await loader.load("acme", "app", repos.fetch, OPEN)
     assert (loader.files.hits, loader.results.hits) == (0, 0)
-    second = await loader.load("acme", "app", repos.fetch)
+    second = await loader.load("acme", "app", repos.fetch, OPEN)
     assert second is first
     assert loader.files.hits == 3
     assert loader.results.hits == 1
@@ -311,17 +333,17 @@ async def test_unchanged_files_are_served_from_the_cache(repos: FakeRepos, loade
 
 async def test_a_changed_file_is_parsed_again(repos: FakeRepos, loader: ConfigLoader) -> None:
     repos.put(REPO, "runner: fly\n")
-    assert (await loader.load("acme", "app", repos.fetch)).runner == "fly"
+    assert (await loader.load("acme", "app", repos.fetch, OPEN)).runner == "fly"
     repos.put(REPO, "runner: kubernetes\n")
-    assert (await loader.load("acme", "app", repos.fetch)).runner == "kubernetes"
+    assert (await loader.load("acme", "app", repos.fetch, OPEN)).runner == "kubernetes"
     assert loader.results.hits == 0
 
 
 async def test_the_same_blob_in_another_repo_reuses_the_parse(repos: FakeRepos, loader: ConfigLoader) -> None:
     repos.put(REPO, "runner: fly\n")
     repos.put("acme/api", "runner: fly\n")
-    await loader.load("acme", "app", repos.fetch)
-    await loader.load("acme", "api", repos.fetch)
+    await loader.load("acme", "app", repos.fetch, OPEN)
+    await loader.load("acme", "api", repos.fetch, OPEN)
     assert loader.files.hits == 1
 
 
@@ -345,7 +367,7 @@ async def test_the_cache_is_bounded() -> None:
         return (f"runner: fly\n# {repo}\n", f"sha-{repo}") if repo != ".github" else None
 
     for repo in ("a", "b", "c", "a"):
-        await loader.load("acme", repo, fetch)
+        await loader.load("acme", repo, fetch, OPEN)
     assert loader.files.hits == 0
 
 
@@ -353,8 +375,8 @@ async def test_files_without_a_sha_are_not_cached(loader: ConfigLoader) -> None:
     async def fetch(owner: str, repo: str, path: str) -> tuple[str, str] | None:
         return ("runner: fly\n", "") if repo == "app" else None
 
-    await loader.load("acme", "app", fetch)
-    await loader.load("acme", "app", fetch)
+    await loader.load("acme", "app", fetch, OPEN)
+    await loader.load("acme", "app", fetch, OPEN)
     assert (loader.files.hits, loader.results.hits) == (0, 0)
 
 

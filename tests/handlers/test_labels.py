@@ -16,6 +16,7 @@ from tests.handlers.harness import (
     OWNER,
     REPO,
     Harness,
+    harness,
     labeled,
     opened,
     user,
@@ -102,8 +103,13 @@ async def test_an_unknown_task_is_answered_with_the_known_tasks_and_the_label_is
     assert h.gh.labels[(OWNER, REPO, ISSUE)] == []
 
 
-async def test_a_repo_task_label_and_org_defaults_with_extends(h: Harness) -> None:
-    # Org-wide defaults in Codertocat/.github; the repo extends a shared config and adds to it.
+async def test_a_repo_task_label_and_org_defaults_with_extends(database_url: str) -> None:
+    async with harness(database_url, KICKOFF_CONFIG_EXTENDS="codertocat/shared-config") as h:
+        await _org_defaults_with_extends(h)
+
+
+async def _org_defaults_with_extends(h: Harness) -> None:
+    # Org-wide defaults in Codertocat/.github; the repo extends a shared config (the operator lists it) and adds to it.
     h.config("tasks: {docs: {agents: [gemini], description: Write docs}}\nlimits: {max_parallel_runs: 7}",
              repo=".github")
     h.config("tasks:\n  fix: {agents: [claude, codex]}\n", repo="shared-config")
@@ -132,7 +138,8 @@ async def test_a_broken_config_is_reported_with_line_and_column_and_nothing_is_p
     assert reply.body.startswith("Kickoff could not use its configuration, so it started nothing.")
     assert f"- `{FULL_NAME}:{CONFIG}:4:5` `tasks.fix.attempts`: must be a valid integer (got \"many\")" in reply.body
     assert f"- `{FULL_NAME}:{CONFIG}:5:1` `runner`:" in reply.body
-    assert h.gh.calls_to("get_collaborator_permission") == []
+    # Reported only once the sender passed the safe default gate (write).
+    assert h.gh.calls_to("get_collaborator_permission") == [(INSTALLATION_ID, OWNER, REPO, "Codertocat")]
 
 
 async def test_a_bot_adding_a_label_is_ignored_silently(h: Harness) -> None:
