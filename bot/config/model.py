@@ -116,6 +116,11 @@ class AgentSpec(_Section):
         description="Names of environment variables passed through from the runner; nothing else is.",
     )
     model: str | None = Field(default=None, description="The model to ask the agent for; null for its default.")
+    network: Literal["host", "none"] = Field(
+        default="host",
+        description="The agent's network in its sandbox: `host` (the runner's; agents call their model's API) or "
+        "`none` (no network at all, not even the runner's loopback).",
+    )
 
     @field_validator("command", mode="before")
     @classmethod
