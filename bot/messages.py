@@ -405,3 +405,22 @@ REPORT_WRONG_BRANCH: Final = (
     "the runner reported a branch other than this run's (`{expected}`); Kickoff opens pull requests only from the "
     "branch it assigned, so this result was refused"
 )
+
+# ---- Agent sandbox (bubblewrap; docs/runners.md "The sandbox") ------------------------------------------------------
+
+SANDBOX_NO_BWRAP: Final = "bubblewrap is not installed: no `{bwrap}` program (Debian: `apt-get install bubblewrap`)"
+SANDBOX_REFUSED: Final = "bubblewrap could not create the sandbox here: {detail}"
+SANDBOX_PROBE_TIMEOUT: Final = "bubblewrap's test run did not finish within {seconds} s"
+SANDBOX_REQUIRED: Final = "the agent's sandbox is required but does not work: {reason}; nothing was run"
+SANDBOX_OFF: Final = "the run's sandbox mode is `off` (KICKOFF_UNSAFE_NO_SANDBOX on the local runner)"
+SANDBOX_SKIPPED: Final = "[kickoff: running {what} WITHOUT a sandbox: {reason}]\n"
+"""The first line of the transcript (and a log warning) when mode `auto` falls back."""
+SANDBOX_STARTUP_REFUSED: Final = (
+    "the local runner needs its agent sandbox, and it does not work: {reason}. Install bubblewrap "
+    "(`apt-get install bubblewrap`; KICKOFF_BWRAP names another bwrap), or run agents unsandboxed as Kickoff's own "
+    "user with KICKOFF_UNSAFE_NO_SANDBOX=1 (unsafe: see docs/runners.md, The sandbox)"
+)
+SANDBOX_STARTUP_UNSAFE: Final = (
+    "KICKOFF_UNSAFE_NO_SANDBOX is set: local agents run WITHOUT a sandbox, as Kickoff's own user, and can read "
+    "whatever it can"
+)

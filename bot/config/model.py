@@ -126,6 +126,11 @@ class AgentSpec(_Section):
         "the server's operator allows (KICKOFF_AGENT_ENV) may be listed.",
     )
     model: str | None = Field(default=None, description="The model to ask the agent for; null for its default.")
+    network: Literal["host", "none"] = Field(
+        default="host",
+        description="The agent's network in its sandbox: `host` (the runner's; agents call their model's API) or "
+        "`none` (no network at all, not even the runner's loopback).",
+    )
 
     @field_validator("command", mode="before")
     @classmethod

@@ -1,27 +1,38 @@
-"""Running an untrusted program: its own process group, a deadline, cancellation, bounded output, no orphans.
+"""Running an untrusted program: a deadline, cancellation, bounded output, and nothing left alive afterwards.
 
-The agent (and the verify command) run in a new session, so one signal reaches every process they start. A program
-that leaves the group (setsid, a daemon) is still found afterwards by a marker in its inherited environment.
+The program runs in a new session, sandboxed (bot.runner.sandbox: bwrap, its own PID namespace) or not. Either way,
+when `run_process` returns every process it started is gone. Sandboxed, the kernel guarantees it: when the PID
+namespace's init dies, everything in it dies. Unsandboxed, the caller is made a child subreaper for the call, so a
+process that leaves the session or double-forks (`setsid env -i sh -c 'sleep 300' &`) is reparented to it instead of
+to init, and the whole tree (found through /proc's parent links, not process groups or the environment) is killed
+until nothing of it is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from bot.runner.sandbox import SandboxError, SandboxPolicy, prepare
+
 KILL_GRACE_SECONDS: Final = 5.0
 """Between SIGTERM and SIGKILL: time for an agent to exit cleanly."""
 POLL_SECONDS: Final = 0.05
+KILL_ROUNDS: Final = 2000
+"""Bound on kill-and-rescan rounds; a fork bomb is outrun long before (each round kills all it finds)."""
 MARKER_ENV: Final = "KICKOFF_RUN_MARKER"
-"""Set in the environment of every process the runner starts for the agent or verify; not a secret."""
+"""A label the runner sets in the agent's environment; not a secret, and no longer what finds its processes."""
+PR_SET_CHILD_SUBREAPER: Final = 36
+PR_GET_CHILD_SUBREAPER: Final = 37
 
 
 class TailBuffer:
@@ -85,45 +96,163 @@ def _pump(pipe: IO[bytes], sinks: Sequence[TailBuffer]) -> None:
             pipe.close()
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+
+# ---- The process tree -----------------------------------------------------------------------------------------------
+
+_libc: ctypes.CDLL | None = None
+_reaper_lock = threading.Lock()
+_reaper_users = 0
+_reaper_was_set = False
+
+
+def _prctl(option: int, value: int) -> int:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if option == PR_GET_CHILD_SUBREAPER:
+        out = ctypes.c_int(0)
+        if _libc.prctl(option, ctypes.byref(out), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_GET_CHILD_SUBREAPER)")
+        return out.value
+    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    return 0
+
+
+@contextlib.contextmanager
+def child_subreaper() -> Iterator[None]:
+    """Make this process the reaper of its orphaned descendants for the block (as it was before, after)."""
+    global _reaper_users, _reaper_was_set
+    with _reaper_lock:
+        if _reaper_users == 0:
+            _reaper_was_set = bool(_prctl(PR_GET_CHILD_SUBREAPER, 0))
+            if not _reaper_was_set:
+                _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        _reaper_users += 1
+    try:
+        yield
+    finally:
+        with _reaper_lock:
+            _reaper_users -= 1
+            if _reaper_users == 0 and not _reaper_was_set:
+                _prctl(PR_SET_CHILD_SUBREAPER, 0)
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """Every process on the host: pid → (parent pid, state letter)."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        fields = stat.rpartition(b")")[2].split()  # the command name may hold spaces and parentheses
+        if len(fields) >= 2:
+            table[int(entry.name)] = (int(fields[1]), fields[0].decode())
+    return table
+
+
+def descendants(table: Mapping[int, tuple[int, str]], roots: set[int]) -> set[int]:
+    """`roots` and everything below them in `table`."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    stack = [root for root in roots if root in table]
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        stack.extend(children.get(pid, ()))
+    return found
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return int(file.read().rpartition(b")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _signal(pid: int, parent: int, sig: signal.Signals) -> None:
+    """Signal `pid` only if it is still the child of `parent` seen in the scan (its pid was not reused since)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfd (old kernel): the parent check narrows the window, it cannot close it
+        if _parent(pid) == parent:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        return
+    try:
+        if _parent(pid) == parent:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(pidfd, sig)
+    finally:
+        os.close(pidfd)
+
+
+class _Tree:
+    """The processes a program started: below its leader, or orphans reparented to us since it started."""
+
+    def __init__(self, leader: int, before: set[int]) -> None:
+        self.leader = leader
+        self.before = before  # our children before the program started: never its
+        self.me = os.getpid()
+
+    def scan(self) -> tuple[dict[int, tuple[int, str]], set[int], set[int]]:
+        """(table, members, orphans adopted by us)."""
+        table = process_table()
+        adopted = {pid for pid, (ppid, _) in table.items()
+                   if ppid == self.me and pid != self.leader and pid not in self.before}
+        members = descendants(table, {self.leader} | adopted)
+        members.discard(self.me)
+        return table, members, adopted
+
+    def signal(self, sig: signal.Signals, skip: Set[int] = frozenset()) -> None:
+        table, members, _ = self.scan()
+        for pid in members - skip:
+            if table[pid][1] not in ("Z", "X"):
+                _signal(pid, table[pid][0], sig)
+
+    def kill(self) -> None:
+        """SIGKILL every member until none is left alive; reap the orphans that died as our children."""
+        for _ in range(KILL_ROUNDS):
+            table, members, adopted = self.scan()
+            for pid in adopted:
+                if table[pid][1] in ("Z", "X"):
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+            alive = [pid for pid in members if table[pid][1] not in ("Z", "X")]
+            if not alive:
+                return
+            for pid in alive:
+                _signal(pid, table[pid][0], signal.SIGKILL)
+            time.sleep(POLL_SECONDS / 5)
+
+    def sandbox_inits(self) -> set[int]:
+        """bwrap itself and the namespace's init (its child): spared by SIGTERM, so the agent gets its grace."""
+        table, _, _ = self.scan()
+        return {self.leader} | {pid for pid, (ppid, _) in table.items() if ppid == self.leader}
+
+
+def _children_of_me() -> set[int]:
+    me = os.getpid()
+    return {pid for pid, (ppid, _) in process_table().items() if ppid == me}
 
 
 def _exited(pid: int) -> bool:
-    """Whether the child has exited, without reaping it: its pid (and so its group id) stays reserved."""
+    """Whether the child has exited, without reaping it: its pid stays reserved while its tree is killed."""
     try:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
-
-
-def kill_marked(marker: str, rounds: int = 10) -> list[int]:
-    """SIGKILL every process whose environment carries `MARKER_ENV=marker` (escaped the group); Linux /proc only."""
-    needle = f"{MARKER_ENV}={marker}".encode()
-    me = os.getpid()
-    killed: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return killed
-    for _ in range(rounds):
-        found = False
-        for entry in proc.iterdir():
-            if not entry.name.isdigit() or int(entry.name) == me:
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
-                found = True
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed.append(int(entry.name))
-        if not found:
-            break
-        time.sleep(POLL_SECONDS)
-    return killed
 
 
 def run_process(
@@ -137,24 +266,50 @@ def run_process(
     stderr: Sequence[TailBuffer],
     stdin: Path | None = None,
     grace: float = KILL_GRACE_SECONDS,
+    sandbox: SandboxPolicy | None = None,
 ) -> ProcessResult:
-    """Run argv (no shell) in its own session; on deadline or cancel, SIGTERM the group, then SIGKILL it.
+    """Run argv (no shell) with exactly `env`, in `sandbox` when given; on deadline or cancel, SIGTERM its tree, then
+    SIGKILL it. When this returns, no process the program started is alive.
 
-    Whatever is left of the group when the program exits is killed too, as is anything carrying the marker that
-    `env` sets (MARKER_ENV), so nothing the program started outlives this call.
+    Assumes nothing else in this process starts child processes while it runs (true of the runner program).
     """
     started = time.monotonic()
-    stdin_file = stdin.open("rb") if stdin is not None else None
+    with child_subreaper():
+        return _run(argv, cwd=cwd, env=env, timeout=timeout, cancel=cancel, stdout=stdout, stderr=stderr,
+                    stdin=stdin, grace=grace, sandbox=sandbox, started=started)
+
+
+def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float, cancel: threading.Event,
+         stdout: Sequence[TailBuffer], stderr: Sequence[TailBuffer], stdin: Path | None, grace: float,
+         sandbox: SandboxPolicy | None, started: float) -> ProcessResult:
+    command, environment = list(argv), dict(env)
+    pass_fds: tuple[int, ...] = ()
+    args_fd: int | None = None
+    if sandbox is not None:
+        try:
+            prepared = prepare(sandbox, argv, env, cwd)
+        except SandboxError as exc:
+            return ProcessResult(exit_code=None, start_error=str(exc))
+        except OSError as exc:
+            return ProcessResult(exit_code=None, start_error=f"sandbox: {exc.strerror or exc}")
+        # bwrap's own environment stays empty: the program's reaches it through --setenv in the memfd.
+        command, environment, args_fd = prepared.argv, {}, prepared.fd
+        pass_fds = (prepared.fd,)
+    before = _children_of_me()
+    stdin_file = None
     try:
+        stdin_file = stdin.open("rb") if stdin is not None else None
         proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdin=stdin_file or subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+            command, cwd=cwd, env=environment, stdin=stdin_file or subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, close_fds=True, pass_fds=pass_fds,
         )
     except OSError as exc:
         return ProcessResult(exit_code=None, start_error=f"{argv[0]}: {exc.strerror or exc}")
     finally:
         if stdin_file is not None:
             stdin_file.close()
+        if args_fd is not None:
+            os.close(args_fd)
     assert proc.stdout is not None
     assert proc.stderr is not None
     pumps = [
@@ -163,25 +318,22 @@ def run_process(
     ]
     for pump in pumps:
         pump.start()
-    pgid = proc.pid  # a new session: the leader's pid is the group id
+    tree = _Tree(proc.pid, before)
     deadline = started + timeout
     timed_out = cancelled = False
     while not _exited(proc.pid):
         if cancel.is_set() or time.monotonic() >= deadline:
             cancelled = cancel.is_set()
             timed_out = not cancelled
-            _signal_group(pgid, signal.SIGTERM)
+            tree.signal(signal.SIGTERM, skip=tree.sandbox_inits() if sandbox is not None else set())
             grace_end = time.monotonic() + grace
             while not _exited(proc.pid) and time.monotonic() < grace_end:
                 time.sleep(POLL_SECONDS)
             break
         time.sleep(POLL_SECONDS)
-    # The leader is a zombie or still running: its group id cannot have been reused, so this hits only ours.
-    _signal_group(pgid, signal.SIGKILL)
+    # The leader is a zombie or still running, so its pid cannot have been reused: the tree is still ours.
+    tree.kill()
     exit_code = proc.wait()
-    marker = env.get(MARKER_ENV)
-    if marker:
-        kill_marked(marker)
     for pump in pumps:
         pump.join(timeout=5)
     return ProcessResult(

@@ -36,12 +36,14 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from bot import messages
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
 from bot.agents.command import CommandError
 from bot.runner.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
 from bot.runner.paths import protected
 from bot.runner.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
 from bot.runner.report import Reporter
+from bot.runner.sandbox import BWRAP_ENV, DEFAULT_BWRAP, Decision, SandboxPolicy, decide, workspace_policy
 from bot.runner.secrets import Secrets, take_secrets
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, SPEC_VERSION, Outcome, RunResult, RunSpec, VerifyResult
 
@@ -69,6 +71,7 @@ class Workspace:
 
     @property
     def agent(self) -> Path:
+        """Everything the agent phase may see (bound into its sandbox), and nothing else."""
         return self.root / "agent"
 
     @property
@@ -227,6 +230,7 @@ class Run:
         self.cancel = cancel
         self.state = _State()
         self.marker = random.token_hex(16)
+        self._sandbox_decision: Decision | None = None
         # Values of the variables passed to the agent (its API keys) are redacted too.
         self.passed_values = tuple(self.source_env[name] for name in spec.agent.env
                                    if name in self.source_env and not is_forbidden(name))
@@ -373,9 +377,10 @@ class Run:
         transcript = TailBuffer(spec.transcript_limit_bytes)
         stdout = TailBuffer(max(STDOUT_PARSE_LIMIT, spec.transcript_limit_bytes))
         log.info("run %s: running agent %s (%s)", spec.run_id, spec.agent.name, spec.agent.adapter)
+        sandbox = self._sandbox("the agent", transcript)
         outcome = run_process(invocation.argv, cwd=ws.repo, env=env, timeout=spec.timeout_seconds,
                               cancel=self.cancel, stdout=(transcript, stdout), stderr=(transcript,),
-                              stdin=invocation.stdin)
+                              stdin=invocation.stdin, sandbox=sandbox)
         self.state.transcript = transcript.text()
         output = AgentOutput(exit_code=outcome.exit_code, stdout=stdout.text(note=False),
                              transcript=transcript.text(note=False))
@@ -389,6 +394,25 @@ class Run:
             raise Stop("timed_out", reason)
         if reason:
             raise Stop("failed", reason)
+
+    def _sandbox(self, what: str, transcript: TailBuffer) -> SandboxPolicy | None:
+        """The agent phase's sandbox, probed once per run; None (said in the transcript) when `auto` falls back.
+
+        Stop when the spec requires the sandbox and it does not work here.
+        """
+        if self._sandbox_decision is None:
+            ws, spec = self.workspace, self.spec
+            policy = workspace_policy(agent=ws.agent, repo=ws.repo, home=ws.home, tmp=ws.tmp, prompt=ws.prompt,
+                                      root=ws.root, hidden=spec.sandbox_hide, network=spec.agent.network,
+                                      bwrap=self.source_env.get(BWRAP_ENV) or DEFAULT_BWRAP)
+            self._sandbox_decision = decide(spec.sandbox, policy)
+        decision = self._sandbox_decision
+        if decision.refused:
+            raise Stop("failed", messages.SANDBOX_REQUIRED.format(reason=decision.reason))
+        if decision.policy is None and self.spec.sandbox != "off":
+            log.warning("run %s: running %s without a sandbox: %s", self.spec.run_id, what, decision.reason)
+            transcript.write(messages.SANDBOX_SKIPPED.format(what=what, reason=decision.reason).encode())
+        return decision.policy
 
     def _environment(self, fixed: Mapping[str, str] | None = None) -> dict[str, str]:
         dropped = [name for name in self.spec.agent.env if is_forbidden(name)]
@@ -437,7 +461,7 @@ class Run:
         log.info("run %s: verifying with %s", spec.run_id, argv[0])
         outcome = run_process(argv, cwd=self.workspace.repo, env=self._environment(),
                               timeout=spec.verify_timeout_seconds, cancel=self.cancel, stdout=(output,),
-                              stderr=(output,))
+                              stderr=(output,), sandbox=self._sandbox("verify", output))
         tail = output.text()
         if outcome.start_error:
             tail = f"{tail}cannot start the verify command: {outcome.start_error}\n"

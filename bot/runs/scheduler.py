@@ -479,7 +479,7 @@ class Scheduler:
             task=run.task,
             issue_number=run.issue_number,
             agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (), env=agent.env,
-                               model=agent.model),
+                               model=agent.model, network=agent.network),
             prompt=prompt + await self._followup_context(run, config),
             output=task.output,
             report_path=report_path,

@@ -18,6 +18,12 @@ SPEC_VERSION = 1
 ENV_GIT_TOKEN = "KICKOFF_GIT_TOKEN"  # noqa: S105 - per-run installation token: one repository, contents write
 ENV_RUN_SECRET = "KICKOFF_RUN_SECRET"  # noqa: S105 - authenticates reports to POST /api/runs/{id}/report
 
+SandboxMode = Literal["required", "auto", "off"]
+"""How the runner sandboxes the agent phase (bot.runner.sandbox): `required` fails the run when the sandbox does not
+work; `auto` uses it when it works and says so when it does not; `off` never uses it."""
+Network = Literal["host", "none"]
+"""An agent's network in the sandbox: the host's (agents call their model's API), or none at all."""
+
 Outcome = Literal["succeeded", "no_changes", "failed", "timed_out", "cancelled"]
 ProgressEvent = Literal["started", "agent_done", "verify_done", "pushed", "finished"]
 
@@ -34,6 +40,7 @@ class AgentCommand(_Model):
     command: tuple[str, ...] = ()  # argv with {prompt_file} and {workdir}; only for adapter `command`
     env: tuple[str, ...] = ()  # variable names passed through from the runner's environment
     model: str | None = None
+    network: Network = "host"
 
 
 class CommitIdentity(_Model):
@@ -64,6 +71,9 @@ class RunSpec(_Model):
     commit_message: str
     report_url: str | None = None  # POST progress and the result here; None: only write the result file
     transcript_limit_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Remote backends leave the default; the local one sends `required` (or `off` when the operator opted out).
+    sandbox: SandboxMode = "auto"
+    sandbox_hide: tuple[str, ...] = ()  # absolute paths never shown in the sandbox: Kickoff's .env, database, key
 
 
 class Usage(_Model):

@@ -108,6 +108,9 @@ def make_spec(remote: Remote, command: list[str], **overrides: Any) -> dict[str,
         "protected_paths": [".github/workflows/**", ".github/kickoff.yml"],
         "commit_identity": IDENTITY,
         "commit_message": "fix: the answer (#7)",
+        # The scripts live in this checkout, which the sandbox does not show; tests/runner/test_sandbox.py runs
+        # agents in it.
+        "sandbox": "off",
     }
     spec.update(overrides)
     return spec

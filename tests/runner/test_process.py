@@ -1,14 +1,15 @@
-"""run_process in-process: deadlines, cancellation, whole-group kills, bounded output."""
+"""run_process in-process: deadlines, cancellation, whole-tree kills, bounded output."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from bot.runner.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
+from bot.runner.process import ProcessResult, TailBuffer, run_process
 from tests.runner.support import process_gone
 
 ENV = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
@@ -67,21 +68,34 @@ def test_leftover_background_processes_are_killed_when_the_program_exits(tmp_pat
     assert process_gone(child)
 
 
-def test_a_process_that_left_the_group_is_found_by_its_marker(tmp_path: Path) -> None:
+def test_a_process_that_left_the_session_with_an_empty_environment_is_killed(tmp_path: Path) -> None:
+    """Neither its process group nor its environment finds it: it was reparented to us, the subreaper."""
     pids = tmp_path / "pids"
     code = (
-        "import subprocess, sys, pathlib\n"
+        "import os, subprocess, sys, pathlib\n"
         "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True,\n"
-        "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "                     env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
         f"pathlib.Path({str(pids)!r}).write_text(str(c.pid))\n"
+        "os._exit(0)\n"  # not waiting: the child is orphaned at once
     )
-    result, _, _ = run(code, tmp_path, env={**ENV, MARKER_ENV: "test-marker-" + os.urandom(8).hex()})
+    result, _, _ = run(code, tmp_path)
     assert result.exit_code == 0
     child = int(pids.read_text())
     deadline = time.monotonic() + 5
     while not process_gone(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert process_gone(child)
+
+
+def test_the_callers_other_children_are_left_alone(tmp_path: Path) -> None:
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        result, _, _ = run("print('done')", tmp_path)
+        assert result.exit_code == 0
+        assert bystander.poll() is None, "a child this process had before the program started is not the program's"
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_cancel_stops_the_program(tmp_path: Path) -> None:
