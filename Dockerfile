@@ -11,9 +11,9 @@ RUN python3 -m venv /opt/kickoff
 RUN /opt/kickoff/bin/pip wheel --no-deps --wheel-dir dist . && /opt/kickoff/bin/pip install dist/kickoff_bot-*.whl
 
 FROM python:3.11-slim
-# git: the local runner clones and pushes with it.
+# git: the local runner clones and pushes with it; bubblewrap: the agent sandbox (docs/security.md).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates \
+    && apt-get install -y --no-install-recommends git ca-certificates bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 kickoff \
     && useradd --system --uid 10001 --gid kickoff --home-dir /home/kickoff --create-home --shell /usr/sbin/nologin kickoff

@@ -23,8 +23,9 @@ print(f"{sys.argv[2]}: appended a line to app.py")
 """
 
 
-def kickoff_yml(agent: Path) -> str:
-    command = f'["{sys.executable}", "{agent}", "{{workdir}}"'
+def kickoff_yml() -> str:
+    # The agent's script is in the repository: the agent sandbox shows the agent its own copy, not the test's files.
+    command = f'["{sys.executable}", "{{workdir}}/tools/agent.py", "{{workdir}}"'
     return (
         "agents:\n"
         f"  one: {{adapter: command, command: {command}, one]}}\n"
@@ -37,12 +38,10 @@ def kickoff_yml(agent: Path) -> str:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    agent = tmp_path / "agent.py"
-    agent.write_text(AGENT)
     async with kickoff_world(tmp_path, env={"KICKOFF_SCHEDULER_TICK_SECONDS": "0.2",
                                             "KICKOFF_TRACKING_INTERVAL_SECONDS": "0.2"}) as built:
         await built.create_sample_repo({"README.md": "# demo\n", "app.py": "print('hi')\n",
-                                        ".github/kickoff.yml": kickoff_yml(agent)}, ci=False)
+                                        "tools/agent.py": AGENT, ".github/kickoff.yml": kickoff_yml()}, ci=False)
         yield built
         violations = built.violations()
     assert not violations, "fidelity violations:\n" + "\n".join(str(v) for v in violations)
