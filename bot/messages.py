@@ -376,6 +376,28 @@ QUEUE_REBASE_NO_AGENT: Final = (
 QUEUE_REBASE_FAILED: Final = "GitHub refused to update #{number} with `{base}`: {error}"
 QUEUE_REBASE_CLOSED: Final = "#{number} is not open, so there is nothing to update."
 
+QUEUE_REVIEWS_NOT_COUNTED: Final = "{reviews} did not count: reviewers need {floor} access to the repository."
+"""On a `review-queue` check: approvals or change requests from reviewers below the review floor."""
+QUEUE_REVIEWERS_SHOWN: Final = 5
+
+
+def queue_reviews_not_counted(approvals: Sequence[str], changes: Sequence[str], *, floor: str) -> str:
+    """E.g. "1 approval from @a and 2 change requests from @b and @c did not count: …" (names arrive escaped)."""
+    parts = []
+    for names, one, many in ((approvals, "approval", "approvals"), (changes, "change request", "change requests")):
+        if names:
+            parts.append(f"{len(names)} {one if len(names) == 1 else many} from {_queue_names(names)}")
+    return QUEUE_REVIEWS_NOT_COUNTED.format(reviews=" and ".join(parts), floor=floor)
+
+
+def _queue_names(names: Sequence[str]) -> str:
+    shown = list(names[:QUEUE_REVIEWERS_SHOWN])
+    rest = len(names) - len(shown)
+    if rest > 0:
+        return ", ".join(shown) + f" and {rest} more"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
 # ---- HTTP surfaces (the operator's side: dashboard, metrics, ingress, runner reports) ---------------------------
 
 DASHBOARD_LOCKED: Final = (

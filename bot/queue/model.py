@@ -19,8 +19,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, Literal
 
+from bot import messages
 from bot.commands import PRIORITIES, Priority
 from bot.config.model import Queue as QueueConfig
+from bot.github.models import Permission
 from bot.queue import texts
 from bot.queue.texts import Conclusion, Reason, State, Status
 
@@ -30,6 +32,10 @@ PRIORITY_LABEL_PREFIX: Final = "priority:"
 DEFAULT_PRIORITY: Final[Priority] = "normal"
 BAND: Final[Mapping[Priority, int]] = MappingProxyType({name: rank for rank, name in enumerate(PRIORITIES)})
 """Priority band → rank; 0 (urgent) is the top."""
+REVIEW_FLOOR: Final[Permission] = "write"
+"""The least live permission whose approval or change request counts: GitHub's own rule for a review decision.
+Fixed, not `permissions.min_permission`: that one says who may start agents, and a repository lowering it (e.g. to
+`read`, which everyone holds on a public repository) must not let strangers approve merges."""
 
 CI = Literal["pending", "success", "failure"]
 Review = Literal["pending", "approved", "changes_requested"]
@@ -63,7 +69,9 @@ class Entry:
     ci: CI = "pending"  # the required checks on `head_sha`
     failing_checks: tuple[str, ...] = ()
     conflicts: bool = False  # GitHub says it conflicts with its base ("unknown" is not a conflict)
-    review: Review = "pending"
+    review: Review = "pending"  # counting only reviewers with at least `REVIEW_FLOOR`
+    uncounted_approvals: tuple[str, ...] = ()  # logins below the floor whose latest review approves
+    uncounted_changes: tuple[str, ...] = ()  # … or requests changes
     files: frozenset[str] = frozenset()
     contains_base: bool = False  # the head contains the snapshot's `base_sha`
     priority: Priority | None = None  # `/agent priority`; overrides `priority:*` labels
@@ -412,6 +420,12 @@ def _details(entry: Entry, verdict: Verdict, config: QueueConfig) -> list[str]:
         details.append(f"**Shared files:** {names}" + (f" and {more} more" if more > 0 else ""))
     if verdict.state is State.MERGE_READY and config.merge == "auto":
         details.append(f"Kickoff merges it now ({config.merge_method}).")
+    if entry.uncounted_approvals or entry.uncounted_changes:
+        details.append(messages.queue_reviews_not_counted(
+            [texts.cell("@" + login, 60) for login in entry.uncounted_approvals],
+            [texts.cell("@" + login, 60) for login in entry.uncounted_changes],
+            floor=REVIEW_FLOOR,
+        ))
     return details
 
 

@@ -6,9 +6,10 @@ event that can move a queue (`bot.handlers.queue`), on the queue commands, and f
 missed webhooks and times out checks that never report. Reconciles of one queue are serialized in this process.
 
 GitHub reads per reconcile: the base branch's commit, and per open entry the pull request and its labels; then,
-only for entries that could be eligible, their check runs, statuses and reviews; changed files (cached per head
-commit) when two or more are eligible and `hold_overlaps` is on; and one comparison for an approved head (cached per
-head and base commit).
+only for entries that could be eligible, their check runs, statuses and reviews, and the live permission of each
+reviewer whose latest review approves or requests changes (once per reviewer per reconcile, see `ReviewerPermissions`);
+changed files (cached per head commit) when two or more are eligible and `hold_overlaps` is on; and one comparison
+for an approved head (cached per head and base commit).
 """
 
 from __future__ import annotations
@@ -34,11 +35,20 @@ from bot.commands import PRIORITIES, Priority
 from bot.config import ConfigError, RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.events import Label
-from bot.github import CheckRunAction, GitHubAPI, GitHubError, NotFound, PullRequestInfo, ValidationFailed
-from bot.github.models import CommitStatus, PullReview
+from bot.github import (
+    CheckRunAction,
+    GitHubAPI,
+    GitHubError,
+    NotFound,
+    PermissionDenied,
+    PullRequestInfo,
+    ValidationFailed,
+)
+from bot.github.models import CommitStatus, Permission, PullReview, permission_at_least
 from bot.queue.model import (
     CI,
     QUEUE_LABEL,
+    REVIEW_FLOOR,
     CheckWrite,
     DesiredCheck,
     Entry,
@@ -72,6 +82,8 @@ BUTTONS: Final = (
     CheckRunAction(*messages.QUEUE_BUTTON_REMOVE),
 )
 NO_BUTTONS: Final = frozenset({State.NOT_IN_QUEUE, State.QUEUE_OFF, State.DEQUEUED})
+DECISIVE: Final = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+COUNTED: Final = frozenset({"APPROVED", "CHANGES_REQUESTED"})
 
 
 class QueueSettings(BaseSettings):
@@ -129,6 +141,15 @@ class Outcome:
     elsewhere: set[QueueKey] = field(default_factory=set)  # queues entries moved to (a changed base branch)
 
 
+@dataclass(frozen=True, slots=True)
+class Reviews:
+    """The review decision that counts, and who approved or requested changes without counting (logins)."""
+
+    decision: Review = "pending"
+    uncounted_approvals: tuple[str, ...] = ()
+    uncounted_changes: tuple[str, ...] = ()
+
+
 @dataclass
 class _Facts:
     """One open row's facts from GitHub."""
@@ -138,7 +159,7 @@ class _Facts:
     labels: frozenset[str] = frozenset()
     ci: CI = "success"
     failing: tuple[str, ...] = ()
-    review: Review = "pending"
+    reviews: Reviews = Reviews()
     checked: bool = False  # CI and reviews were read
     runs: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
     statuses: list[CommitStatus] = field(default_factory=list)
@@ -187,17 +208,62 @@ def has_checks(
     )
 
 
-def review_of(reviews: Sequence[PullReview]) -> Review:
-    """GitHub's review decision from the reviews: each reviewer's latest approval, change request or dismissal
-    counts; approved with at least one approval and no change request."""
-    latest: dict[str, str] = {}
+def latest_reviews(reviews: Sequence[PullReview]) -> dict[str, PullReview]:
+    """Each reviewer's latest decisive review (APPROVED, CHANGES_REQUESTED or DISMISSED) by lower-case login; a
+    later COMMENTED review does not override it, as on GitHub."""
+    latest: dict[str, PullReview] = {}
     for item in sorted(reviews, key=lambda r: r.id):
-        if item.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[item.author.lower()] = item.state
-    states = set(latest.values())
+        if item.state in DECISIVE:
+            latest[item.author.lower()] = item
+    return latest
+
+
+def review_of(reviews: Sequence[PullReview], held: Mapping[str, Permission]) -> Reviews:
+    """GitHub's review decision: each reviewer's latest decisive review, counted only when the reviewer holds at
+    least `REVIEW_FLOOR` (`held`, by lower-case login; a reviewer missing from it does not count). Approved with at
+    least one counted approval and no counted change request."""
+    states: set[str] = set()
+    approvals: list[str] = []
+    changes: list[str] = []
+    for login, review in latest_reviews(reviews).items():
+        if review.state not in COUNTED:
+            continue
+        permission = held.get(login)
+        if permission is not None and permission_at_least(permission, REVIEW_FLOOR):
+            states.add(review.state)
+        else:
+            (approvals if review.state == "APPROVED" else changes).append(review.author)
+    decision: Review = "pending"
     if "CHANGES_REQUESTED" in states:
-        return "changes_requested"
-    return "approved" if "APPROVED" in states else "pending"
+        decision = "changes_requested"
+    elif "APPROVED" in states:
+        decision = "approved"
+    return Reviews(decision, tuple(approvals), tuple(changes))
+
+
+class ReviewerPermissions:
+    """Reviewers' live permissions for one reconcile: each asked at most once, all forgotten when it ends, so a
+    collaborator whose access was lowered stops counting at the next reconcile."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, str, str], Permission] = {}
+        self.asked = 0
+
+    async def get(self, github: GitHubAPI, key: QueueKey, login: str) -> Permission:
+        cache_key = (key.installation_id, key.repository.lower(), login.lower())
+        found = self._held.get(cache_key)
+        if found is not None:
+            return found
+        self.asked += 1
+        try:
+            found = await github.get_collaborator_permission(key.installation_id, key.owner, key.repo, login)
+        except (PermissionDenied, ValidationFailed) as exc:
+            # GitHub will not say (e.g. a login that is not a user): the review does not count, the queue goes on.
+            log.warning("%s: no permission for reviewer %s (%s); their review does not count", key.repository,
+                        login, exc)
+            found = "none"
+        self._held[cache_key] = found
+        return found
 
 
 def classify_push(memory: Memory, head_sha: str) -> Push:
@@ -244,10 +310,11 @@ class QueueService:
         """Bring one queue's checks and merge lane up to date with GitHub."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            outcome = await self._reconcile(key)
+            reviewers = ReviewerPermissions()  # this reconcile's: never carried over to the next one
+            outcome = await self._reconcile(key, reviewers)
             if outcome.merged:
                 # The head merged: the queue advances now rather than at the next webhook.
-                again = await self._reconcile(key)
+                again = await self._reconcile(key, reviewers)
                 again.merged[:0] = outcome.merged
                 again.writes[:0] = outcome.writes
                 again.updated[:0] = outcome.updated
@@ -289,7 +356,7 @@ class QueueService:
 
     # ---- One reconcile --------------------------------------------------------------------------------------------
 
-    async def _reconcile(self, key: QueueKey) -> Outcome:
+    async def _reconcile(self, key: QueueKey, reviewers: ReviewerPermissions) -> Outcome:
         outcome = Outcome(key)
         rows = await self.store.queue_rows(key.repository, key.base)
         if not rows:
@@ -350,7 +417,7 @@ class QueueService:
             fact.runs = [(r.name, r.status, r.conclusion, r.app_id) for r in runs if r.head_sha == sha]
             fact.statuses = await github.list_commit_statuses(key.installation_id, key.owner, key.repo, sha)
             fact.checked = True
-            fact.review = review_of(await github.list_reviews(key.installation_id, key.owner, key.repo, number))
+            fact.reviews = await self._reviews(github, key, number, reviewers, outcome)
         reporting = {
             number
             for number, fact in facts.items()
@@ -389,7 +456,9 @@ class QueueService:
                 ci=fact.ci,
                 failing_checks=fact.failing,
                 conflicts=pull.mergeable is False,
-                review=fact.review,
+                review=fact.reviews.decision,
+                uncounted_approvals=fact.reviews.uncounted_approvals,
+                uncounted_changes=fact.reviews.uncounted_changes,
                 priority=_priority(row.priority),
                 held=row.held,
                 unqueued=row.unqueued,
@@ -411,7 +480,7 @@ class QueueService:
                 pending_head, pending_since = None, None
             memories[number] = memory.evolve(
                 seen_head=pull.head_sha,
-                seen_review=fact.review,
+                seen_review=fact.reviews.decision,
                 pending_head=pending_head,
                 pending_since=pending_since,
             )
@@ -457,6 +526,19 @@ class QueueService:
         await self._write_checks(github, key, queue, rows_by_number, memories, result, outcome)
         await self._act(github, key, config, rows_by_number, memories, result, outcome)
         return outcome
+
+    async def _reviews(
+        self, github: GitHubAPI, key: QueueKey, number: int, reviewers: ReviewerPermissions, outcome: Outcome
+    ) -> Reviews:
+        """The pull request's review decision from reviewers who may approve (see `REVIEW_FLOOR`)."""
+        reviews = await github.list_reviews(key.installation_id, key.owner, key.repo, number)
+        held: dict[str, Permission] = {}
+        before = reviewers.asked
+        for login, review in latest_reviews(reviews).items():
+            if review.state in COUNTED:
+                held[login] = await reviewers.get(github, key, review.author)
+        outcome.reads += reviewers.asked - before
+        return review_of(reviews, held)
 
     @staticmethod
     def _may_be_eligible(row: PullRequest, pull: PullRequestInfo) -> bool:
@@ -787,10 +869,13 @@ __all__ = [
     "QueueService",
     "QueueSettings",
     "QueueSweeper",
+    "ReviewerPermissions",
+    "Reviews",
     "Updated",
     "build_sweeper",
     "ci_of",
     "classify_push",
+    "latest_reviews",
     "queue_service",
     "review_of",
 ]

@@ -1080,7 +1080,7 @@ class Engine:
         for name in rule.required_checks:
             if checks.get(name) not in PASSING:
                 reasons.append(f'Required status check "{name}" is expected.')
-        approvals, change_requests = self.review_decision_counts(pr)
+        approvals, change_requests = self.review_decision_counts(repo, pr)
         if change_requests:
             reasons.append("Changes have been requested.")
         elif approvals < rule.required_approvals:
@@ -1090,12 +1090,15 @@ class Engine:
         behind = rule.strict and not await self.git(repo).is_ancestor(base, head)
         return reasons, behind
 
-    def review_decision_counts(self, pr: PullRequest) -> tuple[int, int]:
-        """(approvals, change requests) counting each reviewer's latest decisive review."""
+    def review_decision_counts(self, repo: Repo, pr: PullRequest) -> tuple[int, int]:
+        """(approvals, change requests) counting each reviewer's latest decisive review, from reviewers who hold
+        write access now (GitHub shows the others' approvals grey and ignores them)."""
         latest: dict[int, str] = {}
         for r in pr.reviews:
             if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
                 latest[r.user.id] = r.state
+        writers = {r.user.id for r in pr.reviews if ROLE_RANK[self.role_of(repo, r.user)] >= ROLE_RANK["write"]}
+        latest = {user: state for user, state in latest.items() if user in writers}
         return (
             sum(1 for s in latest.values() if s == "APPROVED"),
             sum(1 for s in latest.values() if s == "CHANGES_REQUESTED"),
@@ -1107,7 +1110,7 @@ class Engine:
         pr = self.find_issue(target, number).pull
         if pr is None:
             raise not_found()
-        approvals, changes = self.review_decision_counts(pr)
+        approvals, changes = self.review_decision_counts(target, pr)
         if changes:
             return "CHANGES_REQUESTED"
         rule = target.protection.get(pr.base_ref)

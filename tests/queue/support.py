@@ -184,7 +184,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
     store = Store(database_url)
     await store.migrate()
     clock = Clock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-    gh = FakeGitHub(now=clock)
+    gh = FakeGitHub(now=clock, permissions={"rev": "write"})  # `World.review`'s default reviewer may approve
     gh.set_file(OWNER, REPO, ".github/kickoff.yml", "queue: {}\n")
     services = Services(
         settings=make_settings(database_url, APP_ID=APP_ID), store=store, inbox=Inbox(store), github=gh, clock=clock

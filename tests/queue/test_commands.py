@@ -210,7 +210,8 @@ async def test_events_reconcile_and_kickoffs_own_checks_do_not(h: Harness) -> No
     before = len(h.gh.calls)
     await h.deliver("check_run", own)
     assert h.gh.calls[before:] == []
-    # An approval moves the lane: #1 is brought up to date.
+    # An approval by a writer moves the lane: #1 is brought up to date.
+    h.gh.permissions["rev"] = "write"
     h.gh.pull_reviews[(OWNER, REPO, 1)] = [PullReview(1, "rev", "APPROVED")]
     review = copy.deepcopy(load("pull_request_review.submitted.2.json"))
     review["installation"] = {"id": INSTALLATION_ID}

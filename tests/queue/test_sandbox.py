@@ -76,6 +76,7 @@ def test_three_pull_requests_merge_one_at_a_time(
                                           "check.py": "import sys\nsys.exit(0)\n"})
         installation_id = sandbox.install(creds.app_id, OWNER)
         sandbox.set_ci(OWNER, REPO, [sys.executable, "check.py"])
+        sandbox.set_permission(OWNER, REPO, "alice", "write")  # only a writer's approval counts
         settings = make_settings(
             database_url, APP_ID=creds.app_id, PRIVATE_KEY=creds.private_key_pem,
             WEBHOOK_SECRET=creds.webhook_secret, GITHUB_API_URL=api,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.github.models import CommitStatus, PullReview
+from bot.github.models import CommitStatus, Permission, PullReview
 from bot.queue.service import ci_of, classify_push, review_of
 from bot.queue.store import Memory
 from bot.queue.texts import Reason
@@ -262,16 +262,38 @@ async def test_the_sweep_reconciles_every_queue(w: World) -> None:
     assert await w.service.store.queues() == [KEY]
 
 
+async def test_a_reviewer_whose_permission_github_will_not_give_does_not_count(w: World) -> None:
+    from bot.github import PermissionDenied
+
+    w.config("queue: {merge: auto}\n")
+    await w.add_pr(1, contains_base=True)
+    w.review(1, who="someapp[bot]")
+    w.gh.fail("get_collaborator_permission", PermissionDenied("Resource not accessible by integration", status=403))
+    outcome = await w.reconcile()
+    assert outcome.merged == []
+    assert w.titles()[1] == "Next for review"
+    assert "1 approval from \\@someapp\\[bot\\] did not count" in w.checks()[1]["summary"]
+    # A writer's approval still moves it, in the same queue.
+    w.review(1)
+    assert (await w.reconcile()).merged == [1]
+
+
 def test_ci_review_and_push_rules() -> None:
     runs = [("ci", "completed", "success", 1), ("review-queue", "completed", "success", 9), ("lint", "queued", None, 1)]
     assert ci_of(runs, [], ignore={"review-queue"}, own_app_id=9) == ("pending", ())
     assert ci_of(runs[:1], [CommitStatus("ext", "failure")], ignore=set(), own_app_id=None) == ("failure", ("ext",))
     assert ci_of([], [], ignore=set(), own_app_id=None) == ("success", ())
     assert ci_of([], [], ignore=set(), own_app_id=None, expect_checks=True) == ("pending", ())
-    assert review_of([PullReview(1, "a", "APPROVED"), PullReview(2, "b", "COMMENTED")]) == "approved"
-    assert review_of([PullReview(1, "a", "CHANGES_REQUESTED"), PullReview(2, "a", "APPROVED")]) == "approved"
-    assert review_of([PullReview(1, "a", "APPROVED"), PullReview(2, "b", "CHANGES_REQUESTED")]) == "changes_requested"
-    assert review_of([PullReview(1, "a", "APPROVED"), PullReview(2, "a", "DISMISSED")]) == "pending"
+    writers: dict[str, Permission] = {"a": "write", "b": "admin"}
+
+    def decision(*reviews: PullReview) -> str:
+        return review_of(reviews, writers).decision
+
+    assert decision(PullReview(1, "a", "APPROVED"), PullReview(2, "b", "COMMENTED")) == "approved"
+    assert decision(PullReview(1, "a", "CHANGES_REQUESTED"), PullReview(2, "a", "APPROVED")) == "approved"
+    assert decision(PullReview(1, "a", "APPROVED"), PullReview(2, "b", "CHANGES_REQUESTED")) == "changes_requested"
+    assert decision(PullReview(1, "a", "APPROVED"), PullReview(2, "a", "DISMISSED")) == "pending"
+    assert decision(PullReview(1, "A", "APPROVED"), PullReview(2, "a", "COMMENTED")) == "approved"  # logins: any case
     from bot.queue.model import Push
 
     assert classify_push(Memory(), "x") is Push.NONE
