@@ -178,14 +178,7 @@ class Git:
 
     def tree_entries(self, commit: str) -> Entries:
         """path → (mode, object id) of every entry in `commit`'s tree."""
-        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit)
-        result: Entries = {}
-        for record in out.split("\0"):
-            if record:
-                info, _, path = record.partition("\t")
-                mode, _type, object_id = info.split(" ")
-                result[path] = (mode, object_id)
-        return result
+        return _entries(self.run("ls-tree", "-r", "-z", "--full-tree", commit), object_field=2)
 
     def make_working_copy(self, dest: Path, commit: str, branches: Sequence[str], upstream: str) -> None:
         """A repository at `dest` with `commit` checked out on `branches[0]`, sharing no file with the private
@@ -276,14 +269,7 @@ class Git:
             self.run("add", "--all", "--", ".", work_tree=work_tree, extra_env=extra, what="git add")
         else:
             self.run("add", "--all", "--force", "--", *only, work_tree=work_tree, extra_env=extra, what="git add")
-        out = self.run("ls-files", "--stage", "-z", extra_env=extra)
-        result: Entries = {}
-        for record in out.split("\0"):
-            if record:
-                info, _, path = record.partition("\t")
-                mode, object_id, _stage = info.split(" ")
-                result[path] = (mode, object_id)
-        return result
+        return _entries(self.run("ls-files", "--stage", "-z", extra_env=extra), object_field=1)
 
     def write_tree(self) -> str:
         return self.run("write-tree", extra_env={"GIT_INDEX_FILE": str(self._index)}).strip()
@@ -333,3 +319,15 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _entries(out: str, *, object_field: int) -> Entries:
+    """path → (mode, object id) from `-z` output whose records are `<fields>\t<path>` with the mode first and the
+    object id at `object_field` (`ls-tree`: mode type id; `ls-files --stage`: mode id stage)."""
+    result: Entries = {}
+    for record in out.split("\0"):
+        if record:
+            info, _, path = record.partition("\t")
+            fields = info.split(" ")
+            result[path] = (fields[0], fields[object_field])
+    return result

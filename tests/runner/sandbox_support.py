@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
 from bot.runner.sandbox import probe_here
+from tests.runs.support import live_processes
 
 
 def require_bwrap() -> None:
@@ -28,19 +28,8 @@ def bwrap() -> None:
 
 
 def host_processes_with(token: str) -> list[int]:
-    """Live (not zombie) host processes whose command line holds `token`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if token.encode() in cmdline and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
+    """Live (not zombie) host processes, other than this one, whose command line holds `token`."""
+    return [pid for pid in live_processes(token) if pid != os.getpid()]
 
 
 def wait_until_gone(token: str, seconds: float = 5.0) -> list[int]:
