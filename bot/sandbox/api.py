@@ -106,7 +106,7 @@ def build_router(engine: Engine) -> APIRouter:
             raise ApiError(403, "Resource not accessible by integration")
         if p.kind == "user":
             assert p.user is not None
-            role = engine.role_of(repo, p.user)
+            role = engine.repos.role_of(repo, p.user)
             if ROLE_RANK[role] < ROLE_RANK["read"]:
                 raise not_found()
             if ROLE_RANK[role] < ROLE_RANK[USER_LEVEL[level]]:
@@ -120,7 +120,7 @@ def build_router(engine: Engine) -> APIRouter:
         assert p.token is not None
         assert p.installation is not None
         assert p.app is not None
-        if not engine.token_covers(p.token, p.installation, repo):
+        if not engine.identity.token_covers(p.token, p.installation, repo):
             if repo.private:
                 raise not_found()
             if level != "read":
@@ -177,10 +177,10 @@ def build_router(engine: Engine) -> APIRouter:
             raise validation_failed({"resource": "Installation", "code": "invalid", "field": "repository_ids"})
         if permissions is not None and not isinstance(permissions, dict):
             raise validation_failed({"resource": "Installation", "code": "invalid", "field": "permissions"})
-        token = engine.issue_token(
+        token = engine.identity.issue_token(
             inst, repositories=repositories, repository_ids=repository_ids, permissions=permissions
         )
-        return respond(engine.token_json(token), 201)
+        return respond(engine.identity.token_json(token), 201)
 
     @router.get("/repos/{owner}/{repo}/installation")
     async def get_repo_installation(request: Request, owner: str, repo: str) -> Response:
@@ -189,7 +189,7 @@ def build_router(engine: Engine) -> APIRouter:
         if target is None:
             raise not_found()
         for inst in engine.state.installations.values():
-            if inst.app_id == app.id and engine.installation_covers(inst, target):
+            if inst.app_id == app.id and engine.identity.installation_covers(inst, target):
                 return respond(P.installation(urls(), inst, app))
         raise not_found()
 
@@ -200,7 +200,7 @@ def build_router(engine: Engine) -> APIRouter:
             raise ApiError(403, "This endpoint can only be accessed with an installation access token")
         repos = [
             P.repository(urls(), r)
-            for r in engine.installation_repos(p.installation)
+            for r in engine.identity.installation_repos(p.installation)
             if p.token.repo_ids is None or r.id in p.token.repo_ids
         ]
         page, headers = paginate(request, repos)
@@ -222,7 +222,7 @@ def build_router(engine: Engine) -> APIRouter:
     async def list_deliveries(request: Request) -> Response:
         app = app_only(request)
         q = request.query_params
-        items = sorted(engine.deliveries(app.id), key=lambda d: d.id, reverse=True)
+        items = sorted(engine.webhooks.deliveries(app.id), key=lambda d: d.id, reverse=True)
         items = [d for d in items if d.status != "pending"]
         wanted = q.get("status")
         if wanted == "success":
@@ -259,14 +259,14 @@ def build_router(engine: Engine) -> APIRouter:
     @router.post("/app/hook/deliveries/{delivery_id}/attempts")
     async def redeliver(request: Request, delivery_id: int) -> Response:
         app = app_only(request)
-        engine.redeliver(app, delivery_id)
+        engine.webhooks.redeliver(app, delivery_id)
         return respond({}, 202)
 
     # ------------------------------------------------------------ manifest flow
 
     @router.post("/app-manifests/{code}/conversions")
     async def convert_manifest(request: Request, code: str) -> Response:
-        return respond(engine.convert_manifest(code), 201)
+        return respond(engine.identity.convert_manifest(code), 201)
 
     # ------------------------------------------------------------ repositories and git data
 
@@ -276,7 +276,7 @@ def build_router(engine: Engine) -> APIRouter:
         open_issues = sum(1 for i in target.issues.values() if i.state == "open")
         perms = None
         if p.kind == "user":
-            rank = ROLE_RANK[engine.role_of(target, who)]
+            rank = ROLE_RANK[engine.repos.role_of(target, who)]
             perms = {
                 "admin": rank >= 5,
                 "maintain": rank >= 4,
@@ -376,7 +376,7 @@ def build_router(engine: Engine) -> APIRouter:
         async with engine.repo_lock(target):
             if not await engine.git(target).update_ref(ref, sha, ZERO_SHA):
                 raise validation_failed(message="Reference already exists")
-        await engine.after_push(target, [RefUpdate(ref, ZERO_SHA, sha)], who)
+        await engine.repos.after_push(target, [RefUpdate(ref, ZERO_SHA, sha)], who)
         return respond(P.git_ref(urls(), target, ref, sha), 201, {"Location": f"{urls().repo(target)}/git/{ref}"})
 
     @router.patch("/repos/{owner}/{repo}/git/refs/{ref:path}")
@@ -397,7 +397,7 @@ def build_router(engine: Engine) -> APIRouter:
             if not await bare.update_ref(name, sha, old):
                 raise ApiError(409, "Reference cannot be updated")
         if old != sha:
-            await engine.after_push(target, [RefUpdate(name, old, sha)], who)
+            await engine.repos.after_push(target, [RefUpdate(name, old, sha)], who)
         return respond(P.git_ref(urls(), target, name, sha))
 
     @router.delete("/repos/{owner}/{repo}/git/refs/{ref:path}")
@@ -410,7 +410,7 @@ def build_router(engine: Engine) -> APIRouter:
             if old is None:
                 raise validation_failed(message="Reference does not exist")
             await bare.delete_ref(name, old)
-        await engine.after_push(target, [RefUpdate(name, old, ZERO_SHA)], who)
+        await engine.repos.after_push(target, [RefUpdate(name, old, ZERO_SHA)], who)
         return Response(status_code=204)
 
     # ------------------------------------------------------------ checks and statuses (before /commits/{ref})
@@ -437,7 +437,7 @@ def build_router(engine: Engine) -> APIRouter:
                     latest.append(r)
             runs = latest
         page, headers = paginate(request, runs)
-        items = [await engine.check_run_json(target, r) for r in page]
+        items = [await engine.checks.check_run_json(target, r) for r in page]
         return respond({"total_count": len(runs), "check_runs": items}, headers=headers)
 
     @router.get("/repos/{owner}/{repo}/commits/{ref:path}/check-suites")
@@ -452,14 +452,14 @@ def build_router(engine: Engine) -> APIRouter:
             names = {r.suite_id for r in engine.state.check_runs.values() if r.name == q["check_name"]}
             suites = [s for s in suites if s.id in names]
         page, headers = paginate(request, suites)
-        items = [await engine.check_suite_json(target, s) for s in page]
+        items = [await engine.checks.check_suite_json(target, s) for s in page]
         return respond({"total_count": len(suites), "check_suites": items}, headers=headers)
 
     @router.get("/repos/{owner}/{repo}/commits/{ref:path}/status")
     async def combined_status(request: Request, owner: str, repo: str, ref: str) -> Response:
         _, target, _ = access(request, owner, repo, ("statuses",))
         _, sha = await resolve_ref(target, ref)
-        latest = engine.latest_statuses(target, sha)
+        latest = engine.checks.latest_statuses(target, sha)
         page, headers = paginate(request, latest)
         return respond(
             {
@@ -546,8 +546,8 @@ def build_router(engine: Engine) -> APIRouter:
         p, target, _ = access(request, owner, repo, ("checks",), "write")
         if p.kind != "installation" or p.app is None:
             raise ApiError(403, "You must authenticate via a GitHub App.")
-        run = await engine.create_check_run(target, p.app, await json_body(request))
-        return respond(await engine.check_run_json(target, run), 201)
+        run = await engine.checks.create_check_run(target, p.app, await json_body(request))
+        return respond(await engine.checks.check_run_json(target, run), 201)
 
     def find_run(target: Repo, check_run_id: int) -> CheckRun:
         run = engine.state.check_runs.get(check_run_id)
@@ -558,7 +558,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.get("/repos/{owner}/{repo}/check-runs/{check_run_id}")
     async def get_check_run(request: Request, owner: str, repo: str, check_run_id: int) -> Response:
         _, target, _ = access(request, owner, repo, ("checks",))
-        return respond(await engine.check_run_json(target, find_run(target, check_run_id)))
+        return respond(await engine.checks.check_run_json(target, find_run(target, check_run_id)))
 
     @router.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}")
     async def update_check_run(request: Request, owner: str, repo: str, check_run_id: int) -> Response:
@@ -566,13 +566,13 @@ def build_router(engine: Engine) -> APIRouter:
         run = find_run(target, check_run_id)
         if p.app is None or run.app_id != p.app.id:
             raise forbidden_integration()
-        await engine.update_check_run(target, run, await json_body(request))
-        return respond(await engine.check_run_json(target, run))
+        await engine.checks.update_check_run(target, run, await json_body(request))
+        return respond(await engine.checks.check_run_json(target, run))
 
     @router.post("/repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest")
     async def rerequest_check_run(request: Request, owner: str, repo: str, check_run_id: int) -> Response:
         _, target, who = access(request, owner, repo, ("checks",), "write")
-        await engine.rerequest_check_run(target, find_run(target, check_run_id), who)
+        await engine.checks.rerequest_check_run(target, find_run(target, check_run_id), who)
         return respond({}, 201)
 
     @router.get("/repos/{owner}/{repo}/check-suites/{check_suite_id}")
@@ -581,12 +581,12 @@ def build_router(engine: Engine) -> APIRouter:
         suite = engine.state.check_suites.get(check_suite_id)
         if suite is None or suite.repo_id != target.id:
             raise not_found()
-        return respond(await engine.check_suite_json(target, suite))
+        return respond(await engine.checks.check_suite_json(target, suite))
 
     @router.post("/repos/{owner}/{repo}/statuses/{sha}")
     async def create_status(request: Request, owner: str, repo: str, sha: str) -> Response:
         _, target, who = access(request, owner, repo, ("statuses",), "write")
-        st = await engine.create_status(target, who, sha, await json_body(request))
+        st = await engine.checks.create_status(target, who, sha, await json_body(request))
         return respond(P.commit_status(urls(), target, st), 201)
 
     # ------------------------------------------------------------ collaborators
@@ -597,7 +597,7 @@ def build_router(engine: Engine) -> APIRouter:
         who = engine.state.user(username)
         if who is None:
             raise not_found()
-        role = engine.role_of(target, who)
+        role = engine.repos.role_of(target, who)
         permission = {"maintain": "write", "triage": "read"}.get(role, role)
         user_json = P.user(urls(), who)
         user_json["permissions"] = {
@@ -646,11 +646,13 @@ def build_router(engine: Engine) -> APIRouter:
         title = body.get("title")
         if not isinstance(title, str | int) or title == "":
             raise validation_failed({"resource": "Issue", "code": "missing_field", "field": "title"})
-        iss = engine.create_issue(target, who, str(title), body.get("body"), string_list(body, "labels") or [])
+        iss = engine.issues.create_issue(target, who, str(title), body.get("body"), string_list(body, "labels") or [])
         assignees = string_list(body, "assignees")
         if assignees:
             iss.assignees = [engine.user(a) for a in assignees]
-        return respond(engine.issue_json(target, iss), 201, {"Location": f"{urls().repo(target)}/issues/{iss.number}"})
+        return respond(
+            engine.issues.issue_json(target, iss), 201, {"Location": f"{urls().repo(target)}/issues/{iss.number}"}
+        )
 
     @router.get("/repos/{owner}/{repo}/issues")
     async def list_issues(request: Request, owner: str, repo: str) -> Response:
@@ -663,14 +665,14 @@ def build_router(engine: Engine) -> APIRouter:
             items = [i for i in items if wanted <= {n.lower() for n in i.labels}]
         items.sort(key=lambda i: i.number, reverse=q.get("direction", "desc") == "desc")
         page, headers = paginate(request, items)
-        return respond([engine.issue_json(target, i) for i in page], headers=headers)
+        return respond([engine.issues.issue_json(target, i) for i in page], headers=headers)
 
     @router.get("/repos/{owner}/{repo}/issues/comments")
     async def list_repo_comments(request: Request, owner: str, repo: str) -> Response:
         _, target, _ = access(request, owner, repo, ("issues",))
         items = sorted((c for c in engine.state.comments.values() if c.repo_id == target.id), key=lambda c: c.id)
         page, headers = paginate(request, items)
-        return respond([engine.comment_json(target, c) for c in page], headers=headers)
+        return respond([engine.issues.comment_json(target, c) for c in page], headers=headers)
 
     def comment_access(
         request: Request, owner: str, repo: str, comment_id: int, level: str
@@ -686,7 +688,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.get("/repos/{owner}/{repo}/issues/comments/{comment_id}")
     async def get_comment(request: Request, owner: str, repo: str, comment_id: int) -> Response:
         target, c, _ = comment_access(request, owner, repo, comment_id, "read")
-        return respond(engine.comment_json(target, c))
+        return respond(engine.issues.comment_json(target, c))
 
     @router.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}")
     async def update_comment(request: Request, owner: str, repo: str, comment_id: int) -> Response:
@@ -694,13 +696,13 @@ def build_router(engine: Engine) -> APIRouter:
         body = await json_body(request)
         if not isinstance(body.get("body"), str):
             raise validation_failed({"resource": "IssueComment", "code": "missing_field", "field": "body"})
-        engine.edit_comment(target, c, who, body["body"])
-        return respond(engine.comment_json(target, c))
+        engine.issues.edit_comment(target, c, who, body["body"])
+        return respond(engine.issues.comment_json(target, c))
 
     @router.delete("/repos/{owner}/{repo}/issues/comments/{comment_id}")
     async def delete_comment(request: Request, owner: str, repo: str, comment_id: int) -> Response:
         target, c, who = comment_access(request, owner, repo, comment_id, "write")
-        engine.delete_comment(target, c, who)
+        engine.issues.delete_comment(target, c, who)
         return Response(status_code=204)
 
     def reactions_page(request: Request, reactions: list[Any]) -> Response:
@@ -717,7 +719,7 @@ def build_router(engine: Engine) -> APIRouter:
     async def create_comment_reaction(request: Request, owner: str, repo: str, comment_id: int) -> Response:
         _, c, who = comment_access(request, owner, repo, comment_id, "write")
         body = await json_body(request)
-        r, created = engine.add_reaction(c.reactions, who, str(body.get("content")))
+        r, created = engine.issues.add_reaction(c.reactions, who, str(body.get("content")))
         return respond(P.reaction(urls(), r), 201 if created else 200)
 
     @router.delete("/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}")
@@ -731,7 +733,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.get("/repos/{owner}/{repo}/issues/{number}")
     async def get_issue(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, _ = issue_access(request, owner, repo, number, "read")
-        return respond(engine.issue_json(target, iss))
+        return respond(engine.issues.issue_json(target, iss))
 
     @router.patch("/repos/{owner}/{repo}/issues/{number}")
     async def update_issue(request: Request, owner: str, repo: str, number: int) -> Response:
@@ -741,7 +743,7 @@ def build_router(engine: Engine) -> APIRouter:
         if state is not None and state not in ("open", "closed"):
             raise validation_failed({"resource": "Issue", "code": "invalid", "field": "state"})
         title = body.get("title")
-        await engine.edit_issue(
+        await engine.issues.edit_issue(
             target,
             iss,
             who,
@@ -753,14 +755,14 @@ def build_router(engine: Engine) -> APIRouter:
             labels=string_list(body, "labels"),
             assignees=string_list(body, "assignees"),
         )
-        return respond(engine.issue_json(target, iss))
+        return respond(engine.issues.issue_json(target, iss))
 
     @router.get("/repos/{owner}/{repo}/issues/{number}/comments")
     async def list_comments(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, _ = issue_access(request, owner, repo, number, "read")
         items = [engine.state.comments[cid] for cid in iss.comment_ids]
         page, headers = paginate(request, items)
-        return respond([engine.comment_json(target, c) for c in page], headers=headers)
+        return respond([engine.issues.comment_json(target, c) for c in page], headers=headers)
 
     @router.post("/repos/{owner}/{repo}/issues/{number}/comments")
     async def create_comment(request: Request, owner: str, repo: str, number: int) -> Response:
@@ -778,9 +780,9 @@ def build_router(engine: Engine) -> APIRouter:
                     "message": "body is too long (maximum is 65536 characters)",
                 }
             )
-        c = engine.create_comment(target, iss, who, text)
+        c = engine.issues.create_comment(target, iss, who, text)
         return respond(
-            engine.comment_json(target, c), 201, {"Location": f"{urls().repo(target)}/issues/comments/{c.id}"}
+            engine.issues.comment_json(target, c), 201, {"Location": f"{urls().repo(target)}/issues/comments/{c.id}"}
         )
 
     @router.get("/repos/{owner}/{repo}/issues/{number}/labels")
@@ -801,9 +803,9 @@ def build_router(engine: Engine) -> APIRouter:
         if names is None:
             raise validation_failed({"resource": "Label", "code": "missing_field", "field": "labels"})
         if replace:
-            await engine.edit_issue(target, iss, who, labels=names)
+            await engine.issues.edit_issue(target, iss, who, labels=names)
         else:
-            await engine.add_labels(target, iss, names, who)
+            await engine.issues.add_labels(target, iss, names, who)
         return respond([P.label(urls(), target, target.labels[n.lower()]) for n in iss.labels])
 
     @router.post("/repos/{owner}/{repo}/issues/{number}/labels")
@@ -817,13 +819,13 @@ def build_router(engine: Engine) -> APIRouter:
     @router.delete("/repos/{owner}/{repo}/issues/{number}/labels")
     async def clear_issue_labels(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, who = issue_access(request, owner, repo, number, "write")
-        await engine.edit_issue(target, iss, who, labels=[])
+        await engine.issues.edit_issue(target, iss, who, labels=[])
         return Response(status_code=204)
 
     @router.delete("/repos/{owner}/{repo}/issues/{number}/labels/{name:path}")
     async def remove_issue_label(request: Request, owner: str, repo: str, number: int, name: str) -> Response:
         target, iss, who = issue_access(request, owner, repo, number, "write")
-        await engine.remove_issue_label(target, iss, name, who)
+        await engine.issues.remove_issue_label(target, iss, name, who)
         return respond([P.label(urls(), target, target.labels[n.lower()]) for n in iss.labels])
 
     @router.get("/repos/{owner}/{repo}/issues/{number}/reactions")
@@ -835,7 +837,7 @@ def build_router(engine: Engine) -> APIRouter:
     async def create_issue_reaction(request: Request, owner: str, repo: str, number: int) -> Response:
         _, iss, who = issue_access(request, owner, repo, number, "write")
         body = await json_body(request)
-        r, created = engine.add_reaction(iss.reactions, who, str(body.get("content")))
+        r, created = engine.issues.add_reaction(iss.reactions, who, str(body.get("content")))
         return respond(P.reaction(urls(), r), 201 if created else 200)
 
     @router.delete("/repos/{owner}/{repo}/issues/{number}/reactions/{reaction_id}")
@@ -873,7 +875,7 @@ def build_router(engine: Engine) -> APIRouter:
         color = str(body.get("color") or "ededed").lstrip("#")
         if len(color) != 6 or any(ch not in "0123456789abcdefABCDEF" for ch in color):
             raise validation_failed({"resource": "Label", "code": "invalid", "field": "color"})
-        lab = engine.ensure_label(target, name, color, body.get("description"))
+        lab = engine.issues.ensure_label(target, name, color, body.get("description"))
         return respond(P.label(urls(), target, lab), 201)
 
     # ------------------------------------------------------------ pull requests
@@ -887,7 +889,7 @@ def build_router(engine: Engine) -> APIRouter:
         resources: tuple[str, ...] = ("pull_requests",),
     ) -> tuple[Repo, Issue, User]:
         _, target, who = access(request, owner, repo, resources, level)
-        return target, engine.find_pull(target, number), who
+        return target, engine.pulls.find_pull(target, number), who
 
     @router.post("/repos/{owner}/{repo}/pulls")
     async def create_pull(request: Request, owner: str, repo: str) -> Response:
@@ -899,7 +901,7 @@ def build_router(engine: Engine) -> APIRouter:
         if not isinstance(base, str) or not base:
             raise validation_failed({"resource": "PullRequest", "code": "missing_field", "field": "base"})
         issue_number = body.get("issue")
-        iss = await engine.create_pull(
+        iss = await engine.pulls.create_pull(
             target,
             who,
             head=head,
@@ -911,7 +913,7 @@ def build_router(engine: Engine) -> APIRouter:
             issue_number=issue_number if isinstance(issue_number, int) else None,
         )
         return respond(
-            await engine.pull_json(target, iss), 201, {"Location": f"{urls().repo(target)}/pulls/{iss.number}"}
+            await engine.pulls.pull_json(target, iss), 201, {"Location": f"{urls().repo(target)}/pulls/{iss.number}"}
         )
 
     @router.get("/repos/{owner}/{repo}/pulls")
@@ -934,7 +936,7 @@ def build_router(engine: Engine) -> APIRouter:
         key = (lambda i: i.updated_at) if sort == "updated" else (lambda i: i.number)
         items.sort(key=key, reverse=direction == "desc")
         page, headers = paginate(request, items)
-        return respond([await engine.pull_json(target, i, simple=True) for i in page], headers=headers)
+        return respond([await engine.pulls.pull_json(target, i, simple=True) for i in page], headers=headers)
 
     @router.get("/repos/{owner}/{repo}/pulls/comments")
     async def list_repo_review_comments(request: Request, owner: str, repo: str) -> Response:
@@ -945,14 +947,17 @@ def build_router(engine: Engine) -> APIRouter:
                 items += [(iss.number, c) for c in iss.pull.review_comments]
         page, headers = paginate(request, items)
         return respond(
-            [P.review_comment(urls(), target, n, c, association=engine.association(target, c.user)) for n, c in page],
+            [
+                P.review_comment(urls(), target, n, c, association=engine.repos.association(target, c.user))
+                for n, c in page
+            ],
             headers=headers,
         )
 
     @router.get("/repos/{owner}/{repo}/pulls/{number}")
     async def get_pull(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, _ = pull_access(request, owner, repo, number, "read")
-        return respond(await engine.pull_json(target, iss))
+        return respond(await engine.pulls.pull_json(target, iss))
 
     @router.patch("/repos/{owner}/{repo}/pulls/{number}")
     async def update_pull(request: Request, owner: str, repo: str, number: int) -> Response:
@@ -962,7 +967,7 @@ def build_router(engine: Engine) -> APIRouter:
         if state is not None and state not in ("open", "closed"):
             raise validation_failed({"resource": "PullRequest", "code": "invalid", "field": "state"})
         mcm = body.get("maintainer_can_modify")
-        await engine.update_pull(
+        await engine.pulls.update_pull(
             target,
             iss,
             who,
@@ -973,14 +978,14 @@ def build_router(engine: Engine) -> APIRouter:
             base=body.get("base") if isinstance(body.get("base"), str) else None,
             maintainer_can_modify=mcm if isinstance(mcm, bool) else None,
         )
-        return respond(await engine.pull_json(target, iss))
+        return respond(await engine.pulls.pull_json(target, iss))
 
     @router.put("/repos/{owner}/{repo}/pulls/{number}/update-branch")
     async def update_branch(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, who = pull_access(request, owner, repo, number, "write")
         body = await json_body(request)
         expected = body.get("expected_head_sha")
-        await engine.update_branch(target, iss, who, expected if isinstance(expected, str) else None)
+        await engine.pulls.update_branch(target, iss, who, expected if isinstance(expected, str) else None)
         return respond(
             {"message": "Updating pull request branch.", "url": f"{urls().repo_html(target)}/pull/{iss.number}"}, 202
         )
@@ -989,7 +994,7 @@ def build_router(engine: Engine) -> APIRouter:
     async def merge_pull(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, who = pull_access(request, owner, repo, number, "write", ("contents",))
         body = await json_body(request)
-        sha = await engine.merge(
+        sha = await engine.pulls.merge(
             target,
             iss,
             who,
@@ -1009,7 +1014,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.get("/repos/{owner}/{repo}/pulls/{number}/files")
     async def list_pull_files(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, _ = pull_access(request, owner, repo, number, "read")
-        facts = await engine.pull_facts(target, iss)
+        facts = await engine.pulls.pull_facts(target, iss)
         bare = engine.git(target)
         merge_base = await bare.merge_base(facts.base_sha, facts.head_sha)
         files = await bare.changed_files(merge_base, facts.head_sha) if merge_base else []
@@ -1019,7 +1024,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.get("/repos/{owner}/{repo}/pulls/{number}/commits")
     async def list_pull_commits(request: Request, owner: str, repo: str, number: int) -> Response:
         target, iss, _ = pull_access(request, owner, repo, number, "read")
-        facts = await engine.pull_facts(target, iss)
+        facts = await engine.pulls.pull_facts(target, iss)
         bare = engine.git(target)
         merge_base = await bare.merge_base(facts.base_sha, facts.head_sha)
         shas = await bare.rev_list(merge_base, facts.head_sha)
@@ -1032,7 +1037,7 @@ def build_router(engine: Engine) -> APIRouter:
         assert iss.pull is not None
         page, headers = paginate(request, iss.pull.reviews)
         return respond(
-            [P.review(urls(), target, number, r, association=engine.association(target, r.user)) for r in page],
+            [P.review(urls(), target, number, r, association=engine.repos.association(target, r.user)) for r in page],
             headers=headers,
         )
 
@@ -1044,7 +1049,7 @@ def build_router(engine: Engine) -> APIRouter:
         target, iss, who = pull_access(request, owner, repo, number, level)
         body = await json_body(request)
         comments = body.get("comments")
-        review = await engine.submit_review(
+        review = await engine.pulls.submit_review(
             target,
             iss,
             who,
@@ -1053,7 +1058,7 @@ def build_router(engine: Engine) -> APIRouter:
             commit_id=body.get("commit_id") if isinstance(body.get("commit_id"), str) else None,
             comments=[c for c in comments if isinstance(c, dict)] if isinstance(comments, list) else None,
         )
-        return respond(P.review(urls(), target, number, review, association=engine.association(target, who)))
+        return respond(P.review(urls(), target, number, review, association=engine.repos.association(target, who)))
 
     @router.get("/repos/{owner}/{repo}/pulls/{number}/requested_reviewers")
     async def list_requested_reviewers(request: Request, owner: str, repo: str, number: int) -> Response:
@@ -1070,13 +1075,13 @@ def build_router(engine: Engine) -> APIRouter:
             raise validation_failed({"resource": "PullRequest", "code": "invalid", "field": "reviewers"})
         for login in reviewers:
             found = engine.state.user(login)
-            if found is None or engine.role_of(target, found) in ("none",):
+            if found is None or engine.repos.role_of(target, found) in ("none",):
                 raise validation_failed(
                     message="Reviews may only be requested from collaborators. One or more of the users or teams "
                     "you specified is not a collaborator of the " + f"{target.full_name} repository."
                 )
-        await engine.request_reviewers(target, iss, who, reviewers)
-        return respond(await engine.pull_json(target, iss, simple=True), 201)
+        await engine.pulls.request_reviewers(target, iss, who, reviewers)
+        return respond(await engine.pulls.pull_json(target, iss, simple=True), 201)
 
     @router.delete("/repos/{owner}/{repo}/pulls/{number}/requested_reviewers")
     async def remove_requested_reviewers(request: Request, owner: str, repo: str, number: int) -> Response:
@@ -1085,7 +1090,7 @@ def build_router(engine: Engine) -> APIRouter:
         body = await json_body(request)
         drop = {str(r).lower() for r in body.get("reviewers") or []}
         iss.pull.requested_reviewers = [r for r in iss.pull.requested_reviewers if r.login.lower() not in drop]
-        return respond(await engine.pull_json(target, iss, simple=True))
+        return respond(await engine.pulls.pull_json(target, iss, simple=True))
 
     @router.get("/repos/{owner}/{repo}/pulls/{number}/comments")
     async def list_review_comments(request: Request, owner: str, repo: str, number: int) -> Response:
@@ -1093,7 +1098,10 @@ def build_router(engine: Engine) -> APIRouter:
         assert iss.pull is not None
         page, headers = paginate(request, iss.pull.review_comments)
         return respond(
-            [P.review_comment(urls(), target, number, c, association=engine.association(target, c.user)) for c in page],
+            [
+                P.review_comment(urls(), target, number, c, association=engine.repos.association(target, c.user))
+                for c in page
+            ],
             headers=headers,
         )
 
