@@ -93,8 +93,6 @@ class Sandbox:
         self._thread.start()
         self.aio = AsyncSandbox(self)
 
-    # ------------------------------------------------------------ running on the engine loop
-
     def run(self, coro: Coroutine[Any, Any, R], timeout: float | None = 120.0) -> R:
         """Run a coroutine on the engine loop and wait for it (not from the engine loop itself)."""
         if threading.current_thread() is self._thread:
@@ -144,8 +142,6 @@ class Sandbox:
     ) -> None:
         self.close()
 
-    # ------------------------------------------------------------ what happened
-
     @property
     def url(self) -> str:
         """The base URL of the running server (GITHUB_API_URL for the App)."""
@@ -178,7 +174,7 @@ class Sandbox:
     def resume_webhooks(self) -> None:
         self._loop.call_soon_threadsafe(self.engine.outbox.resume)
 
-    # ------------------------------------------------------------ control verbs (see Engine for each)
+    # Control verbs: each runs the method of the same name on the engine resource named here.
 
     create_app = _sync(Identity.create_app)
     set_webhook = _sync(Identity.set_webhook)

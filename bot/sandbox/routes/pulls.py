@@ -186,7 +186,7 @@ def build_router(engine: Engine) -> APIRouter:
     @router.post("/repos/{owner}/{repo}/pulls/{number}/reviews")
     async def create_review(request: Request, owner: str, repo: str, number: int) -> Response:
         # Anyone who can read the repository may review (on a public one: anyone); an App needs pull_requests
-        # write. Whose review counts is the review decision's business (`Engine.review_decision_counts`).
+        # write. Whose review counts is the review decision's business (`Pulls.review_decision_counts`).
         level = "read" if gate.principal(request).kind == "user" else "write"
         target, iss, who = pull_access(request, owner, repo, number, level)
         body = await json_body(request)
