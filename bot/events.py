@@ -112,7 +112,7 @@ class IssueCommentEvent(_Model):
     installation: InstallationRef | None = None
 
 
-# ---- Triggers ------------------------------------------------------------------------------------------------------
+# Triggers.
 
 
 class AppRef(_Model):
@@ -200,7 +200,7 @@ class AppInfo(_Model):
     slug: str
 
 
-# ---- Pull requests (bot.prs, bot.handlers.pull_requests) -----------------------------------------------------------
+# Pull requests (bot.prs, bot.handlers.pull_requests).
 
 
 class PullRequestPayload(_Model):

@@ -104,7 +104,7 @@ class CollaboratorPermission(BaseModel):
         return "none"
 
 
-# ---- Pull requests and checks (bot.prs) ---------------------------------------------------------------------------
+# Pull requests and checks (bot.prs).
 
 
 class _RepoName(BaseModel):
@@ -214,7 +214,7 @@ class DispatchedRun(BaseModel):
     workflow_run_id: int
 
 
-# ---- Review queue (bot.queue) --------------------------------------------------------------------------------------
+# Review queue (bot.queue).
 
 
 class Status(BaseModel):

@@ -65,7 +65,7 @@ class FileContent(NamedTuple):
     sha: str
 
 
-# ---- Pull requests and checks (bot.prs) ---------------------------------------------------------------------------
+# Pull requests and checks (bot.prs).
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class ReviewComment:
     outdated: bool
 
 
-# ---- Review queue (bot.queue) --------------------------------------------------------------------------------------
+# Review queue (bot.queue).
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,6 @@ class PullRequestStore:
         self.store = store
         self.clock = clock
 
-    # ---- Reading ------------------------------------------------------------------------------------------------
-
     async def for_run(self, run_id: int) -> PullRequest | None:
         async with self.store.sessions() as session:
             return await session.scalar(select(PullRequest).where(PullRequest.run_id == run_id))
@@ -126,8 +124,6 @@ class PullRequestStore:
             )
         return int(count or 0)
 
-    # ---- Opening ------------------------------------------------------------------------------------------------
-
     async def reserve(self, run: Run, *, head_ref: str, base_ref: str) -> tuple[PullRequest, bool]:
         """The run's row, and whether this caller may open the pull request (False: another did or does)."""
         now = self.clock()
@@ -183,8 +179,6 @@ class PullRequestStore:
                 .execution_options(synchronize_session=False)
             )
 
-    # ---- Following GitHub ---------------------------------------------------------------------------------------
-
     async def track(
         self, repository: str, number: int, *, state: str | None = None, head_sha: str | None = None,
         draft: bool | None = None, title: str | None = None,
@@ -236,8 +230,6 @@ class PullRequestStore:
                 .execution_options(synchronize_session=False)
             )
         return _rowcount(result) == 1
-
-    # ---- Delivering succeeded runs ------------------------------------------------------------------------------
 
     async def undelivered(self, limit: int = 50) -> list[Run]:
         """Succeeded runs whose pull request (or follow-up comment) is not out yet, oldest first."""
