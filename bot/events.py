@@ -103,15 +103,6 @@ class IssuesEvent(_Model):
     installation: InstallationRef | None = None
 
 
-class IssueCommentEvent(_Model):
-    action: str
-    issue: Issue
-    comment: Comment
-    repository: Repository
-    sender: User
-    installation: InstallationRef | None = None
-
-
 # Triggers.
 
 

@@ -15,10 +15,6 @@ from bot.untrusted import clean_untrusted
 if TYPE_CHECKING:
     from bot.config import ConfigProblem
 
-# Foundation.
-
-GITHUB_NOT_CONFIGURED: Final = "GitHub is not configured: set APP_ID and PRIVATE_KEY (see `kickoff setup`)."
-
 # Triggers.
 
 TRACKING_MARKER: Final = "<!-- kickoff:trigger {trigger_id} -->"
@@ -205,10 +201,6 @@ RUN_AGENT_UNKNOWN: Final = "agent `{agent}` is not defined in `.github/kickoff.y
 RUN_TASK_UNKNOWN: Final = "task `{task}` is not defined or is disabled in `.github/kickoff.yml`"
 RUN_CONFIG_INVALID: Final = "`.github/kickoff.yml` has problems: {problems}"
 RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kickoff server (it offers: {available})"
-RUN_AGENT_ENV_REFUSED: Final = (
-    "could not start: agent `{agent}` asks for {names}, which this Kickoff server does not pass to agents "
-    "(its operator's `KICKOFF_AGENT_ENV`)"
-)
 RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
 RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
 RUN_RUNNER_LOST: Final = "runner lost: the runner process was gone when Kickoff restarted"

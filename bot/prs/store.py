@@ -90,18 +90,6 @@ class PullRequestStore:
             )
             return list(rows)
 
-    async def open_kickoff_count(self, repository: str) -> int:
-        """Kickoff pull requests awaiting review in a repository (and those being opened right now)."""
-        async with self.store.sessions() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(PullRequest).where(
-                    PullRequest.repository == repository,
-                    PullRequest.state.in_((OPEN, OPENING)),
-                    PullRequest.run_id.is_not(None),
-                )
-            )
-        return int(count or 0)
-
     async def active_runs_on(self, repository: str, number: int) -> int:
         """Runs queued or on a runner that work on pull request `number` (follow-ups and fixes)."""
         async with self.store.sessions() as session:
