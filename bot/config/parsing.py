@@ -37,6 +37,8 @@ class Parsed:
 
 @dataclass(frozen=True, slots=True)
 class Layer:
+    """One file of a config's chain: its name as problems tell it, its blob sha ("" offline), data and node tree."""
+
     name: str
     sha: str
     data: dict[Hashable, Any]
@@ -45,6 +47,8 @@ class Layer:
 
 @dataclass(frozen=True, slots=True)
 class ParseFailure:
+    """Why a file's text is not a config, without its file name: cached by blob sha, named when reported."""
+
     message: str
     path: str = ""
     line: int | None = None
@@ -56,6 +60,8 @@ class ParseFailure:
 
 
 class ParseError(Exception):
+    """`parse_yaml`'s only exception (the loader turns it into a `ConfigError` naming the file)."""
+
     def __init__(self, failure: ParseFailure) -> None:
         super().__init__(failure.message)
         self.failure = failure
@@ -210,6 +216,7 @@ def problem_at_layers(
 
 
 def problem_at(layer: Layer, loc: Sequence[str | int], message: str, general: str = "") -> ConfigProblem:
+    """A problem in `layer`, at the line and column of the deepest part of `loc` that the file has."""
     node = node_at(layer.node, loc)[1]
     line = column = None
     if node is not None and node.start_mark is not None:

@@ -22,6 +22,7 @@ MAX_PROBLEMS: Final = 50
 
 
 def validate(layers: Sequence[Layer]) -> RepoConfig:
+    """The layers merged in order (base first) and validated; a `ConfigError` names each problem's file and line."""
     merged: dict[Hashable, Any] = {}
     for layer in layers:
         merged = deep_merge(merged, layer.data)

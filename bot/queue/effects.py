@@ -52,6 +52,7 @@ class QueueWriter:
         changes: Mapping[int, Mapping[str, Any]],
         result: Plan,
     ) -> None:
+        """Store what changed of each row and of the queue's memory of it, in one batch."""
         updates: dict[int, dict[str, Any]] = {}
         for number, row in rows.items():
             values = {name: value for name, value in changes.get(number, {}).items() if getattr(row, name) != value}
@@ -129,6 +130,8 @@ class QueueWriter:
         result: Plan,
         outcome: Outcome,
     ) -> None:
+        """The plan's merge-lane actions: bring the head up to date (once per head and base) or merge it; a merge
+        GitHub refuses for now (405, 409, 422) is tried again at a later reconcile."""
         for action in result.actions:
             row = rows[action.number]
             if isinstance(action, UpdateBranch):
