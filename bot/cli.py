@@ -116,7 +116,7 @@ def worker() -> None:
     async def main() -> None:
         from bot.dispatcher import Dispatcher
         from bot.handlers import root_router
-        from bot.queue.service import build_sweeper
+        from bot.queue.sweeper import build_sweeper
         from bot.runs.scheduler import build_scheduler
 
         services = await _services(settings)

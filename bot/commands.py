@@ -15,7 +15,7 @@ from typing import Final, Literal, get_args
 
 from bot.untrusted import remove_invisible
 
-# ---- User-facing text (kept together so it can move to bot/messages.py) ----------------------------------------
+# User-facing text (kept together so it can move to bot/messages.py).
 
 MSG_MISSING_VERB: Final = "`/agent` needs a task or a command, e.g. `/agent fix`. Try `/agent help`."
 MSG_OPTION_FIRST: Final = "Put the task or command first, then options: `/agent <task> [--agents a,b] …`."
@@ -65,7 +65,7 @@ HELP_ROWS: Final[tuple[tuple[str, str], ...]] = (
 )
 HELP_TASK_ROW: Final = "/agent {task}"
 
-# ---- Grammar -----------------------------------------------------------------------------------------------------
+# Grammar.
 
 Priority = Literal["urgent", "high", "normal", "low"]
 PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)

@@ -103,16 +103,7 @@ class IssuesEvent(_Model):
     installation: InstallationRef | None = None
 
 
-class IssueCommentEvent(_Model):
-    action: str
-    issue: Issue
-    comment: Comment
-    repository: Repository
-    sender: User
-    installation: InstallationRef | None = None
-
-
-# ---- Triggers ------------------------------------------------------------------------------------------------------
+# Triggers.
 
 
 class AppRef(_Model):
@@ -200,7 +191,7 @@ class AppInfo(_Model):
     slug: str
 
 
-# ---- Pull requests (bot.prs, bot.handlers.pull_requests) -----------------------------------------------------------
+# Pull requests (bot.prs, bot.handlers.pull_requests).
 
 
 class PullRequestPayload(_Model):

@@ -15,11 +15,7 @@ from bot.untrusted import clean_untrusted
 if TYPE_CHECKING:
     from bot.config import ConfigProblem
 
-# ---- Foundation -------------------------------------------------------------------------------------------------
-
-GITHUB_NOT_CONFIGURED: Final = "GitHub is not configured: set APP_ID and PRIVATE_KEY (see `kickoff setup`)."
-
-# ---- Triggers ---------------------------------------------------------------------------------------------------
+# Triggers.
 
 TRACKING_MARKER: Final = "<!-- kickoff:trigger {trigger_id} -->"
 """Ends every tracking comment, so a retried delivery finds the comment an interrupted attempt posted."""
@@ -166,7 +162,7 @@ def with_marker(body: str, marker: str) -> str:
     return f"{body}\n\n{marker}"
 
 
-# ---- Runs -------------------------------------------------------------------------------------------------------
+# Runs.
 
 RUN_STATE_LABELS: Final = {
     "queued": "⏳ queued",
@@ -205,10 +201,6 @@ RUN_AGENT_UNKNOWN: Final = "agent `{agent}` is not defined in `.github/kickoff.y
 RUN_TASK_UNKNOWN: Final = "task `{task}` is not defined or is disabled in `.github/kickoff.yml`"
 RUN_CONFIG_INVALID: Final = "`.github/kickoff.yml` has problems: {problems}"
 RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kickoff server (it offers: {available})"
-RUN_AGENT_ENV_REFUSED: Final = (
-    "could not start: agent `{agent}` asks for {names}, which this Kickoff server does not pass to agents "
-    "(its operator's `KICKOFF_AGENT_ENV`)"
-)
 RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
 RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
 RUN_RUNNER_LOST: Final = "runner lost: the runner process was gone when Kickoff restarted"
@@ -242,7 +234,7 @@ STATUS_TABLE_HEAD: Final = (
 STATUS_TABLE_ROW: Final = "| {run} | {agent} | {state} | {duration} | {detail} |"
 STATUS_REPLY: Final = "Agent runs on this {kind} ({count}):\n\n{table}"
 
-# ---- Pull requests ----------------------------------------------------------------------------------------------
+# Pull requests.
 
 PR_MARKER: Final = "<!-- kickoff:run {run} -->"
 """Ends every pull request body and delivery comment Kickoff writes for a run."""
@@ -331,7 +323,7 @@ SUPERSEDED: Final = (
     "its branch (`queue.close_siblings`)."
 )
 
-# ---- Review queue -----------------------------------------------------------------------------------------------
+# Review queue.
 
 QUEUE_BUTTON_BUMP: Final = ("Move to front", "Review and merge this one next", "bump")
 QUEUE_BUTTON_REMOVE: Final = ("Remove", "Take it out of the review queue", "unqueue")
@@ -398,7 +390,7 @@ def _queue_names(names: Sequence[str]) -> str:
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
-# ---- HTTP surfaces (the operator's side: dashboard, metrics, ingress, runner reports) ---------------------------
+# HTTP surfaces (the operator's side: dashboard, metrics, ingress, runner reports).
 
 DASHBOARD_LOCKED: Final = (
     "The dashboard needs DASHBOARD_TOKEN. Without it, Kickoff serves the dashboard and its JSON only to requests "
@@ -428,7 +420,7 @@ REPORT_WRONG_BRANCH: Final = (
     "branch it assigned, so this result was refused"
 )
 
-# ---- Agent sandbox (bubblewrap; docs/runners.md "The sandbox") ------------------------------------------------------
+# Agent sandbox (bubblewrap; docs/runners.md "The sandbox").
 
 SANDBOX_NO_BWRAP: Final = "bubblewrap is not installed: no `{bwrap}` program (Debian: `apt-get install bubblewrap`)"
 SANDBOX_REFUSED: Final = "bubblewrap could not create the sandbox here: {detail}"

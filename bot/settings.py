@@ -69,21 +69,6 @@ def _check_agent_env(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return value
 
 
-class AgentEnvSettings(BaseSettings):
-    """`KICKOFF_AGENT_ENV` alone, for the code that copies values into a runner's environment."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    agent_env: Annotated[tuple[str, ...] | None, NoDecode] = Field(default=None, validation_alias="KICKOFF_AGENT_ENV")
-
-    _split = field_validator("agent_env", mode="before")(_names)
-    _check = field_validator("agent_env")(_check_agent_env)
-
-    @property
-    def names(self) -> frozenset[str]:
-        return agent_env_names(self.agent_env)
-
-
 class Settings(BaseSettings):
     """Everything the process reads from its environment. Names are the ones users set (see DESIGN.md)."""
 

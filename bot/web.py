@@ -17,7 +17,7 @@ from bot.dashboard.auth import bound_to_loopback
 from bot.dispatcher import Dispatcher
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
-from bot.queue.service import build_sweeper
+from bot.queue.sweeper import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.routing import Router
 from bot.runners.local import check_sandbox

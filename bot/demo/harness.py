@@ -117,8 +117,6 @@ class World:
     installation_id: int | None = None
     started: float = field(default_factory=time.monotonic)
 
-    # ---- Setting the scene ------------------------------------------------------------------------------------
-
     async def create_sample_repo(
         self,
         files: Mapping[str, str] | None = None,
@@ -135,8 +133,6 @@ class World:
             await aio.set_ci(self.owner, self.repo, list(sample.CI_COMMAND), timeout=120.0)
         if install:
             self.installation_id = await aio.install(self.creds.app_id, self.owner, [self.repo])
-
-    # ---- Looking at GitHub ------------------------------------------------------------------------------------
 
     async def pulls(self) -> list[PullView]:
         """Every pull request of the repository, oldest first (read on the sandbox's engine loop)."""
@@ -164,8 +160,6 @@ class World:
     def violations(self) -> list[Violation]:
         return self.sandbox.violations
 
-    # ---- Looking at Kickoff -----------------------------------------------------------------------------------
-
     @property
     def store(self) -> Store:
         store: Store = self.app.state.services.store
@@ -184,8 +178,6 @@ class World:
         """Whether `count` runs exist and every one has ended."""
         runs = await self.runs(issue)
         return len(runs) >= count and all(r.state in RunState.FINAL for r in runs)
-
-    # ---- Waiting ----------------------------------------------------------------------------------------------
 
     async def wait_for(
         self,
@@ -208,9 +200,6 @@ class World:
                         detail = f"; seen: {await seen()}"
                 raise StoryTimeout(f"timed out after {timeout:g}s waiting for {what}{detail}")
             await asyncio.sleep(interval)
-
-
-# ---- Engine-loop readers (they run on the sandbox's thread, where its state lives) --------------------------------
 
 
 async def _pulls(sandbox: Sandbox, owner: str, name: str) -> list[PullView]:
@@ -266,9 +255,6 @@ async def _labels(sandbox: Sandbox, owner: str, name: str, number: int) -> list[
     repo = sandbox.engine.find_repo(owner, name)
     iss = repo.issues.get(number)
     return list(iss.labels) if iss is not None else []
-
-
-# ---- Building the pair ------------------------------------------------------------------------------------------
 
 
 async def _stop_runners(app: FastAPI) -> None:

@@ -109,8 +109,6 @@ class Story:
         self.on_phase = on_phase or (lambda phase: None)
         self.bot_login = f"{world.creds.slug}[bot]"
 
-    # ---- Watching -------------------------------------------------------------------------------------------
-
     async def refresh(self) -> None:
         """Read the runs (from Kickoff) and the pull requests (from GitHub) into `progress`."""
         self.progress.runs = await self.world.runs(self.progress.issue)
@@ -145,8 +143,6 @@ class Story:
             raise
         phase.status, phase.ended = "done", time.monotonic()
         self.on_phase(phase)
-
-    # ---- The story ------------------------------------------------------------------------------------------
 
     async def play(self) -> None:
         """Every phase in order; raises `StoryTimeout` (or the error) at the first that does not complete."""

@@ -171,7 +171,7 @@ class CollaboratorPermission(BaseModel):
         return "none"
 
 
-# ---- Pull requests and checks (bot.prs) ---------------------------------------------------------------------------
+# Pull requests and checks (bot.prs).
 
 
 class _RepoName(BaseModel):
@@ -281,7 +281,7 @@ class DispatchedRun(BaseModel):
     workflow_run_id: int
 
 
-# ---- Review queue (bot.queue) --------------------------------------------------------------------------------------
+# Review queue (bot.queue).
 
 
 class Status(BaseModel):

@@ -128,7 +128,7 @@ class FileContent(NamedTuple):
     sha: str
 
 
-# ---- Pull requests and checks (bot.prs) ---------------------------------------------------------------------------
+# Pull requests and checks (bot.prs).
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class ReviewComment:
     outdated: bool
 
 
-# ---- Review queue (bot.queue) --------------------------------------------------------------------------------------
+# Review queue (bot.queue).
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,6 @@ def _site(event: Event, repository: RepositoryModel, installation: InstallationR
     return triggers.site_of(event, repository, installation, number, is_pull_request=True)
 
 
-# ---- Pull request state -------------------------------------------------------------------------------------------
-
-
 @router.on(
     "pull_request.reopened", "pull_request.synchronize", "pull_request.edited", "pull_request.converted_to_draft",
     "pull_request.ready_for_review",
@@ -110,9 +107,6 @@ async def pull_request_closed(event: Event, services: Services) -> None:
         await siblings.close_superseded(services, github, row, await _config(services, site))
     elif pull.head.repo is None or pull.head.repo.full_name.lower() == row.repository.lower():
         await siblings.delete_branch(github, row)
-
-
-# ---- Red CI and conflicts -----------------------------------------------------------------------------------------
 
 
 async def _failing_head(
@@ -198,9 +192,6 @@ async def base_branch_moved(event: Event, services: Services) -> None:
         pull = await github.get_pull_request(row.installation_id, owner, repo, row.number)
         if pull.mergeable is False and pull.state == OPEN:
             await _conflicted(event, services, payload.repository, payload.installation, row, seq=row.number)
-
-
-# ---- The agent-run check's buttons --------------------------------------------------------------------------------
 
 
 async def _button_pull_request(services: Services, payload: CheckRunEvent) -> int | None:

@@ -140,8 +140,6 @@ class Deliverer:
                 return
         await self._open(run, result, config, trigger)
 
-    # ---- A new pull request -------------------------------------------------------------------------------------
-
     async def _open(self, run: Run, result: RunResult, config: RepoConfig, trigger: Trigger | None) -> None:
         github = self.services.require_github()
         where = _Where.of(run)
@@ -293,8 +291,6 @@ class Deliverer:
             where = _Where.of(run)
             await self._try("update a sibling's body", github.update_pull_request(
                 where.installation_id, where.owner, where.repo, row.number, body=texts.body(run, result, parts)))
-
-    # ---- A follow-up on a Kickoff pull request ------------------------------------------------------------------
 
     async def _followup_pushed(self, run: Run, result: RunResult, target: PullRequest) -> None:
         github = self.services.require_github()

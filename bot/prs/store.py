@@ -44,8 +44,6 @@ class PullRequestStore:
         self.store = store
         self.clock = clock
 
-    # ---- Reading ------------------------------------------------------------------------------------------------
-
     async def for_run(self, run_id: int) -> PullRequest | None:
         async with self.store.sessions() as session:
             return await session.scalar(select(PullRequest).where(PullRequest.run_id == run_id))
@@ -92,18 +90,6 @@ class PullRequestStore:
             )
             return list(rows)
 
-    async def open_kickoff_count(self, repository: str) -> int:
-        """Kickoff pull requests awaiting review in a repository (and those being opened right now)."""
-        async with self.store.sessions() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(PullRequest).where(
-                    PullRequest.repository == repository,
-                    PullRequest.state.in_((OPEN, OPENING)),
-                    PullRequest.run_id.is_not(None),
-                )
-            )
-        return int(count or 0)
-
     async def active_runs_on(self, repository: str, number: int) -> int:
         """Runs queued or on a runner that work on pull request `number` (follow-ups and fixes)."""
         async with self.store.sessions() as session:
@@ -125,8 +111,6 @@ class PullRequestStore:
                 )
             )
         return int(count or 0)
-
-    # ---- Opening ------------------------------------------------------------------------------------------------
 
     async def reserve(self, run: Run, *, head_ref: str, base_ref: str) -> tuple[PullRequest, bool]:
         """The run's row, and whether this caller may open the pull request (False: another did or does)."""
@@ -183,8 +167,6 @@ class PullRequestStore:
                 .execution_options(synchronize_session=False)
             )
 
-    # ---- Following GitHub ---------------------------------------------------------------------------------------
-
     async def track(
         self, repository: str, number: int, *, state: str | None = None, head_sha: str | None = None,
         draft: bool | None = None, title: str | None = None,
@@ -236,8 +218,6 @@ class PullRequestStore:
                 .execution_options(synchronize_session=False)
             )
         return _rowcount(result) == 1
-
-    # ---- Delivering succeeded runs ------------------------------------------------------------------------------
 
     async def undelivered(self, limit: int = 50) -> list[Run]:
         """Succeeded runs whose pull request (or follow-up comment) is not out yet, oldest first."""

@@ -145,9 +145,6 @@ def research_comment(run: Run, result: RunResult, number: int, path: str) -> str
     return messages.with_marker(text, messages.PR_MARKER.format(run=run.id))
 
 
-# ---- The agent-run check ------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class CheckText:
     conclusion: str

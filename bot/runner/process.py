@@ -97,8 +97,6 @@ def _pump(pipe: IO[bytes], sinks: Sequence[TailBuffer]) -> None:
 
 
 
-# ---- The process tree -----------------------------------------------------------------------------------------------
-
 _libc: ctypes.CDLL | None = None
 _reaper_lock = threading.Lock()
 _reaper_users = 0

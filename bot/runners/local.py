@@ -323,8 +323,6 @@ class LocalRunner:
             if runner.run_id in self._runners:  # cancelled before it ever ran
                 self._detach(runner)
 
-    # ---- Plumbing -----------------------------------------------------------------------------------------------
-
     def _environment(self, spec: RunSpec, secrets: Mapping[str, str]) -> dict[str, str]:
         env = {name: value for name in PASS_ENV if (value := os.environ.get(name)) is not None}
         for name in spec.agent.env:

@@ -71,8 +71,6 @@ class RemoteRunner(abc.ABC):
         self._jobs: dict[int, _Job] = {}
         self._on_exit: ExitHandler | None = None
 
-    # ---- What a platform implements ----------------------------------------------------------------------------
-
     @abc.abstractmethod
     async def _launch(self, spec: RunSpec, secrets: Mapping[str, str], deadline: float) -> str:
         """Create the job; its ref. Raises `RunnerError` with a message users may read."""
@@ -95,8 +93,6 @@ class RemoteRunner(abc.ABC):
 
     async def _close(self) -> None:  # noqa: B027 - optional: most platforms hold no client of their own
         """Release clients; called by `aclose`."""
-
-    # ---- RunnerBackend -----------------------------------------------------------------------------------------
 
     def bind(self, on_exit: ExitHandler) -> None:
         self._on_exit = on_exit
@@ -182,8 +178,6 @@ class RemoteRunner(abc.ABC):
                 continue
             removed.append(ref)
         return removed
-
-    # ---- The watchdog ------------------------------------------------------------------------------------------
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()

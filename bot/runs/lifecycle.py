@@ -57,10 +57,6 @@ def is_final(state: str) -> bool:
     return state in RunState.FINAL
 
 
-def is_active(state: str) -> bool:
-    return state in RunState.ACTIVE
-
-
 def can_transition(from_state: str, to_state: str) -> bool:
     return to_state in ALLOWED.get(from_state, frozenset())
 

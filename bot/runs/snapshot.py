@@ -50,9 +50,6 @@ class SnapshotError(Exception):
     """A stored snapshot that does not match its hash or cannot be read."""
 
 
-# ---- The snapshot --------------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class FrozenComment:
     id: int
@@ -220,9 +217,6 @@ def _build(
     )
 
 
-# ---- Who may be read -----------------------------------------------------------------------------------------------
-
-
 @dataclass
 class Trust:
     """Whether a person's text may reach the agent: they could start this task themselves. One lookup per person."""
@@ -257,9 +251,6 @@ class Trust:
                 held = "none"
             self._known[key] = permission_at_least(held, self.required)
         return self._known[key]
-
-
-# ---- What the prompt quotes ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,6 @@ class RunStore:
         self.store = store
         self.clock = clock
 
-    # ---- Reading ------------------------------------------------------------------------------------------------
-
     async def get(self, run_id: int) -> Run | None:
         async with self.store.sessions() as session:
             return await session.get(Run, run_id)
@@ -188,8 +186,6 @@ class RunStore:
                 select(RunTransition).where(RunTransition.run_id == run_id).order_by(RunTransition.id)
             )
             return list(rows)
-
-    # ---- State changes ------------------------------------------------------------------------------------------
 
     async def transition(
         self,

@@ -21,11 +21,6 @@ PROTOCOL_VERBS = sorted(
 )
 
 
-def test_the_fake_is_typed_as_the_protocol() -> None:
-    gh: GitHubAPI = FakeGitHub()  # mypy checks this structurally (tests/fake_github.py does it under --strict)
-    assert gh is not None
-
-
 def parameters(owner: type, verb: str) -> list[str]:
     """Parameter names of a method, or of its first overload (a Protocol's overloads have no implementation)."""
     probe: Callable[..., Any] = getattr(owner, verb)
