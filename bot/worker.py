@@ -31,7 +31,7 @@ from bot.prs.opening import Deliverer
 from bot.queue.service import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.routing import Router
-from bot.runs.scheduler import Scheduler, build_scheduler, wait_any
+from bot.runs.scheduler import Scheduler, build_scheduler
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,18 @@ class Loop:
 
     name: str
     run: Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Until `event` or `stop` is set, or `seconds` have passed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            waiters = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
 
 class RunLoops:

@@ -118,7 +118,7 @@ class Scheduler:
                 await self.step()
                 if passed is not None:
                     passed.set()
-                await wait_any(wake, stop, self.tick)
+                await _wait_any(wake, stop, self.tick)
         finally:
             await self.aclose()
             log.info("scheduler stopped")
@@ -171,8 +171,7 @@ class Scheduler:
         return await load_config(self.services, self.services.require_github(), site)
 
 
-async def wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
-    """Until `event` or `stop` is set, or `seconds` have passed."""
+async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             waiters = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
