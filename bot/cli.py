@@ -82,7 +82,7 @@ def serve(
         application = create_app(settings, run_worker=not no_worker)
     except SettingsError as exc:
         raise _fail(str(exc)) from None
-    _run(lambda: preflight(settings))
+    _run(lambda: preflight(settings, worker=not no_worker))
     _configure_logging(settings)
     # proxy_headers off: the client address stays the socket's peer, never what X-Forwarded-For claims.
     config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
@@ -124,9 +124,10 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            # Redelivery asks GitHub's own deliveries API: only with the App's credentials (the gateway is built
-            # from them, or is None).
-            await build_worker(services, root_router(settings.plugins), redeliver=services.github is not None).run(stop)
+            # Built before any loop starts, so a refusal (the local sandbox) is one line. Redelivery asks GitHub's
+            # own deliveries API: only with the App's credentials (the gateway is built from them, or is None).
+            loops = build_worker(services, root_router(settings.plugins), redeliver=services.github is not None)
+            await loops.run(stop)
         finally:
             await _close(services)
 

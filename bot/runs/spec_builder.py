@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from bot import messages
-from bot.config import RepoConfig, TaskSpec
+from bot.config import OperatorPolicy, RepoConfig, TaskSpec
 from bot.events import AppInfo, PullRequestRef
 from bot.github import GitHubError, NotFound
 from bot.prs import followups
@@ -92,6 +92,7 @@ class SpecBuilder:
         self.services = services
         self.runs = runs
         self._clone_url = clone_url
+        self._policy = OperatorPolicy.from_settings(services.settings)
         self._pass: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
         self._identity: CommitIdentity | None = None
 
@@ -139,7 +140,10 @@ class SpecBuilder:
             checkout="branch" if checkout == "branch" else "base",
             task=run.task,
             issue_number=run.issue_number,
-            agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (), env=agent.env,
+            # The names were checked against KICKOFF_AGENT_ENV when the config loaded; checked again here, where
+            # they become what every backend's runner program copies into the agent's environment.
+            agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (),
+                               env=tuple(name for name in agent.env if self._policy.allows_env(name)),
                                model=agent.model, network=agent.network),
             prompt=prompt + await self._followup_context(run, config),
             output=task.output,

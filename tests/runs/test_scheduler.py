@@ -17,7 +17,7 @@ from bot.config import ConfigError, ConfigProblem, RepoConfig
 from bot.github import GitHubUnavailable, NotFound
 from bot.runners.base import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
-from bot.runs.scheduler import Scheduler
+from bot.runs.scheduler import Scheduler, SchedulerSettings, build_scheduler
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.runs.spec_builder import branch_name, clone_url_for
 from bot.services import Services
@@ -334,3 +334,25 @@ def test_clone_urls(api: str, expected: str) -> None:
 def test_branch_names_are_sanitised() -> None:
     assert branch_name(12, "Fix It!", "../../evil agent", 7) == "kickoff/12-fix-it-evil-agent-7"
     assert branch_name(3, "fix", "ünïcode", 9) == "kickoff/3-fix-unicode-9"
+
+
+async def test_a_repository_cannot_reach_a_backend_the_operator_did_not_enable(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The attack: `runner: local` in a repository on a server whose operator enabled only github-actions (the
+    config check bypassed, e.g. a run planned before the operator narrowed the list). No local backend exists in that
+    scheduler at all, so nothing can start a local process: the run fails and says what the server offers."""
+    async with world(sqlite_url, tmp_path, PUBLIC_URL="https://kickoff.example.com",
+                     KICKOFF_RUNNER="github-actions") as w:
+        offered = build_scheduler(w.services, SchedulerSettings.model_validate({})).backends
+        assert set(offered) == {"github-actions"}
+        scheduler = w.scheduler(*offered.values())
+        w.default_config = repo_config({"ok": []}).model_copy(update={"runner": "local"})
+        _, (run,) = await w.add_trigger(["ok"])
+        await scheduler.step()
+        failed = await w.runs.require(run.id)
+        assert failed.state == RunState.FAILED
+        assert failed.reason == messages.RUN_RUNNER_UNAVAILABLE.format(runner="local", available="github-actions")
+        assert failed.runner is None
+        assert not w.github.run_tokens  # no token was ever minted for it
+        await scheduler.aclose()
