@@ -10,12 +10,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from bot import messages
 from bot.config import OperatorPolicy, RepoConfig, TaskSpec
-from bot.events import AppInfo, PullRequestRef
-from bot.github import GitHubError, NotFound
+from bot.github import GitHubError, NotFound, PullRequestInfo
 from bot.prs import followups
 from bot.runs.snapshot import IssueText, Snapshot, SnapshotError, Trust, issue_text
 from bot.runs.spec import AgentCommand, CommitIdentity, RunSpec
@@ -116,7 +115,7 @@ class SpecBuilder:
                 raise Unstartable(messages.RUN_START_FAILED.format(
                     error="the pull request's branch is in a fork, where Kickoff cannot push"))
             target = await followups.target_for(
-                self.services, run.repository, run.pr_number, head_ref=pull.head.ref, base_ref=pull.base.ref,
+                self.services, run.repository, run.pr_number, head_ref=pull.head_ref, base_ref=pull.base_ref,
                 current=run.branch, new_branch=branch_name(run.issue_number, run.task, run.agent, run.id),
             )
             branch, base, checkout = target.branch, target.base, target.checkout
@@ -169,7 +168,7 @@ class SpecBuilder:
                       min_permission=config.permissions.min_permission,
                       allow_users=frozenset(user.lower() for user in config.permissions.allow_users))
         context = await followups.prompt_context(github, run.installation_id, run.repository, run.pr_number,
-                                                 pull.head.sha, trust=trust)
+                                                 pull.head_sha, trust=trust)
         return f"\n\n{context}" if context else ""
 
     async def _once(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
@@ -199,12 +198,10 @@ class SpecBuilder:
         text = await issue_text(github, trust, run.issue_number, snapshot, stored[1] if stored else None)
         return _Context(trigger, text)
 
-    async def _pull_request(self, run: Run) -> PullRequestRef:
-        owner, _, name = run.repository.partition("/")
-        return await self.services.require_github().request(
-            run.installation_id, "GET", f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/pulls/{run.pr_number}",
-            model=PullRequestRef,
-        )
+    async def _pull_request(self, run: Run) -> PullRequestInfo:
+        assert run.pr_number is not None  # only follow-ups ask
+        repo = self.services.require_github().for_repo(run.installation_id, run.repository)
+        return await repo.get_pull_request(run.pr_number)
 
     async def _default_branch(self, run: Run) -> str:
         owner, _, name = run.repository.partition("/")
@@ -217,16 +214,15 @@ class SpecBuilder:
             return self._identity
         github = self.services.require_github()
         try:
-            app = await github.request(None, "GET", "/app", model=AppInfo)
+            app = await github.get_app()
         except GitHubError as exc:
             log.warning("could not learn the App's slug, committing as kickoff[bot]: %s", exc)
             return CommitIdentity(name="kickoff[bot]", email="kickoff[bot]@users.noreply.github.com")
-        login = f"{app.slug}[bot]"
+        login = app.bot_login
         email = f"{login}@users.noreply.github.com"
         try:
-            user = await github.request(installation_id, "GET", f"/users/{quote(login, safe='')}", model=AppInfo)
-            if user.id is not None:
-                email = f"{user.id}+{login}@users.noreply.github.com"
+            user = await github.get_user(installation_id, login)
+            email = f"{user.id}+{login}@users.noreply.github.com"
         except NotFound:
             pass
         except GitHubError as exc:
