@@ -70,7 +70,7 @@ def serve(
     port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 3000,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="HTTP only; run `kickoff worker` apart.")] = False,
 ) -> None:
-    """Serve the webhook endpoint, the dashboard and (unless --no-worker) the dispatcher."""
+    """Serve the webhook endpoint, the dashboard and (unless --no-worker) the worker's loops."""
     import uvicorn
 
     from bot.web import create_app, preflight
@@ -109,15 +109,14 @@ def _freeze_heap() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the dispatcher and the run scheduler, against the same database as `kickoff serve --no-worker`."""
+    """Run the worker (dispatcher, scheduler, pull requests, tracking comments, queue sweep, redelivery) against the
+    same database as `kickoff serve --no-worker`."""
     settings = _settings()
     _configure_logging(settings)
 
     async def main() -> None:
-        from bot.dispatcher import Dispatcher
         from bot.handlers import root_router
-        from bot.queue.sweeper import build_sweeper
-        from bot.runs.scheduler import build_scheduler
+        from bot.worker import build_worker
 
         services = await _services(settings)
         stop = asyncio.Event()
@@ -125,15 +124,19 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            scheduler = build_scheduler(services)  # refuses (one line) before any loop starts
-            await asyncio.gather(
-                Dispatcher(services, root_router(settings.plugins)).run(stop), scheduler.run(stop),
-                build_sweeper(services).run(stop),
-            )
+            # Built before any loop starts, so a refusal (the local sandbox) is one line. Redelivery asks GitHub's
+            # own deliveries API: only with the App's credentials (the gateway is built from them, or is None).
+            loops = build_worker(services, root_router(settings.plugins), redeliver=services.github is not None)
+            await loops.run(stop)
         finally:
             await _close(services)
 
-    _run(main)
+    from bot.worker import LoopFailed
+
+    try:
+        _run(main)
+    except LoopFailed as exc:
+        raise _fail(str(exc), code=1) from None
 
 
 @app.command()

@@ -62,6 +62,8 @@ class Services:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Set whenever runs are planned, finish, or capacity frees, so the scheduler looks again at once.
     runs_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set whenever a run reaches `succeeded`, so the pull-request opener opens its pull request at once.
+    runs_succeeded: asyncio.Event = field(default_factory=asyncio.Event)
     # Webhook requests in flight in this process (the ingress counts them; the dispatcher defers to them).
     ingress: IngressLoad = field(default_factory=IngressLoad)
     # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).

@@ -14,21 +14,19 @@ from fastapi.responses import JSONResponse
 
 from bot import __version__, dashboard, ingress, messages, metrics
 from bot.dashboard.auth import bound_to_loopback
-from bot.dispatcher import Dispatcher
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
-from bot.queue.sweeper import build_sweeper
-from bot.redelivery import redeliver_periodically
 from bot.routing import Router
 from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
-from bot.runs.scheduler import SchedulerSettings, build_scheduler
+from bot.runs.scheduler import SchedulerSettings
 from bot.services import Services
 from bot.settings import Settings, SettingsError
 from bot.store.db import Store
 from bot.store.inbox import Inbox, InboxWriter
 from bot.store.models import DeliveryStatus
+from bot.worker import LoopFailed, build_worker
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +106,13 @@ def create_app(
         app.state.inbox_writer = writer
         app.state.webhook_secret = webhook_secret
         stop = asyncio.Event()
-        worker: asyncio.Task[None] | None = None
-        scheduling: asyncio.Task[None] | None = None
+        working: asyncio.Task[None] | None = None
         if run_worker:
-            dispatcher = Dispatcher(services, router or root_router(settings.plugins))
-            app.state.dispatcher = dispatcher
-            worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
-            app.state.scheduler = build_scheduler(services)
-            scheduling = asyncio.create_task(app.state.scheduler.run(stop), name="scheduler")
-        sweeping: asyncio.Task[None] | None = None
-        if run_worker:
-            sweeping = asyncio.create_task(build_sweeper(services).run(stop), name="queue-sweep")
-        redelivering: asyncio.Task[None] | None = None
-        if run_worker and gateway is not None and settings.redeliver_seconds > 0:
-            redelivering = asyncio.create_task(
-                redeliver_periodically(services, stop, settings.redeliver_seconds), name="redelivery"
-            )
+            # Redelivery asks GitHub's own deliveries API: only with the App's gateway, never a stand-in.
+            worker = build_worker(services, router or root_router(settings.plugins), redeliver=gateway is not None)
+            app.state.dispatcher = worker.dispatcher
+            app.state.scheduler = worker.runs.scheduler if worker.runs is not None else None
+            working = asyncio.create_task(worker.run(stop), name="worker")
         try:
             yield
         finally:
@@ -131,10 +120,9 @@ def create_app(
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
-            for task in (worker, scheduling, redelivering, sweeping):
-                if task is not None:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            if working is not None:
+                with contextlib.suppress(asyncio.CancelledError, LoopFailed):  # a dead loop was logged as it died
+                    await working
             await writer.stop()
             if gateway is not None:
                 await gateway.aclose()

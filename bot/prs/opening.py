@@ -1,7 +1,9 @@
 """Delivering succeeded runs: Kickoff (not the runner) opens one pull request per run, with the App's token.
 
-`Deliverer.process()` runs after every scheduler pass. It takes each succeeded run not yet delivered (one worker
-wins each, see `bot.prs.store`) and:
+`Deliverer.process()` is the worker's pull-request loop (bot.worker): it runs whenever a run reaches `succeeded`
+(`services.runs_succeeded`) and at every tick. The run itself is the durable record (`succeeded` with progress
+`finished`), so a run that succeeded before a crash is delivered after the restart. It takes each succeeded run not
+yet delivered (one worker wins each, see `bot.prs.store`) and:
 
 - a new run (or a follow-up on a person's pull request): reserves its `pull_requests` row, opens the pull request
   (adopting the one GitHub says already exists), then labels it, requests a review, creates the `agent-run` check,

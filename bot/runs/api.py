@@ -81,7 +81,7 @@ async def run_report(run_id: int, request: Request) -> dict[str, Any]:
     """Apply a runner's report to its run; answers the run's state."""
     body = await _read_body(request)
     services: Services = request.app.state.services
-    runs = RunStore(services.store, clock=services.clock)
+    runs = RunStore(services.store, clock=services.clock, succeeded=services.runs_succeeded)
     run = _authenticate(request, await runs.get(run_id) if 1 <= run_id <= _MAX_RUN_ID else None)
     report = _parse(body, run_id)
     state = await _apply(runs, run, report)

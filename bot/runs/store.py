@@ -7,6 +7,7 @@ in the same statement (and, on PostgreSQL, under an advisory lock), so several s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,9 +70,14 @@ def _reason(reason: str | None) -> str | None:
 class RunStore:
     """The runs table for the scheduler, the report endpoint, the verbs and the tracking comment."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], datetime] = utcnow, succeeded: asyncio.Event | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        # Set when this store moves a run to `succeeded`: the pull-request opener's wake-up (bot.worker). The
+        # durable record is the run itself (`succeeded` with progress `finished`), so a lost wake-up costs a tick.
+        self.succeeded = succeeded
 
     async def get(self, run_id: int) -> Run | None:
         async with self.store.sessions() as session:
@@ -213,6 +219,8 @@ class RunStore:
             return False
         if is_final(to):
             forget_run_secrets(run_id)
+        if to == RunState.SUCCEEDED and self.succeeded is not None:
+            self.succeeded.set()
         return True
 
     async def move(
@@ -243,6 +251,8 @@ class RunStore:
                 continue
             if is_final(to):
                 forget_run_secrets(run_id)  # its token and report secret are dead: stop redacting them
+            if to == RunState.SUCCEEDED and self.succeeded is not None:
+                self.succeeded.set()
             return True
         raise InvalidTransition(None, to)  # the run kept changing under us; should not happen
 

@@ -103,7 +103,7 @@ def render_tracking(trigger: Trigger, runs: Sequence[Run]) -> str:
 
 
 class Tracker:
-    """Keeps tracking comments in step with their runs; `refresh()` after every scheduler pass."""
+    """Keeps tracking comments in step with their runs; the worker's tracking loop (bot.worker) calls `refresh()`."""
 
     def __init__(
         self,

@@ -29,13 +29,18 @@ TOKEN = "dashboard-token-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def kickoff(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the `kickoff` command as a user does, with only the given settings."""
+def kickoff_env(**env: str) -> dict[str, str]:
+    """The environment of a `kickoff` command run as a user does: only the given settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KICKOFF_", "GITHUB_")) and k not in {
         "WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "DATABASE_URL", "DASHBOARD_TOKEN", "PUBLIC_URL"
     }}
+    return {**clean, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env}
+
+
+def kickoff(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the `kickoff` command as a user does, with only the given settings."""
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          check=False, env={**clean, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env})
+                          check=False, env=kickoff_env(**env))
 
 
 def on_store(database_url: str, action: Callable[[Store], Any]) -> Any:

@@ -4,6 +4,8 @@ once, those already in the inbox are skipped, and a second pass asks for nothing
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +22,7 @@ from bot.store.db import Store
 from bot.store.inbox import Inbox, NewDelivery
 from bot.store.models import utcnow
 from bot.web import create_app
-from tests.dashboard.conftest import kickoff, on_store
+from tests.dashboard.conftest import kickoff, kickoff_env, on_store
 from tests.fake_github import FakeGitHub
 from tests.support import ServerThread, make_settings
 
@@ -144,6 +146,38 @@ def test_serve_redelivers_at_start_up(
     with server:
         wait_for_inbox(database_url, {missed})
     assert [d.guid for d in sandbox.deliveries(creds.app_id) if d.redelivery] == [missed]
+
+
+@pytest.mark.slow
+def test_kickoff_worker_redelivers_too(
+    sandbox: Sandbox, github: str, creds: AppCredentials, database_url: str, tmp_path: Path
+) -> None:
+    """`kickoff worker` beside `kickoff serve --no-worker` runs the same worker as `serve`, redelivery included."""
+    settings = kickoff_settings(database_url, creds, github)
+    with ServerThread(create_app(settings, run_worker=False, router=Router())) as server:
+        sandbox.set_webhook(creds.app_id, server.url + "/api/github/webhooks")
+        sandbox.pause_webhooks(drop=True)  # the web process is down
+        sandbox.open_issue(OWNER, REPO, "Opened during the outage")
+        sandbox.wait_idle()
+        sandbox.resume_webhooks()
+        [missed] = [d.guid for d in sandbox.deliveries(creds.app_id) if d.event == "issues"]
+        env = kickoff_env(
+            DATABASE_URL=database_url, APP_ID=str(creds.app_id), PRIVATE_KEY=creds.private_key_pem,
+            WEBHOOK_SECRET=creds.webhook_secret or "", GITHUB_API_URL=github, KICKOFF_REDELIVER_SECONDS="3600",
+        )
+        with (tmp_path / "worker.log").open("w") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        try:
+            wait_for_inbox(database_url, {missed}, timeout=60)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    assert [d.guid for d in sandbox.deliveries(creds.app_id) if d.redelivery] == [missed]
+    log_text = (tmp_path / "worker.log").read_text()
+    assert worker.returncode == 0, log_text
+    assert "redelivery" in log_text.split("worker started: ", 1)[1].splitlines()[0]
+    assert "Traceback" not in log_text
 
 
 async def test_a_refused_or_exhausted_delivery_is_not_asked_for_again(sqlite_url: str) -> None:

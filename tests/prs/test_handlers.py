@@ -27,7 +27,7 @@ from tests.prs.support import (
     succeed,
     success,
 )
-from tests.runs.support import FULL_NAME, OWNER, REPO, FakeBackend, World, world
+from tests.runs.support import FULL_NAME, OWNER, REPO, FakeBackend, World, settle, world
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def test_a_follow_up_on_a_kickoff_pull_request_pushes_to_its_branch_and_sa
     run = await followup(w, 101)
     backend = FakeBackend()
     scheduler = w.scheduler(backend)
-    await scheduler.step()
+    await settle(scheduler)
     (spec,) = backend.started
     assert (spec.branch, spec.base_branch, spec.checkout) == (row.head_ref, "main", "branch")
     assert "Please handle None here." in spec.prompt
@@ -73,7 +73,7 @@ async def test_a_follow_up_on_a_kickoff_pull_request_pushes_to_its_branch_and_sa
     assert "test_load FAILED" in spec.prompt
     assert "ignored" not in spec.prompt
     await backend.end(run.id, success(run, branch=row.head_ref))
-    await scheduler.step()
+    await settle(scheduler)
     assert w.github.calls_to("open_pull_request") == []
     (done,) = [c for c in w.github.comments_on(OWNER, REPO, 101) if "pushed its changes" in c.body]
     assert "Fixed the crash" in done.body
@@ -88,11 +88,11 @@ async def test_a_follow_up_on_a_persons_pull_request_opens_one_into_its_branch(w
     run = await followup(w, 5)
     backend = FakeBackend()
     scheduler = w.scheduler(backend)
-    await scheduler.step()
+    await settle(scheduler)
     (spec,) = backend.started
     assert (spec.branch, spec.base_branch, spec.checkout) == (f"kickoff/5-fix-ok-{run.id}", "feature/x", "base")
     await backend.end(run.id, success(run, branch=spec.branch))
-    await scheduler.step()
+    await settle(scheduler)
     ((_, _, _, head, base, _title, body, _draft),) = w.github.calls_to("open_pull_request")
     assert (head, base) == (spec.branch, "feature/x")
     assert "Follow-up to #5" in body

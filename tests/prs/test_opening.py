@@ -16,7 +16,7 @@ from bot.prs.store import PullRequestStore
 from bot.runs.spec import ENV_RUN_SECRET
 from bot.store.models import RunState
 from tests.prs.support import LEAKED_KEY, config, deliverer, succeed, success, texts_written
-from tests.runs.support import ISSUE, OWNER, REPO, FakeBackend, World, world
+from tests.runs.support import ISSUE, OWNER, REPO, FakeBackend, World, settle, world
 
 
 @pytest.fixture
@@ -31,10 +31,10 @@ async def test_a_succeeded_run_opens_its_pull_request_with_everything(w: World) 
     trigger, (run,) = await w.add_trigger(["ok"])
     backend = FakeBackend()
     scheduler = w.scheduler(backend)
-    await scheduler.step()
+    await settle(scheduler)
     (spec,) = backend.started
     await backend.end(run.id, success(run, branch=spec.branch, summary="Fixed it. Token was ghs_abcdefghijklmnop123"))
-    await scheduler.step()
+    await settle(scheduler)
 
     stored = await w.runs.require(run.id)
     assert (stored.state, stored.pr_number, stored.progress) == (RunState.SUCCEEDED, 101, "delivered")
@@ -172,9 +172,9 @@ async def test_github_refusing_the_pull_request_fails_the_run_with_its_reason(w:
     ))
     backend = FakeBackend()
     scheduler = w.scheduler(backend)
-    await scheduler.step()
+    await settle(scheduler)
     await backend.end(run.id, success(run))
-    await scheduler.step()
+    await settle(scheduler)
     failed = await w.runs.require(run.id)
     assert failed.state == RunState.FAILED
     assert failed.reason is not None
@@ -205,13 +205,13 @@ async def test_a_fan_out_of_ten_edits_the_tracking_comment_a_few_times_and_links
     trigger, runs = await w.add_trigger(list(names))
     backend = FakeBackend()
     scheduler = w.scheduler(backend)
-    await scheduler.step()
+    await settle(scheduler)
     assert len(backend.started) == 10
     by_id = {run.id: run for run in runs}
     for spec in backend.started:  # the start order is not the runs' order: each result names its own run's branch
         await backend.end(spec.run_id, success(by_id[spec.run_id], branch=spec.branch))
-    await scheduler.step()
-    await scheduler.step()
+    await settle(scheduler)
+    await settle(scheduler)
     assert trigger.tracking_comment_id is not None
     edits = [c for c in w.github.calls_to("edit_comment") if c[3] == trigger.tracking_comment_id]
     assert 1 <= len(edits) <= 4

@@ -25,6 +25,7 @@ from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
 from bot.web import create_app
+from bot.worker import RunLoops, Worker
 from tests.fake_github import FakeGitHub
 from tests.support import ServerThread, make_settings
 
@@ -229,11 +230,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
         await asyncio.sleep(0.02)
 
 
+async def settle(scheduler: Scheduler) -> list[int]:
+    """One pass of the worker's run loops around `scheduler`: schedule, open pull requests, edit tracking comments;
+    the ids of the runs started."""
+    return await RunLoops(scheduler.services, scheduler).settle()
+
+
 @asynccontextmanager
 async def running(scheduler: Scheduler) -> AsyncIterator[asyncio.Event]:
-    """The scheduler's loop in the background; stopped (runners detached) on exit."""
+    """The worker's run loops (scheduler, pull requests, tracking) in the background; stopped (runners detached) on
+    exit."""
     stop = asyncio.Event()
-    task = asyncio.create_task(scheduler.run(stop))
+    task = asyncio.create_task(Worker(RunLoops(scheduler.services, scheduler).loops()).run(stop))
     try:
         yield stop
     finally:

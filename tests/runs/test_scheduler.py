@@ -17,13 +17,14 @@ from bot.config import ConfigError, ConfigProblem, RepoConfig
 from bot.github import GitHubUnavailable, GitHubUser, NotFound
 from bot.runners.base import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
-from bot.runs.scheduler import Scheduler, SchedulerSettings, branch_name, build_scheduler, clone_url_for
+from bot.runs.scheduler import Scheduler, SchedulerSettings, build_scheduler
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
+from bot.runs.spec_builder import branch_name, clone_url_for
 from bot.services import Services
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import PullRequest, Run, RunState, utcnow
-from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, world
+from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world
 from tests.support import make_settings
 
 
@@ -86,7 +87,7 @@ async def test_review_capacity_holds_runs_waiting_and_says_why(w: World) -> None
     trigger, runs = await w.add_trigger(["ok", "two"])
     backend = FakeBackend()
     scheduler = w.scheduler(backend)
-    assert await scheduler.step() == []
+    assert await settle(scheduler) == []
     reason = messages.RUN_WAITING_FOR_REVIEW.format(open=2, limit=2)
     for run in runs:
         waiting = await w.runs.require(run.id)
@@ -96,10 +97,10 @@ async def test_review_capacity_holds_runs_waiting_and_says_why(w: World) -> None
     assert "waiting" in body
     assert "2 of 2 Kickoff pull requests await review" in body
     edits = len(w.github.calls_to("edit_comment"))
-    assert await scheduler.step() == []
+    assert await settle(scheduler) == []
     assert len(w.github.calls_to("edit_comment")) == edits  # nothing changed, nothing edited
     w.open_prs[FULL_NAME] = 1  # a PR was merged
-    assert await scheduler.step() == [run.id for run in runs]
+    assert await settle(scheduler) == [run.id for run in runs]
     assert [t.to_state for t in await w.runs.transitions(runs[0].id)] == [
         RunState.QUEUED, RunState.WAITING, RunState.STARTING
     ]

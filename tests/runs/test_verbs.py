@@ -18,7 +18,7 @@ from tests.handlers.harness import ISSUE as HARNESS_ISSUE
 from tests.handlers.harness import OWNER as HARNESS_OWNER
 from tests.handlers.harness import REPO as HARNESS_REPO
 from tests.handlers.harness import harness, issue_comment, labeled
-from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, world
+from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world
 
 
 @pytest.fixture
@@ -133,13 +133,13 @@ async def test_the_verbs_through_the_dispatcher(database_url: str) -> None:
         (run,) = await h.runs()
         backend = FakeBackend()
         scheduler = Scheduler(h.services, {"local": backend}, tracking_interval=0)  # the real config lookup
-        assert await scheduler.step() == [run.id]
+        assert await settle(scheduler) == [run.id]
         assert backend.started[0].base_branch == "master"
         await h.deliver("issue_comment", issue_comment("/agent status"))
         assert "Agent runs on this issue (1):" in h.bot_comments()[-1].body
         await h.deliver("issue_comment", issue_comment("/agent cancel"))
         assert h.bot_comments()[-1].body.startswith(f"Cancelled run {run.id} (claude).")
-        await scheduler.step()
+        await settle(scheduler)
         assert backend.cancelled == [run.id]
         tracking = h.bot_comments()[0].body
         assert "🚫 cancelled" in tracking

@@ -1,0 +1,235 @@
+"""Following runners: starting a claimed run on its backend, settling it when its runner exits, stopping the runners
+of runs that ended elsewhere, and at start-up recovering the runs a previous process left on a runner.
+
+A run's token (one repository, contents:write) is minted when it starts and revoked when its runner exits. At
+start-up a run on a runner of this host is re-attached when the runner still lives, finished from what it left
+behind, or failed as "runner lost".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Final
+
+from bot import messages
+from bot.config import ConfigError, RepoConfig
+from bot.github import GitHubError, InstallationToken
+from bot.logs import forget_run_secrets, register_secret
+from bot.runners.base import RunnerBackend, RunnerError, RunnerExit
+from bot.runners.watchdog import RemoteRunner
+from bot.runs.lifecycle import is_final
+from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
+from bot.runs.spec_builder import Unstartable
+from bot.runs.store import RunStore
+from bot.services import Services
+from bot.store.models import Run, RunState
+
+log = logging.getLogger(__name__)
+
+ConfigLookup = Callable[[int, str], Awaitable[RepoConfig]]
+SpecFor = Callable[[Run, RepoConfig], Awaitable[RunSpec]]
+
+SHUTDOWN_GRACE: Final = 5.0
+RUN_TOKEN_PERMISSIONS: Final = {"contents": "write"}
+# A claimed run still without a runner after this long was being started by a process that died.
+LOST_AFTER: Final = timedelta(minutes=2)
+
+
+def describe(exc: BaseException) -> str:
+    """A start failure as users may read it: our own messages, never a raw exception's text."""
+    if isinstance(exc, Unstartable):
+        return str(exc)
+    if isinstance(exc, GitHubError | RunnerError):
+        return messages.RUN_START_FAILED.format(error=str(exc))
+    if isinstance(exc, ConfigError):
+        return messages.RUN_CONFIG_INVALID.format(problems="; ".join(exc.messages()[:3]))
+    return messages.RUN_START_FAILED.format(error=f"internal error ({type(exc).__name__}); see Kickoff's log")
+
+
+class RunnerFollower:
+    """Holds what this process knows of its live runners: their tokens, repositories and timeouts."""
+
+    def __init__(
+        self,
+        services: Services,
+        runs: RunStore,
+        backends: Mapping[str, RunnerBackend],
+        *,
+        spec_for: SpecFor,
+        config_for: ConfigLookup,
+        run_deadline: Callable[[int], float],
+    ) -> None:
+        self.services = services
+        self.runs = runs
+        self.backends = backends
+        self._spec_for = spec_for
+        self._config_for = config_for
+        self._run_deadline = run_deadline
+        self._tokens: dict[int, InstallationToken] = {}
+        self._repo_of: dict[int, str] = {}
+        self._timeouts: dict[int, int] = {}
+        self._stopping: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        for backend in self.backends.values():
+            backend.bind(self.on_exit)
+
+    async def aclose(self) -> None:
+        """Let runners being stopped finish stopping (briefly), then stop watching the rest."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for backend in self.backends.values():
+            await backend.aclose()
+
+    async def start(self, run: Run, config: RepoConfig, backend: RunnerBackend, secret: str) -> None:
+        """Start a claimed run: its spec, its token, its runner; a failure ends the run `failed`, saying why."""
+        token: InstallationToken | None = None
+        try:
+            spec = await self._spec_for(run, config)
+            # Written before any runner exists, so a report always finds the branch it must name.
+            await self.runs.update(run.id, branch=spec.branch, base_branch=spec.base_branch)
+            github = self.services.require_github()
+            token = await github.mint_run_token(run.installation_id, run.repository.partition("/")[2],
+                                                RUN_TOKEN_PERMISSIONS)
+            register_secret(token.token, run_id=run.id)
+            self._tokens[run.id] = token
+            self._repo_of[run.id] = run.repository
+            self._timeouts[run.id] = spec.timeout_seconds
+            ref = await backend.start(
+                spec, {ENV_GIT_TOKEN: token.token, ENV_RUN_SECRET: secret},
+                deadline=self._run_deadline(spec.timeout_seconds),
+            )
+            await self.runs.update(run.id, runner_ref=ref)
+        except Exception as exc:
+            reason = describe(exc)
+            if not isinstance(exc, Unstartable | GitHubError | RunnerError | ConfigError):
+                log.exception("run %s could not start", run.id)
+            else:
+                log.warning("run %s could not start: %s", run.id, reason)
+            self._tokens.pop(run.id, None)
+            self._repo_of.pop(run.id, None)
+            self._timeouts.pop(run.id, None)
+            await self.runs.move(run.id, RunState.FAILED, reason)
+            if token is not None:
+                await self._revoke(token)
+            self.services.runs_changed.set()
+
+    async def reconcile(self) -> dict[str, int]:
+        """Stop runners whose run ended elsewhere; count the runners still alive for ended runs, per repository."""
+        live = {run_id: backend for backend in self.backends.values() for run_id in backend.running()}
+        if not live:
+            return {}
+        states = await self.runs.states(list(live))
+        lingering: dict[str, int] = defaultdict(int)
+        for run_id, backend in live.items():
+            state, progress = states.get(run_id, (None, None))
+            if state is not None and not is_final(state):
+                continue
+            lingering[self._repo_of.get(run_id, "")] += 1
+            # A runner that reported its result exits by itself; any other runner of an ended run is stopped.
+            if progress not in ("finished", "delivering", "delivered") and run_id not in self._stopping:
+                self._stopping.add(run_id)
+                self._spawn(self._stop(backend, run_id), f"stop-run-{run_id}")
+        return lingering
+
+    async def _stop(self, backend: RunnerBackend, run_id: int) -> None:
+        try:
+            log.info("run %s ended; stopping its runner", run_id)
+            await backend.cancel(run_id)
+        finally:
+            self._stopping.discard(run_id)
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        async def wrapped() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", name)
+
+        task = asyncio.create_task(wrapped(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def on_exit(self, exit_: RunnerExit) -> None:
+        """A runner ended: settle its run if its report did not, and give back its token."""
+        token = self._tokens.pop(exit_.run_id, None)
+        self._repo_of.pop(exit_.run_id, None)
+        timeout = self._timeouts.pop(exit_.run_id, None)
+        try:
+            run = await self.runs.get(exit_.run_id)
+            if run is None or is_final(run.state):
+                return
+            if exit_.cancelled:
+                await self.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
+            elif exit_.timed_out:
+                minutes = max(1, round((timeout or 0) / 60))
+                await self.runs.move(run.id, RunState.TIMED_OUT, messages.RUN_TIMED_OUT.format(minutes=minutes))
+            elif exit_.result is not None:
+                await self.runs.finish(run.id, exit_.result)
+            elif exit_.exit_code is None:
+                await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_EXITED_UNKNOWN)
+            else:
+                await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_EXITED.format(code=exit_.exit_code))
+            if exit_.exit_code not in (0, None) and exit_.log_tail:
+                log.warning("run %s: the runner's last output:\n%s", run.id, exit_.log_tail[-1500:])
+        finally:
+            forget_run_secrets(exit_.run_id)  # it may have ended elsewhere; its runner is gone now
+            if token is not None:
+                await self._revoke(token)
+            self.services.runs_changed.set()
+
+    async def _revoke(self, token: InstallationToken) -> None:
+        if self.services.github is None:
+            return
+        try:
+            await self.services.github.revoke_token(token)
+        except GitHubError as exc:
+            log.info("could not revoke a run token (it expires within the hour): %s", exc)
+
+    async def recover(self) -> None:
+        """Settle the runs a previous process left on a runner of this host: re-attach, collect, or fail."""
+        now = self.services.clock()
+        for name, backend in self.backends.items():
+            for run in await self.runs.held_by(name):
+                if run.id in backend.running():
+                    continue
+                ref = run.runner_ref
+                if ref is None:
+                    if now - run.updated_at > LOST_AFTER:
+                        await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
+                    continue
+                if not backend.owns(ref):
+                    continue  # another host's runner: that host's worker recovers it
+                config = await self._config_or_default(run)
+                elapsed = (now - (run.started_at or run.created_at)).total_seconds()
+                deadline = max(1.0, self._run_deadline(config.limits.run_timeout_minutes * 60) - elapsed)
+                if await backend.follow(run.id, ref, deadline=deadline):
+                    self._repo_of[run.id] = run.repository
+                    self._timeouts[run.id] = config.limits.run_timeout_minutes * 60
+                    continue
+                result = await backend.collect(run.id, ref)
+                if result is not None:
+                    await self.runs.finish(run.id, result)
+                else:
+                    await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
+                log.info("run %s: its runner was gone after a restart (%s)", run.id,
+                         "result collected" if result else "runner lost")
+                await backend.cleanup(run.id, ref)
+            if isinstance(backend, RemoteRunner):  # its jobs that no run holds any more are deleted
+                await backend.sweep({run.id for run in await self.runs.held_by(name)})
+        self.services.runs_changed.set()
+
+    async def _config_or_default(self, run: Run) -> RepoConfig:
+        try:
+            return await self._config_for(run.installation_id, run.repository)
+        except (ConfigError, GitHubError):
+            return RepoConfig()

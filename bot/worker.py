@@ -1,0 +1,186 @@
+"""The worker: Kickoff's background loops, run by `kickoff serve` (from its lifespan) and by `kickoff worker`.
+
+Peer loops, each woken by an event on `Services` and by a periodic tick (the tick catches what other processes
+did: a report taken by a `kickoff serve --no-worker`, a run planned by another worker):
+
+- `dispatcher`: inbox deliveries to their handlers (`services.wakeup`; bot.dispatcher);
+- `scheduler`: claims and starts queued runs, follows their runners (`services.runs_changed`; bot.runs.scheduler);
+- `pull-requests`: opens the pull request of each succeeded run (`services.runs_succeeded`; bot.prs.opening). The
+  run itself is the durable record that its pull request is due (`succeeded`, progress `finished`), so a run that
+  succeeded just before a crash gets its pull request after the restart;
+- `tracking`: edits the tracking comments whose runs changed (`services.runs_changed`, after every scheduling
+  pass, and when a coalesced edit falls due; bot.runs.tracking);
+- `queue-sweep`: repairs missed review-queue webhooks and times out checks (bot.queue.service);
+- `redelivery`: asks GitHub again for deliveries that never reached Kickoff (`KICKOFF_REDELIVER_SECONDS`, 0 = off;
+  only with the App's own credentials; bot.redelivery).
+
+Supervised: every loop catches its own per-pass failures; a loop that dies anyway is logged and stops the worker
+(the others are told to stop and finish what they are doing), and `Worker.run` raises `LoopFailed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bot.dispatcher import Dispatcher
+from bot.prs.opening import Deliverer
+from bot.queue.sweeper import build_sweeper
+from bot.redelivery import redeliver_periodically
+from bot.routing import Router
+from bot.runs.scheduler import Scheduler, build_scheduler
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class LoopFailed(RuntimeError):
+    """A loop of the worker died; the worker stopped. The traceback is in the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """One of the worker's loops: `run(stop)` returns once `stop` is set (or when it has nothing to do)."""
+
+    name: str
+    run: Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Until `event` or `stop` is set, or `seconds` have passed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            waiters = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+
+class RunLoops:
+    """The loops around runs, sharing one scheduler (its run store, its config cache, its tracker)."""
+
+    def __init__(self, services: Services, scheduler: Scheduler) -> None:
+        self.services = services
+        self.scheduler = scheduler
+        self.tracker = scheduler.tracker
+        self.opener = Deliverer(services, scheduler.runs, config_for=scheduler.config)
+        # `services.runs_changed` has two consumers; each gets its own copy, so neither clears the other's.
+        self._schedule_due = asyncio.Event()
+        self._tracking_due = asyncio.Event()
+
+    def loops(self) -> list[Loop]:
+        return [
+            Loop("runs-changed", self._fan_out),
+            Loop("scheduler", lambda stop: self.scheduler.run(stop, self._schedule_due, self._tracking_due)),
+            Loop("pull-requests", self._open_pull_requests),
+            Loop("tracking", self._track),
+        ]
+
+    async def settle(self) -> list[int]:
+        """One pass of each loop, in order: schedule, open pull requests, edit tracking comments; the ids of the
+        runs started. For tests and one-shot tools; the loops do this continuously."""
+        started = await self.scheduler.step()
+        await self.open_pull_requests()
+        await self.track()
+        return started
+
+    async def open_pull_requests(self) -> int:
+        """Open the pull requests that are due; how many runs were delivered."""
+        try:
+            return await self.opener.process()
+        except Exception:
+            log.exception("opening pull requests failed; trying again at the next tick")
+            return 0
+
+    async def track(self) -> None:
+        try:
+            await self.tracker.refresh()
+        except Exception:
+            log.exception("updating tracking comments failed")
+
+    async def _fan_out(self, stop: asyncio.Event) -> None:
+        changed = self.services.runs_changed
+        while not stop.is_set():
+            await wait_any(changed, stop, 3600)
+            if changed.is_set():
+                changed.clear()
+                self._schedule_due.set()
+                self._tracking_due.set()
+
+    async def _open_pull_requests(self, stop: asyncio.Event) -> None:
+        succeeded = self.services.runs_succeeded
+        while not stop.is_set():
+            succeeded.clear()
+            await self.open_pull_requests()
+            await wait_any(succeeded, stop, self.scheduler.tick)
+
+    async def _track(self, stop: asyncio.Event) -> None:
+        due = self._tracking_due
+        while not stop.is_set():
+            due.clear()
+            await self.track()
+            timeout = self.scheduler.tick
+            pending = self.tracker.due_in()
+            if pending is not None:
+                timeout = min(timeout, max(pending, 0.01))
+            await wait_any(due, stop, timeout)
+
+
+class Worker:
+    """Runs its loops side by side until stopped, or until one of them dies."""
+
+    def __init__(self, loops: Sequence[Loop], *, runs: RunLoops | None = None,
+                 dispatcher: Dispatcher | None = None) -> None:
+        self.loops = list(loops)
+        self.runs = runs
+        self.dispatcher = dispatcher
+
+    @property
+    def names(self) -> list[str]:
+        return [loop.name for loop in self.loops]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every loop until `stop` is set; raises `LoopFailed` once all stopped if one of them died."""
+        halt = asyncio.Event()  # `stop`, or a loop died
+        died: list[str] = []
+
+        async def supervised(loop: Loop) -> None:
+            try:
+                await loop.run(halt)
+            except Exception:
+                log.exception("the worker's %s loop died; stopping the worker", loop.name)
+                died.append(loop.name)
+                halt.set()
+
+        async def relay() -> None:
+            await stop.wait()
+            halt.set()
+
+        watcher = asyncio.create_task(relay(), name="worker-stop")
+        log.info("worker started: %s", ", ".join(self.names))
+        try:
+            await asyncio.gather(*(asyncio.create_task(supervised(loop), name=loop.name) for loop in self.loops))
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if died:
+            raise LoopFailed(f"the worker stopped: its {', '.join(died)} loop died (see the log above)")
+        log.info("worker stopped")
+
+
+def build_worker(services: Services, router: Router, *, redeliver: bool) -> Worker:
+    """The worker of `kickoff serve` and `kickoff worker`. `redeliver`: GitHub is the App's own gateway (not a
+    stand-in), so its deliveries can be asked for again, every `KICKOFF_REDELIVER_SECONDS` (0 = never)."""
+    dispatcher = Dispatcher(services, router)
+    runs = RunLoops(services, build_scheduler(services))
+    loops = [Loop("dispatcher", dispatcher.run), *runs.loops(), Loop("queue-sweep", build_sweeper(services).run)]
+    every = services.settings.redeliver_seconds
+    if redeliver and every > 0:
+        loops.append(Loop("redelivery", lambda stop: redeliver_periodically(services, stop, every)))
+    return Worker(loops, runs=runs, dispatcher=dispatcher)
