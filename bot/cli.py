@@ -82,7 +82,7 @@ def serve(
         application = create_app(settings, run_worker=not no_worker)
     except SettingsError as exc:
         raise _fail(str(exc)) from None
-    _run(lambda: preflight(settings))
+    _run(lambda: preflight(settings, worker=not no_worker))
     _configure_logging(settings)
     # proxy_headers off: the client address stays the socket's peer, never what X-Forwarded-For claims.
     config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
@@ -125,8 +125,9 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            scheduler = build_scheduler(services)  # refuses (one line) before any loop starts
             await asyncio.gather(
-                Dispatcher(services, root_router(settings.plugins)).run(stop), build_scheduler(services).run(stop),
+                Dispatcher(services, root_router(settings.plugins)).run(stop), scheduler.run(stop),
                 build_sweeper(services).run(stop),
             )
         finally:

@@ -20,9 +20,10 @@ from bot.handlers import root_router
 from bot.queue.sweeper import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.routing import Router
+from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
-from bot.runs.scheduler import build_scheduler
+from bot.runs.scheduler import SchedulerSettings, build_scheduler
 from bot.services import Services
 from bot.settings import Settings, SettingsError
 from bot.store.db import Store
@@ -54,10 +55,21 @@ async def open_store(settings: Settings) -> Store:
     return store
 
 
-async def preflight(settings: Settings) -> None:
-    """Check before serving that the database opens and is migrated, so a failure is one clear line."""
+async def preflight(settings: Settings, *, worker: bool = True) -> None:
+    """Check before serving that the database opens and is migrated, and (when this process runs local agents)
+    that their sandbox works, so a failure is one clear line."""
     store = await open_store(settings)
     await store.close()
+    if worker:
+        await asyncio.to_thread(check_local_sandbox, settings)
+
+
+def check_local_sandbox(settings: Settings) -> None:
+    """When this server runs local agents, their sandbox must work here: `SettingsError` in one line otherwise."""
+    if "local" in settings.enabled_runners:
+        local = SchedulerSettings()
+        if not local.unsafe_no_sandbox:  # the opt-out is announced once, when the scheduler is built
+            check_sandbox(local.bwrap)
 
 
 def build_gateway(settings: Settings) -> GitHubGateway | None:

@@ -22,14 +22,12 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import ConfigError, RepoConfig
 from bot.config.model import Queue as QueueConfig
-from bot.events import Label
 from bot.github import GitHubAPI, NotFound, PermissionDenied, PullRequestInfo, ValidationFailed
 from bot.github.models import Permission
 from bot.queue.effects import QueueWriter, Updated
@@ -379,8 +377,7 @@ class QueueService:
         return row
 
     async def _labels(self, github: GitHubAPI, key: QueueKey, number: int) -> frozenset[str]:
-        path = f"/repos/{quote(key.owner, safe='')}/{quote(key.repo, safe='')}/issues/{number}/labels"
-        return frozenset([label.name async for label in github.paginate(key.installation_id, path, model=Label)])
+        return frozenset(await github.list_labels(key.installation_id, key.owner, key.repo, number))
 
     async def _changed_files(self, github: GitHubAPI, key: QueueKey, entry: Entry, outcome: Outcome) -> frozenset[str]:
         cache_key = (key.repository, entry.head_sha)
