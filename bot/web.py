@@ -12,60 +12,30 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot import __version__, dashboard, ingress, messages, metrics
+from bot import __version__, dashboard, ingress, messages, metrics, root
 from bot.dashboard.auth import bound_to_loopback
 from bot.dispatcher import Dispatcher
-from bot.github import GitHubAPI, GitHubGateway
-from bot.handlers import root_router
+from bot.github import GitHubAPI
 from bot.queue.service import build_sweeper
 from bot.redelivery import redeliver_periodically
+from bot.root import open_store
 from bot.routing import Router
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
 from bot.runs.scheduler import build_scheduler
 from bot.services import Services
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings
 from bot.store.db import Store
-from bot.store.inbox import Inbox, InboxWriter
+from bot.store.inbox import InboxWriter
 from bot.store.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(SettingsError):
-    """The service cannot start; the message says why and what to do."""
-
-
-async def open_store(settings: Settings) -> Store:
-    """Open the database; the embedded SQLite default migrates itself, PostgreSQL must be upgraded explicitly."""
-    store = Store(settings.database_url)
-    try:
-        if store.is_sqlite:
-            await store.migrate()
-        elif not await store.is_current():
-            raise StartupError("the database schema is not current: run `kickoff db upgrade` first")
-    except StartupError:
-        await store.close()
-        raise
-    except Exception as exc:
-        await store.close()
-        where = settings.database_url.split("@")[-1]
-        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {exc}") from None
-    return store
 
 
 async def preflight(settings: Settings) -> None:
     """Check before serving that the database opens and is migrated, so a failure is one clear line."""
     store = await open_store(settings)
     await store.close()
-
-
-def build_gateway(settings: Settings) -> GitHubGateway | None:
-    """The real gateway when the App's credentials are set; without them Kickoff can only receive and store."""
-    if settings.app_id is None and settings.private_key is None and settings.private_key_path is None:
-        log.warning("APP_ID and PRIVATE_KEY are not set: deliveries are stored but nothing can reach GitHub")
-        return None
-    return GitHubGateway.from_settings(settings)
 
 
 def create_app(
@@ -82,13 +52,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: ingress.KickoffApp) -> AsyncIterator[None]:
-        store = await open_store(settings)
-        inbox = Inbox(store)
-        gateway = build_gateway(settings) if github is None else None
-        services = Services(
-            settings=settings, store=store, inbox=inbox, github=github or gateway, metrics=app.state.metrics
-        )
-        writer = InboxWriter(inbox)
+        async with (
+            root.running(settings, github=github, metrics=app.state.metrics) as services,
+            _serving(app, services, real_gateway=github is None and services.github is not None),
+        ):
+            yield
+
+    @asynccontextmanager
+    async def _serving(app: ingress.KickoffApp, services: Services, *, real_gateway: bool) -> AsyncIterator[None]:
+        writer = InboxWriter(services.inbox)
         writer.start()
         warn_about_open_surfaces(settings)
         reaper = asyncio.create_task(app.webhook_ingress.guard.run(), name="webhook-read-deadlines")
@@ -99,7 +71,7 @@ def create_app(
         worker: asyncio.Task[None] | None = None
         scheduling: asyncio.Task[None] | None = None
         if run_worker:
-            dispatcher = Dispatcher(services, router or root_router(settings.plugins))
+            dispatcher = Dispatcher(services, router or root.router(settings))
             app.state.dispatcher = dispatcher
             worker = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
             app.state.scheduler = build_scheduler(services)
@@ -108,7 +80,7 @@ def create_app(
         if run_worker:
             sweeping = asyncio.create_task(build_sweeper(services).run(stop), name="queue-sweep")
         redelivering: asyncio.Task[None] | None = None
-        if run_worker and gateway is not None and settings.redeliver_seconds > 0:
+        if run_worker and real_gateway and settings.redeliver_seconds > 0:
             redelivering = asyncio.create_task(
                 redeliver_periodically(services, stop, settings.redeliver_seconds), name="redelivery"
             )
@@ -124,9 +96,6 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await writer.stop()
-            if gateway is not None:
-                await gateway.aclose()
-            await store.close()
 
     app = ingress.KickoffApp(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()

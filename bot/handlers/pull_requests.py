@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from bot import messages
 from bot.commands import Command
-from bot.config import ConfigError, RepoConfig
+from bot.config import RepoConfig
 from bot.events import (
     CheckApp,
     CheckRunEvent,
@@ -28,15 +28,15 @@ from bot.events import (
     StatusEvent,
 )
 from bot.events import Repository as RepositoryModel
-from bot.handlers import triggers
-from bot.handlers.verbs import CommandContext
+from bot.handlers import run_commands
 from bot.permissions import Sender, Verdict
 from bot.prs import fixes, siblings
 from bot.prs.store import CLOSED, MERGED, OPEN, PullRequestStore
-from bot.routing import Event, Router
-from bot.runs import verbs as run_verbs
+from bot.routing import CommandContext, Event, Router
+from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import PullRequest
+from bot.triggers import Site, post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -44,8 +44,8 @@ router = Router()
 FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
 FAILED_STATUSES = frozenset({"failure", "error"})
 BUTTONS = {
-    messages.AGENT_CHECK_RETRY[2]: (run_verbs.retry_runs, messages.AGENT_CHECK_RETRY[0]),
-    messages.AGENT_CHECK_CANCEL[2]: (run_verbs.cancel_runs, messages.AGENT_CHECK_CANCEL[0]),
+    messages.AGENT_CHECK_RETRY[2]: (run_commands.retry_runs, messages.AGENT_CHECK_RETRY[0]),
+    messages.AGENT_CHECK_CANCEL[2]: (run_commands.cancel_runs, messages.AGENT_CHECK_CANCEL[0]),
 }
 EXTERNAL_ID_PREFIX = "kickoff-run:"
 
@@ -58,18 +58,14 @@ def _own_app(services: Services, app: CheckApp | None) -> bool:
     return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
 
 
-async def _config(services: Services, site: triggers.Site) -> RepoConfig:
+async def _config(services: Services, site: Site) -> RepoConfig:
     """The repository's config; its defaults when the file is broken (these events answer no person)."""
-    try:
-        return await triggers.load_config(services, services.require_github(), site)
-    except ConfigError as exc:
-        log.info("config of %s is broken, using the defaults: %s", site.repository, "; ".join(exc.messages()[:3]))
-        return RepoConfig()
+    return await services.configs.load_or_defaults(site.installation_id, site.repository)
 
 
 def _site(event: Event, repository: RepositoryModel, installation: InstallationRef | None,
-          number: int) -> triggers.Site | None:
-    return triggers.site_of(event, repository, installation, number, is_pull_request=True)
+          number: int) -> Site | None:
+    return site_of(event, repository, installation, number, is_pull_request=True)
 
 
 # ---- Pull request state -------------------------------------------------------------------------------------------
@@ -211,8 +207,6 @@ async def _button_pull_request(services: Services, payload: CheckRunEvent) -> in
         row = await _pulls(services).for_run(run_id)
         if row is not None and row.number > 0:
             return row.number
-        from bot.runs.store import RunStore
-
         run = await RunStore(services.store).get(run_id)
         if run is not None and run.pr_number is not None and run.repository == payload.repository.full_name:
             return run.pr_number
@@ -236,22 +230,20 @@ async def agent_check_button(event: Event, services: Services) -> None:
     site = _site(event, payload.repository, payload.installation, number)
     if site is None:
         return
-    github = services.require_github()
     sender = Sender(payload.sender.login, payload.sender.type)
-    config = await triggers.config_for(services, github, event, site, sender)
+    config = await services.triggers.config_for(event, site, sender)
     if config is None:
         return
     verb = action.identifier
     handler, label = BUTTONS[verb]
-    decision = await triggers.gate(services, github, site, config, sender, verb)
+    decision = await services.triggers.gate(site, config, sender, verb)
     if decision.verdict is Verdict.IGNORE:
         return
     if not decision.allowed:
-        await triggers.post_reply(github, event, site,
-                                  triggers.refusal(decision, sender, messages.PR_WHAT_BUTTON.format(label=label)))
+        await post_reply(services.require_github(), event, site,
+                         refusal(decision, sender, messages.PR_WHAT_BUTTON.format(label=label)))
         return
     await handler(CommandContext(
         services=services, event=event, command=Command(verb=verb, line=1, source=f"/agent {verb}"), config=config,
-        installation_id=site.installation_id, owner=site.owner, repo=site.repo, issue_number=number,
-        is_pull_request=True, sender=sender.login, sender_permission=decision.held or "none", comment_id=None, seq=0,
+        site=site, sender=sender.login, sender_permission=decision.held or "none", comment_id=None, seq=0,
     ))

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from bot import messages
 from bot.config import RepoConfig
 from bot.github import GitHubAPI
-from bot.handlers.triggers import Site, start_trigger
 from bot.prs.store import OPEN, PullRequestStore
 from bot.routing import Event
 from bot.runs.planning import find_trigger
 from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import PullRequest
+from bot.triggers import Site
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ async def consider_fix(
         return False
     trigger = await RunStore(services.store).trigger(row.trigger_id) if row.trigger_id is not None else None
     sender = trigger.sender if trigger is not None else "kickoff"
-    await start_trigger(
-        services, github, event, site, seq=seq, source="fix", task=FIX_TASK, agents=agents, attempts=1,
+    await services.triggers.start(
+        event, site, seq=seq, source="fix", task=FIX_TASK, agents=agents, attempts=1,
         sender=sender, instructions=failure.instructions,
         reason=messages.FIX_STARTED.format(attempt=attempt, limit=limit, why=failure.why),
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import messages
 from bot.commands import PRIORITIES, Priority
-from bot.config import ConfigError, RepoConfig
+from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.events import Label
 from bot.github import (
@@ -65,6 +64,7 @@ from bot.queue.model import (
 )
 from bot.queue.store import CLOSED, MERGED, OPEN, Memory, QueueKey, QueueStore, as_reason, is_kickoff, memory_of
 from bot.queue.texts import Reason, State
+from bot.runs.planning import TriggerRequest, plan_trigger
 from bot.services import Services
 from bot.store.models import PullRequest
 
@@ -283,7 +283,7 @@ def buttons_for(state: State) -> tuple[CheckRunAction, ...]:
 
 
 class QueueService:
-    """Reconciles queues for one process (one per `Services`: see `queue_service`)."""
+    """Reconciles queues for one process (`Services.queue`, built by the composition root)."""
 
     def __init__(
         self,
@@ -345,14 +345,7 @@ class QueueService:
         if self._config_for is not None:
             found: RepoConfig = await self._config_for(key)
             return found
-        from bot.handlers.triggers import Site, load_config
-
-        site = Site(key.installation_id, key.owner, key.repo, 0, True, None)
-        try:
-            return await load_config(self.services, self.services.require_github(), site)
-        except ConfigError as exc:
-            log.warning("config of %s is broken (%s); the queue uses the defaults", key.repository, exc.messages())
-            return RepoConfig()
+        return await self.services.configs.load_or_defaults(key.installation_id, key.repository)
 
     # ---- One reconcile --------------------------------------------------------------------------------------------
 
@@ -770,8 +763,6 @@ class QueueService:
     ) -> bool:
         """A follow-up `fix` run on the pull request that merges the base and resolves the conflicts (planned once
         per head and base: the trigger is keyed by them)."""
-        from bot.runs.planning import TriggerRequest, plan_trigger
-
         task = config.task("fix")
         if task is None or not task.agents:
             log.warning("%s#%s conflicts, but there is no `fix` task to rebase it", key.repository, row.number)
@@ -825,25 +816,12 @@ def _queued_label(labels: frozenset[str]) -> bool:
     return QUEUE_LABEL in {label.lower() for label in labels}
 
 
-_SERVICES: dict[int, QueueService] = {}
-
-
-def queue_service(services: Services) -> QueueService:
-    """The queue service of this `Services` (it goes away with it, so tests never share locks or caches)."""
-    key = id(services)
-    found = _SERVICES.get(key)
-    if found is None:
-        found = _SERVICES[key] = QueueService(services)
-        weakref.finalize(services, _SERVICES.pop, key, None)
-    return found
-
-
 class QueueSweeper:
     """The periodic sweep of `kickoff serve` and `kickoff worker`: repairs missed webhooks, times out checks."""
 
     def __init__(self, services: Services, *, interval: float | None = None) -> None:
         self.services = services
-        self.service = queue_service(services)
+        self.service = services.queue
         self.interval = interval if interval is not None else self.service.settings.sweep_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -876,6 +854,5 @@ __all__ = [
     "ci_of",
     "classify_push",
     "latest_reviews",
-    "queue_service",
     "review_of",
 ]

@@ -177,7 +177,7 @@ class Scheduler:
         self.deliverer = Deliverer(services, self.runs, config_for=self._config)  # succeeded runs → pull requests
         self.tick = tick
         self.config_ttl = config_ttl
-        self._config_for = config_for or self._load_config
+        self._config_for = config_for or services.configs.load
         self._open_prs = open_prs or self.runs.open_kickoff_prs
         self._clone_url = clone_url or (lambda repo: clone_url_for(services.settings.github_api_url, repo))
         self._run_deadline = run_deadline or (lambda timeout: timeout + timeout_margin)
@@ -360,13 +360,6 @@ class Scheduler:
         config = await self._config_for(installation_id, repo)
         self._configs[repo] = (now + self.config_ttl, config)
         return config
-
-    async def _load_config(self, installation_id: int, repo: str) -> RepoConfig:
-        from bot.handlers.triggers import Site, load_config
-
-        owner, _, name = repo.partition("/")
-        site = Site(installation_id, owner, name, 0, is_pull_request=False, default_branch=None)
-        return await load_config(self.services, self.services.require_github(), site)
 
     async def _reconcile(self) -> dict[str, int]:
         """Stop runners whose run ended elsewhere; count the runners still alive for ended runs, per repository."""

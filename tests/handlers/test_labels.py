@@ -233,7 +233,7 @@ async def test_a_crash_after_posting_the_tracking_comment_does_not_post_a_second
             raise crashes.pop()
         return await real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("bot.handlers.triggers.set_tracking_comment", crash_once)
+    monkeypatch.setattr("bot.triggers.service.set_tracking_comment", crash_once)
 
     row = await h.deliver("issues", labeled("agent:fix"))
 

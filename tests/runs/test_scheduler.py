@@ -15,13 +15,12 @@ from sqlalchemy import update
 from bot import messages
 from bot.config import ConfigError, ConfigProblem, RepoConfig
 from bot.github import GitHubUnavailable, NotFound
+from bot.root import compose
 from bot.runners.base import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
 from bot.runs.scheduler import Scheduler, branch_name, clone_url_for
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
-from bot.services import Services
 from bot.store.db import Store
-from bot.store.inbox import Inbox
 from bot.store.models import PullRequest, Run, RunState, utcnow
 from tests.fake_github import FakeGitHub
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, world
@@ -306,8 +305,7 @@ async def test_two_schedulers_start_each_run_once_within_the_limit(w: World, dat
     w.default_config = repo_config(names, max_parallel_runs=10)
     _, runs = await w.add_trigger(names)
     other_store = Store(database_url)
-    other = Services(settings=make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), store=other_store,
-                     inbox=Inbox(other_store), github=FakeGitHub())
+    other = compose(make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), other_store, github=FakeGitHub())
     try:
         mine, theirs = FakeBackend(), FakeBackend()
         second = Scheduler(other, {"local": theirs}, config_for=w.config_for, open_prs=w.open_prs_for)
