@@ -1,6 +1,6 @@
 """The composition root: the one place a process's objects are built and wired, the same for `kickoff serve` (the
-FastAPI lifespan in bot.web), the CLI's commands and the tests: the store, the gateway, the repo-config service,
-the queue and the triggers services (on `Services`), and the routers of events and of `/agent` verbs."""
+FastAPI lifespan in bot.web), the CLI's commands and the tests: the store, the gateway, the stores, the repo-config
+service, the queue and the triggers services (on `Services`), and the routers of events and of `/agent` verbs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from bot.config import OperatorPolicy
 from bot.config.service import RepoConfigs
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
+from bot.prs.store import PullRequestStore
 from bot.queue.service import QueueService
 from bot.routing import Router
+from bot.runs.store import RunStore
 from bot.services import Services
 from bot.settings import Settings, SettingsError
 from bot.store.db import Store
@@ -67,9 +69,12 @@ def compose(
     clock: Callable[[], datetime] = utcnow,
     metrics: Metrics | None = None,
 ) -> Services:
-    """`Services` with its services built on it: the one config loader and cache, the queue, the triggers."""
+    """`Services` with its stores and services built on it: runs and pull requests, the one config loader and
+    cache, the queue, the triggers."""
     services = Services(settings=settings, store=store, inbox=Inbox(store), github=github, clock=clock,
                         metrics=metrics)
+    services.runs = RunStore(store, clock=clock)
+    services.pulls = PullRequestStore(store, clock=clock)
     services.configs = RepoConfigs(services.require_github, OperatorPolicy.from_settings(settings))
     services.queue = QueueService(services)
     services.triggers = Triggers(services)

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from bot.config.service import RepoConfigs
     from bot.github import GitHubAPI
     from bot.metrics import Metrics
+    from bot.prs.store import PullRequestStore
     from bot.queue.service import QueueService
+    from bot.runs.store import RunStore
     from bot.triggers import Triggers
 
 
@@ -71,7 +73,9 @@ class Services:
     ingress: IngressLoad = field(default_factory=IngressLoad)
     # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).
     metrics: Metrics | None = None
-    # The services, built on these by `bot.root.compose` (they hold this object, so they come after it).
+    # The stores and services, built on these by `bot.root.compose` (some hold this object, so all come after it).
+    runs: RunStore = field(init=False, repr=False)
+    pulls: PullRequestStore = field(init=False, repr=False)
     configs: RepoConfigs = field(init=False, repr=False)
     triggers: Triggers = field(init=False, repr=False)
     queue: QueueService = field(init=False, repr=False)

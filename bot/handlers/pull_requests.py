@@ -31,9 +31,8 @@ from bot.events import Repository as RepositoryModel
 from bot.handlers import run_commands
 from bot.permissions import Sender, Verdict
 from bot.prs import fixes, siblings
-from bot.prs.store import CLOSED, MERGED, OPEN, PullRequestStore
+from bot.prs.store import CLOSED, MERGED, OPEN
 from bot.routing import CommandContext, Event, Router
-from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import PullRequest
 from bot.triggers import Site, post_reply, refusal, site_of
@@ -48,10 +47,6 @@ BUTTONS = {
     messages.AGENT_CHECK_CANCEL[2]: (run_commands.cancel_runs, messages.AGENT_CHECK_CANCEL[0]),
 }
 EXTERNAL_ID_PREFIX = "kickoff-run:"
-
-
-def _pulls(services: Services) -> PullRequestStore:
-    return PullRequestStore(services.store, clock=services.clock)
 
 
 def _own_app(services: Services, app: CheckApp | None) -> bool:
@@ -78,7 +73,7 @@ def _site(event: Event, repository: RepositoryModel, installation: InstallationR
 async def pull_request_changed(event: Event, services: Services) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
-    row = await _pulls(services).track(
+    row = await services.pulls.track(
         payload.repository.full_name, pull.number, state=OPEN if payload.action == "reopened" else None,
         head_sha=pull.head.sha, draft=bool(pull.draft), title=pull.title,
     )
@@ -93,7 +88,7 @@ async def pull_request_closed(event: Event, services: Services) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
     merged = bool(pull.merged)
-    row = await _pulls(services).track(payload.repository.full_name, pull.number, state=MERGED if merged else CLOSED,
+    row = await services.pulls.track(payload.repository.full_name, pull.number, state=MERGED if merged else CLOSED,
                                        head_sha=pull.head.sha)
     if row is None or row.run_id is None:
         return
@@ -115,7 +110,7 @@ async def _failing_head(
     event: Event, services: Services, repository: RepositoryModel, installation: InstallationRef | None, sha: str,
     numbers: Sequence[PullNumber], name: str,
 ) -> None:
-    pulls = _pulls(services)
+    pulls = services.pulls
     rows: list[PullRequest] = []
     for ref in numbers:
         row = await pulls.by_number(repository.full_name, ref.number)
@@ -185,7 +180,7 @@ async def base_branch_moved(event: Event, services: Services) -> None:
     if payload.deleted or not payload.ref.startswith("refs/heads/"):
         return
     branch = payload.ref.removeprefix("refs/heads/")
-    rows = await _pulls(services).open_on_base(payload.repository.full_name, branch)
+    rows = await services.pulls.open_on_base(payload.repository.full_name, branch)
     if not rows:
         return
     github = services.require_github()
@@ -204,10 +199,10 @@ async def _button_pull_request(services: Services, payload: CheckRunEvent) -> in
     external = payload.check_run.external_id or ""
     if external.startswith(EXTERNAL_ID_PREFIX) and external[len(EXTERNAL_ID_PREFIX):].isdigit():
         run_id = int(external[len(EXTERNAL_ID_PREFIX):])
-        row = await _pulls(services).for_run(run_id)
+        row = await services.pulls.for_run(run_id)
         if row is not None and row.number > 0:
             return row.number
-        run = await RunStore(services.store).get(run_id)
+        run = await services.runs.get(run_id)
         if run is not None and run.pr_number is not None and run.repository == payload.repository.full_name:
             return run.pr_number
     numbers = [pull.number for pull in payload.check_run.pull_requests]

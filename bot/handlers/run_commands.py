@@ -26,10 +26,6 @@ def _kind(ctx: CommandContext) -> str:
     return "pull request" if ctx.is_pull_request else "issue"
 
 
-def _store(ctx: CommandContext) -> RunStore:
-    return RunStore(ctx.services.store, clock=ctx.services.clock)
-
-
 def _names(runs: Sequence[Run]) -> str:
     return ", ".join(f"run {run.id} ({run.agent})" for run in runs)
 
@@ -52,7 +48,7 @@ async def _addressed_run(ctx: CommandContext, runs: RunStore, ref: str) -> Run |
 @commands.verb("cancel")
 async def cancel_runs(ctx: CommandContext) -> None:
     """`/agent cancel` (the latest request's runs), `/agent cancel all`, `/agent cancel <run>`."""
-    runs = _store(ctx)
+    runs = ctx.services.runs
     kind = _kind(ctx)
     if ctx.command.run is not None:
         run = await _addressed_run(ctx, runs, ctx.command.run)
@@ -84,7 +80,7 @@ async def cancel_runs(ctx: CommandContext) -> None:
 @commands.verb("retry")
 async def retry_runs(ctx: CommandContext) -> None:
     """`/agent retry` (each agent of the latest request whose last attempt failed), `/agent retry <run>`."""
-    runs = _store(ctx)
+    runs = ctx.services.runs
     reason = messages.RUN_RETRY_OF
     retried: list[tuple[Run, Run]] = []
     if ctx.command.run is not None:
@@ -123,7 +119,7 @@ async def retry_runs(ctx: CommandContext) -> None:
 @commands.verb("status")
 async def run_status(ctx: CommandContext) -> None:
     """`/agent status`: a table of the runs of this issue or pull request."""
-    found = await _store(ctx).runs_on_issue(ctx.repository, ctx.issue_number)
+    found = await ctx.services.runs.runs_on_issue(ctx.repository, ctx.issue_number)
     if not found:
         await _reply(ctx, messages.STATUS_EMPTY.format(kind=_kind(ctx)))
         return
