@@ -79,7 +79,7 @@ def serve(
         application = create_app(settings, run_worker=not no_worker)
     except SettingsError as exc:
         raise _fail(str(exc)) from None
-    _run(lambda: preflight(settings))
+    _run(lambda: preflight(settings, worker=not no_worker))
     _configure_logging(settings)
     # proxy_headers off: the client address stays the socket's peer, never what X-Forwarded-For claims.
     config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
@@ -121,8 +121,9 @@ def worker() -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            scheduler = build_scheduler(services)  # refuses (one line) before any loop starts
             await asyncio.gather(
-                Dispatcher(services, root.router(settings)).run(stop), build_scheduler(services).run(stop),
+                Dispatcher(services, root.router(settings)).run(stop), scheduler.run(stop),
                 build_sweeper(services).run(stop),
             )
 

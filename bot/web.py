@@ -20,9 +20,10 @@ from bot.queue.service import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.root import open_store
 from bot.routing import Router
+from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
-from bot.runs.scheduler import build_scheduler
+from bot.runs.scheduler import SchedulerSettings, build_scheduler
 from bot.services import Services
 from bot.settings import Settings
 from bot.store.db import Store
@@ -32,10 +33,21 @@ from bot.store.models import DeliveryStatus
 log = logging.getLogger(__name__)
 
 
-async def preflight(settings: Settings) -> None:
-    """Check before serving that the database opens and is migrated, so a failure is one clear line."""
+async def preflight(settings: Settings, *, worker: bool = True) -> None:
+    """Check before serving that the database opens and is migrated, and (when this process runs local agents)
+    that their sandbox works, so a failure is one clear line."""
     store = await open_store(settings)
     await store.close()
+    if worker:
+        await asyncio.to_thread(check_local_sandbox, settings)
+
+
+def check_local_sandbox(settings: Settings) -> None:
+    """When this server runs local agents, their sandbox must work here: `SettingsError` in one line otherwise."""
+    if "local" in settings.enabled_runners:
+        local = SchedulerSettings()
+        if not local.unsafe_no_sandbox:  # the opt-out is announced once, when the scheduler is built
+            check_sandbox(local.bwrap)
 
 
 def create_app(

@@ -60,6 +60,21 @@ def test_serve_refuses_to_start_with_one_clear_line(tmp_path: Path, env: dict[st
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
+def test_local_agents_without_their_sandbox_are_refused_at_start_up(tmp_path: Path, command: list[str]) -> None:
+    """No bubblewrap: `serve` and `worker` (which run local agents) refuse in one line that names the opt-out."""
+    database = f"sqlite:///{tmp_path / 'k.db'}"
+    assert run(["db", "upgrade"], tmp_path, DATABASE_URL=database).returncode == 0
+    result = run(command, tmp_path, WEBHOOK_SECRET="x", DATABASE_URL=database,
+                 KICKOFF_BWRAP=str(tmp_path / "no-bwrap"))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("kickoff: ")]
+    assert len(lines) == 1, result.stderr
+    assert "the local runner needs its agent sandbox" in lines[0]
+    assert "KICKOFF_UNSAFE_NO_SANDBOX=1" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.postgres
 def test_serve_on_unmigrated_postgresql_says_to_upgrade(tmp_path: Path) -> None:
     from tests.support import POSTGRES, postgres_database

@@ -341,7 +341,7 @@ async def kickoff_world(
     `env` adds process settings for Kickoff's parts that read the environment (scheduler, runners, queue);
     `settings` overrides `Settings` values (by their environment names).
     """
-    from bot.web import create_app  # imported late: it pulls in the whole service
+    from bot.web import check_local_sandbox, create_app  # imported late: it pulls in the whole service
 
     await asyncio.to_thread((root / "workspaces").mkdir, parents=True, exist_ok=True)
     sandbox = Sandbox(root / "github", retry_delays=(0.2, 0.5, 1.0, 2.0), fidelity=fidelity, strict=strict)
@@ -358,6 +358,7 @@ async def kickoff_world(
             }
             with scoped_env(process_env):
                 config = kickoff_settings(root, github_url, kickoff_url, creds, **(settings or {}))
+                await asyncio.to_thread(check_local_sandbox, config)  # one clear line, not a failed lifespan
                 app = create_app(config)
                 server = uvicorn.Server(uvicorn.Config(
                     app, lifespan="on", log_config=None, access_log=False, ws="none", timeout_graceful_shutdown=5,

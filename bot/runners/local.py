@@ -2,8 +2,13 @@
 
 Each runner gets a fresh directory (the spec file inside it, mode 0600), its own session and process group (so a
 cancel or a timeout stops the agent and everything it started), and an environment built from scratch: a few
-harmless variables, the agent's pass-through names, and the run's two secrets. Nothing of Kickoff's own settings
-(App key, webhook secret, database URL) reaches it, and no secret is written to a file or to argv.
+harmless variables, the agent's pass-through names (only those on the operator's `KICKOFF_AGENT_ENV`, checked again
+here where the values are copied), and the run's two secrets. Nothing of Kickoff's own settings (App key, webhook
+secret, database URL) reaches it, and no secret is written to a file or to argv.
+
+The runner shares Kickoff's user and machine, so its agent phase must run in the bubblewrap sandbox: every spec
+this backend writes says `sandbox: required`, and `check_sandbox` at start-up refuses the local backend where the
+sandbox does not work, unless the operator opted out with `KICKOFF_UNSAFE_NO_SANDBOX` (then `off`, said loudly).
 
 Exits are watched through a pidfd on the event loop, never by a blocking wait. The runner processes do not depend
 on Kickoff: when Kickoff stops it only stops watching, and its next start-up re-attaches to the runners still alive
@@ -29,12 +34,17 @@ from pathlib import Path
 from typing import Final
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 import bot
-from bot.config.model import FORBIDDEN_ENV, FORBIDDEN_ENV_PREFIXES
+from bot import messages
+from bot.config.model import DEFAULT_AGENT_ENV, is_kickoff_env
 from bot.logs import redact
+from bot.runner.sandbox import BWRAP_ENV, DEFAULT_BWRAP, probe_here
 from bot.runners.base import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
-from bot.runs.spec import RunResult, RunSpec
+from bot.runs.spec import RunResult, RunSpec, SandboxMode
+from bot.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +145,37 @@ def read_result(workspace: Path, run_id: int) -> RunResult | None:
     return result
 
 
+def check_sandbox(bwrap: str = DEFAULT_BWRAP, *, unsafe_no_sandbox: bool = False) -> SandboxMode:
+    """At start-up, before the local backend is offered: the sandbox mode its runs get.
+
+    `required` when bubblewrap builds a sandbox here; `off` when it does not and the operator set
+    `KICKOFF_UNSAFE_NO_SANDBOX` (logged as a warning on every start); otherwise `SettingsError` in one line.
+    """
+    if unsafe_no_sandbox:
+        log.warning(messages.SANDBOX_STARTUP_UNSAFE)
+        return "off"
+    result = probe_here(bwrap)
+    if not result.ok:
+        raise SettingsError(messages.SANDBOX_STARTUP_REFUSED.format(reason=result.reason))
+    return "required"
+
+
+def secret_paths(*, database_url: str, private_key_path: Path | None, cwd: Path | None = None) -> tuple[str, ...]:
+    """Kickoff's own files a local agent must never see, as absolute paths: `.env`, the SQLite database, the key."""
+    base = (cwd or Path.cwd()).resolve()
+    paths = [base / ".env"]
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        url = None
+    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = (base / str(url.database)).resolve()
+        paths += [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+    if private_key_path is not None:
+        paths.append((base / private_key_path).resolve())
+    return tuple(dict.fromkeys(str(path) for path in paths))
+
+
 def _log_tail(workspace: Path, secrets: Sequence[str]) -> str:
     try:
         with (workspace / LOG_FILE).open("rb") as file:
@@ -159,10 +200,18 @@ class LocalRunner:
         grace_seconds: float = 10.0,
         extra_env: Mapping[str, str] | None = None,
         host: str | None = None,
+        sandbox: SandboxMode = "required",
+        bwrap: str | None = None,
+        hide: Sequence[str] = (),
+        agent_env: frozenset[str] = DEFAULT_AGENT_ENV,
     ) -> None:
         if not command:
             raise ValueError("the runner command is empty")
         self.command = tuple(command)
+        self.sandbox: SandboxMode = sandbox
+        self.bwrap = bwrap
+        self.hide = tuple(hide)
+        self.agent_env = agent_env
         self.root = (workspace_root or Path(tempfile.gettempdir())).resolve()
         self.keep_workspaces = keep_workspaces
         self.grace_seconds = grace_seconds
@@ -187,6 +236,9 @@ class LocalRunner:
             raise ValueError(f"not runner secrets: {sorted(unknown)}")
         if spec.run_id in self._runners:
             raise RunnerError(f"run {spec.run_id} already has a runner here")
+        # The sandbox is this backend's decision, never the spec builder's: the runner shares Kickoff's machine.
+        spec = spec.model_copy(update={"sandbox": self.sandbox,
+                                       "sandbox_hide": tuple(dict.fromkeys((*spec.sandbox_hide, *self.hide)))})
         env = self._environment(spec, secrets)
         popen, workspace = await asyncio.to_thread(self._spawn, spec, env)
         loop = asyncio.get_running_loop()
@@ -276,11 +328,13 @@ class LocalRunner:
     def _environment(self, spec: RunSpec, secrets: Mapping[str, str]) -> dict[str, str]:
         env = {name: value for name in PASS_ENV if (value := os.environ.get(name)) is not None}
         for name in spec.agent.env:
-            upper = name.upper()
-            if upper in FORBIDDEN_ENV or upper.startswith(FORBIDDEN_ENV_PREFIXES):
+            if name not in self.agent_env or is_kickoff_env(name):
+                log.warning("run %s: not passing %s to the agent: it is not on KICKOFF_AGENT_ENV", spec.run_id, name)
                 continue
             if (value := os.environ.get(name)) is not None:
                 env[name] = value
+        if self.bwrap is not None:
+            env[BWRAP_ENV] = self.bwrap
         if self.command[1:3] == ("-m", "bot"):
             # The runner imports the very code this process runs, installed or not.
             env["PYTHONPATH"] = str(Path(bot.__file__).resolve().parent.parent)

@@ -1,9 +1,8 @@
 """Which runner backends this Kickoff server offers, built once at start-up from its settings.
 
-`local` is always there. `KICKOFF_RUNNER` names the default backend (a repository may ask for another with
-`runner:` in its config): when its settings are missing, start-up fails with one line naming them. The other remote
-backends are offered when their settings are complete, so a repository asking for one of them gets it, and a
-repository asking for one that is not configured fails its runs with a reason that says so.
+Exactly the operator's list, `KICKOFF_RUNNERS` (default: `KICKOFF_RUNNER` alone): a backend the operator did not
+enable is never built, so no repository config can reach it, whatever else is configured on the server. Every
+listed backend must be usable: when one's settings are missing, start-up fails with one line naming them.
 """
 
 from __future__ import annotations
@@ -126,20 +125,25 @@ BUILDERS: dict[str, Callable[[Services, RemoteRunnerSettings], RunnerBackend]] =
 
 
 def check_runner_settings(services: Services, settings: RemoteRunnerSettings) -> None:
-    """At start-up: the default runner (`KICKOFF_RUNNER`) must be usable; `SettingsError` names what is missing."""
-    runner = services.settings.runner
-    missing = settings.missing(runner, services)
-    if missing:
-        raise SettingsError(f"KICKOFF_RUNNER={runner} needs {', '.join(missing)} (see docs/runners.md, Backends)")
+    """At start-up: every enabled backend must be usable; `SettingsError` names what the first one lacks."""
+    for runner in services.settings.enabled_runners:
+        missing = settings.missing(runner, services)
+        if not missing:
+            continue
+        if services.settings.runners is None:
+            named = f"KICKOFF_RUNNER={runner}"
+        else:
+            named = f"KICKOFF_RUNNERS lists {runner}, which"
+        raise SettingsError(f"{named} needs {', '.join(missing)} (see docs/runners.md, Backends)")
 
 
 def remote_backends(services: Services, settings: RemoteRunnerSettings | None = None) -> dict[str, RunnerBackend]:
-    """The remote backends this server offers: the default one (checked), and every other one fully configured."""
+    """The remote backends this server offers: those on the operator's list, each checked to be usable."""
     settings = settings or RemoteRunnerSettings()
     check_runner_settings(services, settings)
     backends: dict[str, RunnerBackend] = {}
-    for name, build in BUILDERS.items():
-        if not settings.missing(name, services):
-            backends[name] = build(services, settings)
-            log.info("runner %s is available", name)
+    for name in services.settings.enabled_runners:
+        if name in BUILDERS:
+            backends[name] = build = BUILDERS[name](services, settings)
+            log.info("runner %s is available", build.name)
     return backends

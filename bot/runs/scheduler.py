@@ -34,7 +34,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import messages
-from bot.config import ConfigError, RepoConfig, TaskSpec
+from bot.config import ConfigError, OperatorPolicy, RepoConfig, TaskSpec
 from bot.events import AppInfo, PullRequestRef
 from bot.github import GitHubError, InstallationToken, NotFound, PermissionDenied
 from bot.logs import forget_run_secrets, register_secret
@@ -82,6 +82,9 @@ class SchedulerSettings(BaseSettings):
         description="A template with {repo}, e.g. file:///srv/git/{repo}.git; default: derived from GITHUB_API_URL",
     )
     local_runner_command: list[str] | None = Field(default=None, validation_alias="KICKOFF_LOCAL_RUNNER_COMMAND")
+    # The local backend's agent sandbox (docs/runners.md, "The sandbox"): the bwrap program, and the one opt-out.
+    bwrap: str = Field(default="bwrap", min_length=1, validation_alias="KICKOFF_BWRAP")
+    unsafe_no_sandbox: bool = Field(default=False, validation_alias="KICKOFF_UNSAFE_NO_SANDBOX")
 
 
 def clone_url_for(api_url: str, repository: str) -> str:
@@ -172,6 +175,7 @@ class Scheduler:
             raise ValueError("the scheduler needs at least one runner backend")
         self.services = services
         self.backends = dict(backends)
+        self._policy = OperatorPolicy.from_settings(services.settings)
         self.runs = RunStore(services.store, clock=services.clock)
         self.tracker = Tracker(services, self.runs, interval=tracking_interval)
         self.deliverer = Deliverer(services, self.runs, config_for=self._config)  # succeeded runs → pull requests
@@ -471,7 +475,10 @@ class Scheduler:
             checkout="branch" if checkout == "branch" else "base",
             task=run.task,
             issue_number=run.issue_number,
-            agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (), env=agent.env,
+            # The names were checked against KICKOFF_AGENT_ENV when the config loaded; checked again here, where
+            # they become what every backend's runner program copies into the agent's environment.
+            agent=AgentCommand(name=run.agent, adapter=agent.adapter, command=agent.command or (),
+                               env=tuple(name for name in agent.env if self._policy.allows_env(name)),
                                model=agent.model, network=agent.network),
             prompt=prompt + await self._followup_context(run, config),
             output=task.output,
@@ -653,21 +660,35 @@ async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -
 
 
 def build_scheduler(services: Services, settings: SchedulerSettings | None = None) -> Scheduler:
-    """The scheduler of `kickoff serve` and `kickoff worker`, with the runner backends this server offers."""
-    from bot.runners.local import DEFAULT_COMMAND, LocalRunner
+    """The scheduler of `kickoff serve` and `kickoff worker`, with the runner backends the operator enabled.
+
+    The local backend is offered only when `KICKOFF_RUNNERS` (or `KICKOFF_RUNNER`) names it, and only once its
+    sandbox is known to work here (or the operator opted out): `SettingsError` otherwise, before anything runs.
+    """
+    from bot.runners.local import DEFAULT_COMMAND, LocalRunner, check_sandbox, secret_paths
     from bot.runners.registry import remote_backends
 
     settings = settings or SchedulerSettings()
-    local = LocalRunner(
-        command=settings.local_runner_command or DEFAULT_COMMAND,
-        workspace_root=settings.workspace_dir,
-        keep_workspaces=settings.keep_workspaces,
-        grace_seconds=settings.runner_grace_seconds,
-    )
+    backends: dict[str, RunnerBackend] = {}
+    if "local" in services.settings.enabled_runners:
+        mode = check_sandbox(settings.bwrap, unsafe_no_sandbox=settings.unsafe_no_sandbox)
+        local = LocalRunner(
+            command=settings.local_runner_command or DEFAULT_COMMAND,
+            workspace_root=settings.workspace_dir,
+            keep_workspaces=settings.keep_workspaces,
+            grace_seconds=settings.runner_grace_seconds,
+            sandbox=mode,
+            bwrap=settings.bwrap,
+            hide=secret_paths(database_url=services.settings.database_url,
+                              private_key_path=services.settings.private_key_path),
+            agent_env=services.settings.agent_env_names,
+        )
+        backends[local.name] = local
+    backends.update(remote_backends(services))
     template = settings.clone_url
     return Scheduler(
         services,
-        {local.name: local, **remote_backends(services)},
+        backends,
         clone_url=(lambda repo: template.format(repo=repo)) if template else None,
         tick=settings.tick_seconds,
         tracking_interval=settings.tracking_interval_seconds,

@@ -76,7 +76,7 @@ async def test_a_runner_runs_in_its_own_workspace_with_the_secrets_in_its_enviro
     monkeypatch.setenv("WEBHOOK_SECRET", "never-for-runners")
     monkeypatch.setenv("HOUSE_API_KEY", "for-the-agent")
     exits = Exits()
-    runner = backend(tmp_path, exits)
+    runner = backend(tmp_path, exits, agent_env=frozenset({"HOUSE_API_KEY"}))
     the_spec = spec(1, "sleep=0.6").model_copy(update={"agent": AgentCommand(
         name="a", adapter="command", command=("fake", "sleep=0.6"), env=("HOUSE_API_KEY",))})
     ref = await runner.start(the_spec, SECRETS, deadline=30)
@@ -96,6 +96,8 @@ async def test_a_runner_runs_in_its_own_workspace_with_the_secrets_in_its_enviro
     assert stat.S_IMODE(spec_file.stat().st_mode) == 0o600
     assert TOKEN not in spec_file.read_text()
     assert SECRET not in spec_file.read_text()
+    written = RunSpec.model_validate_json(spec_file.read_text())
+    assert written.sandbox == "required"  # the backend's own decision, whatever the spec builder sent
     (done,) = await exits.wait()
     assert (done.run_id, done.exit_code, done.timed_out, done.cancelled) == (1, 0, False, False)
     assert done.result is not None
@@ -202,3 +204,28 @@ async def test_start_failures_are_runner_errors(tmp_path: Path) -> None:
     assert list((tmp_path / "ws").iterdir()) == []
     with pytest.raises(ValueError, match="not runner secrets"):
         await runner.start(spec(8), {"GITHUB_TOKEN": "x"}, deadline=30)
+
+
+async def test_names_off_the_operators_list_never_reach_the_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec that asks for names the operator did not allow (a config check bypassed, a stale spec): the values
+    are not copied, whatever the spec says; Kickoff's own names never are."""
+    monkeypatch.setenv("HOUSE_API_KEY", "allowed")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-on-the-list")
+    monkeypatch.setenv("KICKOFF_DASHBOARD_TOKEN", "kickoff-own")
+    exits = Exits()
+    runner = backend(tmp_path, exits, agent_env=frozenset({"HOUSE_API_KEY", "KICKOFF_DASHBOARD_TOKEN"}),
+                     sandbox="off", hide=("/srv/kickoff/.env",))
+    the_spec = spec(2).model_copy(update={"agent": AgentCommand(
+        name="a", adapter="command", command=("fake",),
+        env=("HOUSE_API_KEY", "AWS_SECRET_ACCESS_KEY", "KICKOFF_DASHBOARD_TOKEN"))})
+    ref = await runner.start(the_spec, SECRETS, deadline=30)
+    workspace = (parse_ref(ref) or ("", 0, Path()))[2]
+    written = RunSpec.model_validate_json((workspace / "spec.json").read_text())
+    (done,) = await exits.wait()
+    assert done.exit_code == 0
+    env = set(next(r for r in records(tmp_path) if r["event"] == "start")["env"])  # type: ignore[call-overload]
+    assert "HOUSE_API_KEY" in env
+    assert not env & {"AWS_SECRET_ACCESS_KEY", "KICKOFF_DASHBOARD_TOKEN"}
+    assert (written.sandbox, written.sandbox_hide) == ("off", ("/srv/kickoff/.env",))

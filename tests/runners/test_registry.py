@@ -10,6 +10,7 @@ import pytest
 from bot.runners.fly import FlyRunner
 from bot.runners.github_actions import GitHubActionsRunner
 from bot.runners.kubernetes import KubernetesRunner
+from bot.runners.local import LocalRunner, secret_paths
 from bot.runners.registry import RemoteRunnerSettings, check_runner_settings, remote_backends
 from bot.runs.scheduler import SchedulerSettings, build_scheduler
 from bot.settings import SettingsError
@@ -28,15 +29,26 @@ async def w(sqlite_url: str, tmp_path: Path) -> AsyncIterator[World]:
         yield built
 
 
-async def test_only_configured_backends_are_offered(w: World) -> None:
-    offered = remote_backends(w.services, settings())
-    assert set(offered) == {"github-actions"}  # the App is configured and reachable
-    assert isinstance(offered["github-actions"], GitHubActionsRunner)
-    offered = remote_backends(w.services, settings(KICKOFF_K8S_IMAGE="runner:1", **FLY))
-    assert isinstance(offered["kubernetes"], KubernetesRunner)
-    assert isinstance(offered["fly"], FlyRunner)
-    for backend in offered.values():
-        await backend.aclose()
+async def test_only_the_operators_backends_are_offered(w: World) -> None:
+    """Configured is not enabled: github-actions could run here, but the operator listed only the default."""
+    assert remote_backends(w.services, settings()) == {}
+
+
+async def test_every_listed_backend_is_built(sqlite_url: str, tmp_path: Path) -> None:
+    async with world(sqlite_url, tmp_path, PUBLIC_URL="https://kickoff.example.com",
+                     KICKOFF_RUNNERS="local,github-actions,kubernetes,fly") as w:
+        offered = remote_backends(w.services, settings(KICKOFF_K8S_IMAGE="runner:1", **FLY))
+        assert isinstance(offered["github-actions"], GitHubActionsRunner)
+        assert isinstance(offered["kubernetes"], KubernetesRunner)
+        assert isinstance(offered["fly"], FlyRunner)
+        for backend in offered.values():
+            await backend.aclose()
+
+
+async def test_a_listed_backend_without_its_settings_stops_start_up(sqlite_url: str, tmp_path: Path) -> None:
+    async with world(sqlite_url, tmp_path, KICKOFF_RUNNERS="local,fly") as w:
+        with pytest.raises(SettingsError, match="KICKOFF_RUNNERS lists fly, which needs FLY_API_TOKEN"):
+            remote_backends(w.services, settings())
 
 
 @pytest.mark.parametrize(("runner", "missing"), [
@@ -62,7 +74,55 @@ async def test_github_actions_needs_a_reachable_public_url(sqlite_url: str, tmp_
             check_runner_settings(w.services, settings())
 
 
-async def test_the_scheduler_offers_local_and_the_configured_backends(w: World) -> None:
-    scheduler = build_scheduler(w.services, SchedulerSettings(_env_file=None))
-    assert set(scheduler.backends) >= {"local", "github-actions"}
+def scheduler_settings(**values: str) -> SchedulerSettings:
+    return SchedulerSettings.model_validate(values)
+
+
+async def test_the_scheduler_offers_exactly_the_enabled_backends(sqlite_url: str, tmp_path: Path) -> None:
+    async with world(sqlite_url, tmp_path, PUBLIC_URL="https://kickoff.example.com") as w:
+        scheduler = build_scheduler(w.services, scheduler_settings())
+        assert set(scheduler.backends) == {"local"}
+        local = scheduler.backends["local"]
+        assert isinstance(local, LocalRunner)
+        assert local.sandbox == "required"
+        await scheduler.aclose()
+    async with world(sqlite_url, tmp_path, PUBLIC_URL="https://kickoff.example.com",
+                     KICKOFF_RUNNER="github-actions") as w:
+        scheduler = build_scheduler(w.services, scheduler_settings(KICKOFF_BWRAP=str(tmp_path / "no-bwrap")))
+        assert set(scheduler.backends) == {"github-actions"}  # and the absent sandbox does not matter
+        await scheduler.aclose()
+
+
+async def test_the_local_backend_refuses_to_start_without_its_sandbox(w: World, tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-bwrap")
+    with pytest.raises(SettingsError, match=r"the local runner needs its agent sandbox.*bubblewrap is not installed"):
+        build_scheduler(w.services, scheduler_settings(KICKOFF_BWRAP=missing))
+    # A bwrap that cannot build the sandbox (here: one that always fails) is refused the same way.
+    broken = tmp_path / "broken-bwrap"
+    broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(SettingsError, match="No permissions to creating new namespace"):
+        build_scheduler(w.services, scheduler_settings(KICKOFF_BWRAP=str(broken)))
+
+
+async def test_the_unsafe_opt_out_runs_local_agents_unsandboxed_and_says_so(
+    w: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = build_scheduler(w.services, scheduler_settings(KICKOFF_BWRAP=str(tmp_path / "no-bwrap"),
+                                                               KICKOFF_UNSAFE_NO_SANDBOX="1"))
+    local = scheduler.backends["local"]
+    assert isinstance(local, LocalRunner)
+    assert local.sandbox == "off"
+    assert "KICKOFF_UNSAFE_NO_SANDBOX is set" in caplog.text
     await scheduler.aclose()
+
+
+def test_kickoffs_own_files_are_hidden_from_local_agents(tmp_path: Path) -> None:
+    hidden = secret_paths(database_url="sqlite:///./data/kickoff.db", private_key_path=Path("keys/app.pem"),
+                          cwd=tmp_path)
+    base = tmp_path.resolve()
+    assert hidden == (str(base / ".env"), str(base / "data/kickoff.db"), str(base / "data/kickoff.db-wal"),
+                      str(base / "data/kickoff.db-shm"), str(base / "data/kickoff.db-journal"),
+                      str(base / "keys/app.pem"))
+    assert secret_paths(database_url="postgresql://kickoff@db/kickoff", private_key_path=None, cwd=tmp_path) == (
+        str(base / ".env"),)

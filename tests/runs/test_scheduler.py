@@ -18,11 +18,10 @@ from bot.github import GitHubUnavailable, NotFound
 from bot.root import compose
 from bot.runners.base import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
-from bot.runs.scheduler import Scheduler, branch_name, clone_url_for
+from bot.runs.scheduler import Scheduler, SchedulerSettings, branch_name, build_scheduler, clone_url_for
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, utcnow
-from tests.fake_github import FakeGitHub
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, world
 from tests.support import make_settings
 
@@ -305,7 +304,9 @@ async def test_two_schedulers_start_each_run_once_within_the_limit(w: World, dat
     w.default_config = repo_config(names, max_parallel_runs=10)
     _, runs = await w.add_trigger(names)
     other_store = Store(database_url)
-    other = compose(make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), other_store, github=FakeGitHub())
+    # The same GitHub for both: with a GitHub that knew nothing, the second worker's runs failed at once, which
+    # freed their slots and let the first start three more (this test's flakiness, not the claim's).
+    other = compose(make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), other_store, github=w.github)
     try:
         mine, theirs = FakeBackend(), FakeBackend()
         second = Scheduler(other, {"local": theirs}, config_for=w.config_for, open_prs=w.open_prs_for)
@@ -314,6 +315,9 @@ async def test_two_schedulers_start_each_run_once_within_the_limit(w: World, dat
         assert len(started) == len(set(started)) == 3
         assert {s.run_id for s in mine.started} | {s.run_id for s in theirs.started} == set(started)
         assert all(run_id in {r.id for r in runs} for run_id in started)
+        states = {run.id: await w.state(run.id) for run in runs}
+        assert sorted(run_id for run_id, state in states.items() if state != RunState.QUEUED) == sorted(started)
+        assert all(states[run_id] == RunState.STARTING for run_id in started)
     finally:
         await other_store.close()
 
@@ -331,3 +335,25 @@ def test_clone_urls(api: str, expected: str) -> None:
 def test_branch_names_are_sanitised() -> None:
     assert branch_name(12, "Fix It!", "../../evil agent", 7) == "kickoff/12-fix-it-evil-agent-7"
     assert branch_name(3, "fix", "ünïcode", 9) == "kickoff/3-fix-unicode-9"
+
+
+async def test_a_repository_cannot_reach_a_backend_the_operator_did_not_enable(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The attack: `runner: local` in a repository on a server whose operator enabled only github-actions (the
+    config check bypassed, e.g. a run planned before the operator narrowed the list). No local backend exists in that
+    scheduler at all, so nothing can start a local process: the run fails and says what the server offers."""
+    async with world(sqlite_url, tmp_path, PUBLIC_URL="https://kickoff.example.com",
+                     KICKOFF_RUNNER="github-actions") as w:
+        offered = build_scheduler(w.services, SchedulerSettings.model_validate({})).backends
+        assert set(offered) == {"github-actions"}
+        scheduler = w.scheduler(*offered.values())
+        w.default_config = repo_config({"ok": []}).model_copy(update={"runner": "local"})
+        _, (run,) = await w.add_trigger(["ok"])
+        await scheduler.step()
+        failed = await w.runs.require(run.id)
+        assert failed.state == RunState.FAILED
+        assert failed.reason == messages.RUN_RUNNER_UNAVAILABLE.format(runner="local", available="github-actions")
+        assert failed.runner is None
+        assert not w.github.run_tokens  # no token was ever minted for it
+        await scheduler.aclose()
