@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from pydantic import BaseModel
-
-from bot.github import GitHubAPI, GitHubError
+from bot.github import GitHubError, GitHubVerbs, HookDelivery
 from bot.services import Services
 from bot.store.inbox import Inbox
 
@@ -32,32 +30,6 @@ STARTUP_LOOKBACK: Final = timedelta(days=3)
 """How far back `serve` looks at start-up: all that GitHub.com keeps."""
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class HookDelivery(BaseModel):
-    """One attempt, as `GET /app/hook/deliveries` lists it (the fields Kickoff uses)."""
-
-    id: int
-    guid: str
-    delivered_at: datetime
-    redelivery: bool = False
-    status: str = ""
-    status_code: int = 0
-    event: str = ""
-    action: str | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        return 200 <= self.status_code < 300
-
-    @property
-    def refused(self) -> bool:
-        """Kickoff answered and refused it (bad signature, malformed, too large): sending it again changes nothing."""
-        return 400 <= self.status_code < 500
-
-    @property
-    def key(self) -> str:
-        return f"{self.event}.{self.action}" if self.action else self.event
 
 
 @dataclass
@@ -91,13 +63,13 @@ def parse_since(text: str) -> timedelta:
 
 
 async def redeliver_missed(
-    github: GitHubAPI, inbox: Inbox, *, since: timedelta, now: datetime, dry_run: bool = False
+    github: GitHubVerbs, inbox: Inbox, *, since: timedelta, now: datetime, dry_run: bool = False
 ) -> RedeliveryReport:
     """One pass over the attempts of the last `since`: ask GitHub to redeliver each missed delivery once."""
     cutoff = now - since
     report = RedeliveryReport()
     attempts: dict[str, list[HookDelivery]] = {}
-    async for attempt in github.paginate(None, "/app/hook/deliveries", model=HookDelivery):
+    async for attempt in github.list_hook_deliveries():
         if attempt.delivered_at < cutoff:
             break  # newest first: everything after this is older
         report.seen += 1
@@ -120,7 +92,7 @@ async def redeliver_missed(
             continue
         if not dry_run:
             try:
-                await github.request(None, "POST", f"/app/hook/deliveries/{latest.id}/attempts")
+                await github.redeliver_hook_delivery(latest.id)
             except GitHubError as exc:
                 report.errors.append(f"{guid}: {exc}")
                 log.warning("could not ask GitHub to redeliver %s (%s): %s", guid, latest.key, exc)

@@ -22,23 +22,29 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from pydantic import TypeAdapter
 
 from bot.github import (
+    AppIdentity,
     CheckRunAction,
     CheckRunInfo,
     Conflict,
     FileContent,
     GitHubError,
+    GitHubUser,
+    HookDelivery,
     InstallationToken,
+    Issue,
     IssueComment,
     NotFound,
     Permission,
     PullRequestInfo,
     Reaction,
+    RepoGateway,
     Repository,
     ReviewComment,
     TokenScope,
     ValidationFailed,
     WorkflowRun,
 )
+from bot.github._wire import IssueData, Pull
 from bot.github.auth import utcnow
 from bot.github.models import CommitStatus, Comparison, PullReview
 
@@ -75,9 +81,23 @@ class FakeGitHub:
     comments: dict[int, IssueComment] = field(default_factory=dict)
     comment_issue: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     reactions: list[tuple[str, str, int, Reaction]] = field(default_factory=list)
+    """(owner, repo, comment id, content): reactions to issue comments."""
+    issue_reactions: list[tuple[str, str, int, Reaction]] = field(default_factory=list)
+    """(owner, repo, issue number, content): reactions to an issue or pull request itself."""
+    review_comment_reactions: list[tuple[str, str, int, Reaction]] = field(default_factory=list)
+    issues: dict[tuple[str, str, int], Issue] = field(default_factory=dict)
+    """(owner, repo, number) → what `get_issue` answers; use `set_issue`."""
+    users: dict[str, GitHubUser] = field(default_factory=dict)
+    """login → what `get_user` answers (other logins: `NotFound`)."""
+    hook_deliveries: list[HookDelivery] = field(default_factory=list)
+    """The App's delivery attempts, newest first; use `add_hook_delivery`."""
+    redelivered: list[int] = field(default_factory=list)
+    """The attempt ids `redeliver_hook_delivery` was asked to send again."""
+    app_id: int = 1
     responses: dict[tuple[str, str], Any] = field(default_factory=dict)
     """(METHOD, path) → JSON answered by `request`; a GET without an answer is `NotFound` (but `GET /app` answers
-    from `bot_login`), a write answers None."""
+    from `bot_login`), a write answers None. `get_issue` and `get_pull_request` fall back to the GET answers too,
+    for the call sites that still use `request`."""
     listings: dict[str, list[Any]] = field(default_factory=dict)
     """path → items yielded by `paginate`; an issue's `/labels` listing defaults to `labels`."""
     failures: defaultdict[str, list[BaseException]] = field(default_factory=lambda: defaultdict(list))
@@ -153,6 +173,30 @@ class FakeGitHub:
         self.responses[("GET", f"/repos/{owner}/{repo}/pulls/{number}")] = pull
         return pull
 
+    def set_issue(
+        self, owner: str, repo: str, number: int, *, title: str = "", body: str = "", author: str | None = "octocat",
+        author_type: str = "User", updated_at: datetime | None = None, state: str = "open",
+        is_pull_request: bool = False,
+    ) -> Issue:
+        """Answer `get_issue` for one issue (or pull request)."""
+        kind = "pull" if is_pull_request else "issues"
+        issue = Issue(
+            number=number, title=title, body=body, author=author, author_type=author_type, updated_at=updated_at,
+            state=state, is_pull_request=is_pull_request, html_url=f"https://github.com/{owner}/{repo}/{kind}/{number}",
+        )
+        self.issues[(owner, repo, number)] = issue
+        return issue
+
+    def add_hook_delivery(
+        self, attempt_id: int, guid: str, delivered_at: datetime, *, status_code: int = 200, redelivery: bool = False,
+        event: str = "issues", action: str | None = "opened",
+    ) -> HookDelivery:
+        """Log one delivery attempt; add them newest first, as GitHub lists them."""
+        status = "OK" if 200 <= status_code < 300 else "failed"
+        delivery = HookDelivery(attempt_id, guid, delivered_at, redelivery, status, status_code, event, action)
+        self.hook_deliveries.append(delivery)
+        return delivery
+
     def fail(self, verb: str, error: BaseException) -> None:
         """Make the next call of `verb` raise `error` (queue several for several calls)."""
         self.failures[verb].append(error)
@@ -173,6 +217,10 @@ class FakeGitHub:
         if found is None:
             raise NotFound("the App is not installed here (FakeGitHub)", status=404)
         return found
+
+    def for_repo(self, installation_id: int, full_name: str) -> RepoGateway:
+        """The gateway's own binding over this fake: its calls are recorded under the verbs it calls."""
+        return RepoGateway.of(self, installation_id, full_name)
 
     async def get_repository(self, installation_id: int, owner: str, repo: str) -> Repository:
         self._record("get_repository", installation_id, owner, repo)
@@ -216,6 +264,32 @@ class FakeGitHub:
         current = self.labels[(owner, repo, issue_number)]
         if label in current:
             current.remove(label)
+
+    async def get_issue(self, installation_id: int, owner: str, repo: str, number: int) -> Issue:
+        self._record("get_issue", installation_id, owner, repo, number)
+        found = self.issues.get((owner, repo, number))
+        if found is not None:
+            return found
+        data = self.responses.get(("GET", f"/repos/{owner}/{repo}/issues/{number}"))
+        if data is None:
+            raise NotFound(f"no issue {number} (FakeGitHub)", status=404)
+        return IssueData.model_validate({"number": number, **data}).to_domain()
+
+    async def list_labels(self, installation_id: int, owner: str, repo: str, issue_number: int) -> list[str]:
+        self._record("list_labels", installation_id, owner, repo, issue_number)
+        return list(self.labels.get((owner, repo, issue_number), []))
+
+    async def add_reaction_to_issue(
+        self, installation_id: int, owner: str, repo: str, issue_number: int, content: Reaction
+    ) -> None:
+        self._record("add_reaction_to_issue", installation_id, owner, repo, issue_number, content)
+        self.issue_reactions.append((owner, repo, issue_number, content))
+
+    async def add_reaction_to_review_comment(
+        self, installation_id: int, owner: str, repo: str, comment_id: int, content: Reaction
+    ) -> None:
+        self._record("add_reaction_to_review_comment", installation_id, owner, repo, comment_id, content)
+        self.review_comment_reactions.append((owner, repo, comment_id, content))
 
     async def get_collaborator_permission(
         self, installation_id: int, owner: str, repo: str, username: str
@@ -294,6 +368,26 @@ class FakeGitHub:
     async def revoke_token(self, token: InstallationToken) -> None:
         self._record("revoke_token", token)
         self.revoked.append(token)
+
+    async def get_app(self) -> AppIdentity:
+        self._record("get_app")
+        return AppIdentity(self.app_id, self.bot_login.removesuffix("[bot]"), self.bot_login)
+
+    async def get_user(self, installation_id: int, login: str) -> GitHubUser:
+        self._record("get_user", installation_id, login)
+        found = self.users.get(login)
+        if found is None:
+            raise NotFound(f"no user {login} (FakeGitHub)", status=404, method="GET", path=f"/users/{login}")
+        return found
+
+    async def list_hook_deliveries(self) -> AsyncIterator[HookDelivery]:
+        self._record("list_hook_deliveries")
+        for delivery in list(self.hook_deliveries):
+            yield delivery
+
+    async def redeliver_hook_delivery(self, delivery_id: int) -> None:
+        self._record("redeliver_hook_delivery", delivery_id)
+        self.redelivered.append(delivery_id)
 
     @overload
     async def request(
@@ -395,8 +489,6 @@ class FakeGitHub:
         data = self.responses.get(("GET", f"/repos/{owner}/{repo}/pulls/{number}"))
         if data is None:
             raise NotFound(f"no pull request {number} (FakeGitHub)", status=404)
-        from bot.github._wire import Pull
-
         return Pull.model_validate(data).to_domain()
 
     async def find_pull_requests(

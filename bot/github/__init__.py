@@ -1,4 +1,8 @@
-"""Everything Kickoff says to GitHub goes through here: `GitHubGateway` (for real) or a `GitHubAPI` fake."""
+"""Everything Kickoff says to GitHub goes through here: `GitHubGateway` (for real) or a `GitHubAPI` fake.
+
+`protocol` is what decision code may ask (`GitHubVerbs`), `repo` the same verbs bound to one repository
+(`github.for_repo(...)`), `transport` how requests reach GitHub, `verbs` how each verb is made of requests.
+"""
 
 from bot.github.auth import InstallationToken, TokenScope
 from bot.github.errors import (
@@ -11,12 +15,16 @@ from bot.github.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from bot.github.gateway import GitHubAPI, GitHubGateway
+from bot.github.gateway import GitHubGateway
 from bot.github.models import (
     PERMISSIONS,
+    AppIdentity,
     CheckRunAction,
     CheckRunInfo,
     FileContent,
+    GitHubUser,
+    HookDelivery,
+    Issue,
     IssueComment,
     Permission,
     PullRequestInfo,
@@ -26,9 +34,12 @@ from bot.github.models import (
     WorkflowRun,
     permission_at_least,
 )
+from bot.github.protocol import GitHubAPI, GitHubVerbs
+from bot.github.repo import RepoGateway
 
 __all__ = [
     "PERMISSIONS",
+    "AppIdentity",
     "CheckRunAction",
     "CheckRunInfo",
     "Conflict",
@@ -37,7 +48,11 @@ __all__ = [
     "GitHubError",
     "GitHubGateway",
     "GitHubUnavailable",
+    "GitHubUser",
+    "GitHubVerbs",
+    "HookDelivery",
     "InstallationToken",
+    "Issue",
     "IssueComment",
     "NotFound",
     "Permission",
@@ -45,6 +60,7 @@ __all__ = [
     "PullRequestInfo",
     "RateLimited",
     "Reaction",
+    "RepoGateway",
     "Repository",
     "ReviewComment",
     "TokenScope",

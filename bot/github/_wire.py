@@ -8,9 +8,13 @@ from pydantic import BaseModel
 
 from bot.github.models import (
     PERMISSIONS,
+    AppIdentity,
     CheckRunInfo,
     CommitStatus,
     Comparison,
+    GitHubUser,
+    HookDelivery,
+    Issue,
     IssueComment,
     Permission,
     PullRequestInfo,
@@ -75,6 +79,69 @@ class Comment(BaseModel):
             created_at=self.created_at,
             updated_at=self.updated_at,
             html_url=self.html_url,
+        )
+
+
+class IssueData(BaseModel):
+    number: int
+    title: str = ""
+    body: str | None = None
+    user: _Login | None = None
+    updated_at: datetime | None = None
+    state: str = "open"
+    pull_request: dict[str, object] | None = None
+    html_url: str = ""
+
+    def to_domain(self) -> Issue:
+        return Issue(
+            number=self.number,
+            title=self.title,
+            body=self.body or "",
+            author=self.user.login if self.user else None,
+            author_type=self.user.type if self.user else "User",
+            updated_at=self.updated_at,
+            state=self.state,
+            is_pull_request=self.pull_request is not None,
+            html_url=self.html_url,
+        )
+
+
+class LabelName(BaseModel):
+    name: str
+
+
+class User(BaseModel):
+    id: int
+    login: str
+    type: str = "User"
+
+    def to_domain(self) -> GitHubUser:
+        return GitHubUser(self.id, self.login, self.type)
+
+
+class App(BaseModel):
+    id: int
+    slug: str
+    name: str = ""
+
+    def to_domain(self) -> AppIdentity:
+        return AppIdentity(self.id, self.slug, self.name or self.slug)
+
+
+class Delivery(BaseModel):
+    id: int
+    guid: str
+    delivered_at: datetime
+    redelivery: bool = False
+    status: str = ""
+    status_code: int = 0
+    event: str = ""
+    action: str | None = None
+
+    def to_domain(self) -> HookDelivery:
+        return HookDelivery(
+            self.id, self.guid, self.delivered_at, self.redelivery, self.status, self.status_code, self.event,
+            self.action,
         )
 
 

@@ -45,6 +45,69 @@ class IssueComment:
 
 
 @dataclass(frozen=True)
+class Issue:
+    """An issue or pull request (a pull request is an issue) as its page shows it."""
+
+    number: int
+    title: str
+    body: str
+    author: str | None
+    """The opener's login; None when GitHub names no user."""
+    author_type: str
+    updated_at: datetime | None
+    state: str  # open | closed
+    is_pull_request: bool
+    html_url: str
+
+
+@dataclass(frozen=True)
+class GitHubUser:
+    id: int
+    login: str
+    type: str  # User | Bot | Organization
+
+
+@dataclass(frozen=True)
+class AppIdentity:
+    """The App itself (`GET /app`): its slug names its bot user."""
+
+    id: int
+    slug: str
+    name: str
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.slug}[bot]"
+
+
+@dataclass(frozen=True)
+class HookDelivery:
+    """One attempt at delivering a webhook, as the App's delivery log lists it."""
+
+    id: int
+    guid: str
+    delivered_at: datetime
+    redelivery: bool
+    status: str
+    status_code: int
+    event: str
+    action: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def refused(self) -> bool:
+        """Kickoff answered and refused it (bad signature, malformed, too large): sending it again changes nothing."""
+        return 400 <= self.status_code < 500
+
+    @property
+    def key(self) -> str:
+        return f"{self.event}.{self.action}" if self.action else self.event
+
+
+@dataclass(frozen=True)
 class WorkflowRun:
     """A GitHub Actions workflow run, as the `github-actions` runner follows it."""
 
@@ -84,6 +147,12 @@ class PullRequestInfo:
     base_ref: str
     mergeable: bool | None  # None while GitHub computes it
     html_url: str
+
+    def fork_of(self, repository: str) -> str | None:
+        """The fork the head branch comes from, or None when it lives in `repository` itself."""
+        if self.head_repo is None:
+            return "a deleted fork"
+        return None if self.head_repo.lower() == repository.lower() else self.head_repo
 
 
 @dataclass(frozen=True)

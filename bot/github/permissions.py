@@ -92,7 +92,8 @@ ENDPOINTS: Final[dict[Endpoint, tuple[Need, ...]]] = {
 }
 
 VERBS: Final[dict[str, tuple[Endpoint, ...]]] = {
-    # Every method of `bot.github.gateway.GitHubAPI` → the endpoints `GitHubGateway` calls for it.
+    # Every method of `bot.github.protocol.GitHubAPI` → the endpoints `GitHubGateway` calls for it.
+    "for_repo": (),  # binds arguments; its verbs are the ones below
     "get_installation_for_repo": (("GET", "/repos/{owner}/{repo}/installation"),),
     "get_repository": (("GET", "/repos/{owner}/{repo}"),),
     "get_file": (
@@ -106,6 +107,14 @@ VERBS: Final[dict[str, tuple[Endpoint, ...]]] = {
     "remove_label": (("DELETE", "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"),),
     "get_collaborator_permission": (("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"),),
     "list_issue_comments": (("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),),
+    "get_issue": (("GET", "/repos/{owner}/{repo}/issues/{issue_number}"),),
+    "list_labels": (("GET", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),),
+    "add_reaction_to_issue": (("POST", "/repos/{owner}/{repo}/issues/{issue_number}/reactions"),),
+    "add_reaction_to_review_comment": (("POST", "/repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions"),),
+    "get_app": (("GET", "/app"),),
+    "get_user": (("GET", "/users/{username}"),),
+    "list_hook_deliveries": (("GET", "/app/hook/deliveries"),),
+    "redeliver_hook_delivery": (("POST", "/app/hook/deliveries/{delivery_id}/attempts"),),
     "mint_run_token": (("POST", "/app/installations/{installation_id}/access_tokens"),),
     "revoke_token": (("DELETE", "/installation/token"),),
     "dispatch_workflow": (("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"),),

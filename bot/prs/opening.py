@@ -20,9 +20,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import quote
-
-from pydantic import BaseModel
 
 from bot import messages
 from bot.config import ConfigError, RepoConfig
@@ -48,10 +45,6 @@ log = logging.getLogger(__name__)
 ConfigLookup = Callable[[int, str], Awaitable[RepoConfig]]
 BATCH: Final = 50
 ALREADY_EXISTS: Final = "already exists"
-
-
-class _Issue(BaseModel):
-    title: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +202,8 @@ class Deliverer:
         return found[0] if found else None
 
     async def _issue_title(self, github: GitHubAPI, run: Run) -> str:
-        owner, _, repo = run.repository.partition("/")
-        path = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/issues/{run.issue_number}"
         try:
-            issue = await github.request(run.installation_id, "GET", path, model=_Issue)
+            issue = await github.for_repo(run.installation_id, run.repository).get_issue(run.issue_number)
         except NotFound:
             return ""
         return issue.title

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
-from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +32,6 @@ from bot import messages
 from bot.commands import PRIORITIES, Priority
 from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
-from bot.events import Label
 from bot.github import (
     CheckRunAction,
     GitHubAPI,
@@ -564,8 +562,7 @@ class QueueService:
         return row
 
     async def _labels(self, github: GitHubAPI, key: QueueKey, number: int) -> frozenset[str]:
-        path = f"/repos/{quote(key.owner, safe='')}/{quote(key.repo, safe='')}/issues/{number}/labels"
-        return frozenset([label.name async for label in github.paginate(key.installation_id, path, model=Label)])
+        return frozenset(await github.list_labels(key.installation_id, key.owner, key.repo, number))
 
     async def _changed_files(self, github: GitHubAPI, key: QueueKey, entry: Entry, outcome: Outcome) -> frozenset[str]:
         cache_key = (key.repository, entry.head_sha)

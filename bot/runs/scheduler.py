@@ -28,15 +28,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import messages
 from bot.config import ConfigError, OperatorPolicy, RepoConfig, TaskSpec
-from bot.events import AppInfo, PullRequestRef
-from bot.github import GitHubError, InstallationToken, NotFound, PermissionDenied
+from bot.github import GitHubError, InstallationToken, NotFound, PermissionDenied, PullRequestInfo
 from bot.logs import forget_run_secrets, register_secret
 from bot.prs import followups
 from bot.prs.opening import Deliverer
@@ -451,7 +450,7 @@ class Scheduler:
                 raise _Unstartable(messages.RUN_START_FAILED.format(
                     error="the pull request's branch is in a fork, where Kickoff cannot push"))
             target = await followups.target_for(
-                self.services, run.repository, run.pr_number, head_ref=pull.head.ref, base_ref=pull.base.ref,
+                self.services, run.repository, run.pr_number, head_ref=pull.head_ref, base_ref=pull.base_ref,
                 current=run.branch, new_branch=branch_name(run.issue_number, run.task, run.agent, run.id),
             )
             branch, base, checkout = target.branch, target.base, target.checkout
@@ -504,7 +503,7 @@ class Scheduler:
                       min_permission=config.permissions.min_permission,
                       allow_users=frozenset(user.lower() for user in config.permissions.allow_users))
         context = await followups.prompt_context(github, run.installation_id, run.repository, run.pr_number,
-                                                 pull.head.sha, trust=trust)
+                                                 pull.head_sha, trust=trust)
         return f"\n\n{context}" if context else ""
 
     async def _once(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
@@ -534,12 +533,10 @@ class Scheduler:
         text = await issue_text(github, trust, run.issue_number, snapshot, stored[1] if stored else None)
         return _Context(trigger, text)
 
-    async def _pull_request(self, run: Run) -> PullRequestRef:
-        owner, _, name = run.repository.partition("/")
-        return await self.services.require_github().request(
-            run.installation_id, "GET", f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/pulls/{run.pr_number}",
-            model=PullRequestRef,
-        )
+    async def _pull_request(self, run: Run) -> PullRequestInfo:
+        assert run.pr_number is not None  # only follow-ups ask
+        repo = self.services.require_github().for_repo(run.installation_id, run.repository)
+        return await repo.get_pull_request(run.pr_number)
 
     async def _default_branch(self, run: Run) -> str:
         owner, _, name = run.repository.partition("/")
@@ -552,16 +549,15 @@ class Scheduler:
             return self._identity
         github = self.services.require_github()
         try:
-            app = await github.request(None, "GET", "/app", model=AppInfo)
+            app = await github.get_app()
         except GitHubError as exc:
             log.warning("could not learn the App's slug, committing as kickoff[bot]: %s", exc)
             return CommitIdentity(name="kickoff[bot]", email="kickoff[bot]@users.noreply.github.com")
-        login = f"{app.slug}[bot]"
+        login = app.bot_login
         email = f"{login}@users.noreply.github.com"
         try:
-            user = await github.request(installation_id, "GET", f"/users/{quote(login, safe='')}", model=AppInfo)
-            if user.id is not None:
-                email = f"{user.id}+{login}@users.noreply.github.com"
+            user = await github.get_user(installation_id, login)
+            email = f"{user.id}+{login}@users.noreply.github.com"
         except NotFound:
             pass
         except GitHubError as exc:

@@ -26,11 +26,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.github import GitHubAPI, GitHubError, IssueComment, Permission
+from bot.github import GitHubAPI, GitHubError, Issue, IssueComment, Permission
 from bot.github.models import permission_at_least
 from bot.permissions import required_permission
 from bot.untrusted import MAX_UNTRUSTED_CHARS, clean_untrusted
@@ -115,6 +114,11 @@ class _Issue(BaseModel):
     user: _User | None = None
     updated_at: datetime | None = None
 
+    @classmethod
+    def of(cls, issue: Issue) -> _Issue:
+        user = None if issue.author is None else _User(login=issue.author, type=issue.author_type)
+        return cls(number=issue.number, title=issue.title, body=issue.body, user=user, updated_at=issue.updated_at)
+
 
 class _Stamped(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -168,8 +172,7 @@ async def take_snapshot(
     issue, event_at = _from_payload(payload, number)
     if issue is None:
         try:
-            issue = await github.request(installation_id, "GET", f"/repos/{quote(owner, safe='')}/"
-                                         f"{quote(repo, safe='')}/issues/{number}", model=_Issue)
+            issue = _Issue.of(await github.get_issue(installation_id, owner, repo, number))
         except GitHubError as exc:
             log.warning("no snapshot of %s/%s#%s: %s", owner, repo, number, exc)
             return None
@@ -274,34 +277,24 @@ class IssueText:
     required: Permission
 
 
-class _LiveIssue(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    title: str = ""
-    body: str | None = None
-    user: _User | None = None
-
-
 async def issue_text(
     github: GitHubAPI, trust: Trust, number: int, snapshot: Snapshot | None, sha256: str | None,
 ) -> IssueText:
     """Decide what of the issue reaches the agent (module docstring): snapshot, live permission, live text."""
-    owner, repo = quote(trust.owner, safe=""), quote(trust.repo, safe="")
-    live: _LiveIssue | None = None
+    repo = github.for_repo(trust.installation_id, f"{trust.owner}/{trust.repo}")
     if snapshot is None:
-        live = await github.request(trust.installation_id, "GET", f"/repos/{owner}/{repo}/issues/{number}",
-                                    model=_LiveIssue)
-        author = live.user.login if live.user else None
-        trusted = await trust(author, live.user.type if live.user else "User")
-        title, body, frozen = live.title, live.body or "", False
+        live = await repo.get_issue(number)
+        author = live.author
+        trusted = await trust(author, live.author_type)
+        title, body, frozen = live.title, live.body, False
     else:
         author = snapshot.author
         trusted = await trust(author, snapshot.author_type)
         title, body, frozen = snapshot.title, snapshot.body, True
         if trusted:
             try:
-                live = await github.request(trust.installation_id, "GET", f"/repos/{owner}/{repo}/issues/{number}",
-                                            model=_LiveIssue)
-                title, body, frozen = live.title, live.body or "", False
+                live = await repo.get_issue(number)
+                title, body, frozen = live.title, live.body, False
             except GitHubError as exc:
                 log.info("the issue could not be read again, the snapshot is used: %s", exc)
     try:

@@ -78,7 +78,7 @@ def build_control_router(engine: Engine) -> APIRouter:
         if not isinstance(kwargs, dict):
             return JSONResponse({"message": "body must be a JSON object of keyword arguments"}, status_code=400)
         try:
-            result = await getattr(engine, verb)(**kwargs)
+            result = await engine.verb(verb)(**kwargs)
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except (KeyError, ValueError, TypeError) as exc:
@@ -109,7 +109,7 @@ def build_control_router(engine: Engine) -> APIRouter:
     @router.get("/_sandbox/deliveries")
     async def deliveries() -> Response:
         out = []
-        for d in engine.deliveries():
+        for d in engine.webhooks.deliveries():
             item = P.delivery_item(d)
             item["app_id"] = d.app_id
             item["attempts"] = len(d.attempts)
@@ -150,7 +150,7 @@ def build_control_router(engine: Engine) -> APIRouter:
             return Response("The manifest is not valid JSON.\n", status_code=422, media_type="text/plain")
         if not isinstance(manifest, dict) or not manifest.get("url"):
             return Response("The manifest needs at least `url`.\n", status_code=422, media_type="text/plain")
-        code, redirect = await engine.start_manifest(manifest)
+        code, redirect = await engine.identity.start_manifest(manifest)
         state = request.query_params.get("state")
         if not redirect:
             return JSONResponse({"code": code, "state": state})

@@ -78,7 +78,7 @@ def authorize(engine: Engine, repo: Repo, p: Principal, write: bool) -> Response
         return None
     if p.kind == "user":
         assert p.user is not None
-        rank = ROLE_RANK[engine.role_of(repo, p.user)]
+        rank = ROLE_RANK[engine.repos.role_of(repo, p.user)]
         if rank < ROLE_RANK["read"]:
             return _not_found()
         if write and rank < ROLE_RANK["write"]:
@@ -87,7 +87,7 @@ def authorize(engine: Engine, repo: Repo, p: Principal, write: bool) -> Response
     assert p.token is not None
     assert p.installation is not None
     assert p.app is not None
-    if not engine.token_covers(p.token, p.installation, repo):
+    if not engine.identity.token_covers(p.token, p.installation, repo):
         if repo.private:
             return _not_found()
         return _denied(repo, p.app.bot) if write else None
@@ -127,7 +127,7 @@ async def serve_git(engine: Engine, request: Request) -> Response:
             for ref in sorted(set(before) | set(after))
             if before.get(ref) != after.get(ref)
         ]
-        await engine.after_push(repo, updates, actor)
+        await engine.repos.after_push(repo, updates, actor)
     else:
         status, headers, out = await _cgi(engine, repo, request, rest, body, actor)
     return Response(out, status_code=status, headers=headers)

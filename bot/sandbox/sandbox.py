@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from bot.sandbox.clock import Clock, system_clock
 from bot.sandbox.conformance import Conformance
 from bot.sandbox.engine import AppCredentials, Engine, Violation
+from bot.sandbox.engine.checks import Checks
+from bot.sandbox.engine.ci import Ci
+from bot.sandbox.engine.identity import Identity
+from bot.sandbox.engine.issues import Issues
+from bot.sandbox.engine.pulls import Pulls
+from bot.sandbox.engine.repos import Repos
 from bot.sandbox.state import Delivery, RequestRecord
 
 if TYPE_CHECKING:
@@ -27,14 +33,15 @@ if TYPE_CHECKING:
 
 Params = ParamSpec("Params")
 R = TypeVar("R")
-EngineVerb = Callable[Concatenate[Engine, Params], Coroutine[Any, Any, R]]
+# The verbs live on the engine or on one of its resources, so the bound object varies.
+EngineVerb = Callable[Concatenate[Any, Params], Coroutine[Any, Any, R]]
 
 
 def _sync(verb: EngineVerb[Params, R]) -> Callable[Concatenate[Sandbox, Params], R]:
     name = verb.__name__
 
     def call(self: Sandbox, /, *args: Params.args, **kwargs: Params.kwargs) -> R:
-        method: Callable[Params, Coroutine[Any, Any, R]] = getattr(self.engine, name)
+        method: Callable[Params, Coroutine[Any, Any, R]] = self.engine.verb(name)
         return self.run(method(*args, **kwargs))
 
     call.__name__ = name
@@ -46,7 +53,7 @@ def _async(verb: EngineVerb[Params, R]) -> Callable[Concatenate[AsyncSandbox, Pa
     name = verb.__name__
 
     async def call(self: AsyncSandbox, /, *args: Params.args, **kwargs: Params.kwargs) -> R:
-        method: Callable[Params, Coroutine[Any, Any, R]] = getattr(self.sandbox.engine, name)
+        method: Callable[Params, Coroutine[Any, Any, R]] = self.sandbox.engine.verb(name)
         return await self.sandbox.arun(method(*args, **kwargs))
 
     call.__name__ = name
@@ -85,8 +92,6 @@ class Sandbox:
         self._thread = threading.Thread(target=self._loop.run_forever, name="sandbox-engine", daemon=True)
         self._thread.start()
         self.aio = AsyncSandbox(self)
-
-    # ------------------------------------------------------------ running on the engine loop
 
     def run(self, coro: Coroutine[Any, Any, R], timeout: float | None = 120.0) -> R:
         """Run a coroutine on the engine loop and wait for it (not from the engine loop itself)."""
@@ -137,8 +142,6 @@ class Sandbox:
     ) -> None:
         self.close()
 
-    # ------------------------------------------------------------ what happened
-
     @property
     def url(self) -> str:
         """The base URL of the running server (GITHUB_API_URL for the App)."""
@@ -162,7 +165,7 @@ class Sandbox:
 
     def deliveries(self, app_id: int | None = None) -> list[Delivery]:
         """Webhook deliveries so far, oldest first, with status, status_code, attempts and the exact body."""
-        return sorted(self.engine.deliveries(app_id), key=lambda d: d.id)
+        return sorted(self.engine.webhooks.deliveries(app_id), key=lambda d: d.id)
 
     def pause_webhooks(self, *, drop: bool = False) -> None:
         """Hold webhooks (sent on resume), or with `drop` fail each one as undeliverable (Kickoff down)."""
@@ -171,32 +174,32 @@ class Sandbox:
     def resume_webhooks(self) -> None:
         self._loop.call_soon_threadsafe(self.engine.outbox.resume)
 
-    # ------------------------------------------------------------ control verbs (see Engine for each)
+    # Control verbs: each runs the method of the same name on the engine resource named here.
 
-    create_app = _sync(Engine.create_app)
-    set_webhook = _sync(Engine.set_webhook)
-    install = _sync(Engine.install)
-    installation_token = _sync(Engine.installation_token)
-    user_token = _sync(Engine.user_token)
-    create_repo = _sync(Engine.create_repo)
-    set_permission = _sync(Engine.set_permission)
-    set_ci = _sync(Engine.set_ci)
-    protect_branch = _sync(Engine.protect_branch)
-    push_commit = _sync(Engine.push_commit)
-    open_issue = _sync(Engine.open_issue)
-    close_issue = _sync(Engine.close_issue)
-    add_label = _sync(Engine.add_label)
-    remove_label = _sync(Engine.remove_label)
-    comment = _sync(Engine.comment)
-    edit_comment_as = _sync(Engine.edit_comment_as)
-    react = _sync(Engine.react)
-    open_pull = _sync(Engine.open_pull)
-    set_draft = _sync(Engine.set_draft)
-    approve = _sync(Engine.approve)
-    review = _sync(Engine.review)
-    review_decision = _sync(Engine.review_decision)
-    merge_pull = _sync(Engine.merge_pull)
-    request_check_run_action = _sync(Engine.request_check_run_action)
+    create_app = _sync(Identity.create_app)
+    set_webhook = _sync(Identity.set_webhook)
+    install = _sync(Identity.install)
+    installation_token = _sync(Identity.installation_token)
+    user_token = _sync(Identity.user_token)
+    create_repo = _sync(Repos.create_repo)
+    set_permission = _sync(Repos.set_permission)
+    set_ci = _sync(Ci.set_ci)
+    protect_branch = _sync(Repos.protect_branch)
+    push_commit = _sync(Repos.push_commit)
+    open_issue = _sync(Issues.open_issue)
+    close_issue = _sync(Issues.close_issue)
+    add_label = _sync(Issues.add_label)
+    remove_label = _sync(Issues.remove_label)
+    comment = _sync(Issues.comment)
+    edit_comment_as = _sync(Issues.edit_comment_as)
+    react = _sync(Issues.react)
+    open_pull = _sync(Pulls.open_pull)
+    set_draft = _sync(Pulls.set_draft)
+    approve = _sync(Pulls.approve)
+    review = _sync(Pulls.review)
+    review_decision = _sync(Pulls.review_decision)
+    merge_pull = _sync(Pulls.merge_pull)
+    request_check_run_action = _sync(Checks.request_check_run_action)
     wait_idle = _sync(Engine.wait_idle)
 
 
@@ -206,30 +209,30 @@ class AsyncSandbox:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
 
-    create_app = _async(Engine.create_app)
-    set_webhook = _async(Engine.set_webhook)
-    install = _async(Engine.install)
-    installation_token = _async(Engine.installation_token)
-    user_token = _async(Engine.user_token)
-    create_repo = _async(Engine.create_repo)
-    set_permission = _async(Engine.set_permission)
-    set_ci = _async(Engine.set_ci)
-    protect_branch = _async(Engine.protect_branch)
-    push_commit = _async(Engine.push_commit)
-    open_issue = _async(Engine.open_issue)
-    close_issue = _async(Engine.close_issue)
-    add_label = _async(Engine.add_label)
-    remove_label = _async(Engine.remove_label)
-    comment = _async(Engine.comment)
-    edit_comment_as = _async(Engine.edit_comment_as)
-    react = _async(Engine.react)
-    open_pull = _async(Engine.open_pull)
-    set_draft = _async(Engine.set_draft)
-    approve = _async(Engine.approve)
-    review = _async(Engine.review)
-    review_decision = _async(Engine.review_decision)
-    merge_pull = _async(Engine.merge_pull)
-    request_check_run_action = _async(Engine.request_check_run_action)
+    create_app = _async(Identity.create_app)
+    set_webhook = _async(Identity.set_webhook)
+    install = _async(Identity.install)
+    installation_token = _async(Identity.installation_token)
+    user_token = _async(Identity.user_token)
+    create_repo = _async(Repos.create_repo)
+    set_permission = _async(Repos.set_permission)
+    set_ci = _async(Ci.set_ci)
+    protect_branch = _async(Repos.protect_branch)
+    push_commit = _async(Repos.push_commit)
+    open_issue = _async(Issues.open_issue)
+    close_issue = _async(Issues.close_issue)
+    add_label = _async(Issues.add_label)
+    remove_label = _async(Issues.remove_label)
+    comment = _async(Issues.comment)
+    edit_comment_as = _async(Issues.edit_comment_as)
+    react = _async(Issues.react)
+    open_pull = _async(Pulls.open_pull)
+    set_draft = _async(Pulls.set_draft)
+    approve = _async(Pulls.approve)
+    review = _async(Pulls.review)
+    review_decision = _async(Pulls.review_decision)
+    merge_pull = _async(Pulls.merge_pull)
+    request_check_run_action = _async(Checks.request_check_run_action)
     wait_idle = _async(Engine.wait_idle)
 
 

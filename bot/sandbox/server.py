@@ -21,13 +21,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.sandbox import payloads as P
-from bot.sandbox.api import build_router
 from bot.sandbox.auth import Principal
 from bot.sandbox.conformance import Conformance, ConformanceMiddleware
 from bot.sandbox.control import build_control_router
 from bot.sandbox.engine import Engine, Violation
 from bot.sandbox.errors import ApiError
 from bot.sandbox.githttp import backend_path, serve_git
+from bot.sandbox.routes import build_router
 from bot.sandbox.state import RequestKind, RequestRecord
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.github import GitHubGateway
-from bot.redelivery import HookDelivery, parse_since, redeliver_missed
+from bot.github import GitHubGateway, HookDelivery
+from bot.redelivery import parse_since, redeliver_missed
 from bot.routing import Router
 from bot.sandbox import AppCredentials, Sandbox, SandboxServer
 from bot.settings import Settings
@@ -149,20 +149,21 @@ def test_serve_redelivers_at_start_up(
 async def test_a_refused_or_exhausted_delivery_is_not_asked_for_again(sqlite_url: str) -> None:
     now = utcnow()
 
-    def attempt(n: int, guid: str, code: int, *, redelivery: bool = False, age: float = 60) -> dict[str, object]:
-        return {"id": n, "guid": guid, "delivered_at": (now - timedelta(seconds=age)).isoformat(),
-                "redelivery": redelivery, "status": "OK" if code == 202 else "failed", "status_code": code,
-                "event": "issues", "action": "opened"}
-
     gh = FakeGitHub()
-    gh.listings["/app/hook/deliveries"] = [
-        attempt(9, "ok-after-retry", 202, redelivery=True), attempt(8, "ok-after-retry", 0),
-        attempt(7, "bad-signature", 401),
-        attempt(6, "given-up", 0, redelivery=True), attempt(5, "given-up", 0, redelivery=True),
-        attempt(4, "given-up", 0, redelivery=True), attempt(3, "given-up", 0),
-        attempt(2, "missed", 502), attempt(1, "missed", 0),
-        attempt(0, "too-old", 0, age=7200),
-    ]
+
+    def attempt(n: int, guid: str, code: int, *, redelivery: bool = False, age: float = 60) -> None:
+        gh.add_hook_delivery(n, guid, now - timedelta(seconds=age), status_code=code, redelivery=redelivery)
+
+    attempt(9, "ok-after-retry", 202, redelivery=True)
+    attempt(8, "ok-after-retry", 0)
+    attempt(7, "bad-signature", 401)
+    attempt(6, "given-up", 0, redelivery=True)
+    attempt(5, "given-up", 0, redelivery=True)
+    attempt(4, "given-up", 0, redelivery=True)
+    attempt(3, "given-up", 0)
+    attempt(2, "missed", 502)
+    attempt(1, "missed", 0)
+    attempt(0, "too-old", 0, age=7200)
     store = Store(sqlite_url)
     await store.migrate()
     try:
@@ -170,7 +171,8 @@ async def test_a_refused_or_exhausted_delivery_is_not_asked_for_again(sqlite_url
     finally:
         await store.close()
     assert [d.guid for d in report.redelivered] == ["missed"]
-    assert gh.calls_to("request") == [(None, "POST", "/app/hook/deliveries/2/attempts", {}, None)]
+    assert gh.calls_to("redeliver_hook_delivery") == [(2,)]
+    assert gh.calls_to("request") == []
     assert (report.succeeded, report.refused, report.gave_up, report.guids) == (1, 1, 1, 4)
     assert isinstance(report.redelivered[0], HookDelivery)
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, get_overloads
 
 import pytest
 from pydantic import BaseModel
 
-from bot.github import GitHubAPI, GitHubGateway, NotFound, RateLimited
+from bot.github import GitHubAPI, GitHubGateway, GitHubUser, GitHubVerbs, NotFound, RateLimited, RepoGateway
 from tests.fake_github import FakeGitHub, blob_sha
 
 PROTOCOL_VERBS = sorted(
-    name for name, member in vars(GitHubAPI).items() if callable(member) and not name.startswith("_")
+    name
+    for protocol in (GitHubVerbs, GitHubAPI)
+    for name, member in vars(protocol).items()
+    if callable(member) and not name.startswith("_")
 )
 
 
@@ -26,10 +30,11 @@ def parameters(owner: type, verb: str) -> list[str]:
     """Parameter names of a method, or of its first overload (a Protocol's overloads have no implementation)."""
     probe: Callable[..., Any] = getattr(owner, verb)
     if owner is GitHubAPI:
+        defining = next(p for p in (GitHubAPI, GitHubVerbs) if verb in vars(p))
 
         def probe() -> None: ...
 
-        probe.__module__, probe.__qualname__ = GitHubAPI.__module__, f"GitHubAPI.{verb}"
+        probe.__module__, probe.__qualname__ = defining.__module__, f"{defining.__name__}.{verb}"
     overloads = get_overloads(probe)
     return list(inspect.signature(overloads[0] if overloads else getattr(owner, verb)).parameters)
 
@@ -166,3 +171,71 @@ async def test_the_escape_hatch() -> None:
         await gh.request(1, "GET", "/repos/octo/hello/pulls/9")
     assert [p.number async for p in gh.paginate(1, "/repos/octo/hello/pulls", model=Pull)] == [1, 2]
     assert gh.calls_to("request")[0] == (1, "POST", "/repos/octo/hello/pulls", {}, {"title": "t"})
+
+
+REPO_VERBS = sorted(
+    verb for verb in PROTOCOL_VERBS
+    if parameters(GitHubAPI, verb)[1:4] == ["installation_id", "owner", "repo"] or verb == "mint_run_token"
+)
+
+
+def test_the_repo_gateway_has_every_repository_verb_without_the_triple() -> None:
+    assert {"get_issue", "list_labels", "comment", "get_pull_request", "add_reaction_to_comment"} <= set(REPO_VERBS)
+    for verb in REPO_VERBS:
+        unbound = parameters(GitHubAPI, verb)
+        bound = ["self", *unbound[4:]] if verb != "mint_run_token" else ["self", *unbound[3:]]
+        assert parameters(RepoGateway, verb) == bound, verb
+
+
+async def test_the_fake_records_repo_gateway_calls_under_the_verbs() -> None:
+    gh = FakeGitHub()
+    gh.set_issue("octo", "hello", 12, title="Crash", author="ann")
+    gh.labels[("octo", "hello", 12)] = ["bug"]
+    repo = gh.for_repo(3, "octo/hello")
+
+    assert (await repo.get_issue(12)).title == "Crash"
+    assert await repo.list_labels(12) == ["bug"]
+    await repo.add_reaction_to_issue(12, "eyes")
+    await repo.add_reaction_to_review_comment(77, "eyes")
+    token = await repo.mint_run_token({"contents": "write"})
+
+    assert gh.calls == [
+        ("get_issue", (3, "octo", "hello", 12)),
+        ("list_labels", (3, "octo", "hello", 12)),
+        ("add_reaction_to_issue", (3, "octo", "hello", 12, "eyes")),
+        ("add_reaction_to_review_comment", (3, "octo", "hello", 77, "eyes")),
+        ("mint_run_token", (3, "hello", {"contents": "write"})),
+    ]
+    assert gh.issue_reactions == [("octo", "hello", 12, "eyes")]
+    assert gh.review_comment_reactions == [("octo", "hello", 77, "eyes")]
+    assert token.repositories == ("hello",)
+    with pytest.raises(NotFound):
+        await repo.get_issue(13)
+
+
+async def test_the_fake_answers_issues_from_the_raw_answers_too() -> None:
+    gh = FakeGitHub()
+    gh.responses[("GET", "/repos/octo/hello/issues/5")] = {"title": "Old style", "body": None, "user": None}
+
+    issue = await gh.get_issue(1, "octo", "hello", 5)
+
+    assert (issue.number, issue.title, issue.body, issue.author) == (5, "Old style", "", None)
+
+
+async def test_the_fake_app_users_and_deliveries() -> None:
+    gh = FakeGitHub(bot_login="robot[bot]", users={"robot[bot]": GitHubUser(42, "robot[bot]", "Bot")})
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    gh.add_hook_delivery(2, "g", at, status_code=502)
+    gh.add_hook_delivery(1, "g", at)
+
+    assert (await gh.get_app()).bot_login == "robot[bot]"
+    assert (await gh.get_user(1, "robot[bot]")).id == 42
+    with pytest.raises(NotFound):
+        await gh.get_user(1, "nobody")
+    assert [(d.id, d.succeeded) async for d in gh.list_hook_deliveries()] == [(2, False), (1, True)]
+    await gh.redeliver_hook_delivery(2)
+
+    assert gh.redelivered == [2]
+    assert [verb for verb, _ in gh.calls] == [
+        "get_app", "get_user", "get_user", "list_hook_deliveries", "redeliver_hook_delivery",
+    ]

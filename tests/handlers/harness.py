@@ -187,7 +187,8 @@ class Harness:
 
     def writes(self) -> list[str]:
         """The verbs of every call that changed something on GitHub."""
-        reads = {"get_file", "get_collaborator_permission", "list_issue_comments", "paginate", "get_repository"}
+        reads = {"get_file", "get_collaborator_permission", "list_issue_comments", "paginate", "get_repository",
+                 "get_issue", "list_labels"}
         return [
             verb for verb, args in self.gh.calls
             if verb not in reads and not (verb == "request" and args[1] == "GET")

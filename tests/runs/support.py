@@ -154,7 +154,8 @@ class World:
 
     def seed_issue(self, repository: str = FULL_NAME, number: int = ISSUE, title: str = "Crash on start",
                    body: str = "It crashes.") -> None:
-        self.github.responses[("GET", f"/repos/{repository}/issues/{number}")] = {"title": title, "body": body}
+        owner, _, name = repository.partition("/")
+        self.github.set_issue(owner, name, number, title=title, body=body, author=None)
 
     async def add_trigger(
         self,
@@ -171,7 +172,7 @@ class World:
         self._deliveries += 1
         now = created_at or utcnow()
         owner, _, name = repository.partition("/")
-        if ("GET", f"/repos/{repository}/issues/{issue}") not in self.github.responses:
+        if (owner, name, issue) not in self.github.issues:
             self.seed_issue(repository, issue)
         comment_id = self.github.add_comment(owner, name, issue, "tracking", author="kickoff[bot]",
                                              author_type="Bot") if tracking else None

@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from bot import messages
 from bot.config import ConfigError, ConfigProblem, RepoConfig
-from bot.github import GitHubUnavailable, NotFound
+from bot.github import GitHubUnavailable, GitHubUser, NotFound
 from bot.root import compose
 from bot.runners.base import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
@@ -185,6 +185,19 @@ async def test_a_follow_up_on_a_pull_request_works_on_its_branch(w: World) -> No
     await w.scheduler(backend).step()
     (spec,) = backend.started
     assert (spec.branch, spec.base_branch, spec.checkout) == ("feature/x", "develop", "branch")
+
+
+async def test_commits_are_made_as_the_apps_bot_user_with_its_id(w: World) -> None:
+    w.github.bot_login = "robot[bot]"
+    w.github.users["robot[bot]"] = GitHubUser(4242, "robot[bot]", "Bot")
+    _, runs = await w.add_trigger(["ok"], attempts=2)
+    backend = FakeBackend()
+    await w.scheduler(backend).step()
+    assert [spec.run_id for spec in backend.started] == [run.id for run in runs]
+    assert {(spec.commit_identity.name, spec.commit_identity.email) for spec in backend.started} == {
+        ("robot[bot]", "4242+robot[bot]@users.noreply.github.com")
+    }
+    assert (len(w.github.calls_to("get_app")), w.github.calls_to("get_user")) == (1, [(7, "robot[bot]")])
 
 
 async def test_runs_that_cannot_start_fail_with_the_reason(w: World) -> None:

@@ -15,8 +15,9 @@ from bot.routing import CommandContext, Event
 from bot.runs.scheduler import Scheduler
 from bot.store.models import RunState
 from bot.triggers import Site
-from tests.handlers.harness import FULL_NAME as HARNESS_REPO
 from tests.handlers.harness import ISSUE as HARNESS_ISSUE
+from tests.handlers.harness import OWNER as HARNESS_OWNER
+from tests.handlers.harness import REPO as HARNESS_REPO
 from tests.handlers.harness import harness, issue_comment, labeled
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, world
 
@@ -125,7 +126,7 @@ async def test_a_retried_delivery_answers_once(w: World) -> None:
 
 async def test_the_verbs_through_the_dispatcher(database_url: str) -> None:
     async with harness(database_url) as h:
-        h.gh.responses[("GET", f"/repos/{HARNESS_REPO}/issues/{HARNESS_ISSUE}")] = {"title": "Bug", "body": "x"}
+        h.gh.set_issue(HARNESS_OWNER, HARNESS_REPO, HARNESS_ISSUE, title="Bug", body="x", author=None)
         h.label_is_on("agent:fix")
         await h.deliver("issues", labeled("agent:fix"))
         (run,) = await h.runs()
