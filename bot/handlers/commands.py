@@ -23,7 +23,7 @@ from bot.events import (
     User,
 )
 from bot.events import Repository as RepositoryModel
-from bot.github import GitHubAPI
+from bot.github import GitHubAPI, PullRequestInfo
 from bot.permissions import Sender, Verdict, runs_with_write_credentials
 from bot.routing import CommandContext, CommandRouter, Event, Router
 from bot.services import Services
@@ -48,11 +48,11 @@ class Carrier:
 
     async def acknowledge(self, github: GitHubAPI, site: Site) -> None:
         """React 👀 to the comment (a review body takes no reactions)."""
+        repo = github.for_repo(site.installation_id, site.repository)
         if self.source == "comment":
-            await github.add_reaction_to_comment(site.installation_id, site.owner, site.repo, self.comment.id, "eyes")
+            await repo.add_reaction_to_comment(self.comment.id, "eyes")
         elif self.source == "review_comment":
-            path = f"{site.api}/pulls/comments/{self.comment.id}/reactions"
-            await github.request(site.installation_id, "POST", path, json={"content": "eyes"})
+            await repo.add_reaction_to_review_comment(self.comment.id, "eyes")
 
 
 def _pull_request_site(
@@ -67,16 +67,14 @@ class _ForkLookup:
     def __init__(self, github: GitHubAPI, site: Site, pull_request: PullRequestRef | None) -> None:
         self._github = github
         self._site = site
-        self._pull_request = pull_request
+        self._pull_request: PullRequestRef | PullRequestInfo | None = pull_request
 
     async def fork(self) -> str | None:
         if not self._site.is_pull_request:
             return None
         if self._pull_request is None:
-            path = f"{self._site.api}/pulls/{self._site.issue_number}"
-            self._pull_request = await self._github.request(
-                self._site.installation_id, "GET", path, model=PullRequestRef
-            )
+            repo = self._github.for_repo(self._site.installation_id, self._site.repository)
+            self._pull_request = await repo.get_pull_request(self._site.issue_number)
         return self._pull_request.fork_of(self._site.repository)
 
 

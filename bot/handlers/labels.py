@@ -7,7 +7,7 @@ import logging
 
 from bot import messages
 from bot.config import ConfigError
-from bot.events import IssuesEvent, Label
+from bot.events import IssuesEvent
 from bot.github import GitHubAPI
 from bot.permissions import Sender, Verdict
 from bot.routing import Event, Router
@@ -29,8 +29,7 @@ def task_of_label(name: str) -> str | None:
 
 
 async def _live_labels(github: GitHubAPI, site: Site) -> set[str]:
-    path = f"{site.api}/issues/{site.issue_number}/labels"
-    return {label.name async for label in github.paginate(site.installation_id, path, model=Label)}
+    return set(await github.for_repo(site.installation_id, site.repository).list_labels(site.issue_number))
 
 
 @router.on("issues.labeled")
@@ -123,8 +122,8 @@ async def _consider_labels(
             continue
         if not acknowledged:
             # A label has no comment to react to, so the 👀 goes on the issue itself.
-            path = f"{site.api}/issues/{site.issue_number}/reactions"
-            await services.require_github().request(site.installation_id, "POST", path, json={"content": "eyes"})
+            repo = services.require_github().for_repo(site.installation_id, site.repository)
+            await repo.add_reaction_to_issue(site.issue_number, "eyes")
             acknowledged = True
         await triggers.start(
             event,

@@ -16,7 +16,6 @@ from typing import Final
 from bot import messages
 from bot.config import ConfigError, RepoConfig
 from bot.config.model import Permissions
-from bot.events import AppInfo
 from bot.github import GitHubError
 from bot.permissions import Decision, PermissionCache, Sender, authorize, ignored
 from bot.routing import Event
@@ -37,22 +36,24 @@ CONFIG_ERRORS_VERB: Final = "config"
 
 class Triggers:
     """The triggers of one process. It keeps what must not be shared between processes (or tests): live
-    permissions for a short while, and the App's own login once learnt."""
+    permissions for a short while."""
 
     def __init__(self, services: Services, *, permissions: PermissionCache | None = None) -> None:
         self.services = services
         self.permissions = permissions or PermissionCache()
+        # The login `own_login` last learnt, for the checks that take it without asking (None until a bot spoke).
         self._own_login: str | None = None
 
     async def own_login(self) -> str | None:
-        """The App's bot login (`<slug>[bot]`), asked of GitHub once per process; None when it cannot be learnt."""
-        if self._own_login is None and self.services.settings.app_id is not None:
-            try:
-                app = await self.services.require_github().request(None, "GET", "/app", model=AppInfo)
-            except GitHubError as exc:
-                log.warning("could not learn the App's bot login: %s", exc)
-                return None
-            self._own_login = f"{app.slug}[bot]"
+        """The App's bot login (`<slug>[bot]`; the gateway asks GitHub once); None when it cannot be learnt."""
+        if self.services.settings.app_id is None:
+            return None
+        try:
+            app = await self.services.require_github().get_app()
+        except GitHubError as exc:
+            log.warning("could not learn the App's bot login: %s", exc)
+            return None
+        self._own_login = app.bot_login
         return self._own_login
 
     async def is_kickoff(self, sender: Sender) -> bool:

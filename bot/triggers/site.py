@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from bot.events import InstallationRef
 from bot.events import Repository as RepositoryModel
@@ -27,10 +26,6 @@ class Site:
     @property
     def repository(self) -> str:
         return f"{self.owner}/{self.repo}"
-
-    @property
-    def api(self) -> str:
-        return f"/repos/{quote(self.owner, safe='')}/{quote(self.repo, safe='')}"
 
 
 def site_of(

@@ -90,7 +90,7 @@ async def test_a_review_comment_on_a_fork_is_refused_from_the_payload(h: Harness
 
     assert await h.triggers() == []
     assert "comes from `evil/Hello-World`" in h.bot_comments(PULL)[0].body
-    assert [args for args in h.gh.calls_to("request") if args[2].endswith(f"/pulls/{PULL}")] == []
+    assert h.gh.calls_to("get_pull_request") == []
 
 
 async def test_a_read_only_verb_on_a_fork_is_not_refused_for_the_fork(h: Harness) -> None:
@@ -106,8 +106,7 @@ async def test_a_read_only_verb_on_a_fork_is_not_refused_for_the_fork(h: Harness
 
     (ctx,) = seen
     assert (ctx.is_pull_request, ctx.issue_number, ctx.comment_id, ctx.seq) == (True, PULL, COMMENT_ID, 0)
-    assert h.gh.responses  # the PR was never fetched: status needs no write credentials
-    assert [args for args in h.gh.calls_to("request") if args[2].endswith(f"/pulls/{PULL}")] == []
+    assert h.gh.calls_to("get_pull_request") == []  # status needs no write credentials: the PR was not fetched
 
 
 async def test_a_review_comment_command_is_planned_and_acknowledged(h: Harness) -> None:
@@ -119,8 +118,7 @@ async def test_a_review_comment_command_is_planned_and_acknowledged(h: Harness) 
     )
     (run,) = await h.runs()
     assert (run.agent, run.kind) == ("codex", "followup")
-    path = f"/repos/{OWNER}/{REPO}/pulls/comments/284312630/reactions"
-    assert (INSTALLATION_ID, "POST", path, {}, {"content": "eyes"}) in h.gh.calls_to("request")
+    assert h.gh.calls_to("add_reaction_to_review_comment") == [(INSTALLATION_ID, OWNER, REPO, 284312630, "eyes")]
     assert h.gh.calls_to("add_reaction_to_comment") == []
 
 
@@ -239,10 +237,11 @@ async def test_a_control_verb_gets_its_context(h: Harness) -> None:
 async def test_kickoffs_own_comment_is_never_a_command(h: Harness) -> None:
     await h.deliver("issue_comment", issue_comment("/agent fix", via_app=APP_ID))
     assert h.gh.calls == []
-    # Its bot login is learnt once per process (`GET /app`), then a delivery it sent is dropped at once.
+    # A delivery its bot user sent is dropped at once: nothing is asked of GitHub but who the App is (which the
+    # gateway asks once per process).
     await h.deliver("issue_comment", issue_comment("/agent fix", sender=user("kickoff[bot]", "Bot")))
     await h.deliver("issue_comment", issue_comment("/agent fix", sender=user("Kickoff[bot]", "Bot")))
-    assert h.gh.calls == [("request", (None, "GET", "/app", {}, None))]
+    assert h.gh.calls == [("get_app", ()), ("get_app", ())]
 
 
 async def test_kickoff_is_ignored_even_when_allow_listed(h: Harness) -> None:

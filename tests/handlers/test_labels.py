@@ -59,9 +59,7 @@ async def test_label_plans_one_run_per_agent_and_attempt(h: Harness) -> None:
     assert h.gh.labels[(OWNER, REPO, ISSUE)] == ["bug"]
     assert h.gh.calls_to("remove_label") == [(INSTALLATION_ID, OWNER, REPO, ISSUE, "agent:fix")]
     # 👀 on the issue, since a label has no comment to react to.
-    assert (INSTALLATION_ID, "POST", f"/repos/{OWNER}/{REPO}/issues/{ISSUE}/reactions", {}, {"content": "eyes"}) in (
-        h.gh.calls_to("request")
-    )
+    assert h.gh.calls_to("add_reaction_to_issue") == [(INSTALLATION_ID, OWNER, REPO, ISSUE, "eyes")]
 
 
 async def test_config_is_read_from_the_default_branch(h: Harness) -> None:
