@@ -11,15 +11,12 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
 from bot import __version__
 from bot.settings import Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 T = TypeVar("T")
 
@@ -115,21 +112,18 @@ def worker() -> None:
     _configure_logging(settings)
 
     async def main() -> None:
-        from bot.handlers import root_router
+        from bot import root
         from bot.worker import build_worker
 
-        services = await _services(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
+        async with root.running(settings) as services:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
             # Built before any loop starts, so a refusal (the local sandbox) is one line. Redelivery asks GitHub's
             # own deliveries API: only with the App's credentials (the gateway is built from them, or is None).
-            loops = build_worker(services, root_router(settings.plugins), redeliver=services.github is not None)
+            loops = build_worker(services, root.router(settings), redeliver=services.github is not None)
             await loops.run(stop)
-        finally:
-            await _close(services)
 
     from bot.worker import LoopFailed
 
@@ -166,11 +160,10 @@ def receive(
         raise _fail(f"{payload}: {exc}") from None
 
     async def main() -> str:
+        from bot import root
         from bot.dispatcher import Dispatcher
-        from bot.handlers import root_router
 
-        services = await _services(settings)
-        try:
+        async with root.running(settings) as services:
             did = delivery_id or str(uuid.uuid4())
             new = await services.inbox.insert_many([NewDelivery(
                 id=did, event=event, action=envelope.action, installation_id=envelope.installation_id,
@@ -178,13 +171,11 @@ def receive(
             )])
             if did not in new:
                 return f"{did}: already in the inbox, not run again"
-            await Dispatcher(services, root_router(settings.plugins)).run_until_idle()
+            await Dispatcher(services, root.router(settings)).run_until_idle()
             row = await services.inbox.get(did)
             status = row.status if row else "missing"
             error = f" ({row.last_error})" if row and row.last_error else ""
             return f"{did}: {status}{error}"
-        finally:
-            await _close(services)
 
     typer.echo(_run(main))
 
@@ -195,9 +186,9 @@ def status(
 ) -> None:
     """Print installations, review queues, runs and failed deliveries from the database (DATABASE_URL)."""
     from bot.dashboard.queries import overview
+    from bot.root import open_store
     from bot.status import print_status
     from bot.store.models import utcnow
-    from bot.web import open_store
 
     settings = _settings()
 
@@ -219,6 +210,7 @@ def redeliver(
                                           "nothing.")] = False,
 ) -> None:
     """Ask GitHub to redeliver the App's failed deliveries that are not in the inbox, once per delivery."""
+    from bot import root
     from bot.redelivery import parse_since, redeliver_missed
     from bot.store.models import utcnow
 
@@ -234,12 +226,9 @@ def redeliver(
     _configure_logging(settings)
 
     async def main() -> tuple[list[str], str, int]:
-        services = await _services(settings)
-        try:
+        async with root.running(settings) as services:
             report = await redeliver_missed(services.require_github(), services.inbox, since=window, now=utcnow(),
                                             dry_run=dry_run)
-        finally:
-            await _close(services)
         verb = "would redeliver" if dry_run else "redelivered"
         lines = [f"{verb} {d.guid} ({d.key}, failed {d.delivered_at:%Y-%m-%d %H:%M:%S})" for d in report.redelivered]
         return [*lines, *(f"failed: {e}" for e in report.errors)], report.summary(), len(report.errors)
@@ -252,20 +241,6 @@ def redeliver(
         raise typer.Exit(1)
 
 
-async def _services(settings: Settings) -> Services:
-    from bot.services import Services
-    from bot.store.inbox import Inbox
-    from bot.web import build_gateway, open_store
-
-    store = await open_store(settings)
-    return Services(settings=settings, store=store, inbox=Inbox(store), github=build_gateway(settings))
-
-
-async def _close(services: Services) -> None:
-    closer = getattr(services.github, "aclose", None)
-    if closer is not None:
-        await closer()
-    await services.store.close()
 
 
 @app.command()

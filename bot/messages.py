@@ -101,7 +101,6 @@ UNKNOWN_AGENTS: Final = (
 COMMAND_ERROR: Final = "Line {line}: {message}"
 HELP_INTRO: Final = "Commands Kickoff understands here:"
 HELP_AFTER_ERRORS: Final = "<details><summary>Commands Kickoff understands here</summary>\n\n{table}\n\n</details>"
-VERB_NOT_AVAILABLE: Final = "`/agent {verb}` is not available yet in this version of Kickoff."
 
 REFUSED_PERMISSION: Final = (
     "Sorry @{login}, {what} needs at least `{required}` permission on this repository and you have "

@@ -1,4 +1,6 @@
-"""The dependencies handlers use, built once at start-up (the FastAPI lifespan or a CLI command)."""
+"""The dependencies handlers use, built once at start-up by the composition root (`bot.root`), for the FastAPI
+lifespan and the CLI alike. Per-process state (caches, locks, who Kickoff is) lives on the service objects here,
+never in module globals, so two `Services` (two tests, two workers) share nothing."""
 
 from __future__ import annotations
 
@@ -15,8 +17,13 @@ from bot.store.inbox import Inbox
 from bot.store.models import utcnow
 
 if TYPE_CHECKING:
+    from bot.config.service import RepoConfigs
     from bot.github import GitHubAPI
     from bot.metrics import Metrics
+    from bot.prs.store import PullRequestStore
+    from bot.queue.service import QueueService
+    from bot.runs.store import RunStore
+    from bot.triggers import Triggers
 
 
 class GitHubNotConfigured(RuntimeError):
@@ -68,6 +75,12 @@ class Services:
     ingress: IngressLoad = field(default_factory=IngressLoad)
     # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).
     metrics: Metrics | None = None
+    # The stores and services, built on these by `bot.root.compose` (some hold this object, so all come after it).
+    runs: RunStore = field(init=False, repr=False)
+    pulls: PullRequestStore = field(init=False, repr=False)
+    configs: RepoConfigs = field(init=False, repr=False)
+    triggers: Triggers = field(init=False, repr=False)
+    queue: QueueService = field(init=False, repr=False)
 
     def require_github(self) -> GitHubAPI:
         if self.github is None:

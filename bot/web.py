@@ -12,45 +12,23 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot import __version__, dashboard, ingress, messages, metrics
+from bot import __version__, dashboard, ingress, messages, metrics, root
 from bot.dashboard.auth import bound_to_loopback
-from bot.github import GitHubAPI, GitHubGateway
-from bot.handlers import root_router
+from bot.github import GitHubAPI
+from bot.root import open_store
 from bot.routing import Router
 from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
 from bot.runs.scheduler import SchedulerSettings
 from bot.services import Services
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings
 from bot.store.db import Store
-from bot.store.inbox import Inbox, InboxWriter
+from bot.store.inbox import InboxWriter
 from bot.store.models import DeliveryStatus
 from bot.worker import LoopFailed, build_worker
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(SettingsError):
-    """The service cannot start; the message says why and what to do."""
-
-
-async def open_store(settings: Settings) -> Store:
-    """Open the database; the embedded SQLite default migrates itself, PostgreSQL must be upgraded explicitly."""
-    store = Store(settings.database_url)
-    try:
-        if store.is_sqlite:
-            await store.migrate()
-        elif not await store.is_current():
-            raise StartupError("the database schema is not current: run `kickoff db upgrade` first")
-    except StartupError:
-        await store.close()
-        raise
-    except Exception as exc:
-        await store.close()
-        where = settings.database_url.split("@")[-1]
-        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {exc}") from None
-    return store
 
 
 async def preflight(settings: Settings, *, worker: bool = True) -> None:
@@ -70,14 +48,6 @@ def check_local_sandbox(settings: Settings) -> None:
             check_sandbox(local.bwrap)
 
 
-def build_gateway(settings: Settings) -> GitHubGateway | None:
-    """The real gateway when the App's credentials are set; without them Kickoff can only receive and store."""
-    if settings.app_id is None and settings.private_key is None and settings.private_key_path is None:
-        log.warning("APP_ID and PRIVATE_KEY are not set: deliveries are stored but nothing can reach GitHub")
-        return None
-    return GitHubGateway.from_settings(settings)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -92,13 +62,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: ingress.KickoffApp) -> AsyncIterator[None]:
-        store = await open_store(settings)
-        inbox = Inbox(store)
-        gateway = build_gateway(settings) if github is None else None
-        services = Services(
-            settings=settings, store=store, inbox=inbox, github=github or gateway, metrics=app.state.metrics
-        )
-        writer = InboxWriter(inbox)
+        async with (
+            root.running(settings, github=github, metrics=app.state.metrics) as services,
+            _serving(app, services, real_gateway=github is None and services.github is not None),
+        ):
+            yield
+
+    @asynccontextmanager
+    async def _serving(app: ingress.KickoffApp, services: Services, *, real_gateway: bool) -> AsyncIterator[None]:
+        writer = InboxWriter(services.inbox)
         writer.start()
         warn_about_open_surfaces(settings)
         reaper = asyncio.create_task(app.webhook_ingress.guard.run(), name="webhook-read-deadlines")
@@ -109,7 +81,7 @@ def create_app(
         working: asyncio.Task[None] | None = None
         if run_worker:
             # Redelivery asks GitHub's own deliveries API: only with the App's gateway, never a stand-in.
-            worker = build_worker(services, router or root_router(settings.plugins), redeliver=gateway is not None)
+            worker = build_worker(services, router or root.router(settings), redeliver=real_gateway)
             app.state.dispatcher = worker.dispatcher
             app.state.scheduler = worker.runs.scheduler if worker.runs is not None else None
             working = asyncio.create_task(worker.run(stop), name="worker")
@@ -124,9 +96,6 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError, LoopFailed):  # a dead loop was logged as it died
                     await working
             await writer.stop()
-            if gateway is not None:
-                await gateway.aclose()
-            await store.close()
 
     app = ingress.KickoffApp(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()

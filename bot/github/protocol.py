@@ -253,7 +253,7 @@ class GitHubVerbs(Protocol):
 
 
 class GitHubAPI(GitHubVerbs, Protocol):
-    """`GitHubVerbs` plus the raw escape hatch, which only `bot/handlers` still calls; new code adds a verb instead."""
+    """`GitHubVerbs` plus the raw escape hatch, which no feature calls any more; new code adds a verb instead."""
 
     # Any REST call, as an installation or (None) as the App, answering the JSON body (None for 204), validated
     # as `model` when one is given.

@@ -1,17 +1,21 @@
-"""Feature routers, composed into the root router the dispatcher uses."""
+"""Feature routers of events and of `/agent` verbs, composed into the root router the dispatcher uses."""
 
 from __future__ import annotations
 
 import importlib
 
-from bot.handlers import commands, installations, pull_requests, queue, triggers, workflow_runs
-from bot.queue import verbs as _queue_verbs  # noqa: F401 - registers `/agent queue`, `bump`, … `rebase`
-from bot.routing import Router
-from bot.runs import verbs as _run_verbs  # noqa: F401 - registers `/agent cancel`, `retry` and `status`
+from bot.handlers import commands, installations, labels, pull_requests, queue, run_commands, workflow_runs
+from bot.routing import CommandRouter, Router
 
 
-def root_router(plugins: str = "") -> Router:
-    """The root router: every feature's router, plus plugin routers named as `module:attribute`."""
+def root_commands() -> CommandRouter:
+    """Every feature's `/agent` control verbs (task verbs come from the repo config)."""
+    return CommandRouter(run_commands.commands, queue.commands)
+
+
+def root_router(plugins: str = "", *, verbs: CommandRouter | None = None) -> Router:
+    """The root router: every feature's router, plus plugin routers named as `module:attribute`. `verbs` replaces
+    the control verbs' router (`root_commands()`)."""
     extra: list[Router] = []
     for spec in filter(None, (p.strip() for p in plugins.split(","))):
         module_name, _, attribute = spec.partition(":")
@@ -19,5 +23,5 @@ def root_router(plugins: str = "") -> Router:
         if not isinstance(router, Router):
             raise TypeError(f"plugin {spec!r} is not a Router")
         extra.append(router)
-    return Router(installations.router, triggers.router, commands.router, pull_requests.router, workflow_runs.router,
-                  queue.router, *extra)
+    return Router(installations.router, labels.router, commands.router(verbs or root_commands()),
+                  pull_requests.router, workflow_runs.router, queue.router, *extra)

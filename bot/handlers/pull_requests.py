@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from bot import messages
 from bot.commands import Command
-from bot.config import ConfigError, RepoConfig
+from bot.config import RepoConfig
 from bot.events import (
     CheckApp,
     CheckRunEvent,
@@ -28,15 +28,14 @@ from bot.events import (
     StatusEvent,
 )
 from bot.events import Repository as RepositoryModel
-from bot.handlers import triggers
-from bot.handlers.verbs import CommandContext
+from bot.handlers import run_commands
 from bot.permissions import Sender, Verdict
 from bot.prs import fixes, siblings
-from bot.prs.store import CLOSED, MERGED, OPEN, PullRequestStore
-from bot.routing import Event, Router
-from bot.runs import verbs as run_verbs
+from bot.prs.store import CLOSED, MERGED, OPEN
+from bot.routing import CommandContext, Event, Router
 from bot.services import Services
 from bot.store.models import PullRequest
+from bot.triggers import Site, post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -44,32 +43,24 @@ router = Router()
 FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
 FAILED_STATUSES = frozenset({"failure", "error"})
 BUTTONS = {
-    messages.AGENT_CHECK_RETRY[2]: (run_verbs.retry_runs, messages.AGENT_CHECK_RETRY[0]),
-    messages.AGENT_CHECK_CANCEL[2]: (run_verbs.cancel_runs, messages.AGENT_CHECK_CANCEL[0]),
+    messages.AGENT_CHECK_RETRY[2]: (run_commands.retry_runs, messages.AGENT_CHECK_RETRY[0]),
+    messages.AGENT_CHECK_CANCEL[2]: (run_commands.cancel_runs, messages.AGENT_CHECK_CANCEL[0]),
 }
 EXTERNAL_ID_PREFIX = "kickoff-run:"
-
-
-def _pulls(services: Services) -> PullRequestStore:
-    return PullRequestStore(services.store, clock=services.clock)
 
 
 def _own_app(services: Services, app: CheckApp | None) -> bool:
     return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
 
 
-async def _config(services: Services, site: triggers.Site) -> RepoConfig:
+async def _config(services: Services, site: Site) -> RepoConfig:
     """The repository's config; its defaults when the file is broken (these events answer no person)."""
-    try:
-        return await triggers.load_config(services, services.require_github(), site)
-    except ConfigError as exc:
-        log.info("config of %s is broken, using the defaults: %s", site.repository, "; ".join(exc.messages()[:3]))
-        return RepoConfig()
+    return await services.configs.load_or_defaults(site.installation_id, site.repository)
 
 
 def _site(event: Event, repository: RepositoryModel, installation: InstallationRef | None,
-          number: int) -> triggers.Site | None:
-    return triggers.site_of(event, repository, installation, number, is_pull_request=True)
+          number: int) -> Site | None:
+    return site_of(event, repository, installation, number, is_pull_request=True)
 
 
 @router.on(
@@ -79,7 +70,7 @@ def _site(event: Event, repository: RepositoryModel, installation: InstallationR
 async def pull_request_changed(event: Event, services: Services) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
-    row = await _pulls(services).track(
+    row = await services.pulls.track(
         payload.repository.full_name, pull.number, state=OPEN if payload.action == "reopened" else None,
         head_sha=pull.head.sha, draft=bool(pull.draft), title=pull.title,
     )
@@ -94,7 +85,7 @@ async def pull_request_closed(event: Event, services: Services) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
     merged = bool(pull.merged)
-    row = await _pulls(services).track(payload.repository.full_name, pull.number, state=MERGED if merged else CLOSED,
+    row = await services.pulls.track(payload.repository.full_name, pull.number, state=MERGED if merged else CLOSED,
                                        head_sha=pull.head.sha)
     if row is None or row.run_id is None:
         return
@@ -113,7 +104,7 @@ async def _failing_head(
     event: Event, services: Services, repository: RepositoryModel, installation: InstallationRef | None, sha: str,
     numbers: Sequence[PullNumber], name: str,
 ) -> None:
-    pulls = _pulls(services)
+    pulls = services.pulls
     rows: list[PullRequest] = []
     for ref in numbers:
         row = await pulls.by_number(repository.full_name, ref.number)
@@ -183,7 +174,7 @@ async def base_branch_moved(event: Event, services: Services) -> None:
     if payload.deleted or not payload.ref.startswith("refs/heads/"):
         return
     branch = payload.ref.removeprefix("refs/heads/")
-    rows = await _pulls(services).open_on_base(payload.repository.full_name, branch)
+    rows = await services.pulls.open_on_base(payload.repository.full_name, branch)
     if not rows:
         return
     github = services.require_github()
@@ -199,12 +190,10 @@ async def _button_pull_request(services: Services, payload: CheckRunEvent) -> in
     external = payload.check_run.external_id or ""
     if external.startswith(EXTERNAL_ID_PREFIX) and external[len(EXTERNAL_ID_PREFIX):].isdigit():
         run_id = int(external[len(EXTERNAL_ID_PREFIX):])
-        row = await _pulls(services).for_run(run_id)
+        row = await services.pulls.for_run(run_id)
         if row is not None and row.number > 0:
             return row.number
-        from bot.runs.store import RunStore
-
-        run = await RunStore(services.store).get(run_id)
+        run = await services.runs.get(run_id)
         if run is not None and run.pr_number is not None and run.repository == payload.repository.full_name:
             return run.pr_number
     numbers = [pull.number for pull in payload.check_run.pull_requests]
@@ -227,22 +216,20 @@ async def agent_check_button(event: Event, services: Services) -> None:
     site = _site(event, payload.repository, payload.installation, number)
     if site is None:
         return
-    github = services.require_github()
     sender = Sender(payload.sender.login, payload.sender.type)
-    config = await triggers.config_for(services, github, event, site, sender)
+    config = await services.triggers.config_for(event, site, sender)
     if config is None:
         return
     verb = action.identifier
     handler, label = BUTTONS[verb]
-    decision = await triggers.gate(services, github, site, config, sender, verb)
+    decision = await services.triggers.gate(site, config, sender, verb)
     if decision.verdict is Verdict.IGNORE:
         return
     if not decision.allowed:
-        await triggers.post_reply(github, event, site,
-                                  triggers.refusal(decision, sender, messages.PR_WHAT_BUTTON.format(label=label)))
+        await post_reply(services.require_github(), event, site,
+                         refusal(decision, sender, messages.PR_WHAT_BUTTON.format(label=label)))
         return
     await handler(CommandContext(
         services=services, event=event, command=Command(verb=verb, line=1, source=f"/agent {verb}"), config=config,
-        installation_id=site.installation_id, owner=site.owner, repo=site.repo, issue_number=number,
-        is_pull_request=True, sender=sender.login, sender_permission=decision.held or "none", comment_id=None, seq=0,
+        site=site, sender=sender.login, sender_permission=decision.held or "none", comment_id=None, seq=0,
     ))

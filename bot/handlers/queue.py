@@ -1,4 +1,4 @@
-"""Events that can move a review queue, and the `review-queue` check's buttons.
+"""Events that can move a review queue, the `review-queue` check's buttons, and the queue's `/agent` verbs.
 
 Every handler finds the queues (repository + base branch) an event touches and reconciles each once. Deliveries
 that Kickoff's own check writes cause (`check_run` and `check_suite` of its App) are ignored, so a reconcile never
@@ -24,16 +24,18 @@ from bot.events import (
     StatusEvent,
     User,
 )
-from bot.handlers import triggers
 from bot.permissions import Sender, Verdict
 from bot.queue.model import QUEUE_LABEL
-from bot.queue.service import AGENT_CHECK, queue_service
+from bot.queue.service import AGENT_CHECK
 from bot.queue.store import OPEN, QueueKey
-from bot.routing import Event, Router
+from bot.queue.verbs import QUEUE_VERBS, Request, apply, show_repository
+from bot.routing import CommandContext, CommandRouter, Event, Router
 from bot.services import Services
+from bot.triggers import post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
 router = Router()
+commands = CommandRouter()
 
 BUTTON_VERBS = {"bump": messages.QUEUE_BUTTON_BUMP[0], "unqueue": messages.QUEUE_BUTTON_REMOVE[0]}
 
@@ -98,14 +100,14 @@ def _own(services: Services, app: CheckApp | None) -> bool:
 async def _reconcile(services: Services, keys: set[QueueKey]) -> None:
     """Each queue the delivery touched, once."""
     if keys:
-        await queue_service(services).reconcile_all(sorted(keys, key=lambda k: (k.repository, k.base)))
+        await services.queue.reconcile_all(sorted(keys, key=lambda k: (k.repository, k.base)))
 
 
 async def _queues_of_head(
     services: Services, installation_id: int, repository: str, sha: str, pulls: list[PullNumber]
 ) -> set[QueueKey]:
     """The queues of the pull requests GitHub names, and of those whose head is `sha`."""
-    store = queue_service(services).store
+    store = services.queue.store
     rows = [row for pull in pulls if (row := await store.get(repository, pull.number)) is not None]
     rows += await store.by_head(repository, sha)
     return {QueueKey(installation_id, repository, row.base_ref) for row in rows if row.state == OPEN}
@@ -122,7 +124,7 @@ async def pull_request_changed(event: Event, services: Services) -> None:
     if installation_id is None:
         return
     pull, repository = payload.pull_request, payload.repository.full_name
-    store = queue_service(services).store
+    store = services.queue.store
     row = await store.get(repository, pull.number)
     if row is None:
         labelled = QUEUE_LABEL in {label.name.lower() for label in pull.labels}
@@ -151,7 +153,7 @@ async def review_changed(event: Event, services: Services) -> None:
     installation_id = _installation(event, payload.installation)
     if installation_id is None:
         return
-    row = await queue_service(services).store.get(payload.repository.full_name, payload.pull_request.number)
+    row = await services.queue.store.get(payload.repository.full_name, payload.pull_request.number)
     if row is not None:
         await _reconcile(services, {QueueKey(installation_id, row.repository, row.base_ref)})
 
@@ -199,7 +201,7 @@ async def base_pushed(event: Event, services: Services) -> None:
         return
     branch = payload.ref.removeprefix("refs/heads/")
     repository = payload.repository.full_name
-    if branch in await queue_service(services).store.bases(repository):
+    if branch in await services.queue.store.bases(repository):
         await _reconcile(services, {QueueKey(installation_id, repository, branch)})
 
 
@@ -214,7 +216,7 @@ async def queue_button_pressed(event: Event, services: Services) -> None:
         services, payload.check_run.app
     ):
         return
-    service = queue_service(services)
+    service = services.queue
     repository = payload.repository.full_name
     numbers = [pull.number for pull in payload.check_run.pull_requests]
     if not numbers:
@@ -226,24 +228,46 @@ async def queue_button_pressed(event: Event, services: Services) -> None:
             break
     if row is None:
         return
-    site = triggers.site_of(event, payload.repository, payload.installation, row.number, is_pull_request=True)
+    site = site_of(event, payload.repository, payload.installation, row.number, is_pull_request=True)
     if site is None:
         return
-    github = services.require_github()
     sender = Sender(payload.sender.login, payload.sender.type)
-    config = await triggers.config_for(services, github, event, site, sender)
+    config = await services.triggers.config_for(event, site, sender)
     if config is None or payload.check_run.name != config.queue.check_name:
         return
     verb = action.identifier
-    decision = await triggers.gate(services, github, site, config, sender, verb)
+    decision = await services.triggers.gate(site, config, sender, verb)
     if decision.verdict is Verdict.IGNORE:
         return
     if not decision.allowed:
         what = messages.WHAT_BUTTON.format(label=BUTTON_VERBS[verb], check=config.queue.check_name)
-        await triggers.post_reply(github, event, site, triggers.refusal(decision, sender, what))
+        await post_reply(services.require_github(), event, site, refusal(decision, sender, what))
         return
-    from bot.queue.verbs import Request, apply  # the verbs module imports the handlers package
-
     request = Request(verb, site.installation_id, repository, row.number, sender.login, config)
     log.info("%s#%s: %s pressed by %s", repository, row.number, BUTTON_VERBS[verb], sender.login)
     await apply(service, request)
+
+
+@commands.verb(*QUEUE_VERBS)
+async def queue_command(ctx: CommandContext) -> None:
+    """Every queue command: on a pull request, its queue; `/agent queue` on an issue shows every queue. One
+    comment answers each command."""
+    service = ctx.services.queue
+    name = ctx.command.verb
+    if not ctx.is_pull_request:
+        if name == "queue":
+            body = await show_repository(service, ctx.installation_id, ctx.repository)
+        else:
+            body = messages.QUEUE_NOT_A_PULL_REQUEST.format(verb=name)
+    else:
+        request = Request(
+            verb=name,
+            installation_id=ctx.installation_id,
+            repository=ctx.repository,
+            number=ctx.issue_number,
+            sender=ctx.sender,
+            config=ctx.config,
+            priority=ctx.command.priority,
+        )
+        body = await apply(service, request)
+    await post_reply(ctx.services.require_github(), ctx.event, ctx.site, body, seq=ctx.seq)

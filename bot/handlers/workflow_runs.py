@@ -17,7 +17,6 @@ from bot import messages
 from bot.routing import Event, Router
 from bot.runners.github_actions import GitHubActionsRunner, status_of
 from bot.runs.lifecycle import is_final
-from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import Run, RunState
 
@@ -63,7 +62,7 @@ async def _run_for(services: Services, repository: str, workflow_run_id: int) ->
 
 
 async def _started(services: Services, run: Run) -> None:
-    runs = RunStore(services.store, clock=services.clock)
+    runs = services.runs
     if run.state == RunState.STARTING and await runs.transition(run.id, RunState.RUNNING,
                                                                 from_state=RunState.STARTING):
         log.info("run %s: its workflow run started", run.id)
@@ -94,7 +93,7 @@ async def workflow_run_completed(event: Event, services: Services) -> None:
     if run is None or is_final(run.state):
         return
     status = status_of("completed", workflow_run.conclusion, workflow_run.html_url)
-    runs = RunStore(services.store, clock=services.clock)
+    runs = services.runs
     if status.cancelled:
         moved = await runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
     elif status.timed_out:

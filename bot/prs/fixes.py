@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from bot import messages
 from bot.config import RepoConfig
 from bot.github import GitHubAPI
-from bot.handlers.triggers import Site, start_trigger
-from bot.prs.store import OPEN, PullRequestStore
+from bot.prs.store import OPEN
 from bot.routing import Event
 from bot.runs.planning import find_trigger
-from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import PullRequest
+from bot.triggers import Site
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ async def consider_fix(
     """Plan a fix run for `row` unless one runs, the bound is reached, or this delivery planned it already."""
     if row.state != OPEN or row.run_id is None:
         return False
-    pulls = PullRequestStore(services.store, clock=services.clock)
+    pulls = services.pulls
     # A sibling merged: this PR is about to be closed as superseded, so fixing its conflict would be wasted.
     if config.queue.close_siblings and row.trigger_id is not None and await pulls.sibling_merged(row.trigger_id):
         return False
@@ -84,10 +83,10 @@ async def consider_fix(
     agents = (row.agent,) if row.agent and row.agent in config.agents else (task.agents[0],) if task else ()
     if not agents:
         return False
-    trigger = await RunStore(services.store).trigger(row.trigger_id) if row.trigger_id is not None else None
+    trigger = await services.runs.trigger(row.trigger_id) if row.trigger_id is not None else None
     sender = trigger.sender if trigger is not None else "kickoff"
-    await start_trigger(
-        services, github, event, site, seq=seq, source="fix", task=FIX_TASK, agents=agents, attempts=1,
+    await services.triggers.start(
+        event, site, seq=seq, source="fix", task=FIX_TASK, agents=agents, attempts=1,
         sender=sender, instructions=failure.instructions,
         reason=messages.FIX_STARTED.format(attempt=attempt, limit=limit, why=failure.why),
     )

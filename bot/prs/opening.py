@@ -74,14 +74,6 @@ def is_transient(exc: GitHubError) -> bool:
     return isinstance(exc, RateLimited | GitHubUnavailable) or exc.status is None
 
 
-async def _default_config(services: Services, installation_id: int, repository: str) -> RepoConfig:
-    from bot.handlers.triggers import Site, load_config
-
-    owner, _, name = repository.partition("/")
-    site = Site(installation_id, owner, name, 0, is_pull_request=False, default_branch=None)
-    return await load_config(services, services.require_github(), site)
-
-
 class Deliverer:
     """Opens the pull requests of succeeded runs and reports follow-ups on theirs."""
 
@@ -91,7 +83,7 @@ class Deliverer:
         self.services = services
         self.runs = runs or RunStore(services.store, clock=services.clock)
         self.pulls = PullRequestStore(services.store, clock=services.clock)
-        self._config_for = config_for or (lambda i, r: _default_config(services, i, r))
+        self._config_for = config_for or services.configs.load
 
     async def process(self, limit: int = BATCH) -> int:
         """Deliver what is waiting; how many runs were delivered (or failed delivering) in this pass."""

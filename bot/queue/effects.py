@@ -20,6 +20,7 @@ from bot.queue.model import DesiredCheck, Merge, Plan, UpdateBranch, diff
 from bot.queue.reconcile import Outcome, buttons_for
 from bot.queue.store import MERGED, Memory, QueueKey, QueueStore, memory_of
 from bot.queue.texts import Reason
+from bot.runs.planning import TriggerRequest, plan_trigger
 from bot.services import Services
 from bot.store.models import PullRequest
 
@@ -217,8 +218,6 @@ class QueueWriter:
     ) -> bool:
         """A follow-up `fix` run on the pull request that merges the base and resolves the conflicts (planned once
         per head and base: the trigger is keyed by them)."""
-        from bot.runs.planning import TriggerRequest, plan_trigger
-
         task = config.task("fix")
         if task is None or not task.agents:
             log.warning("%s#%s conflicts, but there is no `fix` task to rebase it", key.repository, row.number)

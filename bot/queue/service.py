@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
@@ -26,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.config import ConfigError, RepoConfig
+from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.github import GitHubAPI, NotFound, PermissionDenied, PullRequestInfo, ValidationFailed
 from bot.github.models import Permission
@@ -118,7 +117,7 @@ class ReviewerPermissions:
 
 
 class QueueService:
-    """Reconciles queues for one process (one per `Services`: see `queue_service`)."""
+    """Reconciles queues for one process (`Services.queue`, built by the composition root)."""
 
     def __init__(
         self,
@@ -179,14 +178,7 @@ class QueueService:
         if self._config_for is not None:
             found: RepoConfig = await self._config_for(key)
             return found
-        from bot.handlers.triggers import Site, load_config
-
-        site = Site(key.installation_id, key.owner, key.repo, 0, True, None)
-        try:
-            return await load_config(self.services, self.services.require_github(), site)
-        except ConfigError as exc:
-            log.warning("config of %s is broken (%s); the queue uses the defaults", key.repository, exc.messages())
-            return RepoConfig()
+        return await self.services.configs.load_or_defaults(key.installation_id, key.repository)
 
     async def update(
         self,
@@ -405,19 +397,6 @@ class QueueService:
         return found
 
 
-_SERVICES: dict[int, QueueService] = {}
-
-
-def queue_service(services: Services) -> QueueService:
-    """The queue service of this `Services` (it goes away with it, so tests never share locks or caches)."""
-    key = id(services)
-    found = _SERVICES.get(key)
-    if found is None:
-        found = _SERVICES[key] = QueueService(services)
-        weakref.finalize(services, _SERVICES.pop, key, None)
-    return found
-
-
 __all__ = [
     "AGENT_CHECK",
     "Outcome",
@@ -430,6 +409,5 @@ __all__ = [
     "ci_of",
     "classify_push",
     "latest_reviews",
-    "queue_service",
     "review_of",
 ]

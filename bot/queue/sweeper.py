@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 
-from bot.queue.service import queue_service
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -18,7 +17,7 @@ class QueueSweeper:
 
     def __init__(self, services: Services, *, interval: float | None = None) -> None:
         self.services = services
-        self.service = queue_service(services)
+        self.service = services.queue
         self.interval = interval if interval is not None else self.service.settings.sweep_seconds
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,8 +1,9 @@
 """The queue commands: `/agent queue`, `bump`, `priority`, `skip`, `unqueue`, `requeue`, `hold`, `unhold`, `rebase`,
 and the `review-queue` check's buttons ("Move to front" is `bump`, "Remove" is `unqueue`).
 
-The sender has passed the permission gate. Each command changes the pull request's queue state, reconciles its
-queue at once (so the checks show the result) and answers in one comment; a button answers through the check.
+The sender has passed the permission gate (the queue's handlers, for a comment or a button). Each command changes
+the pull request's queue state and reconciles its queue at once (so the checks show the result); the handler posts
+the answer, a button answers through the check.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from bot import messages
 from bot.commands import Priority
 from bot.config import RepoConfig
 from bot.github import GitHubError
-from bot.handlers.triggers import Site, find_own_comment, marker_key
-from bot.handlers.verbs import CommandContext, verb
 from bot.queue import texts
-from bot.queue.service import Outcome, QueueService, Updated, queue_service
+from bot.queue.service import Outcome, QueueService, Updated
 from bot.queue.store import CLOSED, MERGED, OPEN, QueueKey, memory_of
 from bot.queue.texts import Reason
 from bot.store.models import PullRequest
@@ -147,38 +146,3 @@ async def show_repository(service: QueueService, installation_id: int, repositor
         lines = ["| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |", *table.lines[:50]]
         parts.append(messages.QUEUE_SHOW_ISSUE.format(base=base, table="\n".join(lines)))
     return "\n\n".join(parts) or messages.QUEUE_SHOW_EMPTY
-
-
-async def _reply(ctx: CommandContext, body: str) -> None:
-    """One comment per command; a retried delivery first looks for the answer it already gave."""
-    github = ctx.services.require_github()
-    marker = messages.REPLY_MARKER.format(key=f"{marker_key(ctx.event)}.{ctx.seq}")
-    if ctx.event.attempt > 1:
-        site = Site(ctx.installation_id, ctx.owner, ctx.repo, ctx.issue_number, ctx.is_pull_request, None)
-        if await find_own_comment(github, site, marker) is not None:
-            return
-    await github.comment(ctx.installation_id, ctx.owner, ctx.repo, ctx.issue_number,
-                         messages.with_marker(body, marker))
-
-
-@verb(*QUEUE_VERBS)
-async def queue_command(ctx: CommandContext) -> None:
-    """Every queue command: on a pull request, its queue; `/agent queue` on an issue shows every queue."""
-    service = queue_service(ctx.services)
-    name = ctx.command.verb
-    if not ctx.is_pull_request:
-        if name == "queue":
-            await _reply(ctx, await show_repository(service, ctx.installation_id, ctx.repository))
-        else:
-            await _reply(ctx, messages.QUEUE_NOT_A_PULL_REQUEST.format(verb=name))
-        return
-    request = Request(
-        verb=name,
-        installation_id=ctx.installation_id,
-        repository=ctx.repository,
-        number=ctx.issue_number,
-        sender=ctx.sender,
-        config=ctx.config,
-        priority=ctx.command.priority,
-    )
-    await _reply(ctx, await apply(service, request))

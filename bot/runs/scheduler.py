@@ -88,7 +88,7 @@ class Scheduler:
         self.tracker = Tracker(services, self.runs, interval=tracking_interval)
         self.tick = tick
         self.config_ttl = config_ttl
-        self._config_for = config_for or self._load_config
+        self._config_for = config_for or services.configs.load
         self._configs: dict[str, tuple[float, RepoConfig]] = {}
         self.specs = SpecBuilder(
             services, self.runs,
@@ -165,13 +165,6 @@ class Scheduler:
         config = await self._config_for(installation_id, repo)
         self._configs[repo] = (now + self.config_ttl, config)
         return config
-
-    async def _load_config(self, installation_id: int, repo: str) -> RepoConfig:
-        from bot.handlers.triggers import Site, load_config
-
-        owner, _, name = repo.partition("/")
-        site = Site(installation_id, owner, name, 0, is_pull_request=False, default_branch=None)
-        return await load_config(self.services, self.services.require_github(), site)
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:

@@ -17,9 +17,10 @@ from sqlalchemy import select
 from bot.dispatcher import Dispatcher
 from bot.github import GitHubAPI, IssueComment, Repository
 from bot.handlers import root_router
+from bot.root import compose
 from bot.services import Services
 from bot.store.db import Store
-from bot.store.inbox import Inbox, NewDelivery
+from bot.store.inbox import NewDelivery
 from bot.store.models import Delivery, Run, RunTransition, Trigger
 from tests.deliveries import load
 from tests.fake_github import FakeGitHub
@@ -187,7 +188,7 @@ class Harness:
     def writes(self) -> list[str]:
         """The verbs of every call that changed something on GitHub."""
         reads = {"get_file", "get_collaborator_permission", "list_issue_comments", "paginate", "get_repository",
-                 "get_issue", "list_labels"}
+                 "get_issue", "list_labels", "get_pull_request", "get_app"}
         return [
             verb for verb, args in self.gh.calls
             if verb not in reads and not (verb == "request" and args[1] == "GET")
@@ -202,10 +203,7 @@ async def harness(database_url: str, github: GitHubAPI | None = None, **settings
     await store.migrate()
     clock = Clock()
     gh = FakeGitHub(now=clock)
-    services = Services(
-        settings=make_settings(database_url, **values), store=store, inbox=Inbox(store), github=github or gh,
-        clock=clock,
-    )
+    services = compose(make_settings(database_url, **values), store, github=github or gh, clock=clock)
     try:
         yield Harness(services, gh, clock)
     finally:

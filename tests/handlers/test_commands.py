@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.handlers import verbs
-from bot.handlers.verbs import CommandContext
+from bot.commands import RESERVED_VERBS
+from bot.handlers import root_commands, root_router
+from bot.routing import CommandContext, CommandRouter, VerbHandler
 from tests.handlers.harness import (
     APP_ID,
     FULL_NAME,
@@ -22,6 +23,13 @@ from tests.handlers.harness import (
 )
 
 COMMENT_ID = 492700400
+
+
+def route(h: Harness, verb: str, handler: VerbHandler) -> None:
+    """Deliver through a root whose only control verb is `verb`, carried out by `handler`."""
+    verbs = CommandRouter()
+    verbs.verb(verb)(handler)
+    h.router = root_router(verbs=verbs)
 
 
 async def test_a_task_command_plans_runs_with_its_options_and_cleaned_instructions(h: Harness) -> None:
@@ -82,26 +90,23 @@ async def test_a_review_comment_on_a_fork_is_refused_from_the_payload(h: Harness
 
     assert await h.triggers() == []
     assert "comes from `evil/Hello-World`" in h.bot_comments(PULL)[0].body
-    assert [args for args in h.gh.calls_to("request") if args[2].endswith(f"/pulls/{PULL}")] == []
+    assert h.gh.calls_to("get_pull_request") == []
 
 
-async def test_a_read_only_verb_on_a_fork_is_not_refused_for_the_fork(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_read_only_verb_on_a_fork_is_not_refused_for_the_fork(h: Harness) -> None:
     seen: list[CommandContext] = []
 
     async def status(ctx: CommandContext) -> None:
         seen.append(ctx)
 
-    monkeypatch.setitem(verbs._VERBS, "status", status)
+    route(h, "status", status)
     h.gh.set_pull_request(OWNER, REPO, PULL, head_repo="someone/fork")
 
     await h.deliver("issue_comment", issue_comment("/agent status", on_pull_request=True))
 
     (ctx,) = seen
     assert (ctx.is_pull_request, ctx.issue_number, ctx.comment_id, ctx.seq) == (True, PULL, COMMENT_ID, 0)
-    assert h.gh.responses  # the PR was never fetched: status needs no write credentials
-    assert [args for args in h.gh.calls_to("request") if args[2].endswith(f"/pulls/{PULL}")] == []
+    assert h.gh.calls_to("get_pull_request") == []  # status needs no write credentials: the PR was not fetched
 
 
 async def test_a_review_comment_command_is_planned_and_acknowledged(h: Harness) -> None:
@@ -113,8 +118,7 @@ async def test_a_review_comment_command_is_planned_and_acknowledged(h: Harness) 
     )
     (run,) = await h.runs()
     assert (run.agent, run.kind) == ("codex", "followup")
-    path = f"/repos/{OWNER}/{REPO}/pulls/comments/284312630/reactions"
-    assert (INSTALLATION_ID, "POST", path, {}, {"content": "eyes"}) in h.gh.calls_to("request")
+    assert h.gh.calls_to("add_reaction_to_review_comment") == [(INSTALLATION_ID, OWNER, REPO, 284312630, "eyes")]
     assert h.gh.calls_to("add_reaction_to_comment") == []
 
 
@@ -190,22 +194,31 @@ async def test_help_needs_only_read_permission(h: Harness) -> None:
     assert h.gh.calls_to("add_reaction_to_comment") == [(INSTALLATION_ID, OWNER, REPO, COMMENT_ID, "eyes")]
 
 
-async def test_a_verb_without_a_handler_is_answered_honestly(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(verbs._VERBS, "queue", raising=False)
-
-    await h.deliver("issue_comment", issue_comment("/agent queue"))
-
-    (reply,) = h.bot_comments()
-    assert "`/agent queue` is not available yet in this version of Kickoff." in reply.body
+def test_every_control_verb_the_parser_accepts_is_routed() -> None:
+    assert root_commands().verbs() == RESERVED_VERBS - {"help"}  # `help` is answered by the commands handler
 
 
-async def test_a_control_verb_gets_its_context(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_verb_is_routed_by_one_feature_only() -> None:
+    async def one(ctx: CommandContext) -> None:
+        del ctx
+
+    mine = CommandRouter()
+    mine.verb("cancel")(one)
+    with pytest.raises(ValueError, match="'cancel' is routed twice"):
+        CommandRouter(root_commands(), mine)
+    with pytest.raises(ValueError, match="'cancel' is routed twice"):
+        mine.verb("cancel")(lambda ctx: one(ctx))
+    with pytest.raises(LookupError, match="/agent status"):
+        mine.handler_for("status")
+
+
+async def test_a_control_verb_gets_its_context(h: Harness) -> None:
     seen: list[CommandContext] = []
 
     async def cancel(ctx: CommandContext) -> None:
         seen.append(ctx)
 
-    monkeypatch.setitem(verbs._VERBS, "cancel", cancel)
+    route(h, "cancel", cancel)
     h.gh.permissions["boss"] = "admin"
 
     await h.deliver("issue_comment", issue_comment("/agent fix\n/agent cancel all", sender=user("boss")))
@@ -224,10 +237,11 @@ async def test_a_control_verb_gets_its_context(h: Harness, monkeypatch: pytest.M
 async def test_kickoffs_own_comment_is_never_a_command(h: Harness) -> None:
     await h.deliver("issue_comment", issue_comment("/agent fix", via_app=APP_ID))
     assert h.gh.calls == []
-    # Its bot login is learnt once per process (`GET /app`), then a delivery it sent is dropped at once.
+    # A delivery its bot user sent is dropped at once: nothing is asked of GitHub but who the App is (which the
+    # gateway asks once per process).
     await h.deliver("issue_comment", issue_comment("/agent fix", sender=user("kickoff[bot]", "Bot")))
     await h.deliver("issue_comment", issue_comment("/agent fix", sender=user("Kickoff[bot]", "Bot")))
-    assert h.gh.calls == [("request", (None, "GET", "/app", {}, None))]
+    assert h.gh.calls == [("get_app", ()), ("get_app", ())]
 
 
 async def test_kickoff_is_ignored_even_when_allow_listed(h: Harness) -> None:
@@ -283,15 +297,13 @@ async def test_allow_users_admits_a_login_whatever_its_permission(h: Harness) ->
     assert reply.body.startswith("Sorry @mallory, `/agent fix` needs at least `write` permission")
 
 
-async def test_refused_commands_get_one_reply_and_nothing_runs(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_refused_commands_get_one_reply_and_nothing_runs(h: Harness) -> None:
     ran: list[str] = []
 
     async def cancel(ctx: CommandContext) -> None:
         ran.append(ctx.command.verb)
 
-    monkeypatch.setitem(verbs._VERBS, "cancel", cancel)
+    route(h, "cancel", cancel)
 
     await h.deliver("issue_comment", issue_comment("/agent fix\n/agent research\n/agent cancel", sender=user("drive")))
 

@@ -59,9 +59,7 @@ async def test_label_plans_one_run_per_agent_and_attempt(h: Harness) -> None:
     assert h.gh.labels[(OWNER, REPO, ISSUE)] == ["bug"]
     assert h.gh.calls_to("remove_label") == [(INSTALLATION_ID, OWNER, REPO, ISSUE, "agent:fix")]
     # 👀 on the issue, since a label has no comment to react to.
-    assert (INSTALLATION_ID, "POST", f"/repos/{OWNER}/{REPO}/issues/{ISSUE}/reactions", {}, {"content": "eyes"}) in (
-        h.gh.calls_to("request")
-    )
+    assert h.gh.calls_to("add_reaction_to_issue") == [(INSTALLATION_ID, OWNER, REPO, ISSUE, "eyes")]
 
 
 async def test_config_is_read_from_the_default_branch(h: Harness) -> None:
@@ -233,7 +231,7 @@ async def test_a_crash_after_posting_the_tracking_comment_does_not_post_a_second
             raise crashes.pop()
         return await real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("bot.handlers.triggers.set_tracking_comment", crash_once)
+    monkeypatch.setattr("bot.triggers.service.set_tracking_comment", crash_once)
 
     row = await h.deliver("issues", labeled("agent:fix"))
 

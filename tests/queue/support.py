@@ -16,9 +16,9 @@ from bot.github import CheckRunInfo, PullRequestInfo
 from bot.github.models import CommitStatus, PullReview
 from bot.queue.service import Outcome, QueueService, QueueSettings
 from bot.queue.store import QueueKey
+from bot.root import compose
 from bot.services import Services
 from bot.store.db import Store
-from bot.store.inbox import Inbox
 from bot.store.models import PullRequest
 from tests.fake_github import FakeGitHub
 from tests.support import make_settings
@@ -186,9 +186,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
     clock = Clock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     gh = FakeGitHub(now=clock, permissions={"rev": "write"})  # `World.review`'s default reviewer may approve
     gh.set_file(OWNER, REPO, ".github/kickoff.yml", "queue: {}\n")
-    services = Services(
-        settings=make_settings(database_url, APP_ID=APP_ID), store=store, inbox=Inbox(store), github=gh, clock=clock
-    )
+    services = compose(make_settings(database_url, APP_ID=APP_ID), store, github=gh, clock=clock)
     try:
         yield World(services, gh, clock)
     finally:

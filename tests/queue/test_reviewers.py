@@ -18,10 +18,9 @@ from bot.queue import texts
 from bot.queue.model import REVIEW_FLOOR
 from bot.queue.service import Outcome, QueueService, QueueSettings
 from bot.queue.store import QueueKey
+from bot.root import compose
 from bot.sandbox import Sandbox, SandboxServer
-from bot.services import Services
 from bot.store.db import Store
-from bot.store.inbox import Inbox
 from bot.store.models import PullRequest, utcnow
 from tests.support import make_settings
 
@@ -117,11 +116,9 @@ async def lane(tmp_path: Path, database_url: str) -> AsyncIterator[Lane]:
             store = Store(database_url)
             await store.migrate()
             gateway = GitHubGateway(creds.app_id, creds.private_key_pem, base_url=api)
-            services = Services(
-                settings=make_settings(database_url, APP_ID=creds.app_id, PRIVATE_KEY=creds.private_key_pem,
-                                       GITHUB_API_URL=api),
-                store=store, inbox=Inbox(store), github=gateway,
-            )
+            settings = make_settings(database_url, APP_ID=creds.app_id, PRIVATE_KEY=creds.private_key_pem,
+                                     GITHUB_API_URL=api)
+            services = compose(settings, store, github=gateway)
             service = QueueService(services, settings=QueueSettings(_env_file=None))
             try:
                 async with httpx.AsyncClient(base_url=api, trust_env=False, timeout=30) as http:

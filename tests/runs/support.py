@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import RepoConfig
+from bot.root import compose
 from bot.runners.base import ExitHandler, RunnerExit
 from bot.runners.local import LocalRunner
 from bot.runs.scheduler import Scheduler
@@ -22,7 +23,6 @@ from bot.runs.spec import RunResult, RunSpec
 from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.db import Store
-from bot.store.inbox import Inbox
 from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
 from bot.web import create_app
 from bot.worker import RunLoops, Worker
@@ -206,8 +206,7 @@ async def world(database_url: str, tmp: Path, **settings: Any) -> AsyncIterator[
     store = Store(database_url)
     await store.migrate()
     github = FakeGitHub()
-    services = Services(settings=make_settings(database_url, **settings), store=store, inbox=Inbox(store),
-                        github=github)
+    services = compose(make_settings(database_url, **settings), store, github=github)
     try:
         yield World(store, github, services, RunStore(store), tmp)
     finally:

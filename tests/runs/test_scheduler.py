@@ -15,14 +15,13 @@ from sqlalchemy import update
 from bot import messages
 from bot.config import ConfigError, ConfigProblem, RepoConfig
 from bot.github import GitHubUnavailable, GitHubUser, NotFound
+from bot.root import compose
 from bot.runners.base import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
 from bot.runs.scheduler import Scheduler, SchedulerSettings, build_scheduler
 from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.runs.spec_builder import branch_name, clone_url_for
-from bot.services import Services
 from bot.store.db import Store
-from bot.store.inbox import Inbox
 from bot.store.models import PullRequest, Run, RunState, utcnow
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world
 from tests.support import make_settings
@@ -321,8 +320,7 @@ async def test_two_schedulers_start_each_run_once_within_the_limit(w: World, dat
     other_store = Store(database_url)
     # The same GitHub for both: with a GitHub that knew nothing, the second worker's runs failed at once, which
     # freed their slots and let the first start three more (this test's flakiness, not the claim's).
-    other = Services(settings=make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), store=other_store,
-                     inbox=Inbox(other_store), github=w.github)
+    other = compose(make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), other_store, github=w.github)
     try:
         mine, theirs = FakeBackend(), FakeBackend()
         second = Scheduler(other, {"local": theirs}, config_for=w.config_for, open_prs=w.open_prs_for)

@@ -10,10 +10,11 @@ import pytest
 from bot import messages
 from bot.commands import Command
 from bot.config import RepoConfig
-from bot.handlers.verbs import CommandContext, handler_for
-from bot.routing import Event
+from bot.handlers import root_commands
+from bot.routing import CommandContext, Event
 from bot.runs.scheduler import Scheduler
 from bot.store.models import RunState
+from bot.triggers import Site
 from tests.handlers.harness import ISSUE as HARNESS_ISSUE
 from tests.handlers.harness import OWNER as HARNESS_OWNER
 from tests.handlers.harness import REPO as HARNESS_REPO
@@ -33,14 +34,13 @@ def context(w: World, verb: str, *, run: str | None = None, all_runs: bool = Fal
     return CommandContext(
         services=w.services, event=Event("delivery-9", "issue_comment", "created", {}, attempt=attempt),
         command=Command(verb, 1, f"/agent {verb}", run=run, all_runs=all_runs), config=RepoConfig(),
-        installation_id=7, owner="octo", repo="hello", issue_number=issue, is_pull_request=False, sender="ann",
+        site=Site(7, "octo", "hello", issue, is_pull_request=False, default_branch=None), sender="ann",
         sender_permission="write", comment_id=None, seq=0,
     )
 
 
 async def say(w: World, verb: str, **options: object) -> str:
-    handler = handler_for(verb)
-    assert handler is not None, f"/agent {verb} is not registered"
+    handler = root_commands().handler_for(verb)
     before = len(w.github.calls_to("comment"))
     await handler(context(w, verb, **options))  # type: ignore[arg-type]
     replies = w.github.calls_to("comment")[before:]
@@ -118,8 +118,7 @@ async def test_status_lists_the_runs_here(w: World) -> None:
 
 
 async def test_a_retried_delivery_answers_once(w: World) -> None:
-    handler = handler_for("status")
-    assert handler is not None
+    handler = root_commands().handler_for("status")
     await handler(context(w, "status"))
     await handler(context(w, "status", attempt=2))
     assert len(w.github.calls_to("comment")) == 1

@@ -1,9 +1,10 @@
 """`/agent cancel`, `/agent retry` and `/agent status`: the run-control verbs, answered by comment.
 
-The sender has passed the permission gate (bot.handlers.commands). A run is addressed by its id and must belong to
-this issue or pull request (or have opened it). Cancelling only marks the run: the scheduler that holds its runner
-stops it at its next pass. Retrying adds a new attempt under the same trigger, so it is idempotent: once an agent's
-latest attempt is queued again, repeating the command finds nothing to retry.
+The sender has passed the permission gate (bot.handlers.commands, or the `agent-run` check's buttons in
+bot.handlers.pull_requests). A run is addressed by its id and must belong to this issue or pull request (or have
+opened it). Cancelling only marks the run: the scheduler that holds its runner stops it at its next pass. Retrying
+adds a new attempt under the same trigger, so it is idempotent: once an agent's latest attempt is queued again,
+repeating the command finds nothing to retry.
 """
 
 from __future__ import annotations
@@ -11,20 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot import messages
-from bot.handlers.triggers import Site, find_own_comment, marker_key
-from bot.handlers.verbs import CommandContext, verb
+from bot.routing import CommandContext, CommandRouter
 from bot.runs.lifecycle import RETRYABLE, is_final
 from bot.runs.store import RunStore
 from bot.runs.tracking import agent_text, detail_text, duration_text, state_text
 from bot.store.models import Run, RunState
+from bot.triggers import post_reply
+
+commands = CommandRouter()
 
 
 def _kind(ctx: CommandContext) -> str:
     return "pull request" if ctx.is_pull_request else "issue"
-
-
-def _store(ctx: CommandContext) -> RunStore:
-    return RunStore(ctx.services.store, clock=ctx.services.clock)
 
 
 def _names(runs: Sequence[Run]) -> str:
@@ -32,15 +31,8 @@ def _names(runs: Sequence[Run]) -> str:
 
 
 async def _reply(ctx: CommandContext, body: str) -> None:
-    """One comment per command; a retried delivery first looks for the answer it already gave."""
-    github = ctx.services.require_github()
-    marker = messages.REPLY_MARKER.format(key=f"{marker_key(ctx.event)}.{ctx.seq}")
-    if ctx.event.attempt > 1:
-        site = Site(ctx.installation_id, ctx.owner, ctx.repo, ctx.issue_number, ctx.is_pull_request, None)
-        if await find_own_comment(github, site, marker) is not None:
-            return
-    await github.comment(ctx.installation_id, ctx.owner, ctx.repo, ctx.issue_number,
-                         messages.with_marker(body, marker))
+    """One comment per command (a retried or replayed delivery finds the answer it already gave)."""
+    await post_reply(ctx.services.require_github(), ctx.event, ctx.site, body, seq=ctx.seq)
 
 
 async def _addressed_run(ctx: CommandContext, runs: RunStore, ref: str) -> Run | None:
@@ -53,10 +45,10 @@ async def _addressed_run(ctx: CommandContext, runs: RunStore, ref: str) -> Run |
     return run if ctx.issue_number in (run.issue_number, run.pr_number) else None
 
 
-@verb("cancel")
+@commands.verb("cancel")
 async def cancel_runs(ctx: CommandContext) -> None:
     """`/agent cancel` (the latest request's runs), `/agent cancel all`, `/agent cancel <run>`."""
-    runs = _store(ctx)
+    runs = ctx.services.runs
     kind = _kind(ctx)
     if ctx.command.run is not None:
         run = await _addressed_run(ctx, runs, ctx.command.run)
@@ -85,10 +77,10 @@ async def cancel_runs(ctx: CommandContext) -> None:
         await _reply(ctx, messages.CANCEL_NOTHING_LATEST.format(kind=kind))
 
 
-@verb("retry")
+@commands.verb("retry")
 async def retry_runs(ctx: CommandContext) -> None:
     """`/agent retry` (each agent of the latest request whose last attempt failed), `/agent retry <run>`."""
-    runs = _store(ctx)
+    runs = ctx.services.runs
     reason = messages.RUN_RETRY_OF
     retried: list[tuple[Run, Run]] = []
     if ctx.command.run is not None:
@@ -124,10 +116,10 @@ async def retry_runs(ctx: CommandContext) -> None:
     ))
 
 
-@verb("status")
+@commands.verb("status")
 async def run_status(ctx: CommandContext) -> None:
     """`/agent status`: a table of the runs of this issue or pull request."""
-    found = await _store(ctx).runs_on_issue(ctx.repository, ctx.issue_number)
+    found = await ctx.services.runs.runs_on_issue(ctx.repository, ctx.issue_number)
     if not found:
         await _reply(ctx, messages.STATUS_EMPTY.format(kind=_kind(ctx)))
         return
