@@ -349,12 +349,12 @@ def run_agent(
 
     Exit 0 once the run has an outcome (even a failed one), 2 on a broken spec or environment.
     """
-    from bot.runner import main as runner_main
+    from bot.runner_program import main as runner_main
 
     if (spec is None) == (spec_url is None):
         raise _fail("give either --spec FILE or --spec-url URL")
     if spec_url is not None:
-        from bot.runner.fetch import SpecFetchError, spec_from_url
+        from bot.runner_program.fetch import SpecFetchError, spec_from_url
 
         try:
             spec = spec_from_url(spec_url)

@@ -2,7 +2,7 @@
 
 Rules for every message: say what happened and the next step; never include a token, a key, a secret or a raw
 exception; quote user text only through `bot.untrusted` helpers. (The command parser's own error texts live at
-the top of `bot/commands.py`.)
+the top of `bot/slash_commands.py`.)
 """
 
 from __future__ import annotations

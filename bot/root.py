@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.config import OperatorPolicy
-from bot.config.service import RepoConfigs
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
 from bot.prs.store import PullRequestStore
 from bot.queue.service import QueueService
+from bot.repo_configs import RepoConfigs
 from bot.routing import Router
 from bot.runs.store import RunStore
 from bot.services import Services

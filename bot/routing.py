@@ -1,8 +1,9 @@
 """Declarative routing: feature routers keyed on event and action, and `/agent` verbs routed alike, composed at
-the root."""
+the root; and where a delivery happened (`Site`), which every handler and the trigger kernel share."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,12 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
+from bot.events import InstallationRef
+from bot.events import Repository as RepositoryModel
+
 if TYPE_CHECKING:
-    from bot.commands import Command
     from bot.config import RepoConfig
     from bot.services import Services
-    from bot.triggers import Site
+    from bot.slash_commands import Command
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -174,3 +178,42 @@ class CommandRouter:
 
     def verbs(self) -> frozenset[str]:
         return frozenset(self._verbs)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """The issue or pull request a delivery is about, and the installation that can act on it."""
+
+    installation_id: int
+    owner: str
+    repo: str
+    issue_number: int
+    is_pull_request: bool
+    default_branch: str | None
+
+    @property
+    def repository(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+
+def site_of(
+    event: Event,
+    repository: RepositoryModel,
+    installation: InstallationRef | None,
+    issue_number: int,
+    *,
+    is_pull_request: bool,
+) -> Site | None:
+    """The site of a delivery; None (and a warning) when it names no installation Kickoff could act through."""
+    installation_id = event.installation_id or (installation.id if installation else None)
+    if installation_id is None:
+        log.warning("%s on %s carries no installation; Kickoff cannot act on it", event.key, repository.full_name)
+        return None
+    return Site(
+        installation_id,
+        repository.owner.login,
+        repository.name,
+        issue_number,
+        is_pull_request,
+        repository.default_branch,
+    )

@@ -17,11 +17,11 @@ from bot.store.inbox import Inbox
 from bot.store.models import utcnow
 
 if TYPE_CHECKING:
-    from bot.config.service import RepoConfigs
     from bot.github import GitHubAPI
     from bot.metrics import Metrics
     from bot.prs.store import PullRequestStore
     from bot.queue.service import QueueService
+    from bot.repo_configs import RepoConfigs
     from bot.runs.store import RunStore
     from bot.triggers import Triggers
 

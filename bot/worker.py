@@ -27,11 +27,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.dispatcher import Dispatcher
-from bot.prs.opening import Deliverer
+from bot.prs.opening import PullRequestOpener
 from bot.queue.sweeper import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.routing import Router
-from bot.runs.scheduler import Scheduler, build_scheduler
+from bot.runners.registry import build_scheduler
+from bot.runs.scheduler import Scheduler
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class RunLoops:
         self.services = services
         self.scheduler = scheduler
         self.tracker = scheduler.tracker
-        self.opener = Deliverer(services, scheduler.runs, config_for=scheduler.config)
+        self.opener = PullRequestOpener(services, scheduler.runs, config_for=scheduler.config)
         # `services.runs_changed` has two consumers; each gets its own copy, so neither clears the other's.
         self._schedule_due = asyncio.Event()
         self._tracking_due = asyncio.Event()

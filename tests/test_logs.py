@@ -97,7 +97,7 @@ async def test_the_scheduler_forgets_a_runs_secrets_when_it_ends(tmp_path: objec
     from pathlib import Path
 
     from bot.logs import registered_secrets
-    from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
+    from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
     from tests.runs.support import FakeBackend, repo_config, world
 
     # The fake GitHub's run tokens are the same strings in every test: another test in this process may have

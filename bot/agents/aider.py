@@ -15,7 +15,7 @@ import re
 from typing import Final
 
 from bot.agents.base import Adapter, AgentContext, AgentOutput, AgentReport, Invocation, model_args
-from bot.runs.spec import Usage
+from bot.runspec import Usage
 
 _TOKENS: Final = re.compile(r"Tokens: ([\d.,]+)(k?) sent.*?, ([\d.,]+)(k?) received")
 _COST: Final = re.compile(r"Cost: \$([\d.,]+) message, \$([\d.,]+) session")

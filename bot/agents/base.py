@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bot.config.model import FORBIDDEN_ENV, FORBIDDEN_ENV_PREFIXES
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, Usage
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, Usage
 
 SUMMARY_LIMIT: Final = 8_000
 """Bound on the summary an agent reports; it ends up in a check run (at most 65,535 characters)."""

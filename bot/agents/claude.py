@@ -27,7 +27,7 @@ from bot.agents.base import (
     model_args,
     trailing_json_object,
 )
-from bot.runs.spec import Usage
+from bot.runspec import Usage
 
 FIXED_ENV = {
     "DISABLE_TELEMETRY": "1",

@@ -27,7 +27,7 @@ from bot.agents.base import (
     json_lines,
     model_args,
 )
-from bot.runs.spec import Usage
+from bot.runspec import Usage
 
 
 def invocation(ctx: AgentContext) -> Invocation:

@@ -20,7 +20,7 @@ from bot.agents.base import (
     trailing_json_object,
     usage_from_mapping,
 )
-from bot.runs.spec import Usage
+from bot.runspec import Usage
 
 
 class CommandError(ValueError):

@@ -26,7 +26,7 @@ from bot.agents.base import (
     model_args,
     trailing_json_object,
 )
-from bot.runs.spec import Usage
+from bot.runspec import Usage
 
 INSTRUCTION = "Carry out the task described in the input above, editing the files in the current directory."
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.commands import NAME_PATTERN, RESERVED_VERBS
 from bot.config.loader import (
     CONFIG_PATH,
     ConfigError,
@@ -19,6 +18,7 @@ from bot.config.loader import (
 )
 from bot.config.model import AgentSpec, RepoConfig, TaskSpec
 from bot.config.policy import OperatorPolicy
+from bot.slash_commands import NAME_PATTERN, RESERVED_VERBS
 
 EXTENDS_SCHEMA: dict[str, Any] = {
     "type": "string",

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.commands import MAX_ATTEMPTS, NAME_PATTERN, RESERVED_VERBS
+from bot.slash_commands import MAX_ATTEMPTS, NAME_PATTERN, RESERVED_VERBS
 
 AdapterName = Literal["claude", "codex", "aider", "gemini", "command"]
 RunnerName = Literal["local", "github-actions", "kubernetes", "fly"]

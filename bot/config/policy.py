@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot import messages
 from bot.config.model import DEFAULT_AGENT_ENV, AgentSpec, RepoConfig, is_kickoff_env
 from bot.config.parsing import Layer, problem_at_layers
 from bot.config.problems import ConfigError, ConfigProblem
 
-if TYPE_CHECKING:
-    from bot.settings import Settings
+
+class OperatorSettings(Protocol):
+    """The three process settings the policy is made of (`bot.settings.Settings` has them); the config package is
+    below the settings, so it names only what it reads."""
+
+    @property
+    def enabled_runners(self) -> tuple[str, ...]: ...
+
+    @property
+    def agent_env_names(self) -> frozenset[str]: ...
+
+    @property
+    def config_extends(self) -> tuple[str, ...] | None: ...
 
 ORG_CONFIG_REPO = ".github"
 
@@ -33,7 +44,7 @@ class OperatorPolicy:
     extends: frozenset[str] = field(default_factory=frozenset)  # lowercase `owner/name`
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> OperatorPolicy:
+    def from_settings(cls, settings: OperatorSettings) -> OperatorPolicy:
         return cls(
             runners=settings.enabled_runners,
             agent_env=settings.agent_env_names,

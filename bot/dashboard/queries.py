@@ -15,9 +15,9 @@ from typing import Any, Final
 
 from sqlalchemy import func, or_, select
 
-from bot.commands import PRIORITIES, Priority
 from bot.config.model import Queue as QueueConfig
 from bot.queue import Entry, Reason, Snapshot, review_order
+from bot.slash_commands import PRIORITIES, Priority
 from bot.store.db import Store
 from bot.store.models import Delivery, DeliveryStatus, Installation, PullRequest, Repository, Run, RunState
 

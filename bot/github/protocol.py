@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bot.github.auth import InstallationToken
 from bot.github.models import (
@@ -253,44 +253,6 @@ class GitHubVerbs(Protocol):
 
 
 class GitHubAPI(GitHubVerbs, Protocol):
-    """`GitHubVerbs` plus the raw escape hatch, which no feature calls any more; new code adds a verb instead."""
-
-    # Any REST call, as an installation or (None) as the App, answering the JSON body (None for 204), validated
-    # as `model` when one is given.
-    @overload
-    async def request(
-        self,
-        installation_id: int | None,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        model: type[T],
-    ) -> T: ...
-
-    @overload
-    async def request(
-        self,
-        installation_id: int | None,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        model: None = None,
-    ) -> Any: ...
-
-    def paginate(
-        self,
-        installation_id: int | None,
-        path: str,
-        *,
-        model: type[T],
-        params: Params | None = None,
-        items_key: str | None = None,
-        per_page: int = 100,
-    ) -> AsyncIterator[T]:
-        """Every item of a listing, following `Link: rel="next"`; `items_key` for `{"total_count", key: [...]}`."""
-        ...
+    """What features type against: the verbs alone. The raw `request`/`paginate` are the transport's
+    (`bot.github.transport`), used only inside `bot/github/`; a feature that needs a new call adds a verb."""
 

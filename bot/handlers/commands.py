@@ -1,6 +1,6 @@
 """`/agent …` slash commands in comments, review comments and review bodies on issues and pull requests.
 
-Each visible command line is parsed (`bot.commands`), checked against the repo config, passed through the
+Each visible command line is parsed (`bot.slash_commands`), checked against the repo config, passed through the
 permission gate, and then either planned (task verbs) or handed to the handler the command router routes the verb
 to (control verbs: `router(verbs)`, composed at the root). Everything the delivery has to say goes into one reply.
 """
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot import messages
-from bot.commands import CommandError, ParsedCommand, help_table, new_commands, parse_commands
 from bot.events import (
     AuthoredComment,
     InstallationRef,
@@ -23,10 +22,11 @@ from bot.events import (
     User,
 )
 from bot.events import Repository as RepositoryModel
+from bot.gate import Sender, Verdict, runs_with_write_credentials
 from bot.github import GitHubAPI, PullRequestInfo
-from bot.permissions import Sender, Verdict, runs_with_write_credentials
 from bot.routing import CommandContext, CommandRouter, Event, Router
 from bot.services import Services
+from bot.slash_commands import CommandError, ParsedCommand, help_table, new_commands, parse_commands
 from bot.triggers import Site, known_tasks, post_reply, refusal, site_of, task_descriptions
 
 log = logging.getLogger(__name__)

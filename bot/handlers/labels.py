@@ -8,8 +8,8 @@ import logging
 from bot import messages
 from bot.config import ConfigError
 from bot.events import IssuesEvent
+from bot.gate import Sender, Verdict
 from bot.github import GitHubAPI
-from bot.permissions import Sender, Verdict
 from bot.routing import Event, Router
 from bot.runs.planning import PlannedTrigger, find_trigger
 from bot.services import Services

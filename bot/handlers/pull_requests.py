@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 
 from bot import messages
-from bot.commands import Command
 from bot.config import RepoConfig
 from bot.events import (
     CheckApp,
@@ -28,12 +27,13 @@ from bot.events import (
     StatusEvent,
 )
 from bot.events import Repository as RepositoryModel
+from bot.gate import Sender, Verdict
 from bot.handlers import run_commands
-from bot.permissions import Sender, Verdict
 from bot.prs import fixes, siblings
 from bot.prs.store import CLOSED, MERGED, OPEN
 from bot.routing import CommandContext, Event, Router
 from bot.services import Services
+from bot.slash_commands import Command
 from bot.store.models import PullRequest
 from bot.triggers import Site, post_reply, refusal, site_of
 

@@ -20,11 +20,10 @@ from bot import messages
 from bot.config import RepoConfig
 from bot.github import GitHubAPI
 from bot.prs.store import OPEN
-from bot.routing import Event
+from bot.routing import Event, Site
 from bot.runs.planning import find_trigger
 from bot.services import Services
 from bot.store.models import PullRequest
-from bot.triggers import Site
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Delivering succeeded runs: Kickoff (not the runner) opens one pull request per run, with the App's token.
 
-`Deliverer.process()` is the worker's pull-request loop (bot.worker): it runs whenever a run reaches `succeeded`
+`PullRequestOpener.process()` is the worker's pull-request loop (bot.worker): it runs whenever a run reaches `succeeded`
 (`services.runs_succeeded`) and at every tick. The run itself is the durable record (`succeeded` with progress
 `finished`), so a run that succeeded before a crash is delivered after the restart. It takes each succeeded run not
 yet delivered (one worker wins each, see `bot.prs.store`) and:
@@ -37,8 +37,8 @@ from bot.github import (
 from bot.prs import texts
 from bot.prs.store import OPEN, OPENING, PullRequestStore
 from bot.runs.lifecycle import branch_problem
-from bot.runs.spec import RunResult
 from bot.runs.store import RunStore
+from bot.runspec import RunResult
 from bot.services import Services
 from bot.store.models import PullRequest, Run, Trigger
 
@@ -74,7 +74,7 @@ def is_transient(exc: GitHubError) -> bool:
     return isinstance(exc, RateLimited | GitHubUnavailable) or exc.status is None
 
 
-class Deliverer:
+class PullRequestOpener:
     """Opens the pull requests of succeeded runs and reports follow-ups on theirs."""
 
     def __init__(

@@ -15,7 +15,7 @@ from bot import messages
 from bot.config import RepoConfig
 from bot.github import CheckRunAction
 from bot.logs import redact
-from bot.runs.spec import RunResult
+from bot.runspec import RunResult
 from bot.store.models import Run
 from bot.untrusted import clean_untrusted
 

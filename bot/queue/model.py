@@ -20,11 +20,11 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from bot import messages
-from bot.commands import PRIORITIES, Priority
 from bot.config.model import Queue as QueueConfig
 from bot.github.models import Permission
 from bot.queue import texts
 from bot.queue.texts import Conclusion, Reason, State, Status
+from bot.slash_commands import PRIORITIES, Priority
 
 QUEUE_LABEL: Final = "kickoff:queue"
 """Queues a pull request that Kickoff did not open."""

@@ -14,7 +14,6 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from bot import messages
-from bot.commands import PRIORITIES, Priority
 from bot.config.model import Queue as QueueConfig
 from bot.github import CheckRunAction, PullRequestInfo
 from bot.github.models import CommitStatus, Permission, PullReview, permission_at_least
@@ -34,6 +33,7 @@ from bot.queue.model import (
 )
 from bot.queue.store import Memory, QueueKey, as_reason, is_kickoff
 from bot.queue.texts import Reason, State
+from bot.slash_commands import PRIORITIES, Priority
 from bot.store.models import PullRequest
 
 log = logging.getLogger(__name__)

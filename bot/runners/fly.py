@@ -23,9 +23,9 @@ from typing import Any, Final
 
 import httpx
 
-from bot.runners.base import RunnerError
 from bot.runners.watchdog import RemoteRunner, RemoteStatus
-from bot.runs.spec import RunSpec
+from bot.runs.backend import RunnerError
+from bot.runspec import RunSpec
 
 log = logging.getLogger(__name__)
 

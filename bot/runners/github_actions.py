@@ -26,10 +26,10 @@ from typing import Final
 
 from bot.github import GitHubAPI, GitHubError, NotFound, ValidationFailed
 from bot.github.auth import utcnow
-from bot.runners.base import RunnerError
 from bot.runners.watchdog import RemoteRunner, RemoteStatus
-from bot.runs.spec import RunSpec
+from bot.runs.backend import RunnerError
 from bot.runs.tickets import TicketStore
+from bot.runspec import RunSpec
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from typing import Any, Final, cast
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from bot.runners.base import RunnerError
 from bot.runners.watchdog import RemoteRunner, RemoteStatus
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
+from bot.runs.backend import RunnerError
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 
 log = logging.getLogger(__name__)
 

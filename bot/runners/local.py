@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -41,9 +41,9 @@ import bot
 from bot import messages
 from bot.config.model import DEFAULT_AGENT_ENV, is_kickoff_env
 from bot.logs import redact
-from bot.runner.sandbox import BWRAP_ENV, DEFAULT_BWRAP, probe_here
-from bot.runners.base import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
-from bot.runs.spec import RunResult, RunSpec, SandboxMode
+from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, probe_here
+from bot.runs.backend import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
+from bot.runspec import RunResult, RunSpec, SandboxMode
 from bot.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,9 @@ class LocalRunner:
         if parsed is None:
             return
         await self._remove(run_id, parsed[2])
+
+    async def sweep(self, known: Collection[int]) -> list[str]:
+        return []  # a local runner is a child process: it cannot outlive its workspace unheld
 
     async def aclose(self) -> None:
         runners = list(self._runners.values())

@@ -20,8 +20,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from bot.runners.base import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
-from bot.runs.spec import RunResult, RunSpec
+from bot.runs.backend import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
+from bot.runspec import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
 

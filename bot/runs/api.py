@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from bot import messages
 from bot.runs.lifecycle import InvalidTransition, branch_problem, is_final, state_for_outcome
-from bot.runs.spec import RunReport
 from bot.runs.store import RunStore, secret_hash
+from bot.runspec import RunReport
 from bot.services import Services
 from bot.store.models import Run, RunState
 

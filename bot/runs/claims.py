@@ -20,7 +20,7 @@ from bot import messages
 from bot.config import ConfigError, RepoConfig
 from bot.github import GitHubError, NotFound, PermissionDenied
 from bot.logs import register_secret
-from bot.runners.base import RunnerBackend
+from bot.runs.backend import RunnerBackend
 from bot.runs.store import RunStore, secret_hash
 from bot.services import Services
 from bot.store.models import Run, RunState

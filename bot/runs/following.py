@@ -20,12 +20,11 @@ from bot import messages
 from bot.config import ConfigError, RepoConfig
 from bot.github import GitHubError, InstallationToken
 from bot.logs import forget_run_secrets, register_secret
-from bot.runners.base import RunnerBackend, RunnerError, RunnerExit
-from bot.runners.watchdog import RemoteRunner
+from bot.runs.backend import RunnerBackend, RunnerError, RunnerExit
 from bot.runs.lifecycle import is_final
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from bot.runs.spec_builder import Unstartable
 from bot.runs.store import RunStore
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from bot.services import Services
 from bot.store.models import Run, RunState
 
@@ -224,8 +223,8 @@ class RunnerFollower:
                 log.info("run %s: its runner was gone after a restart (%s)", run.id,
                          "result collected" if result else "runner lost")
                 await backend.cleanup(run.id, ref)
-            if isinstance(backend, RemoteRunner):  # its jobs that no run holds any more are deleted
-                await backend.sweep({run.id for run in await self.runs.held_by(name)})
+            # Its runners that no run holds any more are removed (remote jobs; the local backend has none to find).
+            await backend.sweep({run.id for run in await self.runs.held_by(name)})
         self.services.runs_changed.set()
 
     async def _config_or_default(self, run: Run) -> RepoConfig:

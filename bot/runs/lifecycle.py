@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from bot import messages
-from bot.runs.spec import Outcome, RunResult
+from bot.runspec import Outcome, RunResult
 from bot.store.models import Run, RunState
 
 S = RunState

@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import MAX_ATTEMPTS
 from bot.runs.snapshot import Snapshot, digest
 from bot.services import Services
+from bot.slash_commands import MAX_ATTEMPTS
 from bot.store.models import Run, RunState, RunTransition, Trigger, TriggerSnapshot
 from bot.untrusted import clean_untrusted
 

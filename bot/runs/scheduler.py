@@ -26,13 +26,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import RepoConfig
-from bot.runners.base import RunnerBackend
+from bot.runs.backend import RunnerBackend
 from bot.runs.claims import ClaimPolicy, ConfigLookup, OpenPullRequests
 from bot.runs.following import RunnerFollower
-from bot.runs.spec import RunSpec
 from bot.runs.spec_builder import SpecBuilder, clone_url_for
 from bot.runs.store import RunStore
 from bot.runs.tracking import Tracker
+from bot.runspec import RunSpec
 from bot.services import Services
 from bot.store.models import Run
 
@@ -176,41 +176,3 @@ async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -
             finally:
                 for waiter in waiters:
                     waiter.cancel()
-
-
-def build_scheduler(services: Services, settings: SchedulerSettings | None = None) -> Scheduler:
-    """The scheduler of `kickoff serve` and `kickoff worker`, with the runner backends the operator enabled.
-
-    The local backend is offered only when `KICKOFF_RUNNERS` (or `KICKOFF_RUNNER`) names it, and only once its
-    sandbox is known to work here (or the operator opted out): `SettingsError` otherwise, before anything runs.
-    """
-    from bot.runners.local import DEFAULT_COMMAND, LocalRunner, check_sandbox, secret_paths
-    from bot.runners.registry import remote_backends
-
-    settings = settings or SchedulerSettings()
-    backends: dict[str, RunnerBackend] = {}
-    if "local" in services.settings.enabled_runners:
-        mode = check_sandbox(settings.bwrap, unsafe_no_sandbox=settings.unsafe_no_sandbox)
-        local = LocalRunner(
-            command=settings.local_runner_command or DEFAULT_COMMAND,
-            workspace_root=settings.workspace_dir,
-            keep_workspaces=settings.keep_workspaces,
-            grace_seconds=settings.runner_grace_seconds,
-            sandbox=mode,
-            bwrap=settings.bwrap,
-            hide=secret_paths(database_url=services.settings.database_url,
-                              private_key_path=services.settings.private_key_path),
-            agent_env=services.settings.agent_env_names,
-        )
-        backends[local.name] = local
-    backends.update(remote_backends(services))
-    template = settings.clone_url
-    return Scheduler(
-        services,
-        backends,
-        clone_url=(lambda repo: template.format(repo=repo)) if template else None,
-        tick=settings.tick_seconds,
-        tracking_interval=settings.tracking_interval_seconds,
-        config_ttl=settings.config_ttl_seconds,
-        timeout_margin=settings.timeout_margin_seconds,
-    )

@@ -29,9 +29,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bot.gate import required_permission
 from bot.github import GitHubAPI, GitHubError, Issue, IssueComment, Permission
 from bot.github.models import permission_at_least
-from bot.permissions import required_permission
 from bot.untrusted import MAX_UNTRUSTED_CHARS, clean_untrusted
 
 log = logging.getLogger(__name__)

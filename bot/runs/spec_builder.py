@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 from bot import messages
 from bot.config import OperatorPolicy, RepoConfig, TaskSpec
 from bot.github import GitHubError, NotFound, PullRequestInfo
-from bot.prs import followups
+from bot.runs import followups
 from bot.runs.snapshot import IssueText, Snapshot, SnapshotError, Trust, issue_text
-from bot.runs.spec import AgentCommand, CommitIdentity, RunSpec
 from bot.runs.store import RunStore
+from bot.runspec import AgentCommand, CommitIdentity, RunSpec
 from bot.services import Services
 from bot.store.models import Run, Trigger
 from bot.untrusted import clean_untrusted, fence_untrusted, slugify
@@ -158,7 +158,7 @@ class SpecBuilder:
         )
 
     async def _followup_context(self, run: Run, config: RepoConfig) -> str:
-        """For a follow-up: the pull request's live review comments and failing checks (see bot.prs.followups)."""
+        """For a follow-up: the pull request's live review comments and failing checks (see bot.runs.followups)."""
         if run.kind != "followup" or run.pr_number is None:
             return ""
         pull = await self._once(("pull", run.repository, run.pr_number), lambda: self._pull_request(run))

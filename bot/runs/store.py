@@ -28,7 +28,7 @@ from bot.runs.lifecycle import (
     path_to,
     state_for_outcome,
 )
-from bot.runs.spec import RunResult
+from bot.runspec import RunResult
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, TriggerSnapshot, utcnow
 

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.logs import register_secret
 from bot.runs.lifecycle import ON_RUNNER
-from bot.runs.spec import ENV_RUN_SECRET, RunSpec
 from bot.runs.store import secret_hash
+from bot.runspec import ENV_RUN_SECRET, RunSpec
 from bot.services import Services
 from bot.store.db import Store
 from bot.store.models import Base, Run, UTCDateTime, utcnow

@@ -1,6 +1,7 @@
 """The trigger kernel the handlers call: where a delivery happened (`Site`), the gate, the one reply helper, and
 starting a trigger (`Triggers`)."""
 
+from bot.routing import Site, site_of
 from bot.triggers.replies import (
     find_own_comment,
     known_tasks,
@@ -11,7 +12,6 @@ from bot.triggers.replies import (
     task_descriptions,
 )
 from bot.triggers.service import CONFIG_ERRORS_VERB, SAFE_POLICY, Triggers
-from bot.triggers.site import Site, site_of
 
 __all__ = [
     "CONFIG_ERRORS_VERB",

@@ -11,10 +11,9 @@ import re
 
 from bot import messages
 from bot.config import ConfigError, RepoConfig
+from bot.gate import Decision, Reason, Sender
 from bot.github import GitHubAPI
-from bot.permissions import Decision, Reason, Sender
-from bot.routing import Event
-from bot.triggers.site import Site
+from bot.routing import Event, Site
 
 log = logging.getLogger(__name__)
 

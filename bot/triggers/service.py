@@ -16,14 +16,13 @@ from typing import Final
 from bot import messages
 from bot.config import ConfigError, RepoConfig
 from bot.config.model import Permissions
+from bot.gate import Decision, PermissionCache, Sender, authorize, ignored
 from bot.github import GitHubError
-from bot.permissions import Decision, PermissionCache, Sender, authorize, ignored
-from bot.routing import Event
+from bot.routing import Event, Site
 from bot.runs.planning import PlannedTrigger, TriggerRequest, find_trigger, plan_trigger, set_tracking_comment
 from bot.runs.snapshot import take_snapshot
 from bot.services import Services
 from bot.triggers.replies import find_own_comment, report_config_error
-from bot.triggers.site import Site
 from bot.untrusted import clean_untrusted
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import pytest
 from bot.agents import ADAPTERS, AgentContext, AgentOutput, agent_environment, get_adapter, is_forbidden
 from bot.agents.base import trailing_json_object
 from bot.agents.command import CommandError
-from bot.runs.spec import AgentCommand, Usage
+from bot.runspec import AgentCommand, Usage
 
 SAMPLES = Path(__file__).parent / "samples"
 WORKDIR = Path("/ws/repo")

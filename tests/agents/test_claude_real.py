@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.agents.anthropic_stub import FINAL_TEXT, INPUT_TOKENS, OUTPUT_TOKENS, ScriptedAnthropic, serve
-from tests.runner.support import make_remote, make_spec, new_token, run_program, runner_env
+from tests.runner_program.support import make_remote, make_spec, new_token, run_program, runner_env
 
 VERSION = "2.1.328"
 PACKAGE = f"@anthropic-ai/claude-code@{VERSION}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import RESERVED_VERBS
 from bot.handlers import root_commands, root_router
 from bot.routing import CommandContext, CommandRouter, VerbHandler
+from bot.slash_commands import RESERVED_VERBS
 from tests.handlers.harness import (
     APP_ID,
     FULL_NAME,

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import update
 
 from bot.config import RepoConfig
-from bot.prs.opening import Deliverer
+from bot.prs.opening import PullRequestOpener
 from bot.routing import Event
-from bot.runs.spec import RunResult
+from bot.runspec import RunResult
 from bot.store.models import PullRequest, Run, RunState, utcnow
 from tests.fake_github import FakeGitHub
 from tests.runs.support import FULL_NAME, INSTALLATION, ISSUE, OWNER, REPO, World
@@ -50,8 +50,8 @@ async def succeed(w: World, run: Run, result: RunResult | None = None) -> RunRes
     return result
 
 
-def deliverer(w: World) -> Deliverer:
-    return Deliverer(w.services, w.runs, config_for=w.config_for)
+def deliverer(w: World) -> PullRequestOpener:
+    return PullRequestOpener(w.services, w.runs, config_for=w.config_for)
 
 
 WRITING_VERBS = frozenset({

@@ -13,7 +13,7 @@ from bot import messages
 from bot.github import ValidationFailed
 from bot.logs import register_secret
 from bot.prs.store import PullRequestStore
-from bot.runs.spec import ENV_RUN_SECRET
+from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import RunState
 from tests.prs.support import LEAKED_KEY, config, deliverer, succeed, success, texts_written
 from tests.runs.support import ISSUE, OWNER, REPO, FakeBackend, World, settle, world

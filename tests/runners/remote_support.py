@@ -7,8 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.runners.base import RunnerExit
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
+from bot.runs.backend import RunnerExit
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
 
 SECRETS = {ENV_GIT_TOKEN: "ghs_run_token_abcdefghijklmnop", ENV_RUN_SECRET: "run-secret-0123456789abcdef"}
 

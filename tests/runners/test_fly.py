@@ -12,9 +12,9 @@ import httpx
 import pytest
 import respx
 
-from bot.runners.base import RunnerError
 from bot.runners.fly import FlyRunner, RateLimiter, exit_of, parse_ref
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
+from bot.runs.backend import RunnerError
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from tests.runners.remote_support import SECRETS, Exits, eventually, make_spec
 
 APP = "kickoff-runners"

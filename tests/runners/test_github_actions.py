@@ -20,8 +20,8 @@ from bot import messages
 from bot.github import GitHubError, GitHubGateway, NotFound
 from bot.routing import Event
 from bot.runners.github_actions import GitHubActionsRunner, parse_ref, status_of
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.runs.tickets import TicketStore
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.sandbox.fidelity import RestSpec, load_rest_spec
 from bot.store.models import Run, RunState
 from tests.github.harness import BASE_URL, INSTALLATION_ID, FakeTime, mount_mint

@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
 
-from bot.runners.base import RunnerError
 from bot.runners.kubernetes import JobTemplate, KubernetesRunner, job_name, parse_ref, status_of
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
+from bot.runs.backend import RunnerError
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from tests.runners.remote_support import SECRETS, Exits, eventually, make_spec
 
 NS = "agents"

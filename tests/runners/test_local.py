@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.runners.base import RunnerError, RunnerExit
 from bot.runners.local import WORKSPACE_PREFIX, LocalRunner, parse_ref
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
+from bot.runs.backend import RunnerError, RunnerExit
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
 from tests.runs.support import FAKE_RUNNER, eventually, live_processes, processes_alive, processes_gone
 
 TOKEN = "ghs_faketoken0123456789abcdefghijklmnopqrstuv"

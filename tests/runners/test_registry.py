@@ -11,8 +11,8 @@ from bot.runners.fly import FlyRunner
 from bot.runners.github_actions import GitHubActionsRunner
 from bot.runners.kubernetes import KubernetesRunner
 from bot.runners.local import LocalRunner, secret_paths
-from bot.runners.registry import RemoteRunnerSettings, check_runner_settings, remote_backends
-from bot.runs.scheduler import SchedulerSettings, build_scheduler
+from bot.runners.registry import RemoteRunnerSettings, build_scheduler, check_runner_settings, remote_backends
+from bot.runs.scheduler import SchedulerSettings
 from bot.settings import SettingsError
 from tests.runs.support import World, world
 

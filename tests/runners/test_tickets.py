@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.runner.fetch import ENV_SPEC_TICKET, SpecFetchError, spec_from_url
-from bot.runs.spec import ENV_RUN_SECRET, RunSpec
+from bot.runner_program.fetch import ENV_SPEC_TICKET, SpecFetchError, spec_from_url
 from bot.runs.store import secret_hash
 from bot.runs.tickets import TicketRefused, TicketStore
+from bot.runspec import ENV_RUN_SECRET, RunSpec
 from bot.store.models import RunState
 from tests.runs.support import FakeBackend, World, report_server, world
 

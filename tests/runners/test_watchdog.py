@@ -10,7 +10,7 @@ import pytest
 
 from bot import messages
 from bot.runners.watchdog import RemoteRunner, RemoteStatus
-from bot.runs.spec import RunSpec
+from bot.runspec import RunSpec
 from bot.store.models import RunState
 from tests.runners.remote_support import SECRETS, Exits, eventually, make_spec
 from tests.runs.support import World, world

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,11 +16,11 @@ from typing import Any
 
 from bot.config import RepoConfig
 from bot.root import compose
-from bot.runners.base import ExitHandler, RunnerExit
 from bot.runners.local import LocalRunner
+from bot.runs.backend import ExitHandler, RunnerExit
 from bot.runs.scheduler import Scheduler
-from bot.runs.spec import RunResult, RunSpec
 from bot.runs.store import RunStore
+from bot.runspec import RunResult, RunSpec
 from bot.services import Services
 from bot.store.db import Store
 from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
@@ -102,6 +102,9 @@ class FakeBackend:
 
     def owns(self, ref: str) -> bool:
         return ref.startswith("fake:")
+
+    async def sweep(self, known: Collection[int]) -> list[str]:
+        return []
 
     async def aclose(self) -> None:
         return None

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.runs.api import MAX_REPORT_BYTES
-from bot.runs.spec import ENV_RUN_SECRET
+from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import Run, RunState
 from tests.runs.support import FakeBackend, World, repo_config, report_server, world
 
@@ -145,7 +145,7 @@ async def test_unknown_runs_and_bad_secrets_get_the_same_answer(w: World, databa
 async def test_a_result_for_another_branch_is_refused_and_opens_no_pull_request(
     w: World, database_url: str, reported: str
 ) -> None:
-    from bot.prs.opening import Deliverer
+    from bot.prs.opening import PullRequestOpener
 
     (run, other), secrets = await started_runs(w)
     assigned = (await w.runs.require(run.id)).branch
@@ -167,26 +167,26 @@ async def test_a_result_for_another_branch_is_refused_and_opens_no_pull_request(
     assert stored.state == RunState.FAILED
     assert stored.result is None
     assert "branch" in (stored.reason or "")
-    await Deliverer(w.services, w.runs, config_for=w.config_for).process()
+    await PullRequestOpener(w.services, w.runs, config_for=w.config_for).process()
     assert w.github.calls_to("open_pull_request") == []
 
 
 async def test_a_result_file_for_another_branch_fails_the_run(w: World) -> None:
     """The local backend's result file takes the same check (RunStore.finish), whatever path it comes by."""
-    from bot.prs.opening import Deliverer
-    from bot.runs.spec import RunResult
+    from bot.prs.opening import PullRequestOpener
+    from bot.runspec import RunResult
 
     (run, _), _ = await started_runs(w)
     result = RunResult(run_id=run.id, outcome="succeeded", branch="main", pushed=True, files_changed=("x.py",))
     assert await w.runs.finish(run.id, result)
     stored = await w.runs.require(run.id)
     assert (stored.state, stored.result) == (RunState.FAILED, None)
-    await Deliverer(w.services, w.runs, config_for=w.config_for).process()
+    await PullRequestOpener(w.services, w.runs, config_for=w.config_for).process()
     assert w.github.calls_to("open_pull_request") == []
 
 
 async def test_the_right_branch_still_opens_its_pull_request(w: World, database_url: str) -> None:
-    from bot.prs.opening import Deliverer
+    from bot.prs.opening import PullRequestOpener
 
     (run, _), secrets = await started_runs(w)
     assigned = (await w.runs.require(run.id)).branch
@@ -195,7 +195,7 @@ async def test_the_right_branch_still_opens_its_pull_request(w: World, database_
     with report_server(database_url, w.github) as base, httpx.Client(base_url=base) as client:
         response = client.post(f"/api/runs/{run.id}/report", json=finished, headers=bearer(secrets[run.id]))
         assert response.status_code == 200
-    await Deliverer(w.services, w.runs, config_for=w.config_for).process()
+    await PullRequestOpener(w.services, w.runs, config_for=w.config_for).process()
     opened = w.github.calls_to("open_pull_request")
     assert len(opened) == 1
     assert assigned in opened[0]

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text, update
 
 from bot import messages
-from bot.runs.spec import ENV_RUN_SECRET
+from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import Run, RunState
 from tests.runs.support import (
     World,

@@ -16,11 +16,12 @@ from bot import messages
 from bot.config import ConfigError, ConfigProblem, RepoConfig
 from bot.github import GitHubUnavailable, GitHubUser, NotFound
 from bot.root import compose
-from bot.runners.base import RunnerError
+from bot.runners.registry import build_scheduler
+from bot.runs.backend import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
-from bot.runs.scheduler import Scheduler, SchedulerSettings, build_scheduler
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
+from bot.runs.scheduler import Scheduler, SchedulerSettings
 from bot.runs.spec_builder import branch_name, clone_url_for
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, utcnow
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world

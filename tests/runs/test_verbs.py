@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot import messages
-from bot.commands import Command
 from bot.config import RepoConfig
 from bot.handlers import root_commands
-from bot.routing import CommandContext, Event
+from bot.routing import CommandContext, Event, Site
 from bot.runs.scheduler import Scheduler
+from bot.slash_commands import Command
 from bot.store.models import RunState
-from bot.triggers import Site
 from tests.handlers.harness import ISSUE as HARNESS_ISSUE
 from tests.handlers.harness import OWNER as HARNESS_OWNER
 from tests.handlers.harness import REPO as HARNESS_REPO

@@ -1,6 +1,6 @@
 """The manifest's permissions against every GitHub call Kickoff makes, in both directions.
 
-`bot/github/permissions.py` maps each `GitHubAPI` verb to the endpoints it calls and each endpoint to the permission
+`bot/github/app_permissions.py` maps each `GitHubAPI` verb to the endpoints it calls and each endpoint to the permission
 GitHub requires; the source of `bot/` is scanned for `request(...)`/`paginate(...)` paths. A new verb, a new path or
 a manifest that lacks (or adds) a permission fails here.
 """
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bot.github import GitHubAPI, GitHubGateway
-from bot.github.permissions import ENDPOINTS, EVENTS, VERBS, Need, at_least, missing, required_permissions
+from bot.github.app_permissions import ENDPOINTS, EVENTS, VERBS, Need, at_least, missing, required_permissions
 from tests.setup.scan import Call, Scan, match, scan, scan_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def unknown_calls(calls: list[Call]) -> list[str]:
             continue
         found = match(call.method, call.template, ENDPOINTS)
         if not found:
-            problems.append(f"{call}: no entry in bot/github/permissions.py ENDPOINTS")
+            problems.append(f"{call}: no entry in bot/github/app_permissions.py ENDPOINTS")
         elif len({ENDPOINTS[e] for e in found}) > 1:
             problems.append(f"{call}: ambiguous, could be any of {found}")
     return problems
@@ -103,7 +103,7 @@ def gateway_endpoints(result: Scan, verb: str) -> set[tuple[str, str]]:
 
 
 def test_every_protocol_verb_has_an_entry_and_every_entry_is_a_verb() -> None:
-    assert verbs_without_entry(GitHubAPI) == [], "add each new GitHubAPI verb to VERBS in bot/github/permissions.py"
+    assert verbs_without_entry(GitHubAPI) == [], "add each new GitHubAPI verb to VERBS in bot/github/app_permissions.py"
     assert sorted(set(VERBS) - protocol_verbs(GitHubAPI)) == [], "VERBS lists a method GitHubAPI no longer has"
 
 

@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from bot.runner.process import ProcessResult, TailBuffer, run_process
-from tests.runner.support import process_gone
+from bot.runner_program.process import ProcessResult, TailBuffer, run_process
+from tests.runner_program.support import process_gone
 
 ENV = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
 

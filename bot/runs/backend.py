@@ -1,5 +1,8 @@
 """What every runner backend offers the scheduler: start a runner, follow it, cancel it, clean up after it.
 
+The scheduler (this package) types against this Protocol; the backends (`bot.runners`) implement it and are built
+by `bot.runners.registry.build_scheduler`, so the runs never import a backend.
+
 A backend starts the same runner program (`kickoff run-agent --spec FILE`) somewhere and tells the scheduler when it
 ended (`RunnerExit`). Progress and the result normally arrive through the report endpoint; the exit is the safety
 net: a runner that ended without reporting is failed by the scheduler, not forgotten.
@@ -7,11 +10,11 @@ net: a runner that ended without reporting is failed by the scheduler, not forgo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunResult, RunSpec
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunResult, RunSpec
 
 RUNNER_SECRETS = frozenset({ENV_GIT_TOKEN, ENV_RUN_SECRET})
 
@@ -73,6 +76,10 @@ class RunnerBackend(Protocol):
 
     def owns(self, ref: str) -> bool:
         """Whether this backend can see the runner `ref` names (e.g. a local process on this host)."""
+        ...
+
+    async def sweep(self, known: Collection[int]) -> list[str]:
+        """At start-up: remove this backend's runners that no run in `known` holds (nor watched here); their refs."""
         ...
 
     async def aclose(self) -> None:

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from bot.commands import RESERVED_VERBS
 from bot.github.models import Permission, permission_at_least
+from bot.slash_commands import RESERVED_VERBS
 
 if TYPE_CHECKING:
     from bot.config.model import Permissions

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.runner.githttp import serve_git
-from tests.runner.support import all_bytes, make_remote, make_spec, new_token, run_program, runner_env, script
+from tests.runner_program.githttp import serve_git
+from tests.runner_program.support import all_bytes, make_remote, make_spec, new_token, run_program, runner_env, script
 
 BRANCH = "kickoff/7-fix-house-42"
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from bot.runner.program import Workspace
-from tests.runner.sandbox_support import bwrap, host_processes_with, wait_until_gone  # noqa: F401 - fixture
-from tests.runner.support import PYTHON, make_remote, make_spec, run_program, runner_env
+from bot.runner_program.program import Workspace
+from tests.runner_program.sandbox_support import bwrap, host_processes_with, wait_until_gone  # noqa: F401 - fixture
+from tests.runner_program.support import PYTHON, make_remote, make_spec, run_program, runner_env
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 

@@ -1,5 +1,5 @@
 """The runner program as a backend runs it: a real subprocess, real git against a bare repository, real agents (the
-`command` adapter with the scripts in tests/runner/scripts/)."""
+`command` adapter with the scripts in tests/runner_program/scripts/)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.runner.git import TRAILER
-from tests.runner.support import (
+from bot.runner_program.git import TRAILER
+from tests.runner_program.support import (
     IDENTITY,
     PYTHON,
     SCRIPTS,

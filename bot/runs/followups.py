@@ -18,7 +18,6 @@ from typing import Final
 
 from bot import messages
 from bot.github import CheckRunInfo, GitHubAPI, GitHubError
-from bot.prs.store import PullRequestStore
 from bot.services import Services
 from bot.untrusted import fence_untrusted
 
@@ -42,7 +41,7 @@ class Target:
 
 
 async def is_kickoff_pull_request(services: Services, repository: str, number: int) -> bool:
-    row = await PullRequestStore(services.store, clock=services.clock).by_number(repository, number)
+    row = await services.pulls.by_number(repository, number)
     return row is not None and row.run_id is not None
 
 

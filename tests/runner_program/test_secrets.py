@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from bot.runner.secrets import Secrets
-from tests.runner.support import ROOT, new_token
+from bot.runner_program.secrets import Secrets
+from tests.runner_program.support import ROOT, new_token
 
 
 def test_exact_values_are_redacted_whatever_their_shape() -> None:
@@ -27,7 +27,7 @@ def test_the_runner_scrubs_its_credentials_from_proc_environ() -> None:
     token, secret = new_token(), new_token()
     code = (
         "import json, os, pathlib\n"
-        "from bot.runner.secrets import take_secrets\n"
+        "from bot.runner_program.secrets import take_secrets\n"
         "before = pathlib.Path('/proc/self/environ').read_bytes()\n"
         "s = take_secrets()\n"
         "after = pathlib.Path('/proc/self/environ').read_bytes()\n"

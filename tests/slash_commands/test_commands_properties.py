@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import Command, CommandError, new_commands, parse_commands
+from bot.slash_commands import Command, CommandError, new_commands, parse_commands
 
 # Pieces that steer generated text into the parser's interesting states (fences, quotes, comments, options).
 FRAGMENTS = st.sampled_from(

@@ -19,8 +19,8 @@ ENV_GIT_TOKEN = "KICKOFF_GIT_TOKEN"  # noqa: S105 - per-run installation token: 
 ENV_RUN_SECRET = "KICKOFF_RUN_SECRET"  # noqa: S105 - authenticates reports to POST /api/runs/{id}/report
 
 SandboxMode = Literal["required", "auto", "off"]
-"""How the runner sandboxes the agent phase (bot.runner.sandbox): `required` fails the run when the sandbox does not
-work; `auto` uses it when it works and says so when it does not; `off` never uses it."""
+"""How the runner sandboxes the agent phase (bot.runner_program.sandbox): `required` fails the run when the sandbox
+does not work; `auto` uses it when it works and says so when it does not; `off` never uses it."""
 Network = Literal["host", "none"]
 """An agent's network in the sandbox: the host's (agents call their model's API), or none at all."""
 

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config.model import Permissions
-from bot.github import PERMISSIONS, Permission
-from bot.permissions import (
+from bot.gate import (
     PermissionCache,
     Reason,
     Sender,
@@ -19,6 +18,7 @@ from bot.permissions import (
     required_permission,
     runs_with_write_credentials,
 )
+from bot.github import PERMISSIONS, Permission
 from tests.fake_github import FakeGitHub
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

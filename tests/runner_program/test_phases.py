@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.config.model import RepoConfig
-from tests.runner.githttp import GitHttp, serve_git
-from tests.runner.support import (
+from tests.runner_program.githttp import GitHttp, serve_git
+from tests.runner_program.support import (
     BASE_FILES,
     PYTHON,
     SCRIPTS,

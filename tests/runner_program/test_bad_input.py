@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.runner.support import command_line, make_remote, make_spec, new_token, runner_env, script
+from tests.runner_program.support import command_line, make_remote, make_spec, new_token, runner_env, script
 
 
 def run_spec(tmp_path: Path, spec: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import (
+from bot.slash_commands import (
     MAX_COMMANDS_PER_BODY,
     RESERVED_VERBS,
     Command,

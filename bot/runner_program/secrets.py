@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bot.logs import redact, register_secret
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.runner.secrets import scrub_environment
-from bot.runs.spec import ENV_RUN_SECRET
+from bot.runner_program.secrets import scrub_environment
+from bot.runspec import ENV_RUN_SECRET
 
 ENV_SPEC_TICKET: Final = "KICKOFF_SPEC_TICKET"
 ATTEMPTS: Final = 3

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from bot.runs.spec import CommitIdentity
+from bot.runspec import CommitIdentity
 
 GIT_TIMEOUT_SECONDS: Final = 600
 TRAILER: Final = "Kickoff-Run"

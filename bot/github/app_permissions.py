@@ -139,8 +139,6 @@ VERBS: Final[dict[str, tuple[Endpoint, ...]]] = {
     "update_branch": (("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/update-branch"),),
     "merge_pull": (("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/merge"),),
     # The escape hatches: whatever path they are given, which must itself be in ENDPOINTS.
-    "request": (),
-    "paginate": (),
 }
 
 EVENTS: Final[dict[str, Need]] = {

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.runner.sandbox import probe_here
+from bot.runner_program.sandbox import probe_here
 from tests.runs.support import live_processes
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import messages
-from bot.commands import Priority
 from bot.config import RepoConfig
 from bot.github import GitHubError
 from bot.queue import texts
 from bot.queue.service import Outcome, QueueService, Updated
 from bot.queue.store import CLOSED, MERGED, OPEN, QueueKey, memory_of
 from bot.queue.texts import Reason
+from bot.slash_commands import Priority
 from bot.store.models import PullRequest
 
 QUEUE_VERBS = ("queue", "bump", "priority", "skip", "unqueue", "requeue", "hold", "unhold", "rebase")

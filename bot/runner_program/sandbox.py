@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from bot import messages
-from bot.runs.spec import Network, SandboxMode
+from bot.runspec import Network, SandboxMode
 
 DEFAULT_BWRAP: Final = "bwrap"
 BWRAP_ENV: Final = "KICKOFF_BWRAP"
@@ -319,7 +319,7 @@ def probe_here(bwrap: str = DEFAULT_BWRAP, network: Network = "host") -> ProbeRe
 def workspace_policy(*, agent: Path, repo: Path, home: Path, tmp: Path, prompt: Path, root: Path,
                      hidden: Sequence[str | Path] = (), network: Network = "host", bwrap: str = DEFAULT_BWRAP,
                      ) -> SandboxPolicy:
-    """The agent phase's sandbox for a runner workspace (bot.runner.program.Workspace's directories).
+    """The agent phase's sandbox for a runner workspace (bot.runner_program.program.Workspace's directories).
 
     Read-write: `agent` (everything the agent phase may see) and, where they are not inside it, `repo`, `home` and
     `tmp`. Read-only: the prompt and Kickoff's own package (the demo's scripted agents import it). Hidden: the

@@ -11,7 +11,7 @@ from typing import Final
 import httpx
 
 from bot import __version__
-from bot.runs.spec import ProgressEvent, RunReport, RunResult
+from bot.runspec import ProgressEvent, RunReport, RunResult
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ committed on the recorded base and pushed from there with git configured by Kick
 
 Every run that gets past reading its spec ends with an outcome in the result file (and a `finished` report), and
 exit code 0; a broken spec or environment exits 2 with one line on stderr. Credentials come only from the
-environment (see bot.runner.secrets) and are redacted from everything the runner writes.
+environment (see bot.runner_program.secrets) and are redacted from everything the runner writes.
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ from pydantic import ValidationError
 from bot import messages
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
 from bot.agents.command import CommandError
-from bot.runner.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
-from bot.runner.paths import protected
-from bot.runner.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
-from bot.runner.report import Reporter
-from bot.runner.sandbox import BWRAP_ENV, DEFAULT_BWRAP, Decision, SandboxPolicy, decide, workspace_policy
-from bot.runner.secrets import Secrets, take_secrets
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, SPEC_VERSION, Outcome, RunResult, RunSpec, VerifyResult
+from bot.runner_program.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
+from bot.runner_program.paths import protected
+from bot.runner_program.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
+from bot.runner_program.report import Reporter
+from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, Decision, SandboxPolicy, decide, workspace_policy
+from bot.runner_program.secrets import Secrets, take_secrets
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, SPEC_VERSION, Outcome, RunResult, RunSpec, VerifyResult
 
-log = logging.getLogger("bot.runner")
+log = logging.getLogger("bot.runner_program")
 
 EXIT_OK: Final = 0
 EXIT_BAD_INPUT: Final = 2

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bot.runs.spec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunReport, RunResult
+from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunReport, RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -87,7 +87,7 @@ def make_remote(tmp_path: Path, files: dict[str, str] | None = None, name: str =
 
 
 def script(name: str, *args: str) -> list[str]:
-    """argv for the `command` adapter: one of tests/runner/scripts/ under this Python."""
+    """argv for the `command` adapter: one of tests/runner_program/scripts/ under this Python."""
     return [PYTHON, str(SCRIPTS / name), *args]
 
 
@@ -108,7 +108,7 @@ def make_spec(remote: Remote, command: list[str], **overrides: Any) -> dict[str,
         "protected_paths": [".github/workflows/**", ".github/kickoff.yml"],
         "commit_identity": IDENTITY,
         "commit_message": "fix: the answer (#7)",
-        # The scripts live in this checkout, which the sandbox does not show; tests/runner/test_sandbox.py runs
+        # The scripts live in this checkout, which the sandbox does not show; tests/runner_program/test_sandbox.py runs
         # agents in it.
         "sandbox": "off",
     }

@@ -1,12 +1,11 @@
 """Running an untrusted program: a deadline, cancellation, bounded output, and nothing left alive afterwards.
 
-The program runs in a new session, sandboxed (bot.runner.sandbox: bwrap, its own PID namespace) or not. Either way,
-when `run_process` returns every process it started is gone. Sandboxed, the kernel guarantees it: when the PID
+The program runs in a new session, sandboxed (bot.runner_program.sandbox: bwrap, its own PID namespace) or not. Either
+way, when `run_process` returns every process it started is gone. Sandboxed, the kernel guarantees it: when the PID
 namespace's init dies, everything in it dies. Unsandboxed, the caller is made a child subreaper for the call, so a
 process that leaves the session or double-forks (`setsid env -i sh -c 'sleep 300' &`) is reparented to it instead of
 to init, and the whole tree (found through /proc's parent links, not process groups or the environment) is killed
-until nothing of it is left.
-"""
+until nothing of it is left."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from bot.runner.sandbox import SandboxError, SandboxPolicy, prepare
+from bot.runner_program.sandbox import SandboxError, SandboxPolicy, prepare
 
 KILL_GRACE_SECONDS: Final = 5.0
 """Between SIGTERM and SIGKILL: time for an agent to exit cleanly."""

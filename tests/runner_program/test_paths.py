@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.runner.paths import matches, may_contain, protected
+from bot.runner_program.paths import matches, may_contain, protected
 
 
 @pytest.mark.parametrize(
