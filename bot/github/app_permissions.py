@@ -3,9 +3,9 @@
 Checked against GitHub's "Permissions required for GitHub Apps"
 (https://docs.github.com/en/rest/authentication/permissions-required-for-github-apps, mirrored as data in
 octokit/app-permissions `generated/api.github.com.json`) and each endpoint's "Fine-grained access tokens" note in the
-REST reference. `tests/setup/test_permissions.py` fails when a `GitHubAPI` verb or a `request(...)`/`paginate(...)`
-path in `bot/` has no entry here, when an entry needs a permission the manifest does not grant, and when the manifest
-grants one that no entry needs.
+REST reference. `tests/setup/test_app_permissions.py` fails when a `GitHubAPI` verb has no entry here, when a verb
+calls an endpoint its entry does not list, when a feature calls GitHub outside the verbs, when an entry needs a
+permission the manifest does not grant, and when the manifest grants one that no entry needs.
 """
 
 from __future__ import annotations

@@ -55,9 +55,12 @@ def test_the_protocol_has_the_verbs_decision_code_needs() -> None:
         "get_collaborator_permission",
         "list_issue_comments",
         "mint_run_token",
-        "request",
-        "paginate",
+        "get_issue",
+        "list_labels",
+        "get_app",
+        "for_repo",
     } <= set(PROTOCOL_VERBS)
+    assert not {"request", "paginate"} & set(PROTOCOL_VERBS)  # features reach GitHub only through verbs
 
 
 async def test_calls_are_recorded_in_order() -> None:
