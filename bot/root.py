@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from bot.config import OperatorPolicy
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
-from bot.prs.store import PullRequestStore
 from bot.queue.service import QueueService
 from bot.repo_configs import RepoConfigs
 from bot.routing import Router
@@ -23,6 +22,7 @@ from bot.settings import Settings, SettingsError
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
+from bot.store.pulls import PullRequestStore
 from bot.triggers import Triggers
 
 if TYPE_CHECKING:

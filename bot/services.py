@@ -19,10 +19,10 @@ from bot.store.models import utcnow
 if TYPE_CHECKING:
     from bot.github import GitHubAPI
     from bot.metrics import Metrics
-    from bot.prs.store import PullRequestStore
     from bot.queue.service import QueueService
     from bot.repo_configs import RepoConfigs
     from bot.runs.store import RunStore
+    from bot.store.pulls import PullRequestStore
     from bot.triggers import Triggers
 
 

@@ -30,11 +30,11 @@ from bot.events import Repository as RepositoryModel
 from bot.gate import Sender, Verdict
 from bot.handlers import run_commands
 from bot.prs import fixes, siblings
-from bot.prs.store import CLOSED, MERGED, OPEN
 from bot.routing import CommandContext, Event, Router
 from bot.services import Services
 from bot.slash_commands import Command
 from bot.store.models import PullRequest
+from bot.store.pulls import CLOSED, MERGED, OPEN
 from bot.triggers import Site, post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)

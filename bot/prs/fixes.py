@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from bot import messages
 from bot.config import RepoConfig
 from bot.github import GitHubAPI
-from bot.prs.store import OPEN
 from bot.routing import Event, Site
 from bot.runs.planning import find_trigger
 from bot.services import Services
 from bot.store.models import PullRequest
+from bot.store.pulls import OPEN
 
 log = logging.getLogger(__name__)
 

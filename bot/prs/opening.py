@@ -3,7 +3,7 @@
 `PullRequestOpener.process()` is the worker's pull-request loop (bot.worker): it runs whenever a run reaches `succeeded`
 (`services.runs_succeeded`) and at every tick. The run itself is the durable record (`succeeded` with progress
 `finished`), so a run that succeeded before a crash is delivered after the restart. It takes each succeeded run not
-yet delivered (one worker wins each, see `bot.prs.store`) and:
+yet delivered (one worker wins each, see `bot.store.pulls`) and:
 
 - a new run (or a follow-up on a person's pull request): reserves its `pull_requests` row, opens the pull request
   (adopting the one GitHub says already exists), then labels it, requests a review, creates the `agent-run` check,
@@ -35,12 +35,12 @@ from bot.github import (
     ValidationFailed,
 )
 from bot.prs import texts
-from bot.prs.store import OPEN, OPENING, PullRequestStore
 from bot.runs.lifecycle import branch_problem
 from bot.runs.store import RunStore
 from bot.runspec import RunResult
 from bot.services import Services
 from bot.store.models import PullRequest, Run, Trigger
+from bot.store.pulls import OPEN, OPENING, PullRequestStore
 
 log = logging.getLogger(__name__)
 

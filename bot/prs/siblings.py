@@ -11,9 +11,9 @@ import logging
 from bot import messages
 from bot.config import RepoConfig
 from bot.github import GitHubAPI, GitHubError
-from bot.prs.store import CLOSED, PullRequestStore
 from bot.services import Services
 from bot.store.models import PullRequest
+from bot.store.pulls import CLOSED, PullRequestStore
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from bot import messages
 from bot.github import CheckRunInfo, ReviewComment
 from bot.handlers import pull_requests as handlers
-from bot.prs.store import PullRequestStore
 from bot.store.models import Run, RunState, Trigger
+from bot.store.pulls import PullRequestStore
 from tests.handlers.harness import OWNER as H_OWNER
 from tests.handlers.harness import PULL, Harness, harness, issue_comment
 from tests.handlers.harness import REPO as H_REPO

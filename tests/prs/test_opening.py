@@ -12,9 +12,9 @@ import pytest
 from bot import messages
 from bot.github import ValidationFailed
 from bot.logs import register_secret
-from bot.prs.store import PullRequestStore
 from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import RunState
+from bot.store.pulls import PullRequestStore
 from tests.prs.support import LEAKED_KEY, config, deliverer, succeed, success, texts_written
 from tests.runs.support import ISSUE, OWNER, REPO, FakeBackend, World, settle, world
 

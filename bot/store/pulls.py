@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from sqlalchemy import CursorResult, Result, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.github import PullRequestInfo
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, RunTransition, utcnow
 
@@ -31,6 +30,9 @@ FINISHED: Final = "finished"
 DELIVERING: Final = "delivering"
 DELIVERED: Final = "delivered"
 MAX_REASON_CHARS: Final = 2000
+
+if TYPE_CHECKING:
+    from bot.github import PullRequestInfo  # a GitHub model the opener hands over; never imported at run time
 
 
 def _rowcount(result: Result[Any]) -> int:
