@@ -1,8 +1,6 @@
-"""`GET /metrics`: Prometheus text format, from one `CollectorRegistry` per app (tests never share state).
-
-Behind METRICS_TOKEN (a bearer token) when it is set; without it only a local request (a loopback bind, a
-loopback peer, no proxy header: `bot.dashboard.auth.local_request`) is answered, since the figures name
-repositories and show the service's load to whoever can reach the port.
+"""Kickoff's Prometheus figures, from one `CollectorRegistry` per app (tests never share state). `GET /metrics`,
+which reads the database and serves them, is `bot.dashboard.scrape`: this module is the counters alone, so the
+ingress and the dispatcher that count can sit below every feature.
 
 Counted where it happens, with one explicit call each: the ingress (deliveries received, ack latency), the
 dispatcher (processed, failed, dead, lag). Read at scrape time: runs by state, run durations and queue lengths from
@@ -17,25 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import ColumnElement, case, extract, func, select
 
-from bot.dashboard.auth import require_scraper
-from bot.dashboard.queries import queue_rows
-from bot.store.db import Store
-from bot.store.models import Delivery, DeliveryStatus, Run, RunState
+from bot.store.models import DeliveryStatus, RunState
 
 ACK_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 RUN_BUCKETS: Final = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0)
 RUN_STATES: Final = (*RunState.ACTIVE, *RunState.FINAL)
-
-router = APIRouter()
-
 
 @dataclass
 class DatabaseFigures:
@@ -132,7 +121,7 @@ class _IngressCollector(Collector):
 
 class Metrics:
     """One app's metrics. Call sites: `delivery_received` (ingress), `delivery_claimed`/`_handled`/`_failed`
-    (dispatcher); `refresh` reads the database before each scrape."""
+    (dispatcher); the scrape (`bot.dashboard.scrape`) reads the database and calls `update` first."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -184,53 +173,10 @@ class Metrics:
         if dead:
             self.dead.labels(event).inc()
 
-    async def refresh(self, store: Store, gateway: object, now: datetime) -> None:
-        self._database.latest = await read_database(store, now)
+    def update(self, figures: DatabaseFigures, gateway: object) -> None:
+        """What the next render shows of the database and the gateway (the scrape reads them first)."""
+        self._database.latest = figures
         self._github.gateway = gateway
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-async def read_database(store: Store, now: datetime) -> DatabaseFigures:
-    figures = DatabaseFigures()
-    seconds = _run_seconds(store.dialect)
-    finished = Run.state.in_(RunState.FINAL) & Run.started_at.is_not(None) & Run.finished_at.is_not(None)
-    async with store.sessions() as session:
-        rows = await session.execute(select(Run.state, func.count()).group_by(Run.state))
-        figures.runs_by_state = {state: int(count) for state, count in rows}
-        inbox = await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-        figures.inbox = {status: int(count) for status, count in inbox}
-        columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in RUN_BUCKETS]
-        totals = (await session.execute(select(func.count(), func.sum(seconds), *columns).where(finished))).one()
-    count = int(totals[0] or 0)
-    figures.run_seconds_sum = float(totals[1] or 0.0)
-    figures.run_buckets = [
-        (_le(bound), float(n or 0)) for bound, n in zip(RUN_BUCKETS, totals[2:], strict=True)
-    ]
-    figures.run_buckets.append(("+Inf", float(count)))
-    for row in await queue_rows(store, now):
-        figures.queue_length.setdefault(row.repository, 0)
-        if row.position is not None:
-            figures.queue_length[row.repository] += 1
-    return figures
-
-
-def _run_seconds(dialect: str) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        return extract("epoch", Run.finished_at - Run.started_at)
-    return (func.julianday(Run.finished_at) - func.julianday(Run.started_at)) * 86400.0
-
-
-def _le(bound: float) -> str:
-    """A bucket bound as prometheus_client writes one (`10.0`)."""
-    return repr(float(bound))
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    services = request.app.state.services
-    require_scraper(request, services.settings)
-    collected: Metrics = request.app.state.metrics
-    await collected.refresh(services.store, services.github, services.clock())
-    return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from bot import __version__, dashboard, ingress, messages, metrics, root
+from bot.dashboard import scrape
 from bot.dashboard.auth import bound_to_loopback
 from bot.github import GitHubAPI
 from bot.root import open_store
@@ -104,7 +105,7 @@ def create_app(
     app.include_router(runs_api.router)
     app.include_router(run_tickets.router)
     app.include_router(dashboard.router)
-    app.include_router(metrics.router)
+    app.include_router(scrape.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
