@@ -252,7 +252,8 @@ class FakeGitHub:
         self, installation_id: int, owner: str, repo: str, comment_id: int, content: Reaction
     ) -> None:
         self._record("add_reaction_to_comment", installation_id, owner, repo, comment_id, content)
-        self.reactions.append((owner, repo, comment_id, content))
+        if (owner, repo, comment_id, content) not in self.reactions:  # GitHub keeps one per user and content
+            self.reactions.append((owner, repo, comment_id, content))
 
     async def add_labels(
         self, installation_id: int, owner: str, repo: str, issue_number: int, labels: Sequence[str]
@@ -293,13 +294,15 @@ class FakeGitHub:
         self, installation_id: int, owner: str, repo: str, issue_number: int, content: Reaction
     ) -> None:
         self._record("add_reaction_to_issue", installation_id, owner, repo, issue_number, content)
-        self.issue_reactions.append((owner, repo, issue_number, content))
+        if (owner, repo, issue_number, content) not in self.issue_reactions:
+            self.issue_reactions.append((owner, repo, issue_number, content))
 
     async def add_reaction_to_review_comment(
         self, installation_id: int, owner: str, repo: str, comment_id: int, content: Reaction
     ) -> None:
         self._record("add_reaction_to_review_comment", installation_id, owner, repo, comment_id, content)
-        self.review_comment_reactions.append((owner, repo, comment_id, content))
+        if (owner, repo, comment_id, content) not in self.review_comment_reactions:
+            self.review_comment_reactions.append((owner, repo, comment_id, content))
 
     async def get_collaborator_permission(
         self, installation_id: int, owner: str, repo: str, username: str
@@ -572,6 +575,7 @@ class FakeGitHub:
     async def delete_branch(self, installation_id: int, owner: str, repo: str, branch: str) -> None:
         self._record("delete_branch", installation_id, owner, repo, branch)
         self.deleted_branches.append((owner, repo, branch))
+        self.branch_shas.pop((owner, repo, branch), None)
 
     async def list_review_comments(
         self, installation_id: int, owner: str, repo: str, number: int
@@ -630,6 +634,7 @@ class FakeGitHub:
         new = hashlib.sha1(f"{pull.head_sha}+{base}".encode(), usedforsecurity=False).hexdigest()
         self.contains.add((owner, repo, new, base))
         self.pulls[(owner, repo, number)] = replace(pull, head_sha=new)
+        self.branch_shas[(owner, repo, pull.head_ref)] = new
 
     async def merge_pull(
         self, installation_id: int, owner: str, repo: str, number: int, *, sha: str, merge_method: str

@@ -10,7 +10,10 @@ always called through `GitHubAPI`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +33,17 @@ from bot.github import (
 )
 from bot.github.models import CommitStatus
 from bot.sandbox import Sandbox, SandboxServer
-from tests.fake_github import FakeGitHub
+from tests.fake_github import FakeGitHub, blob_sha
 
 OWNER = "octo"
 REPO = "hello"
 APP_NAME = "Kickoff"
 BOT = "kickoff[bot]"
+README = "# hello\n"
+FAKE_ACCEPTS_UNSEEN = (
+    "the fake takes comments and reactions on issues and comments it was never shown, as logic tests drive it from "
+    "webhook payloads without seeding them"
+)
 
 
 class Backend(Protocol):
@@ -63,6 +71,10 @@ class Backend(Protocol):
         """A new branch one commit ahead of the default branch; its head sha."""
         ...
 
+    async def advance_main(self, files: Mapping[str, str]) -> str:
+        """Someone pushes one commit to the default branch; its new head sha."""
+        ...
+
     async def set_status(self, sha: str, context: str, state: str) -> None:
         """A commit status someone else (CI) posted."""
         ...
@@ -71,7 +83,7 @@ class Backend(Protocol):
 
     async def issue_reactions(self, number: int) -> list[str]: ...
 
-    def app_fetches(self) -> int | None:
+    async def app_fetches(self) -> int | None:
         """How often `GET /app` reached GitHub; None where there is no wire to count on."""
         ...
 
@@ -88,6 +100,7 @@ class FakeBackend:
 
     def __post_init__(self) -> None:
         self.github.branch_shas[(OWNER, REPO, "main")] = self.main_sha
+        self.github.set_file(OWNER, REPO, "README.md", README)
 
     @property
     def repo(self) -> RepoGateway:
@@ -106,7 +119,16 @@ class FakeBackend:
         sha = hashlib.sha1(f"{branch}:{sorted(files.items())}".encode(), usedforsecurity=False).hexdigest()
         self.github.branch_shas[(OWNER, REPO, branch)] = sha
         self.github.contains.add((OWNER, REPO, sha, self.main_sha))
+        for path, text in files.items():
+            self.github.set_file(OWNER, REPO, path, text, ref=branch)
         return sha
+
+    async def advance_main(self, files: Mapping[str, str]) -> str:
+        old = self.main_sha
+        self.main_sha = hashlib.sha1(f"{old}:{sorted(files.items())}".encode(), usedforsecurity=False).hexdigest()
+        self.github.branch_shas[(OWNER, REPO, "main")] = self.main_sha
+        self.github.contains.add((OWNER, REPO, self.main_sha, old))
+        return self.main_sha
 
     async def set_status(self, sha: str, context: str, state: str) -> None:
         statuses = self.github.commit_statuses.setdefault((OWNER, REPO, sha), [])
@@ -118,7 +140,7 @@ class FakeBackend:
     async def issue_reactions(self, number: int) -> list[str]:
         return [c for o, r, n, c in self.github.issue_reactions if (o, r, n) == (OWNER, REPO, number)]
 
-    def app_fetches(self) -> int | None:
+    async def app_fetches(self) -> int | None:
         return None
 
 
@@ -146,6 +168,10 @@ class SandboxBackend:
     async def push_branch(self, branch: str, files: Mapping[str, str]) -> str:
         return await self.sandbox.aio.push_commit(OWNER, REPO, branch, dict(files), f"Add {', '.join(files)}")
 
+    async def advance_main(self, files: Mapping[str, str]) -> str:
+        self.main_sha = await self.push_branch("main", files)
+        return self.main_sha
+
     async def set_status(self, sha: str, context: str, state: str) -> None:
         await self._rest("POST", f"/repos/{OWNER}/{REPO}/statuses/{sha}", {"state": state, "context": context})
 
@@ -156,8 +182,18 @@ class SandboxBackend:
     async def issue_reactions(self, number: int) -> list[str]:
         return [r["content"] for r in await self._rest("GET", f"/repos/{OWNER}/{REPO}/issues/{number}/reactions")]
 
-    def app_fetches(self) -> int | None:
+    async def app_fetches(self) -> int | None:
+        await self._requests_recorded()
         return sum(1 for r in self.sandbox.requests if (r.method, r.path) == ("GET", "/app"))
+
+    async def _requests_recorded(self) -> None:
+        """The simulator records a request just after answering it: wait until a later request is recorded too."""
+        barrier = f"/repos/{OWNER}/{REPO}/issues/{secrets.randbelow(10**9) + 10**9}"
+        async with httpx.AsyncClient(base_url=self.base_url, trust_env=False, timeout=30) as client:
+            await client.get(barrier)
+        deadline = time.monotonic() + 5
+        while not any(r.path == barrier for r in self.sandbox.requests) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _rest(self, method: str, path: str, body: Any = None) -> Any:
         """The simulator's REST as the installation: for seeding and reading only, never a verb under test."""
@@ -178,7 +214,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     try:
         async with SandboxServer(sb) as base_url:
             creds = await sb.aio.create_app(APP_NAME)
-            await sb.aio.create_repo(OWNER, REPO, {"README.md": "# hello\n"})
+            await sb.aio.create_repo(OWNER, REPO, {"README.md": README})
             installation_id = await sb.aio.install(creds.app_id, OWNER, [REPO])
             main_sha = await sb.aio.push_commit(OWNER, REPO, "main", {"main.txt": "main\n"}, "Seed main")
             async with GitHubGateway(creds.app_id, creds.private_key_pem, base_url=base_url) as gateway:
@@ -272,7 +308,7 @@ async def test_get_app_is_fetched_once(backend: Backend) -> None:
     await backend.github.get_app()
     await backend.github.get_app()
 
-    assert backend.app_fetches() == 1
+    assert await backend.app_fetches() == 1
 
 
 async def test_open_get_and_find_pull_requests(backend: Backend) -> None:
@@ -423,3 +459,74 @@ async def test_branch_sha_and_compare(backend: Backend) -> None:
 
     with pytest.raises(NotFound):
         await backend.repo.get_branch_sha("no-such-branch")
+
+
+async def test_update_branch(backend: Backend) -> None:
+    head_sha = await backend.push_branch("kickoff/10-fix", {"ten.txt": "10\n"})
+    opened = await backend.repo.open_pull_request(head="kickoff/10-fix", base="main", title="Fix", body="")
+
+    with pytest.raises(ValidationFailed) as up_to_date:
+        await backend.repo.update_branch(opened.number, head_sha)
+    assert up_to_date.value.status == 422
+
+    await backend.advance_main({"other.txt": "other\n"})
+    assert not (await backend.repo.compare_commits("main", "kickoff/10-fix")).head_contains_base
+    with pytest.raises(ValidationFailed):
+        await backend.repo.update_branch(opened.number, backend.main_sha)
+
+    await backend.repo.update_branch(opened.number, head_sha)
+
+    updated = await backend.repo.get_pull_request(opened.number)
+    assert updated.head_sha != head_sha
+    assert await backend.repo.get_branch_sha("kickoff/10-fix") == updated.head_sha
+    after = await backend.repo.compare_commits("main", "kickoff/10-fix")
+    assert (after.status, after.behind_by, after.head_contains_base) == ("ahead", 0, True)
+
+
+async def test_delete_branch(backend: Backend) -> None:
+    await backend.push_branch("kickoff/11-fix", {"eleven.txt": "11\n"})
+
+    await backend.repo.delete_branch("kickoff/11-fix")
+    await backend.repo.delete_branch("kickoff/11-fix")
+
+    with pytest.raises(NotFound):
+        await backend.repo.get_branch_sha("kickoff/11-fix")
+
+
+async def test_get_file(backend: Backend) -> None:
+    await backend.push_branch("kickoff/12-fix", {"docs/twelve.md": "twelve\n"})
+
+    readme = await backend.repo.get_file("README.md")
+    assert readme == (README, blob_sha(README))
+    assert await backend.repo.get_file("docs/twelve.md", ref="kickoff/12-fix") == ("twelve\n", blob_sha("twelve\n"))
+    assert await backend.repo.get_file("docs/twelve.md") is None
+    assert await backend.repo.get_file("nowhere.txt") is None
+
+
+async def test_reacting_twice_leaves_one_reaction(backend: Backend) -> None:
+    number = await backend.open_issue("Crash", "", author="alice")
+    comment_id = await backend.add_comment(number, "/kickoff fix", author="alice")
+
+    await backend.repo.add_reaction_to_comment(comment_id, "eyes")
+    await backend.repo.add_reaction_to_comment(comment_id, "eyes")
+    await backend.repo.add_reaction_to_issue(number, "rocket")
+    await backend.repo.add_reaction_to_issue(number, "rocket")
+
+    assert await backend.comment_reactions(comment_id) == ["eyes"]
+    assert await backend.issue_reactions(number) == ["rocket"]
+
+
+async def test_a_missing_pull_request_is_not_found(backend: Backend) -> None:
+    with pytest.raises(NotFound):
+        await backend.repo.get_pull_request(4242)
+
+
+async def test_writing_to_a_missing_issue_or_comment_is_not_found(backend: Backend) -> None:
+    skip_on(backend, "fake", FAKE_ACCEPTS_UNSEEN)
+    number = await backend.open_issue("Crash", "", author="alice")
+
+    with pytest.raises(NotFound):
+        await backend.repo.add_reaction_to_comment(987654, "eyes")
+    with pytest.raises(NotFound):
+        await backend.repo.comment(4242, "hello?")
+    assert await backend.repo.list_issue_comments(number) == []
