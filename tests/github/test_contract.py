@@ -34,6 +34,7 @@ from bot.github import (
 from bot.github.models import CommitStatus
 from bot.sandbox import Sandbox, SandboxServer
 from tests.fake_github import FakeGitHub, blob_sha
+from tests.github.harness import AppKey
 
 OWNER = "octo"
 REPO = "hello"
@@ -206,14 +207,16 @@ class SandboxBackend:
 
 
 @pytest.fixture(params=["fake", "sandbox"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+async def backend(request: pytest.FixtureRequest, tmp_path: Path, app_key: AppKey) -> AsyncIterator[Backend]:
+    """Each scenario gets a fresh world; the simulator's App reuses the session's key (making one is the slow
+    part)."""
     if request.param == "fake":
         yield FakeBackend()
         return
     sb = Sandbox(tmp_path / "github", retry_delays=())
     try:
         async with SandboxServer(sb) as base_url:
-            creds = await sb.aio.create_app(APP_NAME)
+            creds = await sb.aio.create_app(APP_NAME, private_key_pem=app_key.private_pem)
             await sb.aio.create_repo(OWNER, REPO, {"README.md": README})
             installation_id = await sb.aio.install(creds.app_id, OWNER, [REPO])
             main_sha = await sb.aio.push_commit(OWNER, REPO, "main", {"main.txt": "main\n"}, "Seed main")
