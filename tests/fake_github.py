@@ -94,6 +94,8 @@ class FakeGitHub:
     redelivered: list[int] = field(default_factory=list)
     """The attempt ids `redeliver_hook_delivery` was asked to send again."""
     app_id: int = 1
+    app_name: str = "Kickoff"
+    """The App's display name (`GET /app`'s `name`); its bot login is `bot_login`."""
     responses: dict[tuple[str, str], Any] = field(default_factory=dict)
     """(METHOD, path) → JSON answered by `request`; a GET without an answer is `NotFound` (but `GET /app` answers
     from `bot_login`), a write answers None. `get_issue` and `get_pull_request` fall back to the GET answers too,
@@ -250,7 +252,8 @@ class FakeGitHub:
         self, installation_id: int, owner: str, repo: str, comment_id: int, content: Reaction
     ) -> None:
         self._record("add_reaction_to_comment", installation_id, owner, repo, comment_id, content)
-        self.reactions.append((owner, repo, comment_id, content))
+        if (owner, repo, comment_id, content) not in self.reactions:  # GitHub keeps one per user and content
+            self.reactions.append((owner, repo, comment_id, content))
 
     async def add_labels(
         self, installation_id: int, owner: str, repo: str, issue_number: int, labels: Sequence[str]
@@ -271,6 +274,14 @@ class FakeGitHub:
         if found is not None:
             return found
         data = self.responses.get(("GET", f"/repos/{owner}/{repo}/issues/{number}"))
+        pull = self.pulls.get((owner, repo, number))
+        if data is None and pull is not None:
+            # A pull request is an issue: GitHub answers its issue view too.
+            return Issue(
+                number=number, title=pull.title, body=self.pull_bodies.get((owner, repo, number), ""),
+                author=pull.author, author_type="Bot" if pull.author.endswith("[bot]") else "User",
+                updated_at=None, state=pull.state, is_pull_request=True, html_url=pull.html_url,
+            )
         if data is None:
             raise NotFound(f"no issue {number} (FakeGitHub)", status=404)
         return IssueData.model_validate({"number": number, **data}).to_domain()
@@ -283,13 +294,15 @@ class FakeGitHub:
         self, installation_id: int, owner: str, repo: str, issue_number: int, content: Reaction
     ) -> None:
         self._record("add_reaction_to_issue", installation_id, owner, repo, issue_number, content)
-        self.issue_reactions.append((owner, repo, issue_number, content))
+        if (owner, repo, issue_number, content) not in self.issue_reactions:
+            self.issue_reactions.append((owner, repo, issue_number, content))
 
     async def add_reaction_to_review_comment(
         self, installation_id: int, owner: str, repo: str, comment_id: int, content: Reaction
     ) -> None:
         self._record("add_reaction_to_review_comment", installation_id, owner, repo, comment_id, content)
-        self.review_comment_reactions.append((owner, repo, comment_id, content))
+        if (owner, repo, comment_id, content) not in self.review_comment_reactions:
+            self.review_comment_reactions.append((owner, repo, comment_id, content))
 
     async def get_collaborator_permission(
         self, installation_id: int, owner: str, repo: str, username: str
@@ -371,7 +384,7 @@ class FakeGitHub:
 
     async def get_app(self) -> AppIdentity:
         self._record("get_app")
-        return AppIdentity(self.app_id, self.bot_login.removesuffix("[bot]"), self.bot_login)
+        return AppIdentity(self.app_id, self.bot_login.removesuffix("[bot]"), self.app_name)
 
     async def get_user(self, installation_id: int, login: str) -> GitHubUser:
         self._record("get_user", installation_id, login)
@@ -428,7 +441,7 @@ class FakeGitHub:
         if (method, path) in self.responses:
             data = self.responses[(method, path)]
         elif (method, path) == ("GET", "/app"):
-            data = {"id": 1, "slug": self.bot_login.removesuffix("[bot]"), "name": self.bot_login}
+            data = {"id": self.app_id, "slug": self.bot_login.removesuffix("[bot]"), "name": self.app_name}
         elif method == "GET":
             raise NotFound(f"FakeGitHub has no answer for GET {path}", status=404, method=method, path=path)
         else:
@@ -495,8 +508,9 @@ class FakeGitHub:
         self, installation_id: int, owner: str, repo: str, *, head: str, state: str = "open"
     ) -> list[PullRequestInfo]:
         self._record("find_pull_requests", installation_id, owner, repo, head, state)
-        return [p for (o, r, _), p in sorted(self.pulls.items()) if (o, r) == (owner, repo) and p.head_ref == head
-                and state in ("all", p.state)]
+        # Newest first, as GitHub lists pull requests by default.
+        return [p for (o, r, _), p in sorted(self.pulls.items(), reverse=True)
+                if (o, r) == (owner, repo) and p.head_ref == head and state in ("all", p.state)]
 
     async def update_pull_request(
         self, installation_id: int, owner: str, repo: str, number: int, *, title: str | None = None,
@@ -545,18 +559,23 @@ class FakeGitHub:
 
     async def list_check_runs(self, installation_id: int, owner: str, repo: str, ref: str) -> list[CheckRunInfo]:
         self._record("list_check_runs", installation_id, owner, repo, ref)
-        own = [
-            CheckRunInfo(id=cid, name=c["name"], head_sha=c["head_sha"], status="completed" if c["conclusion"]
-                         else "in_progress", conclusion=c["conclusion"], app_id=None, title=c["title"],
-                         summary=c["summary"])
-            for cid, c in sorted(self.check_runs.items())
-            if (c["owner"], c["repo"], c["head_sha"]) == (owner, repo, ref)
-        ]
-        return [*self.foreign_check_runs.get((owner, repo, ref), []), *own]
+        # As GitHub lists them: newest first, only the latest run of each name (GitHub's `filter=latest`), made by
+        # this App; `ref` may name a branch.
+        sha = self.branch_shas.get((owner, repo, ref), ref)
+        own: dict[str, CheckRunInfo] = {}
+        for cid, c in sorted(self.check_runs.items(), reverse=True):
+            if (c["owner"], c["repo"], c["head_sha"]) == (owner, repo, sha) and c["name"] not in own:
+                own[c["name"]] = CheckRunInfo(
+                    id=cid, name=c["name"], head_sha=c["head_sha"],
+                    status="completed" if c["conclusion"] else "in_progress", conclusion=c["conclusion"],
+                    app_id=self.app_id, title=c["title"], summary=c["summary"],
+                )
+        return [*self.foreign_check_runs.get((owner, repo, sha), []), *own.values()]
 
     async def delete_branch(self, installation_id: int, owner: str, repo: str, branch: str) -> None:
         self._record("delete_branch", installation_id, owner, repo, branch)
         self.deleted_branches.append((owner, repo, branch))
+        self.branch_shas.pop((owner, repo, branch), None)
 
     async def list_review_comments(
         self, installation_id: int, owner: str, repo: str, number: int
@@ -587,6 +606,9 @@ class FakeGitHub:
 
     async def compare_commits(self, installation_id: int, owner: str, repo: str, base: str, head: str) -> Comparison:
         self._record("compare_commits", installation_id, owner, repo, base, head)
+        # Either side may name a branch, as on GitHub.
+        base = self.branch_shas.get((owner, repo, base), base)
+        head = self.branch_shas.get((owner, repo, head), head)
         if base == head:
             return Comparison("identical", 0, 0)
         if (owner, repo, head, base) in self.contains:
@@ -612,6 +634,7 @@ class FakeGitHub:
         new = hashlib.sha1(f"{pull.head_sha}+{base}".encode(), usedforsecurity=False).hexdigest()
         self.contains.add((owner, repo, new, base))
         self.pulls[(owner, repo, number)] = replace(pull, head_sha=new)
+        self.branch_shas[(owner, repo, pull.head_ref)] = new
 
     async def merge_pull(
         self, installation_id: int, owner: str, repo: str, number: int, *, sha: str, merge_method: str
@@ -621,7 +644,8 @@ class FakeGitHub:
         path = f"/repos/{owner}/{repo}/pulls/{number}/merge"
         pull = self.pulls[(owner, repo, number)]
         if pull.state != "open" or pull.merged:
-            raise Conflict("Pull Request is not mergeable", status=405, method="PUT", path=path)
+            # 405 is no `Conflict` (409) at the gateway: a plain `GitHubError` with the status.
+            raise GitHubError("Pull Request is not mergeable", status=405, method="PUT", path=path)
         if pull.head_sha != sha:
             raise Conflict("Head branch was modified. Review and try the merge again.", status=409, method="PUT",
                            path=path)
