@@ -206,7 +206,7 @@ class GitHubTransport:
         self._tokens.forget_installation(installation_id)
         self.rate_limit_remaining.pop(installation_id, None)
 
-    # The escape hatch for verbs not written yet.
+    # The raw REST call the verbs are written with; features never see it (GitHubAPI is the verbs alone).
 
     @overload
     async def request(
