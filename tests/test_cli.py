@@ -75,6 +75,17 @@ def test_local_agents_without_their_sandbox_are_refused_at_start_up(tmp_path: Pa
     assert "Traceback" not in result.stderr
 
 
+def test_the_demo_without_the_sandbox_stops_before_any_agent_runs(tmp_path: Path) -> None:
+    result = run(["demo"], tmp_path, timeout=120, KICKOFF_BWRAP=str(tmp_path / "no-bwrap"), COLUMNS="400")
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "kickoff demo: could not start the sandbox and Kickoff" in said
+    assert "the local runner needs its agent sandbox" in said
+    assert "KICKOFF_UNSAFE_NO_SANDBOX=1" in said
+    assert "Traceback" not in said
+    assert "runs planned" not in said  # nothing was labelled, nothing ran
+
+
 @pytest.mark.postgres
 def test_serve_on_unmigrated_postgresql_says_to_upgrade(tmp_path: Path) -> None:
     from tests.support import POSTGRES, postgres_database
