@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import socket
 import sqlite3
 import statistics
@@ -128,15 +127,13 @@ def main() -> None:
         starts = work / "starts.log"
         starts.touch()
         db = work / "kickoff.db"
-        os.environ.update({
-            "KICKOFF_LOCAL_RUNNER_COMMAND": json.dumps([sys.executable, "-S", "-c", RUNNER]),
-            "KICKOFF_WORKSPACE_DIR": str(work / "workspaces"),
-        })
         from bot.settings import Settings
         from bot.web import create_app
 
         settings = Settings(_env_file=None, WEBHOOK_SECRET=SECRET, DATABASE_URL=f"sqlite:///{db}",
-                            KICKOFF_MAX_PARALLEL_RUNS=AGENTS, LOG_LEVEL="WARNING")
+                            KICKOFF_MAX_PARALLEL_RUNS=AGENTS, LOG_LEVEL="WARNING",
+                            KICKOFF_LOCAL_RUNNER_COMMAND=[sys.executable, "-S", "-c", RUNNER],
+                            KICKOFF_WORKSPACE_DIR=str(work / "workspaces"))
         gh = fake_github(starts, args.pause)
         port = free_port()
         results: dict[str, list[float]] = {"ack": [], "planned": [], "spawned": [], "running": []}

@@ -35,9 +35,9 @@ class Dispatcher:
     def __init__(self, services: Services, router: Router, *, worker_id: str | None = None) -> None:
         self.services = services
         self.router = router
-        settings = services.settings
+        settings = services.settings.dispatch
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"  # noqa: S311
-        self.concurrency = settings.dispatch_concurrency
+        self.concurrency = settings.concurrency
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.timeout = settings.handler_timeout_seconds
         self.max_attempts = settings.max_attempts

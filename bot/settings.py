@@ -6,15 +6,16 @@ import base64
 import binascii
 import re
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RUNNERS: Final = ("local", "github-actions", "kubernetes", "fly")
 NO_AGENT_ENV: Final = "none"
 """`KICKOFF_AGENT_ENV=none`: agents receive no environment name at all (unset or empty means the default)."""
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+S = TypeVar("S", bound=BaseSettings)
 _REPOSITORY: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[-.\w]{1,100}$")
 
 
@@ -69,10 +70,134 @@ def _check_agent_env(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return value
 
 
-class Settings(BaseSettings):
-    """Everything the process reads from its environment. Names are the ones users set (see DESIGN.md)."""
+_ENV: Final = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+class DispatchSettings(BaseSettings):
+    """The dispatcher of stored deliveries, and redelivery; the defaults suit one process serving a team."""
+
+    model_config = _ENV
+
+    concurrency: int = Field(default=32, ge=1, validation_alias="KICKOFF_DISPATCH_CONCURRENCY")
+    handler_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_HANDLER_TIMEOUT")
+    lease_seconds: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_LEASE_SECONDS")
+    max_attempts: int = Field(default=6, ge=1, validation_alias="KICKOFF_MAX_ATTEMPTS")
+    retry_base_seconds: float = Field(default=2.0, ge=0, validation_alias="KICKOFF_RETRY_BASE_SECONDS")
+    poll_seconds: float = Field(default=0.5, gt=0, validation_alias="KICKOFF_POLL_SECONDS")
+    # How often the worker asks GitHub to redeliver deliveries that failed to reach it; 0 turns it off.
+    redeliver_seconds: float = Field(default=600.0, ge=0, validation_alias="KICKOFF_REDELIVER_SECONDS")
+
+
+class IngressSettings(BaseSettings):
+    """The webhook ingress reads a body before its signature can be checked: at most `body_budget` unauthenticated
+    bytes are held at once (past it a new body gets 503), and a body must arrive within `read_seconds` (408). The
+    budget is at least GitHub's 25 MiB payload cap, so one legitimate delivery always fits."""
+
+    model_config = _ENV
+
+    body_budget: int = Field(
+        default=64 * 1024 * 1024, ge=25 * 1024 * 1024, validation_alias="KICKOFF_WEBHOOK_BODY_BUDGET"
+    )
+    read_seconds: float = Field(default=30.0, gt=0, validation_alias="KICKOFF_WEBHOOK_READ_SECONDS")
+
+
+class SchedulerSettings(BaseSettings):
+    """The run scheduler and the tracking comments."""
+
+    model_config = _ENV
+
+    tick_seconds: float = Field(default=5.0, gt=0, validation_alias="KICKOFF_SCHEDULER_TICK_SECONDS")
+    tracking_interval_seconds: float = Field(default=3.0, ge=0, validation_alias="KICKOFF_TRACKING_INTERVAL_SECONDS")
+    config_ttl_seconds: float = Field(default=30.0, ge=0, validation_alias="KICKOFF_CONFIG_TTL_SECONDS")
+    timeout_margin_seconds: float = Field(default=60.0, ge=0, validation_alias="KICKOFF_RUN_TIMEOUT_MARGIN_SECONDS")
+    clone_url: str | None = Field(
+        default=None, validation_alias="KICKOFF_CLONE_URL",
+        description="A template with {repo}, e.g. file:///srv/git/{repo}.git; default: derived from GITHUB_API_URL",
+    )
+
+
+class LocalRunnerSettings(BaseSettings):
+    """The local backend: where its workspaces live, its runner program, and the agent sandbox (docs/runners.md,
+    "The sandbox"): the bwrap program, and the one opt-out."""
+
+    model_config = _ENV
+
+    keep_workspaces: bool = Field(default=False, validation_alias="KICKOFF_KEEP_WORKSPACES")
+    workspace_dir: Path | None = Field(default=None, validation_alias="KICKOFF_WORKSPACE_DIR")
+    grace_seconds: float = Field(default=10.0, ge=0, validation_alias="KICKOFF_RUNNER_GRACE_SECONDS")
+    command: list[str] | None = Field(default=None, validation_alias="KICKOFF_LOCAL_RUNNER_COMMAND")
+    bwrap: str = Field(default="bwrap", min_length=1, validation_alias="KICKOFF_BWRAP")
+    unsafe_no_sandbox: bool = Field(default=False, validation_alias="KICKOFF_UNSAFE_NO_SANDBOX")
+
+
+class RemoteRunnerSettings(BaseSettings):
+    """The remote backends. Documented in docs/runners.md, "Backends"."""
+
+    model_config = _ENV
+
+    # github-actions
+    actions_workflow: str = Field(default="kickoff-agent.yml", validation_alias="KICKOFF_ACTIONS_WORKFLOW")
+    actions_ref: str | None = Field(default=None, validation_alias="KICKOFF_ACTIONS_REF")
+    actions_poll_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_ACTIONS_POLL_SECONDS")
+    spec_ticket_ttl_seconds: int = Field(default=1800, ge=60, validation_alias="KICKOFF_SPEC_TICKET_TTL_SECONDS")
+    # kubernetes
+    k8s_image: str | None = Field(default=None, validation_alias="KICKOFF_K8S_IMAGE")
+    k8s_namespace: str = Field(default="default", validation_alias="KICKOFF_K8S_NAMESPACE")
+    k8s_kubeconfig: str | None = Field(default=None, validation_alias="KICKOFF_K8S_KUBECONFIG")
+    k8s_context: str | None = Field(default=None, validation_alias="KICKOFF_K8S_CONTEXT")
+    k8s_service_account: str | None = Field(default=None, validation_alias="KICKOFF_K8S_SERVICE_ACCOUNT")
+    k8s_agent_secret: str | None = Field(default=None, validation_alias="KICKOFF_K8S_AGENT_SECRET")
+    k8s_cpu_request: str = Field(default="1", validation_alias="KICKOFF_K8S_CPU_REQUEST")
+    k8s_cpu_limit: str = Field(default="2", validation_alias="KICKOFF_K8S_CPU_LIMIT")
+    k8s_memory_request: str = Field(default="2Gi", validation_alias="KICKOFF_K8S_MEMORY_REQUEST")
+    k8s_memory_limit: str = Field(default="4Gi", validation_alias="KICKOFF_K8S_MEMORY_LIMIT")
+    k8s_ttl_seconds: int = Field(default=3600, ge=0, validation_alias="KICKOFF_K8S_TTL_SECONDS")
+    k8s_poll_seconds: float = Field(default=5.0, gt=0, validation_alias="KICKOFF_K8S_POLL_SECONDS")
+    # fly
+    fly_api_token: SecretStr | None = Field(default=None, validation_alias="FLY_API_TOKEN")
+    fly_app: str | None = Field(default=None, validation_alias="KICKOFF_FLY_APP")
+    fly_image: str | None = Field(default=None, validation_alias="KICKOFF_FLY_IMAGE")
+    fly_region: str | None = Field(default=None, validation_alias="KICKOFF_FLY_REGION")
+    fly_cpu_kind: str = Field(default="shared", validation_alias="KICKOFF_FLY_CPU_KIND")
+    fly_cpus: int = Field(default=2, ge=1, validation_alias="KICKOFF_FLY_CPUS")
+    fly_memory_mb: int = Field(default=4096, ge=256, validation_alias="KICKOFF_FLY_MEMORY_MB")
+    fly_api_url: str = Field(default="https://api.machines.dev", validation_alias="KICKOFF_FLY_API_URL")
+
+
+class QueueSettings(BaseSettings):
+    """The review queue."""
+
+    model_config = _ENV
+
+    sweep_seconds: float = Field(default=300.0, gt=0, validation_alias="KICKOFF_QUEUE_SWEEP_SECONDS")
+    checks_timeout_minutes: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_QUEUE_CHECKS_TIMEOUT_MINUTES")
+
+
+SECTIONS: Final[dict[str, type[BaseSettings]]] = {
+    "dispatch": DispatchSettings,
+    "ingress": IngressSettings,
+    "scheduler": SchedulerSettings,
+    "local": LocalRunnerSettings,
+    "remote": RemoteRunnerSettings,
+    "queue": QueueSettings,
+}
+"""Settings' sections: each reads its own names (all flat, as users set them) from the same sources."""
+
+
+def _aliases(section: type[BaseSettings]) -> frozenset[str]:
+    return frozenset(str(info.validation_alias) for info in section.model_fields.values())
+
+
+_SECTION_NAMES: Final = {name: _aliases(section) for name, section in SECTIONS.items()}
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment, built once at start-up: the App, the server and the
+    operator's policy here, each part's tuning in a section (`settings.dispatch`, `.ingress`, `.scheduler`,
+    `.local`, `.remote`, `.queue`). Names are the ones users set (see DESIGN.md); overrides in code use them too,
+    whichever section they belong to: `Settings(_env_file=None, KICKOFF_QUEUE_SWEEP_SECONDS=1)`."""
+
+    model_config = _ENV
 
     app_id: int | None = Field(default=None, validation_alias="APP_ID")
     private_key: SecretStr | None = Field(default=None, validation_alias="PRIVATE_KEY")
@@ -99,24 +224,51 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: Literal["plain", "json"] = Field(default="plain", validation_alias="LOG_FORMAT")
 
-    # Dispatcher tuning; the defaults suit one process serving a team.
-    dispatch_concurrency: int = Field(default=32, ge=1, validation_alias="KICKOFF_DISPATCH_CONCURRENCY")
-    handler_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_HANDLER_TIMEOUT")
-    lease_seconds: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_LEASE_SECONDS")
-    max_attempts: int = Field(default=6, ge=1, validation_alias="KICKOFF_MAX_ATTEMPTS")
-    retry_base_seconds: float = Field(default=2.0, ge=0, validation_alias="KICKOFF_RETRY_BASE_SECONDS")
-    poll_seconds: float = Field(default=0.5, gt=0, validation_alias="KICKOFF_POLL_SECONDS")
-    # How often `serve` asks GitHub to redeliver deliveries that failed to reach it; 0 turns it off.
-    redeliver_seconds: float = Field(default=600.0, ge=0, validation_alias="KICKOFF_REDELIVER_SECONDS")
-    # The webhook ingress reads a body before its signature can be checked: at most this many unauthenticated
-    # bytes are held at once (past it a new body gets 503), and a body must arrive within this many seconds (408).
-    # The budget is at least GitHub's 25 MiB payload cap, so one legitimate delivery always fits.
-    webhook_body_budget: int = Field(
-        default=64 * 1024 * 1024, ge=25 * 1024 * 1024, validation_alias="KICKOFF_WEBHOOK_BODY_BUDGET"
-    )
-    webhook_read_seconds: float = Field(default=30.0, gt=0, validation_alias="KICKOFF_WEBHOOK_READ_SECONDS")
     # Extra routers to compose at the root, as `module:attribute` (a plugin's handlers).
     plugins: str = Field(default="", validation_alias="KICKOFF_PLUGINS")
+
+    # The sections: not fields (no one environment variable holds a section), built with the rest in __init__.
+    _sections: dict[str, BaseSettings] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        """Each section is built from the same sources as the rest (`_env_file` included), with the overrides
+        that name its settings."""
+        sources = {key: values[key] for key in ("_env_file",) if key in values}
+        sections: dict[str, BaseSettings] = {}
+        for name, section in SECTIONS.items():
+            picked = {key: values.pop(key) for key in [key for key in values if key in _SECTION_NAMES[name]]}
+            sections[name] = section(**sources, **picked)
+        super().__init__(**values)
+        self._sections = sections
+
+    def _section(self, name: str, kind: type[S]) -> S:
+        section = self._sections[name]
+        assert isinstance(section, kind)
+        return section
+
+    @property
+    def dispatch(self) -> DispatchSettings:
+        return self._section("dispatch", DispatchSettings)
+
+    @property
+    def ingress(self) -> IngressSettings:
+        return self._section("ingress", IngressSettings)
+
+    @property
+    def scheduler(self) -> SchedulerSettings:
+        return self._section("scheduler", SchedulerSettings)
+
+    @property
+    def local(self) -> LocalRunnerSettings:
+        return self._section("local", LocalRunnerSettings)
+
+    @property
+    def remote(self) -> RemoteRunnerSettings:
+        return self._section("remote", RemoteRunnerSettings)
+
+    @property
+    def queue(self) -> QueueSettings:
+        return self._section("queue", QueueSettings)
 
     _split = field_validator("runners", "agent_env", "config_extends", mode="before")(_names)
     _check_env = field_validator("agent_env")(_check_agent_env)
@@ -224,7 +376,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into one line that names the setting."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         if not first["loc"]:  # a check across settings: its message names them

@@ -21,7 +21,6 @@ from bot.routing import Router
 from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
-from bot.runs.scheduler import SchedulerSettings
 from bot.services import Services
 from bot.settings import Settings
 from bot.store.db import Store
@@ -44,7 +43,7 @@ async def preflight(settings: Settings, *, worker: bool = True) -> None:
 def check_local_sandbox(settings: Settings) -> None:
     """When this server runs local agents, their sandbox must work here: `SettingsError` in one line otherwise."""
     if "local" in settings.enabled_runners:
-        local = SchedulerSettings()
+        local = settings.local
         if not local.unsafe_no_sandbox:  # the opt-out is announced once, when the scheduler is built
             check_sandbox(local.bwrap)
 
@@ -100,7 +99,7 @@ def create_app(
 
     app = ingress.KickoffApp(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()
-    app.webhook_ingress.guard = ingress.BodyGuard(settings.webhook_body_budget, settings.webhook_read_seconds)
+    app.webhook_ingress.guard = ingress.BodyGuard(settings.ingress.body_budget, settings.ingress.read_seconds)
     app.state.metrics.watch_ingress(app.webhook_ingress.guard)
     app.include_router(runs_api.router)
     app.include_router(run_tickets.router)

@@ -181,7 +181,7 @@ def build_worker(services: Services, router: Router, *, redeliver: bool) -> Work
     dispatcher = Dispatcher(services, router)
     runs = RunLoops(services, build_scheduler(services))
     loops = [Loop("dispatcher", dispatcher.run), *runs.loops(), Loop("queue-sweep", build_sweeper(services).run)]
-    every = services.settings.redeliver_seconds
+    every = services.settings.dispatch.redeliver_seconds
     if redeliver and every > 0:
         loops.append(Loop("redelivery", lambda stop: redeliver_periodically(services, stop, every)))
     return Worker(loops, runs=runs, dispatcher=dispatcher)

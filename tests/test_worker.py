@@ -38,7 +38,7 @@ def test_serve_and_worker_build_the_same_loops_and_redelivery_follows_its_settin
     assert worker.runs is not None
     assert worker.runs.scheduler.backends
     assert "redelivery" not in build_worker(w.services, Router(), redeliver=False).names  # no App credentials
-    w.services.settings.redeliver_seconds = 0
+    w.services.settings.dispatch.redeliver_seconds = 0
     assert "redelivery" not in build_worker(w.services, Router(), redeliver=True).names  # turned off
 
 

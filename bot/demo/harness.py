@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +41,8 @@ CI_CHECK: Final = "ci"
 QUEUE_CHECK: Final = "review-queue"
 AGENT_CHECK: Final = "agent-run"
 
-# Process settings Kickoff's parts read from the environment themselves (the scheduler and the local runner);
-# set for the harness's lifetime and restored after, so the caller's own values never leak in.
-HARNESS_ENV: Final = {
+# The harness's tuning of Kickoff's parts (the scheduler and the local runner), on top of `kickoff_settings`.
+HARNESS_SETTINGS: Final = {
     "KICKOFF_SCHEDULER_TICK_SECONDS": "0.5",
     "KICKOFF_TRACKING_INTERVAL_SECONDS": "0.5",
     "KICKOFF_RUNNER_GRACE_SECONDS": "2",
@@ -275,21 +273,6 @@ def _bind_loopback() -> socket.socket:
     return sock
 
 
-@contextlib.contextmanager
-def scoped_env(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for a block, restoring the previous values (or their absence) after."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-
-
 def kickoff_settings(root: Path, github_url: str, kickoff_url: str, creds: AppCredentials, **extra: Any) -> Settings:
     """Kickoff's process settings, built in code: SQLite in `root`, the sandbox as GitHub, the local runner."""
     values: dict[str, Any] = {
@@ -318,14 +301,12 @@ async def kickoff_world(
     *,
     fidelity: bool = True,
     strict: bool = True,
-    env: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
     start_timeout: float = 20.0,
 ) -> AsyncIterator[World]:
     """Start the simulator and Kickoff on free loopback ports, the App registered with Kickoff's webhook URL.
 
-    `env` adds process settings for Kickoff's parts that read the environment (scheduler, runners, queue);
-    `settings` overrides `Settings` values (by their environment names).
+    `settings` overrides `Settings` values, any section's (by their environment names).
     """
     from bot.web import check_local_sandbox, create_app  # imported late: it pulls in the whole service
 
@@ -336,36 +317,35 @@ async def kickoff_world(
             sock = _bind_loopback()
             kickoff_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             creds = await sandbox.aio.create_app(KICKOFF_APP_NAME, webhook_url=kickoff_url + WEBHOOK_PATH)
-            process_env = {
-                **HARNESS_ENV,
+            tuning = {
+                **HARNESS_SETTINGS,
                 "KICKOFF_CLONE_URL": f"{github_url}/{{repo}}.git",  # the sandbox's git smart HTTP
                 "KICKOFF_WORKSPACE_DIR": str(root / "workspaces"),
-                **(env or {}),
+                **(settings or {}),
             }
-            with scoped_env(process_env):
-                config = kickoff_settings(root, github_url, kickoff_url, creds, **(settings or {}))
-                await asyncio.to_thread(check_local_sandbox, config)  # one clear line, not a failed lifespan
-                app = create_app(config)
-                server = uvicorn.Server(uvicorn.Config(
-                    app, lifespan="on", log_config=None, access_log=False, ws="none", timeout_graceful_shutdown=5,
-                ))
-                task = asyncio.create_task(server.serve(sockets=[sock]), name="kickoff-uvicorn")
-                try:
-                    deadline = time.monotonic() + start_timeout
-                    while not server.started:
-                        if task.done():
-                            task.result()
-                            raise RuntimeError("Kickoff stopped during start-up")
-                        if time.monotonic() > deadline:
-                            raise RuntimeError(f"Kickoff did not start within {start_timeout:g}s")
-                        await asyncio.sleep(0.01)
-                    yield World(root, sandbox, github_url, kickoff_url, app, creds)
-                finally:
-                    await _stop_runners(app)
-                    server.should_exit = True
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                    sock.close()
+            config = kickoff_settings(root, github_url, kickoff_url, creds, **tuning)
+            await asyncio.to_thread(check_local_sandbox, config)  # one clear line, not a failed lifespan
+            app = create_app(config)
+            server = uvicorn.Server(uvicorn.Config(
+                app, lifespan="on", log_config=None, access_log=False, ws="none", timeout_graceful_shutdown=5,
+            ))
+            task = asyncio.create_task(server.serve(sockets=[sock]), name="kickoff-uvicorn")
+            try:
+                deadline = time.monotonic() + start_timeout
+                while not server.started:
+                    if task.done():
+                        task.result()
+                        raise RuntimeError("Kickoff stopped during start-up")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"Kickoff did not start within {start_timeout:g}s")
+                    await asyncio.sleep(0.01)
+                yield World(root, sandbox, github_url, kickoff_url, app, creds)
+            finally:
+                await _stop_runners(app)
+                server.should_exit = True
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                sock.close()
     finally:
         await asyncio.to_thread(sandbox.close)
 
@@ -382,5 +362,4 @@ __all__ = [
     "World",
     "kickoff_settings",
     "kickoff_world",
-    "scoped_env",
 ]

@@ -22,9 +22,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.github import GitHubAPI, NotFound, PermissionDenied, PullRequestInfo, ValidationFailed
@@ -59,15 +56,6 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-class QueueSettings(BaseSettings):
-    """The queue's process settings (env or `.env`), built at start-up."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    sweep_seconds: float = Field(default=300.0, gt=0, validation_alias="KICKOFF_QUEUE_SWEEP_SECONDS")
-    checks_timeout_minutes: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_QUEUE_CHECKS_TIMEOUT_MINUTES")
 
 
 class _Cache(Generic[K, V]):
@@ -123,11 +111,10 @@ class QueueService:
         self,
         services: Services,
         *,
-        settings: QueueSettings | None = None,
         config_for: Callable[[QueueKey], Any] | None = None,
     ) -> None:
         self.services = services
-        self.settings = settings or QueueSettings()
+        self.settings = services.settings.queue
         self.store = QueueStore(services.store, clock=services.clock)
         self._config_for = config_for
         self._locks: dict[QueueKey, asyncio.Lock] = {}
@@ -402,7 +389,6 @@ __all__ = [
     "Outcome",
     "QueueKey",
     "QueueService",
-    "QueueSettings",
     "ReviewerPermissions",
     "Reviews",
     "Updated",

@@ -11,65 +11,30 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from bot.runners.local import DEFAULT_COMMAND, LocalRunner, check_sandbox, secret_paths
 from bot.runs.backend import RunnerBackend
-from bot.runs.scheduler import Scheduler, SchedulerSettings
+from bot.runs.scheduler import Scheduler
 from bot.services import Services
-from bot.settings import SettingsError
+from bot.settings import RemoteRunnerSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
-class RemoteRunnerSettings(BaseSettings):
-    """The remote backends' process settings (env or `.env`). Documented in docs/runners.md, "Backends"."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    # github-actions
-    actions_workflow: str = Field(default="kickoff-agent.yml", validation_alias="KICKOFF_ACTIONS_WORKFLOW")
-    actions_ref: str | None = Field(default=None, validation_alias="KICKOFF_ACTIONS_REF")
-    actions_poll_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_ACTIONS_POLL_SECONDS")
-    spec_ticket_ttl_seconds: int = Field(default=1800, ge=60, validation_alias="KICKOFF_SPEC_TICKET_TTL_SECONDS")
-    # kubernetes
-    k8s_image: str | None = Field(default=None, validation_alias="KICKOFF_K8S_IMAGE")
-    k8s_namespace: str = Field(default="default", validation_alias="KICKOFF_K8S_NAMESPACE")
-    k8s_kubeconfig: str | None = Field(default=None, validation_alias="KICKOFF_K8S_KUBECONFIG")
-    k8s_context: str | None = Field(default=None, validation_alias="KICKOFF_K8S_CONTEXT")
-    k8s_service_account: str | None = Field(default=None, validation_alias="KICKOFF_K8S_SERVICE_ACCOUNT")
-    k8s_agent_secret: str | None = Field(default=None, validation_alias="KICKOFF_K8S_AGENT_SECRET")
-    k8s_cpu_request: str = Field(default="1", validation_alias="KICKOFF_K8S_CPU_REQUEST")
-    k8s_cpu_limit: str = Field(default="2", validation_alias="KICKOFF_K8S_CPU_LIMIT")
-    k8s_memory_request: str = Field(default="2Gi", validation_alias="KICKOFF_K8S_MEMORY_REQUEST")
-    k8s_memory_limit: str = Field(default="4Gi", validation_alias="KICKOFF_K8S_MEMORY_LIMIT")
-    k8s_ttl_seconds: int = Field(default=3600, ge=0, validation_alias="KICKOFF_K8S_TTL_SECONDS")
-    k8s_poll_seconds: float = Field(default=5.0, gt=0, validation_alias="KICKOFF_K8S_POLL_SECONDS")
-    # fly
-    fly_api_token: SecretStr | None = Field(default=None, validation_alias="FLY_API_TOKEN")
-    fly_app: str | None = Field(default=None, validation_alias="KICKOFF_FLY_APP")
-    fly_image: str | None = Field(default=None, validation_alias="KICKOFF_FLY_IMAGE")
-    fly_region: str | None = Field(default=None, validation_alias="KICKOFF_FLY_REGION")
-    fly_cpu_kind: str = Field(default="shared", validation_alias="KICKOFF_FLY_CPU_KIND")
-    fly_cpus: int = Field(default=2, ge=1, validation_alias="KICKOFF_FLY_CPUS")
-    fly_memory_mb: int = Field(default=4096, ge=256, validation_alias="KICKOFF_FLY_MEMORY_MB")
-    fly_api_url: str = Field(default="https://api.machines.dev", validation_alias="KICKOFF_FLY_API_URL")
-
-    def missing(self, runner: str, services: Services) -> list[str]:
-        """The settings `runner` still needs on this server (empty: it can be offered)."""
-        if runner == "github-actions":
-            needs = [] if services.github is not None else ["APP_ID", "PRIVATE_KEY"]
-            if services.settings.public_url.startswith(("http://localhost", "http://127.")):
-                needs.append("PUBLIC_URL (an address GitHub's runners can reach)")
-            return needs
-        if runner == "kubernetes":
-            return [] if self.k8s_image else ["KICKOFF_K8S_IMAGE"]
-        if runner == "fly":
-            wanted = {"FLY_API_TOKEN": self.fly_api_token, "KICKOFF_FLY_APP": self.fly_app,
-                      "KICKOFF_FLY_IMAGE": self.fly_image}
-            return [name for name, value in wanted.items() if not value]
-        return []
+def missing_settings(runner: str, services: Services) -> list[str]:
+    """The settings `runner` still needs on this server (empty: it can be offered)."""
+    settings = services.settings.remote
+    if runner == "github-actions":
+        needs = [] if services.github is not None else ["APP_ID", "PRIVATE_KEY"]
+        if services.settings.public_url.startswith(("http://localhost", "http://127.")):
+            needs.append("PUBLIC_URL (an address GitHub's runners can reach)")
+        return needs
+    if runner == "kubernetes":
+        return [] if settings.k8s_image else ["KICKOFF_K8S_IMAGE"]
+    if runner == "fly":
+        wanted = {"FLY_API_TOKEN": settings.fly_api_token, "KICKOFF_FLY_APP": settings.fly_app,
+                  "KICKOFF_FLY_IMAGE": settings.fly_image}
+        return [name for name, value in wanted.items() if not value]
+    return []
 
 
 def _github_actions(services: Services, settings: RemoteRunnerSettings) -> RunnerBackend:
@@ -126,10 +91,10 @@ BUILDERS: dict[str, Callable[[Services, RemoteRunnerSettings], RunnerBackend]] =
 }
 
 
-def check_runner_settings(services: Services, settings: RemoteRunnerSettings) -> None:
+def check_runner_settings(services: Services) -> None:
     """At start-up: every enabled backend must be usable; `SettingsError` names what the first one lacks."""
     for runner in services.settings.enabled_runners:
-        missing = settings.missing(runner, services)
+        missing = missing_settings(runner, services)
         if not missing:
             continue
         if services.settings.runners is None:
@@ -139,33 +104,32 @@ def check_runner_settings(services: Services, settings: RemoteRunnerSettings) ->
         raise SettingsError(f"{named} needs {', '.join(missing)} (see docs/runners.md, Backends)")
 
 
-def remote_backends(services: Services, settings: RemoteRunnerSettings | None = None) -> dict[str, RunnerBackend]:
+def remote_backends(services: Services) -> dict[str, RunnerBackend]:
     """The remote backends this server offers: those on the operator's list, each checked to be usable."""
-    settings = settings or RemoteRunnerSettings()
-    check_runner_settings(services, settings)
+    check_runner_settings(services)
     backends: dict[str, RunnerBackend] = {}
     for name in services.settings.enabled_runners:
         if name in BUILDERS:
-            backends[name] = build = BUILDERS[name](services, settings)
+            backends[name] = build = BUILDERS[name](services, services.settings.remote)
             log.info("runner %s is available", build.name)
     return backends
 
 
-def build_scheduler(services: Services, settings: SchedulerSettings | None = None) -> Scheduler:
+def build_scheduler(services: Services) -> Scheduler:
     """The scheduler of `kickoff serve` and `kickoff worker`, with the runner backends the operator enabled.
 
     The local backend is offered only when `KICKOFF_RUNNERS` (or `KICKOFF_RUNNER`) names it, and only once its
     sandbox is known to work here (or the operator opted out): `SettingsError` otherwise, before anything runs.
     """
-    settings = settings or SchedulerSettings()
     backends: dict[str, RunnerBackend] = {}
     if "local" in services.settings.enabled_runners:
+        settings = services.settings.local
         mode = check_sandbox(settings.bwrap, unsafe_no_sandbox=settings.unsafe_no_sandbox)
         local = LocalRunner(
-            command=settings.local_runner_command or DEFAULT_COMMAND,
+            command=settings.command or DEFAULT_COMMAND,
             workspace_root=settings.workspace_dir,
             keep_workspaces=settings.keep_workspaces,
-            grace_seconds=settings.runner_grace_seconds,
+            grace_seconds=settings.grace_seconds,
             sandbox=mode,
             bwrap=settings.bwrap,
             hide=secret_paths(database_url=services.settings.database_url,
@@ -174,13 +138,14 @@ def build_scheduler(services: Services, settings: SchedulerSettings | None = Non
         )
         backends[local.name] = local
     backends.update(remote_backends(services))
-    template = settings.clone_url
+    scheduling = services.settings.scheduler
+    template = scheduling.clone_url
     return Scheduler(
         services,
         backends,
         clone_url=(lambda repo: template.format(repo=repo)) if template else None,
-        tick=settings.tick_seconds,
-        tracking_interval=settings.tracking_interval_seconds,
-        config_ttl=settings.config_ttl_seconds,
-        timeout_margin=settings.timeout_margin_seconds,
+        tick=scheduling.tick_seconds,
+        tracking_interval=scheduling.tracking_interval_seconds,
+        config_ttl=scheduling.config_ttl_seconds,
+        timeout_margin=scheduling.timeout_margin_seconds,
     )

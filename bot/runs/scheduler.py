@@ -20,10 +20,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from pathlib import Path
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import RepoConfig
 from bot.runs.backend import RunnerBackend
@@ -37,28 +33,6 @@ from bot.services import Services
 from bot.store.models import Run
 
 log = logging.getLogger(__name__)
-
-
-class SchedulerSettings(BaseSettings):
-    """The scheduler's and the local runner's process settings (env or `.env`), built at start-up."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    tick_seconds: float = Field(default=5.0, gt=0, validation_alias="KICKOFF_SCHEDULER_TICK_SECONDS")
-    tracking_interval_seconds: float = Field(default=3.0, ge=0, validation_alias="KICKOFF_TRACKING_INTERVAL_SECONDS")
-    config_ttl_seconds: float = Field(default=30.0, ge=0, validation_alias="KICKOFF_CONFIG_TTL_SECONDS")
-    keep_workspaces: bool = Field(default=False, validation_alias="KICKOFF_KEEP_WORKSPACES")
-    workspace_dir: Path | None = Field(default=None, validation_alias="KICKOFF_WORKSPACE_DIR")
-    runner_grace_seconds: float = Field(default=10.0, ge=0, validation_alias="KICKOFF_RUNNER_GRACE_SECONDS")
-    timeout_margin_seconds: float = Field(default=60.0, ge=0, validation_alias="KICKOFF_RUN_TIMEOUT_MARGIN_SECONDS")
-    clone_url: str | None = Field(
-        default=None, validation_alias="KICKOFF_CLONE_URL",
-        description="A template with {repo}, e.g. file:///srv/git/{repo}.git; default: derived from GITHUB_API_URL",
-    )
-    local_runner_command: list[str] | None = Field(default=None, validation_alias="KICKOFF_LOCAL_RUNNER_COMMAND")
-    # The local backend's agent sandbox (docs/runners.md, "The sandbox"): the bwrap program, and the one opt-out.
-    bwrap: str = Field(default="bwrap", min_length=1, validation_alias="KICKOFF_BWRAP")
-    unsafe_no_sandbox: bool = Field(default=False, validation_alias="KICKOFF_UNSAFE_NO_SANDBOX")
 
 
 class Scheduler:

@@ -38,7 +38,7 @@ def kickoff_yml() -> str:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with kickoff_world(tmp_path, env={"KICKOFF_SCHEDULER_TICK_SECONDS": "0.2",
+    async with kickoff_world(tmp_path, settings={"KICKOFF_SCHEDULER_TICK_SECONDS": "0.2",
                                             "KICKOFF_TRACKING_INTERVAL_SECONDS": "0.2"}) as built:
         await built.create_sample_repo({"README.md": "# demo\n", "app.py": "print('hi')\n",
                                         "tools/agent.py": AGENT, ".github/kickoff.yml": kickoff_yml()}, ci=False)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.github import CheckRunInfo, PullRequestInfo
 from bot.github.models import CommitStatus, PullReview
-from bot.queue.service import Outcome, QueueService, QueueSettings
+from bot.queue.service import Outcome, QueueService
 from bot.queue.store import QueueKey
 from bot.root import compose
 from bot.services import Services
@@ -53,7 +53,7 @@ class World:
         self.services = services
         self.gh = gh
         self.clock = clock
-        self.service = QueueService(services, settings=QueueSettings(_env_file=None))
+        self.service = QueueService(services)
         self._review_id = 0
         gh.branch_shas[(OWNER, REPO, BASE)] = sha("base-0")
 

@@ -16,7 +16,7 @@ from bot import messages
 from bot.github.gateway import GitHubGateway
 from bot.queue import texts
 from bot.queue.model import REVIEW_FLOOR
-from bot.queue.service import Outcome, QueueService, QueueSettings
+from bot.queue.service import Outcome, QueueService
 from bot.queue.store import QueueKey
 from bot.root import compose
 from bot.sandbox import Sandbox, SandboxServer
@@ -119,7 +119,7 @@ async def lane(tmp_path: Path, database_url: str) -> AsyncIterator[Lane]:
             settings = make_settings(database_url, APP_ID=creds.app_id, PRIVATE_KEY=creds.private_key_pem,
                                      GITHUB_API_URL=api)
             services = compose(settings, store, github=gateway)
-            service = QueueService(services, settings=QueueSettings(_env_file=None))
+            service = QueueService(services)
             try:
                 async with httpx.AsyncClient(base_url=api, trust_env=False, timeout=30) as http:
                     yield Lane(sandbox, api, installation_id, service, http, app_token)

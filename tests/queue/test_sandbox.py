@@ -67,9 +67,8 @@ async def _insert_rows(database_url: str, installation_id: int, pulls: list[dict
 
 
 def test_three_pull_requests_merge_one_at_a_time(
-    sandbox: Sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("KICKOFF_QUEUE_SWEEP_SECONDS", "1")
     with SandboxServer(sandbox) as api:
         creds = sandbox.create_app("Kickoff")
         sandbox.create_repo(OWNER, REPO, {"README.md": "# demo\n", ".github/kickoff.yml": CONFIG,
@@ -79,7 +78,7 @@ def test_three_pull_requests_merge_one_at_a_time(
         sandbox.set_permission(OWNER, REPO, "alice", "write")  # only a writer's approval counts
         settings = make_settings(
             database_url, APP_ID=creds.app_id, PRIVATE_KEY=creds.private_key_pem,
-            WEBHOOK_SECRET=creds.webhook_secret, GITHUB_API_URL=api,
+            WEBHOOK_SECRET=creds.webhook_secret, GITHUB_API_URL=api, KICKOFF_QUEUE_SWEEP_SECONDS=1,
         )
         token = sandbox.installation_token(installation_id)
         with ServerThread(create_app(settings)) as kickoff, httpx.Client(

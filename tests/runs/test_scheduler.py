@@ -19,7 +19,7 @@ from bot.root import compose
 from bot.runners.registry import build_scheduler
 from bot.runs.backend import RunnerError
 from bot.runs.planning import TriggerRequest, plan_trigger
-from bot.runs.scheduler import Scheduler, SchedulerSettings
+from bot.runs.scheduler import Scheduler
 from bot.runs.spec_builder import branch_name, clone_url_for
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.store.db import Store
@@ -360,7 +360,7 @@ async def test_a_repository_cannot_reach_a_backend_the_operator_did_not_enable(
     scheduler at all, so nothing can start a local process: the run fails and says what the server offers."""
     async with world(sqlite_url, tmp_path, PUBLIC_URL="https://kickoff.example.com",
                      KICKOFF_RUNNER="github-actions") as w:
-        offered = build_scheduler(w.services, SchedulerSettings.model_validate({})).backends
+        offered = build_scheduler(w.services).backends
         assert set(offered) == {"github-actions"}
         scheduler = w.scheduler(*offered.values())
         w.default_config = repo_config({"ok": []}).model_copy(update={"runner": "local"})
