@@ -105,3 +105,35 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_normalize_rejects_non_pem() -> None:
     with pytest.raises(ValueError, match="neither PEM"):
         normalize_private_key("%%%")
+
+
+def test_each_part_reads_its_section_from_the_same_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One object built once: the environment, `.env` and overrides in code reach every section, by the flat
+    names users set, whichever section holds them."""
+    monkeypatch.setenv("KICKOFF_QUEUE_SWEEP_SECONDS", "7")
+    (tmp_path / ".env").write_text("KICKOFF_SCHEDULER_TICK_SECONDS=0.25\nKICKOFF_K8S_IMAGE=runner:2\n")
+    settings = load_settings(KICKOFF_LEASE_SECONDS=9, KICKOFF_BWRAP="/opt/bwrap")
+    assert settings.queue.sweep_seconds == 7
+    assert settings.scheduler.tick_seconds == 0.25
+    assert settings.remote.k8s_image == "runner:2"
+    assert settings.dispatch.lease_seconds == 9
+    assert settings.local.bwrap == "/opt/bwrap"
+    assert settings.ingress.body_budget == 64 * 1024 * 1024
+    # Without the env file, no section reads it either; a copy keeps its sections.
+    bare = Settings(_env_file=None)
+    assert bare.scheduler.tick_seconds == 5.0
+    assert bare.remote.k8s_image is None
+    assert bare.model_copy(update={"host": "::1"}).queue.sweep_seconds == 7
+
+
+def test_a_malformed_section_setting_names_itself_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KICKOFF_QUEUE_CHECKS_TIMEOUT_MINUTES", "-1")
+    with pytest.raises(SettingsError, match=r"^KICKOFF_QUEUE_CHECKS_TIMEOUT_MINUTES: Input should be greater than 0$"):
+        load_settings()
+
+
+def test_a_section_is_not_one_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables named like the sections (common words) are nobody's settings and break nothing."""
+    for name in ("QUEUE", "LOCAL", "REMOTE", "SCHEDULER", "DISPATCH", "INGRESS"):
+        monkeypatch.setenv(name, "not json")
+    assert load_settings().queue.sweep_seconds == 300.0
