@@ -141,7 +141,7 @@ def main() -> None:
             reader = sqlite3.connect(db, timeout=30)
             for trial in range(args.trials + 2):  # two warm-up trials
                 issue = 1000 + trial
-                gh.responses[("GET", f"/repos/{OWNER}/{REPO}/issues/{issue}")] = {"title": "Bug", "body": "x"}
+                gh.set_issue(OWNER, REPO, issue, title="Bug", body="x", author=None)
                 gh.labels[(OWNER, REPO, issue)] = ["agent:fix"]
                 body = json.dumps(labeled(issue)).encode()
                 sent = headers(SECRET, "issues", body, str(uuid.uuid4()))

@@ -5,21 +5,21 @@
     ...run the code under test with `gh`...
     assert gh.calls_to("comment") == [(1, "octo", "hello", 12, "…")]
 
-State is plain attributes, so a test sets what it needs and reads what the code did. `fail(verb, error)` makes
-the next call of a verb raise (e.g. `NotFound`, `RateLimited`).
+It implements the Protocol's verbs and nothing else: no raw `request`/`paginate` and no URL parsing (those are
+the real gateway's transport, `bot.github.transport`, tested over mocked HTTP in tests/github). State is plain
+typed attributes holding the gateway's own models (`Issue`, `PullRequestInfo`, ...), seeded directly or through the
+`set_*`/`add_*` helpers, so a test sets what it needs and reads what the code did. `fail(verb, error)` makes the
+next call of a verb raise (e.g. `NotFound`, `RateLimited`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
-
-from pydantic import TypeAdapter
+from typing import TYPE_CHECKING, Any
 
 from bot.github import (
     AppIdentity,
@@ -44,18 +44,11 @@ from bot.github import (
     ValidationFailed,
     WorkflowRun,
 )
-from bot.github._wire import IssueData, Pull
 from bot.github.auth import utcnow
 from bot.github.models import CommitStatus, Comparison, PullReview
 
 if TYPE_CHECKING:
     from bot.github import GitHubAPI
-
-T = TypeVar("T")
-Params = Mapping[str, str | int | float | bool]
-
-_ISSUE_LABELS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/(?P<number>\d+)/labels$")
-
 
 def blob_sha(text: str) -> str:
     """The sha git (and GitHub) gives a file with this text."""
@@ -96,12 +89,6 @@ class FakeGitHub:
     app_id: int = 1
     app_name: str = "Kickoff"
     """The App's display name (`GET /app`'s `name`); its bot login is `bot_login`."""
-    responses: dict[tuple[str, str], Any] = field(default_factory=dict)
-    """(METHOD, path) → JSON answered by `request`; a GET without an answer is `NotFound` (but `GET /app` answers
-    from `bot_login`), a write answers None. `get_issue` and `get_pull_request` fall back to the GET answers too,
-    for the call sites that still use `request`."""
-    listings: dict[str, list[Any]] = field(default_factory=dict)
-    """path → items yielded by `paginate`; an issue's `/labels` listing defaults to `labels`."""
     failures: defaultdict[str, list[BaseException]] = field(default_factory=lambda: defaultdict(list))
     run_tokens: list[InstallationToken] = field(default_factory=list)
     revoked: list[InstallationToken] = field(default_factory=list)
@@ -161,18 +148,16 @@ class FakeGitHub:
         head_ref: str = "feature",
         base_ref: str = "main",
         author: str = "octocat",
-    ) -> dict[str, Any]:
-        """Answer `GET /repos/{owner}/{repo}/pulls/{number}`; `head_repo` "" is the repository itself, None a
+    ) -> PullRequestInfo:
+        """Seed an open pull request someone opened (head sha "a" * 40), answered by `get_pull_request` (and by
+        `get_issue`, as GitHub answers a pull request's issue view); `head_repo` "" is the repository itself, None a
         deleted fork, `someone/fork` a fork."""
-        head = f"{owner}/{repo}" if head_repo == "" else head_repo
-        pull = {
-            "number": number,
-            "state": "open",
-            "user": {"login": author, "id": 1, "type": "User"},
-            "head": {"ref": head_ref, "sha": "a" * 40, "repo": None if head is None else {"full_name": head}},
-            "base": {"ref": base_ref, "sha": "b" * 40, "repo": {"full_name": f"{owner}/{repo}"}},
-        }
-        self.responses[("GET", f"/repos/{owner}/{repo}/pulls/{number}")] = pull
+        pull = PullRequestInfo(
+            number=number, state="open", merged=False, draft=False, title="", author=author, head_ref=head_ref,
+            head_sha="a" * 40, head_repo=f"{owner}/{repo}" if head_repo == "" else head_repo, base_ref=base_ref,
+            mergeable=None, html_url=f"https://github.com/{owner}/{repo}/pull/{number}",
+        )
+        self.pulls[(owner, repo, number)] = pull
         return pull
 
     def set_issue(
@@ -273,18 +258,15 @@ class FakeGitHub:
         found = self.issues.get((owner, repo, number))
         if found is not None:
             return found
-        data = self.responses.get(("GET", f"/repos/{owner}/{repo}/issues/{number}"))
         pull = self.pulls.get((owner, repo, number))
-        if data is None and pull is not None:
-            # A pull request is an issue: GitHub answers its issue view too.
-            return Issue(
-                number=number, title=pull.title, body=self.pull_bodies.get((owner, repo, number), ""),
-                author=pull.author, author_type="Bot" if pull.author.endswith("[bot]") else "User",
-                updated_at=None, state=pull.state, is_pull_request=True, html_url=pull.html_url,
-            )
-        if data is None:
+        if pull is None:
             raise NotFound(f"no issue {number} (FakeGitHub)", status=404)
-        return IssueData.model_validate({"number": number, **data}).to_domain()
+        # A pull request is an issue: GitHub answers its issue view too.
+        return Issue(
+            number=number, title=pull.title, body=self.pull_bodies.get((owner, repo, number), ""),
+            author=pull.author, author_type="Bot" if pull.author.endswith("[bot]") else "User",
+            updated_at=None, state=pull.state, is_pull_request=True, html_url=pull.html_url,
+        )
 
     async def list_labels(self, installation_id: int, owner: str, repo: str, issue_number: int) -> list[str]:
         self._record("list_labels", installation_id, owner, repo, issue_number)
@@ -402,72 +384,6 @@ class FakeGitHub:
         self._record("redeliver_hook_delivery", delivery_id)
         self.redelivered.append(delivery_id)
 
-    @overload
-    async def request(
-        self,
-        installation_id: int | None,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        model: type[T],
-    ) -> T: ...
-
-    @overload
-    async def request(
-        self,
-        installation_id: int | None,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        model: None = None,
-    ) -> Any: ...
-
-    async def request(
-        self,
-        installation_id: int | None,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        model: type[T] | None = None,
-    ) -> Any:
-        method = method.upper()
-        self._record("request", installation_id, method, path, dict(params or {}), json)
-        if (method, path) in self.responses:
-            data = self.responses[(method, path)]
-        elif (method, path) == ("GET", "/app"):
-            data = {"id": self.app_id, "slug": self.bot_login.removesuffix("[bot]"), "name": self.app_name}
-        elif method == "GET":
-            raise NotFound(f"FakeGitHub has no answer for GET {path}", status=404, method=method, path=path)
-        else:
-            data = None
-        return data if model is None else TypeAdapter(model).validate_python(data)
-
-    async def paginate(
-        self,
-        installation_id: int | None,
-        path: str,
-        *,
-        model: type[T],
-        params: Params | None = None,
-        items_key: str | None = None,
-        per_page: int = 100,
-    ) -> AsyncIterator[T]:
-        self._record("paginate", installation_id, path, dict(params or {}), items_key)
-        adapter = TypeAdapter(model)
-        items = self.listings.get(path)
-        labels = _ISSUE_LABELS.match(path)
-        if items is None and labels is not None:
-            key = (labels["owner"], labels["repo"], int(labels["number"]))
-            items = [{"name": name} for name in self.labels.get(key, [])]
-        for item in items or []:
-            yield adapter.validate_python(item)
-
     # Pull requests and checks (bot.prs).
 
     async def open_pull_request(
@@ -497,12 +413,9 @@ class FakeGitHub:
     async def get_pull_request(self, installation_id: int, owner: str, repo: str, number: int) -> PullRequestInfo:
         self._record("get_pull_request", installation_id, owner, repo, number)
         found = self.pulls.get((owner, repo, number))
-        if found is not None:
-            return found
-        data = self.responses.get(("GET", f"/repos/{owner}/{repo}/pulls/{number}"))
-        if data is None:
+        if found is None:
             raise NotFound(f"no pull request {number} (FakeGitHub)", status=404)
-        return Pull.model_validate(data).to_domain()
+        return found
 
     async def find_pull_requests(
         self, installation_id: int, owner: str, repo: str, *, head: str, state: str = "open"

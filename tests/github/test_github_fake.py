@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any, get_overloads
 
 import pytest
-from pydantic import BaseModel
 
 from bot.github import GitHubAPI, GitHubGateway, GitHubUser, GitHubVerbs, NotFound, RateLimited, RepoGateway
 from tests.fake_github import FakeGitHub, blob_sha
@@ -61,6 +60,7 @@ def test_the_protocol_has_the_verbs_decision_code_needs() -> None:
         "for_repo",
     } <= set(PROTOCOL_VERBS)
     assert not {"request", "paginate"} & set(PROTOCOL_VERBS)  # features reach GitHub only through verbs
+    assert not {"request", "paginate", "responses", "listings"} & set(dir(FakeGitHub))  # and so does the fake
 
 
 async def test_calls_are_recorded_in_order() -> None:
@@ -154,23 +154,6 @@ async def test_run_tokens() -> None:
         await gh.mint_run_token(1, "octo/hello", {"contents": "write"})
 
 
-class Pull(BaseModel):
-    number: int
-
-
-async def test_the_escape_hatch() -> None:
-    gh = FakeGitHub()
-    gh.responses[("POST", "/repos/octo/hello/pulls")] = {"number": 5, "extra": True}
-    gh.listings["/repos/octo/hello/pulls"] = [{"number": 1}, {"number": 2}]
-
-    assert await gh.request(1, "post", "/repos/octo/hello/pulls", json={"title": "t"}, model=Pull) == Pull(number=5)
-    assert await gh.request(1, "PUT", "/repos/octo/hello/pulls/5/merge") is None
-    with pytest.raises(NotFound):
-        await gh.request(1, "GET", "/repos/octo/hello/pulls/9")
-    assert [p.number async for p in gh.paginate(1, "/repos/octo/hello/pulls", model=Pull)] == [1, 2]
-    assert gh.calls_to("request")[0] == (1, "POST", "/repos/octo/hello/pulls", {}, {"title": "t"})
-
-
 REPO_VERBS = sorted(
     verb for verb in PROTOCOL_VERBS
     if parameters(GitHubAPI, verb)[1:4] == ["installation_id", "owner", "repo"] or verb == "mint_run_token"
@@ -211,13 +194,26 @@ async def test_the_fake_records_repo_gateway_calls_under_the_verbs() -> None:
         await repo.get_issue(13)
 
 
-async def test_the_fake_answers_issues_from_the_raw_answers_too() -> None:
+async def test_a_seeded_pull_request_is_answered_by_the_verbs() -> None:
     gh = FakeGitHub()
-    gh.responses[("GET", "/repos/octo/hello/issues/5")] = {"title": "Old style", "body": None, "user": None}
+    seeded = gh.set_pull_request("octo", "hello", 5, head_ref="feature/x", base_ref="develop", author="bob")
+    gh.set_pull_request("octo", "hello", 6, head_repo="someone/fork")
+    gh.set_pull_request("octo", "hello", 7, head_repo=None)
 
-    issue = await gh.get_issue(1, "octo", "hello", 5)
-
-    assert (issue.number, issue.title, issue.body, issue.author) == (5, "Old style", "", None)
+    pull = await gh.get_pull_request(1, "octo", "hello", 5)
+    assert pull == seeded
+    assert (pull.state, pull.author, pull.head_ref, pull.base_ref, pull.head_sha) == (
+        "open", "bob", "feature/x", "develop", "a" * 40,
+    )
+    assert [p.fork_of("octo/hello") for p in [
+        pull, await gh.get_pull_request(1, "octo", "hello", 6), await gh.get_pull_request(1, "octo", "hello", 7),
+    ]] == [None, "someone/fork", "a deleted fork"]
+    issue = await gh.get_issue(1, "octo", "hello", 5)  # a pull request is an issue too
+    assert (issue.is_pull_request, issue.author, issue.html_url) == (True, "bob", seeded.html_url)
+    with pytest.raises(NotFound):
+        await gh.get_pull_request(1, "octo", "hello", 8)
+    with pytest.raises(NotFound):
+        await gh.get_issue(1, "octo", "hello", 8)
 
 
 async def test_the_fake_app_users_and_deliveries() -> None:

@@ -187,12 +187,9 @@ class Harness:
 
     def writes(self) -> list[str]:
         """The verbs of every call that changed something on GitHub."""
-        reads = {"get_file", "get_collaborator_permission", "list_issue_comments", "paginate", "get_repository",
-                 "get_issue", "list_labels", "get_pull_request", "get_app"}
-        return [
-            verb for verb, args in self.gh.calls
-            if verb not in reads and not (verb == "request" and args[1] == "GET")
-        ]
+        reads = {"get_file", "get_collaborator_permission", "list_issue_comments", "get_repository", "get_issue",
+                 "list_labels", "get_pull_request", "get_app"}
+        return [verb for verb, _ in self.gh.calls if verb not in reads]
 
 
 @asynccontextmanager

@@ -20,7 +20,6 @@ from tests.handlers.harness import ISSUE, MAINTAINER, OWNER, REPO, Harness, harn
 from tests.runs.support import FakeBackend
 
 CONFIG = "agents: {ok: {adapter: command, command: [fake]}}\ntasks: {fix: {agents: [ok]}}\n"
-ISSUE_PATH = ("GET", f"/repos/{OWNER}/{REPO}/issues/{ISSUE}")
 REPORTER = "reporter"  # opened the issue; read access only
 
 
@@ -41,7 +40,7 @@ def label_payload(h: Harness, *, body: str = "The app crashes on start.", author
 
 
 def live_issue(h: Harness, body: str, author: str = REPORTER) -> None:
-    h.gh.responses[ISSUE_PATH] = {"title": "Crash on start", "body": body, "user": {"login": author, "type": "User"}}
+    h.gh.set_issue(OWNER, REPO, ISSUE, title="Crash on start", body=body, author=author)
 
 
 async def prompt_of(h: Harness) -> str:

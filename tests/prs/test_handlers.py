@@ -52,8 +52,7 @@ async def followup(w: World, number: int, *, branch: str | None = None) -> Run:
 async def test_a_follow_up_on_a_kickoff_pull_request_pushes_to_its_branch_and_says_so(w: World) -> None:
     _, (opener,) = await w.add_trigger(["ok"])
     row = await add_pull(w, opener, 101)
-    w.github.set_pull_request(OWNER, REPO, 101, head_ref=row.head_ref, base_ref="main")
-    head = "a" * 40  # what set_pull_request answers
+    head = w.github.set_pull_request(OWNER, REPO, 101, head_ref=row.head_ref, base_ref="main").head_sha
     w.github.review_comments[(OWNER, REPO, 101)] = [
         ReviewComment(1, "Please handle None here.", "ann", "User", "app.py", 3, outdated=False),
         ReviewComment(2, "Old remark", "ann", "User", "app.py", 9, outdated=True),

@@ -134,7 +134,6 @@ async def test_queue_on_an_issue_and_on_a_pull_request_not_queued(h: Harness) ->
 
 async def test_rebase_updates_the_branch_now(h: Harness) -> None:
     await add_pr(h, PULL)
-    h.gh.set_pull_request(OWNER, REPO, PULL, head_ref="kickoff/2", base_ref=DEFAULT_BRANCH)  # the fork check
     old = h.gh.pulls[(OWNER, REPO, PULL)].head_sha
     reply = await say(h, "/agent rebase")
     assert reply.startswith("Brought #2 up to date with `master`")
