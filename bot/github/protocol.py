@@ -1,15 +1,14 @@
 """What decision code may ask of GitHub: `GitHubVerbs`, one coroutine per thing Kickoff does there.
 
-`bot.github.gateway.GitHubGateway` implements it over githubkit and `tests/fake_github.py` in memory. Errors are
-`bot.github.errors`. `GitHubAPI` adds the raw `request`/`paginate` escape hatch for the call sites not yet moved to
-a verb; it goes once none is left.
+`bot.github.gateway.GitHubGateway` implements it over githubkit and `tests/fake_github.py` in memory (checked
+against each other by tests/github/test_contract.py). Errors are `bot.github.errors`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 from bot.github.auth import InstallationToken
 from bot.github.models import (
@@ -35,8 +34,6 @@ from bot.github.models import (
 if TYPE_CHECKING:
     from bot.github.repo import RepoGateway
 
-T = TypeVar("T")
-Params = Mapping[str, str | int | float | bool]
 
 
 class GitHubVerbs(Protocol):

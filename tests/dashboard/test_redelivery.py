@@ -206,7 +206,6 @@ async def test_a_refused_or_exhausted_delivery_is_not_asked_for_again(sqlite_url
         await store.close()
     assert [d.guid for d in report.redelivered] == ["missed"]
     assert gh.calls_to("redeliver_hook_delivery") == [(2,)]
-    assert gh.calls_to("request") == []
     assert (report.succeeded, report.refused, report.gave_up, report.guids) == (1, 1, 1, 4)
     assert isinstance(report.redelivered[0], HookDelivery)
 
