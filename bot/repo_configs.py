@@ -8,6 +8,7 @@ bookkeeping) use `load_or_defaults`: the defaults and one log line, since the fi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from bot.config.loader import ConfigError, ConfigLoader, load_repo_config
@@ -30,6 +31,7 @@ class RepoConfigs:
         self._github = github
         self.policy = policy
         self.loader = loader or ConfigLoader()
+        self._recent: dict[str, tuple[float, RepoConfig]] = {}
 
     async def load(self, installation_id: int, repository: str, *, ref: str | None = None) -> RepoConfig:
         """The config of `owner/name` from `ref` (its default branch when None, never a pull request's head),
@@ -49,6 +51,17 @@ class RepoConfigs:
             return None if found is None else (found.text, found.sha)
 
         return await load_repo_config(owner, name, fetch, loader=self.loader, policy=self.policy)
+
+    async def recent(self, installation_id: int, repository: str, *, max_age: float) -> RepoConfig:
+        """`load` of the default branch, reusing a config read at most `max_age` seconds ago: for loops that ask
+        on every pass (the scheduler's claim policy). A broken file is not remembered: the next call reads again."""
+        now = time.monotonic()
+        cached = self._recent.get(repository)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        config = await self.load(installation_id, repository)
+        self._recent[repository] = (now + max_age, config)
+        return config
 
     async def load_or_defaults(self, installation_id: int, repository: str) -> RepoConfig:
         """`load`, but the defaults when the file is broken: for work that answers no person."""

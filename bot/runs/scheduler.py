@@ -62,8 +62,8 @@ class Scheduler:
         self.tracker = Tracker(services, self.runs, interval=tracking_interval)
         self.tick = tick
         self.config_ttl = config_ttl
-        self._config_for = config_for or services.configs.load
-        self._configs: dict[str, tuple[float, RepoConfig]] = {}
+        self._config_for = config_for or (
+            lambda installation_id, repo: services.configs.recent(installation_id, repo, max_age=config_ttl))
         self.specs = SpecBuilder(
             services, self.runs,
             clone_url=clone_url or (lambda repo: clone_url_for(services.settings.github_api_url, repo)),
@@ -131,14 +131,8 @@ class Scheduler:
         await self.follower.aclose()
 
     async def config(self, installation_id: int, repo: str) -> RepoConfig:
-        """A repository's config, cached for `config_ttl` seconds (the claim policy asks every pass)."""
-        now = asyncio.get_running_loop().time()
-        cached = self._configs.get(repo)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        config = await self._config_for(installation_id, repo)
-        self._configs[repo] = (now + self.config_ttl, config)
-        return config
+        """A repository's config, at most `config_ttl` seconds old (the claim policy asks every pass)."""
+        return await self._config_for(installation_id, repo)
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
