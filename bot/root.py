@@ -16,13 +16,13 @@ from bot.handlers import root_router
 from bot.queue.service import QueueService
 from bot.repo_configs import RepoConfigs
 from bot.routing import Router
-from bot.runs.store import RunStore
 from bot.services import Services
 from bot.settings import Settings, SettingsError
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
 from bot.store.pulls import PullRequestStore
+from bot.store.runs import RunStore
 from bot.triggers import Triggers
 
 if TYPE_CHECKING:

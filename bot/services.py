@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from bot.metrics import Metrics
     from bot.queue.service import QueueService
     from bot.repo_configs import RepoConfigs
-    from bot.runs.store import RunStore
     from bot.store.pulls import PullRequestStore
+    from bot.store.runs import RunStore
     from bot.triggers import Triggers
 
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from bot import messages
 from bot.routing import Event, Router
 from bot.runners.github_actions import GitHubActionsRunner, status_of
-from bot.runs.lifecycle import is_final
 from bot.services import Services
+from bot.store.lifecycle import is_final
 from bot.store.models import Run, RunState
 
 log = logging.getLogger(__name__)
