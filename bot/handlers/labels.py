@@ -100,7 +100,7 @@ async def _consider_labels(
     except ConfigError as exc:
         if not await triggers.may_see_config_errors(site, sender):
             return []  # nothing happens, the label stays
-        replies.append(messages.config_problems(exc.problems))
+        replies.append(exc.reply())
         log.info("config of %s is broken: %s", site.repository, "; ".join(exc.details()))
         return [label for _, label in labels]
     if not triggers.considers(sender, config):
