@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 from bot.handlers import commands, installations, labels, pull_requests, queue, run_commands, workflow_runs
-from bot.routing import CommandRouter, Router
+from bot.handlers.verbs import CommandRouter
+from bot.routing import Router
 
 
 def root_commands() -> CommandRouter:

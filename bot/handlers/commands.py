@@ -24,7 +24,8 @@ from bot.events import (
 from bot.events import Repository as RepositoryModel
 from bot.gate import Sender, Verdict, runs_with_write_credentials
 from bot.github import GitHubAPI, PullRequestInfo
-from bot.routing import CommandContext, CommandRouter, Event, Router
+from bot.handlers.verbs import CommandContext, CommandRouter
+from bot.routing import Event, Router
 from bot.services import Services
 from bot.slash_commands import CommandError, ParsedCommand, help_table, new_commands, parse_commands
 from bot.triggers import Site, known_tasks, post_reply, refusal, site_of, task_descriptions

@@ -29,8 +29,9 @@ from bot.events import (
 from bot.events import Repository as RepositoryModel
 from bot.gate import Sender, Verdict
 from bot.handlers import run_commands
+from bot.handlers.verbs import CommandContext
 from bot.prs import fixes, siblings
-from bot.routing import CommandContext, Event, Router
+from bot.routing import Event, Router
 from bot.services import Services
 from bot.slash_commands import Command
 from bot.store.models import PullRequest

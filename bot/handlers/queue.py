@@ -25,11 +25,12 @@ from bot.events import (
     User,
 )
 from bot.gate import Sender, Verdict
+from bot.handlers.verbs import CommandContext, CommandRouter
 from bot.queue.model import QUEUE_LABEL
 from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
 from bot.queue.service import AGENT_CHECK
 from bot.queue.store import OPEN, QueueKey
-from bot.routing import CommandContext, CommandRouter, Event, Router
+from bot.routing import Event, Router
 from bot.services import Services
 from bot.triggers import post_reply, refusal, site_of
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot import messages
-from bot.routing import CommandContext, CommandRouter
+from bot.handlers.verbs import CommandContext, CommandRouter
 from bot.runs.tracking import agent_text, detail_text, duration_text, state_text
 from bot.store.lifecycle import RETRYABLE, is_final
 from bot.store.models import Run, RunState
