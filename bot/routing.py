@@ -1,6 +1,7 @@
 """Declarative routing: feature routers keyed on event and action, composed at the root (the `/agent` verbs are
 routed alike, in `bot.handlers.verbs`); and where a delivery happened (`Site`), which every handler and the trigger
-kernel share."""
+kernel share. A router is generic over what its handlers are given (`Router[Features]` at the root), so routing
+names no container."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -16,11 +17,9 @@ from pydantic import BaseModel
 from bot.events import InstallationRef
 from bot.events import Repository as RepositoryModel
 
-if TYPE_CHECKING:
-    from bot.services import Services
-
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S")  # what handlers are given with each event
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,34 +51,34 @@ class Event:
         return model.model_validate(self.payload)
 
 
-Handler = Callable[[Event, "Services"], Awaitable[None]]
+Handler = Callable[[Event, S], Awaitable[None]]
 
 
 @dataclass
-class Router:
+class Router(Generic[S]):
     """Maps `event` or `event.action` to handlers. `Router(a, b)` composes feature routers."""
 
-    children: tuple[Router, ...] = ()
-    _routes: dict[str, list[Handler]] = field(default_factory=lambda: defaultdict(list))
+    children: tuple[Router[S], ...] = ()
+    _routes: dict[str, list[Handler[S]]] = field(default_factory=lambda: defaultdict(list))
 
-    def __init__(self, *children: Router) -> None:
+    def __init__(self, *children: Router[S]) -> None:
         self.children = children
         self._routes = defaultdict(list)
 
-    def on(self, *keys: str) -> Callable[[Handler], Handler]:
+    def on(self, *keys: str) -> Callable[[Handler[S]], Handler[S]]:
         """Register a handler for one or more `event` or `event.action` keys."""
         for key in keys:
             if not key or key.count(".") > 1:
                 raise ValueError(f"route key must be 'event' or 'event.action', got {key!r}")
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: Handler[S]) -> Handler[S]:
             for key in keys:
                 self._routes[key].append(handler)
             return handler
 
         return register
 
-    def handlers_for(self, name: str, action: str | None) -> list[Handler]:
+    def handlers_for(self, name: str, action: str | None) -> list[Handler[S]]:
         found = list(self._routes.get(name, ()))
         if action:
             found += self._routes.get(f"{name}.{action}", ())
@@ -93,11 +92,11 @@ class Router:
             out |= child.keys()
         return out
 
-    async def dispatch(self, event: Event, services: Services) -> int:
-        """Run every matching handler in order; return how many ran."""
+    async def dispatch(self, event: Event, context: S) -> int:
+        """Run every matching handler in order, each given `context`; return how many ran."""
         handlers = self.handlers_for(event.name, event.action)
         for handler in handlers:
-            await handler(event, services)
+            await handler(event, context)
         return len(handlers)
 
 

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.config import RepoConfig
+from bot.features import Features
 from bot.routing import Event, Site
-from bot.services import Services
 from bot.slash_commands import Command
 
 
@@ -16,7 +16,7 @@ from bot.slash_commands import Command
 class CommandContext:
     """Everything a verb handler needs; the sender has already passed the permission gate for this verb."""
 
-    services: Services
+    services: Features
     event: Event
     command: Command
     config: RepoConfig
