@@ -10,6 +10,7 @@ import random
 import socket
 import traceback
 from datetime import timedelta
+from typing import Generic, TypeVar
 
 from bot.logs import delivery_id_var, redact
 from bot.routing import Event, Router
@@ -18,6 +19,7 @@ from bot.store.inbox import ClaimedDelivery
 from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound=Services)  # what the router's handlers are given: `Services` or more (`Features`)
 
 MAX_ERROR_CHARS = 4000
 INGRESS_FIRST_SECONDS = 0.05  # the longest the dispatcher waits at a time for this process's webhooks to be answered
@@ -31,8 +33,10 @@ def backoff_delay(attempt: int, base: float, *, cap: float = 3600.0, jitter: flo
     return float(delay * (1 + random.uniform(-jitter, jitter)))  # noqa: S311 - jitter, not security
 
 
-class Dispatcher:
-    def __init__(self, services: Services, router: Router, *, worker_id: str | None = None) -> None:
+class Dispatcher(Generic[S]):
+    """Hands each claimed delivery to `router`, with `services` (which the dispatcher itself reads as `Services`)."""
+
+    def __init__(self, services: S, router: Router[S], *, worker_id: str | None = None) -> None:
         self.services = services
         self.router = router
         settings = services.settings.dispatch

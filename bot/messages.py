@@ -8,12 +8,9 @@ the top of `bot/slash_commands.py`.)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from bot.untrusted import clean_untrusted
-
-if TYPE_CHECKING:
-    from bot.config import ConfigProblem
 
 # Triggers.
 
@@ -30,6 +27,7 @@ CONFIG_BROKEN: Final = (
     "Kickoff could not use its configuration, so it started nothing. Fix the problems below on the default "
     "branch (`kickoff config validate FILE` checks a file offline), then try again:"
 )
+# `ConfigError.reply` (bot/config/problems.py) says CONFIG_BROKEN, then one of these for each problem.
 CONFIG_PROBLEM: Final = "- `{where}` `{key}`: {message}"
 CONFIG_PROBLEM_NO_KEY: Final = "- `{where}`: {message}"
 
@@ -142,19 +140,6 @@ def tracking_comment(task: str, sender: str, runs: Sequence[tuple[int, str, int,
         count=len(runs), noun="run" if len(runs) == 1 else "runs", task=task, sender=sender, agents=agents
     )
     return "\n".join([header, "", TRACKING_TABLE_HEADER, *rows, "", TRACKING_MARKER.format(trigger_id=trigger_id)])
-
-
-def config_problems(problems: Sequence[ConfigProblem]) -> str:
-    lines = [CONFIG_BROKEN, ""]
-    for problem in problems:
-        where = problem.file or ".github/kickoff.yml"
-        if problem.line is not None:
-            where += f":{problem.line}"
-            if problem.column is not None:
-                where += f":{problem.column}"
-        template = CONFIG_PROBLEM if problem.path else CONFIG_PROBLEM_NO_KEY
-        lines.append(template.format(where=where, key=problem.path, message=problem.message))
-    return "\n".join(lines)
 
 
 def with_marker(body: str, marker: str) -> str:

@@ -1,6 +1,7 @@
 """The composition root: the one place a process's objects are built and wired, the same for `kickoff serve` (the
 FastAPI lifespan in bot.web), the CLI's commands and the tests: the store, the gateway, the stores, the repo-config
-service, the queue and the triggers services (on `Services`), and the routers of events and of `/agent` verbs."""
+service (on `Services`), the queue and the triggers services (on `Features`, which handlers receive), and the
+routers of events and of `/agent` verbs."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.config import OperatorPolicy
+from bot.features import Features
 from bot.github import GitHubAPI, GitHubGateway
 from bot.handlers import root_router
 from bot.queue.service import QueueService
 from bot.repo_configs import RepoConfigs
 from bot.routing import Router
-from bot.runs.store import RunStore
-from bot.services import Services
 from bot.settings import Settings, SettingsError
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
 from bot.store.pulls import PullRequestStore
+from bot.store.runs import RunStore
 from bot.triggers import Triggers
 
 if TYPE_CHECKING:
@@ -68,10 +69,10 @@ def compose(
     github: GitHubAPI | None = None,
     clock: Callable[[], datetime] = utcnow,
     metrics: Metrics | None = None,
-) -> Services:
-    """`Services` with its stores and services built on it: runs and pull requests, the one config loader and
+) -> Features:
+    """`Features` with its stores and services built on it: runs and pull requests, the one config loader and
     cache, the queue, the triggers."""
-    services = Services(settings=settings, store=store, inbox=Inbox(store), github=github, clock=clock,
+    services = Features(settings=settings, store=store, inbox=Inbox(store), github=github, clock=clock,
                         metrics=metrics)
     services.runs = RunStore(store, clock=clock, succeeded=services.runs_succeeded)
     services.pulls = PullRequestStore(store, clock=clock)
@@ -81,7 +82,7 @@ def compose(
     return services
 
 
-def router(settings: Settings) -> Router:
+def router(settings: Settings) -> Router[Features]:
     """The root router of events (the `/agent` verbs' router inside it), with the operator's plugins."""
     return root_router(settings.plugins)
 
@@ -89,8 +90,8 @@ def router(settings: Settings) -> Router:
 @asynccontextmanager
 async def running(
     settings: Settings, *, github: GitHubAPI | None = None, metrics: Metrics | None = None
-) -> AsyncIterator[Services]:
-    """The process's `Services` over an opened store and (unless `github` replaces it) the real gateway; what it
+) -> AsyncIterator[Features]:
+    """The process's `Features` over an opened store and (unless `github` replaces it) the real gateway; what it
     opened is closed on the way out."""
     store = await open_store(settings)
     gateway = build_gateway(settings) if github is None else None

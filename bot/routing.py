@@ -1,5 +1,7 @@
-"""Declarative routing: feature routers keyed on event and action, and `/agent` verbs routed alike, composed at
-the root; and where a delivery happened (`Site`), which every handler and the trigger kernel share."""
+"""Declarative routing: feature routers keyed on event and action, composed at the root (the `/agent` verbs are
+routed alike, in `bot.handlers.verbs`); and where a delivery happened (`Site`), which every handler and the trigger
+kernel share. A router is generic over what its handlers are given (`Router[Features]` at the root), so routing
+names no container."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -15,13 +17,9 @@ from pydantic import BaseModel
 from bot.events import InstallationRef
 from bot.events import Repository as RepositoryModel
 
-if TYPE_CHECKING:
-    from bot.config import RepoConfig
-    from bot.services import Services
-    from bot.slash_commands import Command
-
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S")  # what handlers are given with each event
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,34 +51,34 @@ class Event:
         return model.model_validate(self.payload)
 
 
-Handler = Callable[[Event, "Services"], Awaitable[None]]
+Handler = Callable[[Event, S], Awaitable[None]]
 
 
 @dataclass
-class Router:
+class Router(Generic[S]):
     """Maps `event` or `event.action` to handlers. `Router(a, b)` composes feature routers."""
 
-    children: tuple[Router, ...] = ()
-    _routes: dict[str, list[Handler]] = field(default_factory=lambda: defaultdict(list))
+    children: tuple[Router[S], ...] = ()
+    _routes: dict[str, list[Handler[S]]] = field(default_factory=lambda: defaultdict(list))
 
-    def __init__(self, *children: Router) -> None:
+    def __init__(self, *children: Router[S]) -> None:
         self.children = children
         self._routes = defaultdict(list)
 
-    def on(self, *keys: str) -> Callable[[Handler], Handler]:
+    def on(self, *keys: str) -> Callable[[Handler[S]], Handler[S]]:
         """Register a handler for one or more `event` or `event.action` keys."""
         for key in keys:
             if not key or key.count(".") > 1:
                 raise ValueError(f"route key must be 'event' or 'event.action', got {key!r}")
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: Handler[S]) -> Handler[S]:
             for key in keys:
                 self._routes[key].append(handler)
             return handler
 
         return register
 
-    def handlers_for(self, name: str, action: str | None) -> list[Handler]:
+    def handlers_for(self, name: str, action: str | None) -> list[Handler[S]]:
         found = list(self._routes.get(name, ()))
         if action:
             found += self._routes.get(f"{name}.{action}", ())
@@ -94,90 +92,12 @@ class Router:
             out |= child.keys()
         return out
 
-    async def dispatch(self, event: Event, services: Services) -> int:
-        """Run every matching handler in order; return how many ran."""
+    async def dispatch(self, event: Event, context: S) -> int:
+        """Run every matching handler in order, each given `context`; return how many ran."""
         handlers = self.handlers_for(event.name, event.action)
         for handler in handlers:
-            await handler(event, services)
+            await handler(event, context)
         return len(handlers)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandContext:
-    """Everything a verb handler needs; the sender has already passed the permission gate for this verb."""
-
-    services: Services
-    event: Event
-    command: Command
-    config: RepoConfig
-    site: Site  # the issue or pull request the command was given on
-    sender: str
-    sender_permission: str
-    comment_id: int | None  # the comment that carried the command (None for a review body or a button)
-    seq: int  # the command's index within its delivery: with event.delivery_id, the trigger's idempotency key
-
-    @property
-    def installation_id(self) -> int:
-        return self.site.installation_id
-
-    @property
-    def owner(self) -> str:
-        return self.site.owner
-
-    @property
-    def repo(self) -> str:
-        return self.site.repo
-
-    @property
-    def repository(self) -> str:
-        return self.site.repository
-
-    @property
-    def issue_number(self) -> int:
-        return self.site.issue_number
-
-    @property
-    def is_pull_request(self) -> bool:
-        return self.site.is_pull_request
-
-
-VerbHandler = Callable[[CommandContext], Awaitable[None]]
-
-
-class CommandRouter:
-    """Maps `/agent` control verbs (`cancel`, `queue`, …) to handlers. `CommandRouter(a, b)` composes feature
-    routers, as `Router` does for events; a verb belongs to one feature only. Task verbs are the repo config's."""
-
-    def __init__(self, *children: CommandRouter) -> None:
-        self._verbs: dict[str, VerbHandler] = {}
-        for child in children:
-            for name, handler in child._verbs.items():
-                self._add(name, handler)
-
-    def _add(self, name: str, handler: VerbHandler) -> None:
-        if self._verbs.get(name, handler) is not handler:
-            raise ValueError(f"verb {name!r} is routed twice")
-        self._verbs[name] = handler
-
-    def verb(self, *names: str) -> Callable[[VerbHandler], VerbHandler]:
-        """Route one or more verbs to a handler."""
-
-        def register(handler: VerbHandler) -> VerbHandler:
-            for name in names:
-                self._add(name, handler)
-            return handler
-
-        return register
-
-    def handler_for(self, name: str) -> VerbHandler:
-        """The handler of `name`; a verb the parser accepts but nobody routes is a wiring mistake, not a reply."""
-        try:
-            return self._verbs[name]
-        except KeyError:
-            raise LookupError(f"no handler is routed for /agent {name}") from None
-
-    def verbs(self) -> frozenset[str]:
-        return frozenset(self._verbs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
-"""The dependencies handlers use, built once at start-up by the composition root (`bot.root`), for the FastAPI
+"""The dependencies every feature uses, built once at start-up by the composition root (`bot.root`), for the FastAPI
 lifespan and the CLI alike. Per-process state (caches, locks, who Kickoff is) lives on the service objects here,
-never in module globals, so two `Services` (two tests, two workers) share nothing."""
+never in module globals, so two `Services` (two tests, two workers) share nothing. It names only what lies below
+it; the feature services above (the queue, the triggers) are on `bot.features.Features`, which handlers receive."""
 
 from __future__ import annotations
 
@@ -19,11 +20,9 @@ from bot.store.models import utcnow
 if TYPE_CHECKING:
     from bot.github import GitHubAPI
     from bot.metrics import Metrics
-    from bot.queue.service import QueueService
     from bot.repo_configs import RepoConfigs
-    from bot.runs.store import RunStore
     from bot.store.pulls import PullRequestStore
-    from bot.triggers import Triggers
+    from bot.store.runs import RunStore
 
 
 class GitHubNotConfigured(RuntimeError):
@@ -75,12 +74,10 @@ class Services:
     ingress: IngressLoad = field(default_factory=IngressLoad)
     # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).
     metrics: Metrics | None = None
-    # The stores and services, built on these by `bot.root.compose` (some hold this object, so all come after it).
+    # The stores and the config service, built on these by `bot.root.compose` (so they come after them).
     runs: RunStore = field(init=False, repr=False)
     pulls: PullRequestStore = field(init=False, repr=False)
     configs: RepoConfigs = field(init=False, repr=False)
-    triggers: Triggers = field(init=False, repr=False)
-    queue: QueueService = field(init=False, repr=False)
 
     def require_github(self) -> GitHubAPI:
         if self.github is None:

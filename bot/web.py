@@ -15,13 +15,13 @@ from fastapi.responses import JSONResponse
 from bot import __version__, dashboard, ingress, messages, metrics, root
 from bot.dashboard import scrape
 from bot.dashboard.auth import bound_to_loopback
+from bot.features import Features
 from bot.github import GitHubAPI
 from bot.root import open_store
 from bot.routing import Router
 from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
-from bot.services import Services
 from bot.settings import Settings
 from bot.store.db import Store
 from bot.store.inbox import InboxWriter
@@ -52,7 +52,7 @@ def create_app(
     settings: Settings,
     *,
     run_worker: bool = True,
-    router: Router | None = None,
+    router: Router[Features] | None = None,
     github: GitHubAPI | None = None,
 ) -> FastAPI:
     """Build the app. `github` replaces the gateway (tests pass a fake); `router` replaces the root router."""
@@ -69,7 +69,7 @@ def create_app(
             yield
 
     @asynccontextmanager
-    async def _serving(app: ingress.KickoffApp, services: Services, *, real_gateway: bool) -> AsyncIterator[None]:
+    async def _serving(app: ingress.KickoffApp, services: Features, *, real_gateway: bool) -> AsyncIterator[None]:
         writer = InboxWriter(services.inbox)
         writer.start()
         warn_about_open_surfaces(settings)

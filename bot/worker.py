@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.dispatcher import Dispatcher
+from bot.features import Features
 from bot.prs.opening import PullRequestOpener
 from bot.queue.sweeper import build_sweeper
 from bot.redelivery import redeliver_periodically
@@ -136,7 +137,7 @@ class Worker:
     """Runs its loops side by side until stopped, or until one of them dies."""
 
     def __init__(self, loops: Sequence[Loop], *, runs: RunLoops | None = None,
-                 dispatcher: Dispatcher | None = None) -> None:
+                 dispatcher: Dispatcher[Features] | None = None) -> None:
         self.loops = list(loops)
         self.runs = runs
         self.dispatcher = dispatcher
@@ -175,12 +176,12 @@ class Worker:
         log.info("worker stopped")
 
 
-def build_worker(services: Services, router: Router, *, redeliver: bool) -> Worker:
+def build_worker(services: Features, router: Router[Features], *, redeliver: bool) -> Worker:
     """The worker of `kickoff serve` and `kickoff worker`. `redeliver`: GitHub is the App's own gateway (not a
     stand-in), so its deliveries can be asked for again, every `KICKOFF_REDELIVER_SECONDS` (0 = never)."""
     dispatcher = Dispatcher(services, router)
     runs = RunLoops(services, build_scheduler(services))
-    loops = [Loop("dispatcher", dispatcher.run), *runs.loops(), Loop("queue-sweep", build_sweeper(services).run)]
+    loops = [Loop("dispatcher", dispatcher.run), *runs.loops(), Loop("queue-sweep", build_sweeper(services.queue).run)]
     every = services.settings.dispatch.redeliver_seconds
     if redeliver and every > 0:
         loops.append(Loop("redelivery", lambda stop: redeliver_periodically(services, stop, every)))

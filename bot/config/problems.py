@@ -64,6 +64,19 @@ class ConfigError(Exception):
         """The problems in full, values included: for the operator's log only."""
         return [problem.detail or str(problem) for problem in self.problems]
 
+    def reply(self) -> str:
+        """What Kickoff answers on the issue: that it started nothing, then each problem (as `messages()` may)."""
+        lines = [messages.CONFIG_BROKEN, ""]
+        for problem in self.problems:
+            where = problem.file or ".github/kickoff.yml"
+            if problem.line is not None:
+                where += f":{problem.line}"
+                if problem.column is not None:
+                    where += f":{problem.column}"
+            template = messages.CONFIG_PROBLEM if problem.path else messages.CONFIG_PROBLEM_NO_KEY
+            lines.append(template.format(where=where, key=problem.path, message=problem.message))
+        return "\n".join(lines)
+
 
 
 def format_path(loc: Sequence[object]) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 
+from bot.features import Features
 from bot.handlers import commands, installations, labels, pull_requests, queue, run_commands, workflow_runs
-from bot.routing import CommandRouter, Router
+from bot.handlers.verbs import CommandRouter
+from bot.routing import Router
 
 
 def root_commands() -> CommandRouter:
@@ -13,10 +15,10 @@ def root_commands() -> CommandRouter:
     return CommandRouter(run_commands.commands, queue.commands)
 
 
-def root_router(plugins: str = "", *, verbs: CommandRouter | None = None) -> Router:
+def root_router(plugins: str = "", *, verbs: CommandRouter | None = None) -> Router[Features]:
     """The root router: every feature's router, plus plugin routers named as `module:attribute`. `verbs` replaces
     the control verbs' router (`root_commands()`)."""
-    extra: list[Router] = []
+    extra: list[Router[Features]] = []
     for spec in filter(None, (p.strip() for p in plugins.split(","))):
         module_name, _, attribute = spec.partition(":")
         router = getattr(importlib.import_module(module_name), attribute or "router")

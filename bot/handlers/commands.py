@@ -22,10 +22,11 @@ from bot.events import (
     User,
 )
 from bot.events import Repository as RepositoryModel
+from bot.features import Features
 from bot.gate import Sender, Verdict, runs_with_write_credentials
 from bot.github import GitHubAPI, PullRequestInfo
-from bot.routing import CommandContext, CommandRouter, Event, Router
-from bot.services import Services
+from bot.handlers.verbs import CommandContext, CommandRouter
+from bot.routing import Event, Router
 from bot.slash_commands import CommandError, ParsedCommand, help_table, new_commands, parse_commands
 from bot.triggers import Site, known_tasks, post_reply, refusal, site_of, task_descriptions
 
@@ -78,7 +79,7 @@ class _ForkLookup:
         return self._pull_request.fork_of(self._site.repository)
 
 
-def _is_own_comment(services: Services, comment: AuthoredComment) -> bool:
+def _is_own_comment(services: Features, comment: AuthoredComment) -> bool:
     app = comment.performed_via_github_app
     return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
 
@@ -89,7 +90,7 @@ class _Commands:
     def __init__(self, verbs: CommandRouter) -> None:
         self.verbs = verbs
 
-    async def issue_comment_with_commands(self, event: Event, services: Services) -> None:
+    async def issue_comment_with_commands(self, event: Event, services: Features) -> None:
         payload = event.parse(IssueCommentCommandEvent)
         if payload.action == "edited":
             change = payload.changes.body if payload.changes else None
@@ -109,7 +110,7 @@ class _Commands:
         carrier = Carrier("comment", payload.comment)
         await self.run_commands(event, services, site, payload.sender, carrier, commands, pull_request=None)
 
-    async def review_comment_with_commands(self, event: Event, services: Services) -> None:
+    async def review_comment_with_commands(self, event: Event, services: Features) -> None:
         payload = event.parse(PullRequestReviewCommentEvent)
         commands = parse_commands(payload.comment.body)
         if not commands:
@@ -121,7 +122,7 @@ class _Commands:
         await self.run_commands(event, services, site, payload.sender, carrier, commands,
                                 pull_request=payload.pull_request)
 
-    async def review_with_commands(self, event: Event, services: Services) -> None:
+    async def review_with_commands(self, event: Event, services: Features) -> None:
         payload = event.parse(PullRequestReviewEvent)
         commands = parse_commands(payload.review.body)
         if not commands:
@@ -136,7 +137,7 @@ class _Commands:
     async def run_commands(
         self,
         event: Event,
-        services: Services,
+        services: Features,
         site: Site,
         sender_user: User,
         carrier: Carrier,
@@ -237,11 +238,11 @@ class _Commands:
         await post_reply(github, event, site, body)
 
 
-def router(verbs: CommandRouter) -> Router:
+def router(verbs: CommandRouter) -> Router[Features]:
     """The events that carry `/agent` lines (comments, review comments, review bodies), with `verbs` routing the
     control verbs."""
     commands = _Commands(verbs)
-    events = Router()
+    events: Router[Features] = Router()
     events.on("issue_comment.created", "issue_comment.edited")(commands.issue_comment_with_commands)
     events.on("pull_request_review_comment.created")(commands.review_comment_with_commands)
     events.on("pull_request_review.submitted")(commands.review_with_commands)

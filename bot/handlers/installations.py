@@ -11,19 +11,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.events import Installation as InstallationModel
 from bot.events import InstallationEvent, InstallationRepositoriesEvent, RepoSummary
+from bot.features import Features
 from bot.routing import Event, Router
-from bot.services import Services
 from bot.store.models import Installation, Repository
 
 log = logging.getLogger(__name__)
-router = Router()
+router: Router[Features] = Router()
 
 
-def _insert(services: Services) -> Callable[..., Any]:
+def _insert(services: Features) -> Callable[..., Any]:
     return postgresql.insert if services.store.dialect == "postgresql" else sqlite.insert
 
 
-async def _upsert_installation(services: Services, inst: InstallationModel, *, suspended: bool) -> None:
+async def _upsert_installation(services: Features, inst: InstallationModel, *, suspended: bool) -> None:
     now = services.clock()
     stmt = _insert(services)(Installation).values(
         id=inst.id,
@@ -41,7 +41,7 @@ async def _upsert_installation(services: Services, inst: InstallationModel, *, s
         await session.execute(stmt)
 
 
-async def _upsert_repos(services: Services, installation_id: int, repos: list[RepoSummary]) -> None:
+async def _upsert_repos(services: Features, installation_id: int, repos: list[RepoSummary]) -> None:
     if not repos:
         return
     stmt = _insert(services)(Repository).values(
@@ -57,7 +57,7 @@ async def _upsert_repos(services: Services, installation_id: int, repos: list[Re
 
 
 @router.on("installation.created", "installation.new_permissions_accepted", "installation.unsuspend")
-async def installation_added(event: Event, services: Services) -> None:
+async def installation_added(event: Event, services: Features) -> None:
     payload = event.parse(InstallationEvent)
     await _upsert_installation(services, payload.installation, suspended=False)
     await _upsert_repos(services, payload.installation.id, payload.repositories or [])
@@ -65,13 +65,13 @@ async def installation_added(event: Event, services: Services) -> None:
 
 
 @router.on("installation.suspend")
-async def installation_suspended(event: Event, services: Services) -> None:
+async def installation_suspended(event: Event, services: Features) -> None:
     payload = event.parse(InstallationEvent)
     await _upsert_installation(services, payload.installation, suspended=True)
 
 
 @router.on("installation.deleted")
-async def installation_deleted(event: Event, services: Services) -> None:
+async def installation_deleted(event: Event, services: Features) -> None:
     payload = event.parse(InstallationEvent)
     async with services.store.sessions.begin() as session:
         await session.execute(delete(Repository).where(Repository.installation_id == payload.installation.id))
@@ -80,7 +80,7 @@ async def installation_deleted(event: Event, services: Services) -> None:
 
 
 @router.on("installation_repositories")
-async def installation_repositories_changed(event: Event, services: Services) -> None:
+async def installation_repositories_changed(event: Event, services: Features) -> None:
     payload = event.parse(InstallationRepositoriesEvent)
     await _upsert_installation(services, payload.installation, suspended=False)
     await _upsert_repos(services, payload.installation.id, payload.repositories_added)

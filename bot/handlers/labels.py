@@ -8,15 +8,15 @@ import logging
 from bot import messages
 from bot.config import ConfigError
 from bot.events import IssuesEvent
+from bot.features import Features
 from bot.gate import Sender, Verdict
 from bot.github import GitHubAPI
 from bot.routing import Event, Router
 from bot.runs.planning import PlannedTrigger, find_trigger
-from bot.services import Services
 from bot.triggers import Site, known_tasks, post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
-router = Router()
+router: Router[Features] = Router()
 
 LABEL_PREFIX = "agent:"
 
@@ -33,7 +33,7 @@ async def _live_labels(github: GitHubAPI, site: Site) -> set[str]:
 
 
 @router.on("issues.labeled")
-async def agent_label_added(event: Event, services: Services) -> None:
+async def agent_label_added(event: Event, services: Features) -> None:
     payload = event.parse(IssuesEvent)
     if payload.label is None or task_of_label(payload.label.name) is None or payload.issue.is_pull_request:
         return
@@ -41,14 +41,14 @@ async def agent_label_added(event: Event, services: Services) -> None:
 
 
 @router.on("issues.opened")
-async def issue_opened_with_agent_labels(event: Event, services: Services) -> None:
+async def issue_opened_with_agent_labels(event: Event, services: Features) -> None:
     payload = event.parse(IssuesEvent)
     labels = [label.name for label in payload.issue.labels if task_of_label(label.name) is not None]
     if labels and not payload.issue.is_pull_request:
         await _handle_labels(event, services, payload, labels)
 
 
-async def _handle_labels(event: Event, services: Services, payload: IssuesEvent, labels: list[str]) -> None:
+async def _handle_labels(event: Event, services: Features, payload: IssuesEvent, labels: list[str]) -> None:
     """One trigger per agent label (seq = its index); each label is removed once handled so it can be re-applied.
 
     GitHub sends `issues.labeled` for the labels an issue is opened with as well as `issues.opened`; whichever
@@ -84,7 +84,7 @@ async def _handle_labels(event: Event, services: Services, payload: IssuesEvent,
 
 
 async def _consider_labels(
-    services: Services,
+    services: Features,
     event: Event,
     site: Site,
     sender: Sender,
@@ -100,7 +100,7 @@ async def _consider_labels(
     except ConfigError as exc:
         if not await triggers.may_see_config_errors(site, sender):
             return []  # nothing happens, the label stays
-        replies.append(messages.config_problems(exc.problems))
+        replies.append(exc.reply())
         log.info("config of %s is broken: %s", site.repository, "; ".join(exc.details()))
         return [label for _, label in labels]
     if not triggers.considers(sender, config):

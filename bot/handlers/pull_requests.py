@@ -27,18 +27,19 @@ from bot.events import (
     StatusEvent,
 )
 from bot.events import Repository as RepositoryModel
+from bot.features import Features
 from bot.gate import Sender, Verdict
 from bot.handlers import run_commands
+from bot.handlers.verbs import CommandContext
 from bot.prs import fixes, siblings
-from bot.routing import CommandContext, Event, Router
-from bot.services import Services
+from bot.routing import Event, Router
 from bot.slash_commands import Command
 from bot.store.models import PullRequest
 from bot.store.pulls import CLOSED, MERGED, OPEN
 from bot.triggers import Site, post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
-router = Router()
+router: Router[Features] = Router()
 
 FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
 FAILED_STATUSES = frozenset({"failure", "error"})
@@ -49,11 +50,11 @@ BUTTONS = {
 EXTERNAL_ID_PREFIX = "kickoff-run:"
 
 
-def _own_app(services: Services, app: CheckApp | None) -> bool:
+def _own_app(services: Features, app: CheckApp | None) -> bool:
     return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
 
 
-async def _config(services: Services, site: Site) -> RepoConfig:
+async def _config(services: Features, site: Site) -> RepoConfig:
     """The repository's config; its defaults when the file is broken (these events answer no person)."""
     return await services.configs.load_or_defaults(site.installation_id, site.repository)
 
@@ -67,7 +68,7 @@ def _site(event: Event, repository: RepositoryModel, installation: InstallationR
     "pull_request.reopened", "pull_request.synchronize", "pull_request.edited", "pull_request.converted_to_draft",
     "pull_request.ready_for_review",
 )
-async def pull_request_changed(event: Event, services: Services) -> None:
+async def pull_request_changed(event: Event, services: Features) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
     row = await services.pulls.track(
@@ -81,7 +82,7 @@ async def pull_request_changed(event: Event, services: Services) -> None:
 
 
 @router.on("pull_request.closed")
-async def pull_request_closed(event: Event, services: Services) -> None:
+async def pull_request_closed(event: Event, services: Features) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
     merged = bool(pull.merged)
@@ -101,7 +102,7 @@ async def pull_request_closed(event: Event, services: Services) -> None:
 
 
 async def _failing_head(
-    event: Event, services: Services, repository: RepositoryModel, installation: InstallationRef | None, sha: str,
+    event: Event, services: Features, repository: RepositoryModel, installation: InstallationRef | None, sha: str,
     numbers: Sequence[PullNumber], name: str,
 ) -> None:
     pulls = services.pulls
@@ -121,24 +122,24 @@ async def _failing_head(
         config = await _config(services, site)
         if name in fixes.own_checks(config):
             continue
-        await fixes.consider_fix(services, services.require_github(), event, site, row, config,
+        await fixes.consider_fix(services, services.triggers, services.require_github(), event, site, row, config,
                                  fixes.Failure.check(name), seq=row.number)
 
 
 async def _conflicted(
-    event: Event, services: Services, repository: RepositoryModel, installation: InstallationRef | None,
+    event: Event, services: Features, repository: RepositoryModel, installation: InstallationRef | None,
     row: PullRequest, *, seq: int,
 ) -> None:
     site = _site(event, repository, installation, row.number)
     if site is None:
         return
     config = await _config(services, site)
-    await fixes.consider_fix(services, services.require_github(), event, site, row, config,
+    await fixes.consider_fix(services, services.triggers, services.require_github(), event, site, row, config,
                              fixes.Failure.conflict(row.base_ref), seq=seq)
 
 
 @router.on("check_run.completed")
-async def check_run_failed(event: Event, services: Services) -> None:
+async def check_run_failed(event: Event, services: Features) -> None:
     payload = event.parse(CheckRunEvent)
     run = payload.check_run
     if run.conclusion not in FAILED_CONCLUSIONS or _own_app(services, run.app):
@@ -148,7 +149,7 @@ async def check_run_failed(event: Event, services: Services) -> None:
 
 
 @router.on("check_suite.completed")
-async def check_suite_failed(event: Event, services: Services) -> None:
+async def check_suite_failed(event: Event, services: Features) -> None:
     payload = event.parse(CheckSuiteEvent)
     suite = payload.check_suite
     if suite.conclusion not in FAILED_CONCLUSIONS or _own_app(services, suite.app):
@@ -159,7 +160,7 @@ async def check_suite_failed(event: Event, services: Services) -> None:
 
 
 @router.on("status")
-async def status_failed(event: Event, services: Services) -> None:
+async def status_failed(event: Event, services: Features) -> None:
     payload = event.parse(StatusEvent)
     if payload.state not in FAILED_STATUSES:
         return
@@ -168,7 +169,7 @@ async def status_failed(event: Event, services: Services) -> None:
 
 
 @router.on("push")
-async def base_branch_moved(event: Event, services: Services) -> None:
+async def base_branch_moved(event: Event, services: Features) -> None:
     """A base branch moved: the Kickoff pull requests into it that now conflict get a fix run."""
     payload = event.parse(PushEvent)
     if payload.deleted or not payload.ref.startswith("refs/heads/"):
@@ -185,7 +186,7 @@ async def base_branch_moved(event: Event, services: Services) -> None:
             await _conflicted(event, services, payload.repository, payload.installation, row, seq=row.number)
 
 
-async def _button_pull_request(services: Services, payload: CheckRunEvent) -> int | None:
+async def _button_pull_request(services: Features, payload: CheckRunEvent) -> int | None:
     """The pull request an `agent-run` check belongs to: its run's, else the one GitHub names."""
     external = payload.check_run.external_id or ""
     if external.startswith(EXTERNAL_ID_PREFIX) and external[len(EXTERNAL_ID_PREFIX):].isdigit():
@@ -201,7 +202,7 @@ async def _button_pull_request(services: Services, payload: CheckRunEvent) -> in
 
 
 @router.on("check_run.requested_action")
-async def agent_check_button(event: Event, services: Services) -> None:
+async def agent_check_button(event: Event, services: Features) -> None:
     payload = event.parse(CheckRunEvent)
     action = payload.requested_action
     if payload.check_run.name != messages.AGENT_CHECK_NAME or action is None or action.identifier not in BUTTONS:

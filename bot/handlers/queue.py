@@ -24,17 +24,18 @@ from bot.events import (
     StatusEvent,
     User,
 )
+from bot.features import Features
 from bot.gate import Sender, Verdict
+from bot.handlers.verbs import CommandContext, CommandRouter
 from bot.queue.model import QUEUE_LABEL
 from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
 from bot.queue.service import AGENT_CHECK
 from bot.queue.store import OPEN, QueueKey
-from bot.routing import CommandContext, CommandRouter, Event, Router
-from bot.services import Services
+from bot.routing import Event, Router
 from bot.triggers import post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
-router = Router()
+router: Router[Features] = Router()
 commands = CommandRouter()
 
 BUTTON_VERBS = {"bump": messages.QUEUE_BUTTON_BUMP[0], "unqueue": messages.QUEUE_BUTTON_REMOVE[0]}
@@ -93,18 +94,18 @@ def _installation(event: Event, installation: InstallationRef | None) -> int | N
     return event.installation_id or (installation.id if installation is not None else None)
 
 
-def _own(services: Services, app: CheckApp | None) -> bool:
+def _own(services: Features, app: CheckApp | None) -> bool:
     return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
 
 
-async def _reconcile(services: Services, keys: set[QueueKey]) -> None:
+async def _reconcile(services: Features, keys: set[QueueKey]) -> None:
     """Each queue the delivery touched, once."""
     if keys:
         await services.queue.reconcile_all(sorted(keys, key=lambda k: (k.repository, k.base)))
 
 
 async def _queues_of_head(
-    services: Services, installation_id: int, repository: str, sha: str, pulls: list[PullNumber]
+    services: Features, installation_id: int, repository: str, sha: str, pulls: list[PullNumber]
 ) -> set[QueueKey]:
     """The queues of the pull requests GitHub names, and of those whose head is `sha`."""
     store = services.queue.store
@@ -118,7 +119,7 @@ async def _queues_of_head(
     "pull_request.labeled", "pull_request.unlabeled", "pull_request.ready_for_review",
     "pull_request.converted_to_draft", "pull_request.edited",
 )
-async def pull_request_changed(event: Event, services: Services) -> None:
+async def pull_request_changed(event: Event, services: Features) -> None:
     payload = event.parse(PullRequestEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None:
@@ -148,7 +149,7 @@ async def pull_request_changed(event: Event, services: Services) -> None:
 
 
 @router.on("pull_request_review.submitted", "pull_request_review.dismissed")
-async def review_changed(event: Event, services: Services) -> None:
+async def review_changed(event: Event, services: Features) -> None:
     payload = event.parse(PullRequestReviewEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None:
@@ -159,7 +160,7 @@ async def review_changed(event: Event, services: Services) -> None:
 
 
 @router.on("check_run.completed")
-async def check_run_completed(event: Event, services: Services) -> None:
+async def check_run_completed(event: Event, services: Features) -> None:
     payload = event.parse(CheckRunEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None or _own(services, payload.check_run.app) or payload.check_run.name == AGENT_CHECK:
@@ -171,7 +172,7 @@ async def check_run_completed(event: Event, services: Services) -> None:
 
 
 @router.on("check_suite.completed")
-async def check_suite_completed(event: Event, services: Services) -> None:
+async def check_suite_completed(event: Event, services: Features) -> None:
     payload = event.parse(CheckSuiteEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None or _own(services, payload.check_suite.app):
@@ -183,7 +184,7 @@ async def check_suite_completed(event: Event, services: Services) -> None:
 
 
 @router.on("status")
-async def status_changed(event: Event, services: Services) -> None:
+async def status_changed(event: Event, services: Features) -> None:
     payload = event.parse(StatusEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None:
@@ -193,7 +194,7 @@ async def status_changed(event: Event, services: Services) -> None:
 
 
 @router.on("push")
-async def base_pushed(event: Event, services: Services) -> None:
+async def base_pushed(event: Event, services: Features) -> None:
     """A base branch moved: its queue's head must be brought up to date (and the checks say so)."""
     payload = event.parse(PushEvent)
     installation_id = _installation(event, payload.installation)
@@ -206,7 +207,7 @@ async def base_pushed(event: Event, services: Services) -> None:
 
 
 @router.on("check_run.requested_action")
-async def queue_button_pressed(event: Event, services: Services) -> None:
+async def queue_button_pressed(event: Event, services: Features) -> None:
     """"Move to front" and "Remove" on the `review-queue` check: `/agent bump` and `/agent unqueue`, gated alike."""
     payload = event.parse(CheckRunEvent)
     action = payload.requested_action

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot import messages
-from bot.routing import CommandContext, CommandRouter
-from bot.runs.lifecycle import RETRYABLE, is_final
-from bot.runs.store import RunStore
+from bot.handlers.verbs import CommandContext, CommandRouter
 from bot.runs.tracking import agent_text, detail_text, duration_text, state_text
+from bot.store.lifecycle import RETRYABLE, is_final
 from bot.store.models import Run, RunState
+from bot.store.runs import RunStore
 from bot.triggers import post_reply
 
 commands = CommandRouter()

@@ -14,15 +14,15 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from bot import messages
+from bot.features import Features
 from bot.routing import Event, Router
 from bot.runners.github_actions import GitHubActionsRunner, status_of
-from bot.runs.lifecycle import is_final
-from bot.services import Services
+from bot.store.lifecycle import is_final
 from bot.store.models import Run, RunState
 
 log = logging.getLogger(__name__)
 
-router = Router()
+router: Router[Features] = Router()
 
 
 class _Repository(BaseModel):
@@ -53,7 +53,7 @@ class WorkflowJobEvent(BaseModel):
     workflow_job: _WorkflowJob
 
 
-async def _run_for(services: Services, repository: str, workflow_run_id: int) -> Run | None:
+async def _run_for(services: Features, repository: str, workflow_run_id: int) -> Run | None:
     ref = f"gha:{repository}:{workflow_run_id}"
     async with services.store.sessions() as session:
         return await session.scalar(
@@ -61,7 +61,7 @@ async def _run_for(services: Services, repository: str, workflow_run_id: int) ->
         )
 
 
-async def _started(services: Services, run: Run) -> None:
+async def _started(services: Features, run: Run) -> None:
     runs = services.runs
     if run.state == RunState.STARTING and await runs.transition(run.id, RunState.RUNNING,
                                                                 from_state=RunState.STARTING):
@@ -70,7 +70,7 @@ async def _started(services: Services, run: Run) -> None:
 
 
 @router.on("workflow_job.in_progress")
-async def workflow_job_started(event: Event, services: Services) -> None:
+async def workflow_job_started(event: Event, services: Features) -> None:
     payload = event.parse(WorkflowJobEvent)
     run = await _run_for(services, payload.repository.full_name, payload.workflow_job.run_id)
     if run is not None:
@@ -78,7 +78,7 @@ async def workflow_job_started(event: Event, services: Services) -> None:
 
 
 @router.on("workflow_run.in_progress")
-async def workflow_run_started(event: Event, services: Services) -> None:
+async def workflow_run_started(event: Event, services: Features) -> None:
     payload = event.parse(WorkflowRunEvent)
     run = await _run_for(services, payload.repository.full_name, payload.workflow_run.id)
     if run is not None:
@@ -86,7 +86,7 @@ async def workflow_run_started(event: Event, services: Services) -> None:
 
 
 @router.on("workflow_run.completed")
-async def workflow_run_completed(event: Event, services: Services) -> None:
+async def workflow_run_completed(event: Event, services: Features) -> None:
     payload = event.parse(WorkflowRunEvent)
     workflow_run = payload.workflow_run
     run = await _run_for(services, payload.repository.full_name, workflow_run.id)

@@ -24,6 +24,7 @@ from bot.runs.planning import find_trigger
 from bot.services import Services
 from bot.store.models import PullRequest
 from bot.store.pulls import OPEN
+from bot.triggers import Triggers
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,11 @@ def own_checks(config: RepoConfig) -> frozenset[str]:
 
 
 async def consider_fix(
-    services: Services, github: GitHubAPI, event: Event, site: Site, row: PullRequest, config: RepoConfig,
-    failure: Failure, *, seq: int,
+    services: Services, triggers: Triggers, github: GitHubAPI, event: Event, site: Site, row: PullRequest,
+    config: RepoConfig, failure: Failure, *, seq: int,
 ) -> bool:
-    """Plan a fix run for `row` unless one runs, the bound is reached, or this delivery planned it already."""
+    """Plan a fix run for `row` (through `triggers`) unless one runs, the bound is reached, or this delivery planned
+    it already."""
     if row.state != OPEN or row.run_id is None:
         return False
     pulls = services.pulls
@@ -84,7 +86,7 @@ async def consider_fix(
         return False
     trigger = await services.runs.trigger(row.trigger_id) if row.trigger_id is not None else None
     sender = trigger.sender if trigger is not None else "kickoff"
-    await services.triggers.start(
+    await triggers.start(
         event, site, seq=seq, source="fix", task=FIX_TASK, agents=agents, attempts=1,
         sender=sender, instructions=failure.instructions,
         reason=messages.FIX_STARTED.format(attempt=attempt, limit=limit, why=failure.why),

@@ -35,12 +35,12 @@ from bot.github import (
     ValidationFailed,
 )
 from bot.prs import texts
-from bot.runs.lifecycle import branch_problem
-from bot.runs.store import RunStore
 from bot.runspec import RunResult
 from bot.services import Services
+from bot.store.lifecycle import branch_problem
 from bot.store.models import PullRequest, Run, Trigger
 from bot.store.pulls import OPEN, OPENING, PullRequestStore
+from bot.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 

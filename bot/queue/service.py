@@ -105,7 +105,7 @@ class ReviewerPermissions:
 
 
 class QueueService:
-    """Reconciles queues for one process (`Services.queue`, built by the composition root)."""
+    """Reconciles queues for one process (`Features.queue`, built by the composition root)."""
 
     def __init__(
         self,

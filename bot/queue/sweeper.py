@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from bot.services import Services
+from bot.queue.service import QueueService
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +15,12 @@ log = logging.getLogger(__name__)
 class QueueSweeper:
     """The periodic sweep of `kickoff serve` and `kickoff worker`: repairs missed webhooks, times out checks."""
 
-    def __init__(self, services: Services, *, interval: float | None = None) -> None:
-        self.services = services
-        self.service = services.queue
-        self.interval = interval if interval is not None else self.service.settings.sweep_seconds
+    def __init__(self, service: QueueService, *, interval: float | None = None) -> None:
+        self.service = service
+        self.interval = interval if interval is not None else service.settings.sweep_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
-        if self.services.github is None:
+        if self.service.services.github is None:
             return  # nothing can reach GitHub: nothing to sweep
         log.info("queue sweep every %.0f s", self.interval)
         while not stop.is_set():
@@ -33,8 +32,8 @@ class QueueSweeper:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
 
 
-def build_sweeper(services: Services) -> QueueSweeper:
-    return QueueSweeper(services)
+def build_sweeper(service: QueueService) -> QueueSweeper:
+    return QueueSweeper(service)
 
 
 __all__ = ["QueueSweeper", "build_sweeper"]

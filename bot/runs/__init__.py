@@ -1,1 +1,1 @@
-"""Agent runs: the lifecycle, the scheduler, the runner protocol."""
+"""Agent runs: planning, the scheduler, the runner protocol (the run rows and their lifecycle are `bot.store`'s)."""

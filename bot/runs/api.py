@@ -18,11 +18,11 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 
 from bot import messages
-from bot.runs.lifecycle import InvalidTransition, branch_problem, is_final, state_for_outcome
-from bot.runs.store import RunStore, secret_hash
 from bot.runspec import RunReport
 from bot.services import Services
+from bot.store.lifecycle import InvalidTransition, branch_problem, is_final, state_for_outcome
 from bot.store.models import Run, RunState
+from bot.store.runs import RunStore, secret_hash
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from bot.config import ConfigError, RepoConfig
 from bot.github import GitHubError, NotFound, PermissionDenied
 from bot.logs import register_secret
 from bot.runs.backend import RunnerBackend
-from bot.runs.store import RunStore, secret_hash
 from bot.services import Services
 from bot.store.models import Run, RunState
+from bot.store.runs import RunStore, secret_hash
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from bot.config import ConfigError, RepoConfig
 from bot.github import GitHubError, InstallationToken
 from bot.logs import forget_run_secrets, register_secret
 from bot.runs.backend import RunnerBackend, RunnerError, RunnerExit
-from bot.runs.lifecycle import is_final
 from bot.runs.spec_builder import Unstartable
-from bot.runs.store import RunStore
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from bot.services import Services
+from bot.store.lifecycle import is_final
 from bot.store.models import Run, RunState
+from bot.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from bot.runs.backend import RunnerBackend
 from bot.runs.claims import ClaimPolicy, ConfigLookup, OpenPullRequests
 from bot.runs.following import RunnerFollower
 from bot.runs.spec_builder import SpecBuilder, clone_url_for
-from bot.runs.store import RunStore
 from bot.runs.tracking import Tracker
 from bot.runspec import RunSpec
 from bot.services import Services
 from bot.store.models import Run
+from bot.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 

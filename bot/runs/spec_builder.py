@@ -17,10 +17,10 @@ from bot.config import OperatorPolicy, RepoConfig, TaskSpec
 from bot.github import GitHubError, NotFound, PullRequestInfo
 from bot.runs import followups
 from bot.runs.snapshot import IssueText, Snapshot, SnapshotError, Trust, issue_text
-from bot.runs.store import RunStore
 from bot.runspec import AgentCommand, CommitIdentity, RunSpec
 from bot.services import Services
 from bot.store.models import Run, Trigger
+from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted, fence_untrusted, slugify
 
 log = logging.getLogger(__name__)

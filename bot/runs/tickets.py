@@ -30,12 +30,12 @@ from sqlalchemy import CursorResult, ForeignKey, String, Text, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.logs import register_secret
-from bot.runs.lifecycle import ON_RUNNER
-from bot.runs.store import secret_hash
 from bot.runspec import ENV_RUN_SECRET, RunSpec
 from bot.services import Services
 from bot.store.db import Store
+from bot.store.lifecycle import ON_RUNNER
 from bot.store.models import Base, Run, UTCDateTime, utcnow
+from bot.store.runs import secret_hash
 
 log = logging.getLogger(__name__)
 

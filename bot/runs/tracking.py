@@ -17,9 +17,9 @@ from typing import Final
 
 from bot import messages
 from bot.github import GitHubError, NotFound
-from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import Run, RunState, Trigger
+from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from sqlalchemy import CursorResult, Result, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,8 +31,25 @@ DELIVERING: Final = "delivering"
 DELIVERED: Final = "delivered"
 MAX_REASON_CHARS: Final = 2000
 
-if TYPE_CHECKING:
-    from bot.github import PullRequestInfo  # a GitHub model the opener hands over; never imported at run time
+
+class OpenedPull(Protocol):
+    """What `opened` records of the pull request GitHub opened (`bot.github.PullRequestInfo` has it); the store is
+    below the gateway, so it names only what it reads."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def author(self) -> str: ...
+
+    @property
+    def head_sha(self) -> str: ...
+
+    @property
+    def draft(self) -> bool: ...
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -143,7 +160,7 @@ class PullRequestStore:
             return existing, _rowcount(taken) == 1
         return row, True
 
-    async def opened(self, row_id: int, pull: PullRequestInfo) -> None:
+    async def opened(self, row_id: int, pull: OpenedPull) -> None:
         now = self.clock()
         async with self.store.sessions.begin() as session:
             await session.execute(

@@ -49,7 +49,7 @@ async def post_reply(github: GitHubAPI, event: Event, site: Site, body: str, *, 
 
 async def report_config_error(github: GitHubAPI, event: Event, site: Site, error: ConfigError) -> None:
     log.info("config of %s is broken: %s", site.repository, "; ".join(error.details()))
-    await post_reply(github, event, site, messages.config_problems(error.problems))
+    await post_reply(github, event, site, error.reply())
 
 
 def refusal(decision: Decision, sender: Sender, what: str) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.runs.store import RunStore
 from bot.store.models import RunState
+from bot.store.runs import RunStore
 from tests.dashboard.conftest import TOKEN, on_store
 from tests.dashboard.scenario import NOT_IN_ORDER, QUEUE_ORDER, REPO, Seeded
 from tests.support import ServerThread, make_settings

@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import Metrics
 from bot.routing import Event, Router
-from bot.runs.store import RunStore
 from bot.services import Services
 from bot.store.models import RunState
+from bot.store.runs import RunStore
 from bot.web import create_app
 from tests.dashboard.conftest import on_store
 from tests.dashboard.scenario import Seeded

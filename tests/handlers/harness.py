@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.dispatcher import Dispatcher
+from bot.features import Features
 from bot.github import GitHubAPI, IssueComment, Repository
 from bot.handlers import root_router
 from bot.root import compose
-from bot.services import Services
 from bot.store.db import Store
 from bot.store.inbox import NewDelivery
 from bot.store.models import Delivery, Run, RunTransition, Trigger
@@ -121,7 +121,7 @@ def review(body: str | None, *, sender: dict[str, Any] | None = None, head_repo:
 class Harness:
     """One repository's world: the database, the fake GitHub, a clock; `deliver` runs a delivery end to end."""
 
-    def __init__(self, services: Services, gh: FakeGitHub, clock: Clock) -> None:
+    def __init__(self, services: Features, gh: FakeGitHub, clock: Clock) -> None:
         self.services = services
         self.gh = gh
         self.clock = clock

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.handlers import root_commands, root_router
-from bot.routing import CommandContext, CommandRouter, VerbHandler
+from bot.handlers.verbs import CommandContext, CommandRouter, VerbHandler
 from bot.slash_commands import RESERVED_VERBS
 from tests.handlers.harness import (
     APP_ID,

@@ -10,7 +10,8 @@ import pytest
 from bot import messages
 from bot.config import RepoConfig
 from bot.handlers import root_commands
-from bot.routing import CommandContext, Event, Site
+from bot.handlers.verbs import CommandContext
+from bot.routing import Event, Site
 from bot.runs.scheduler import Scheduler
 from bot.slash_commands import Command
 from bot.store.models import RunState

@@ -12,10 +12,10 @@ import os
 import sqlite3
 from pathlib import Path
 
+from bot.features import Features
 from bot.routing import Event, Router
-from bot.services import Services
 
-router = Router()
+router: Router[Features] = Router()
 
 
 def _db() -> sqlite3.Connection:
@@ -26,7 +26,7 @@ def _db() -> sqlite3.Connection:
 
 
 @router.on("crash_test")
-async def record_effect(event: Event, services: Services) -> None:
+async def record_effect(event: Event, services: Features) -> None:
     with _db() as conn:
         conn.execute("INSERT INTO attempts VALUES (?, ?)", (event.delivery_id, os.getpid()))
         conn.execute("INSERT OR IGNORE INTO effects VALUES (?)", (event.delivery_id,))

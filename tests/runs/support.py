@@ -19,11 +19,11 @@ from bot.root import compose
 from bot.runners.local import LocalRunner
 from bot.runs.backend import ExitHandler, RunnerExit
 from bot.runs.scheduler import Scheduler
-from bot.runs.store import RunStore
 from bot.runspec import RunResult, RunSpec
 from bot.services import Services
 from bot.store.db import Store
 from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
+from bot.store.runs import RunStore
 from bot.web import create_app
 from bot.worker import RunLoops, Worker
 from tests.fake_github import FakeGitHub

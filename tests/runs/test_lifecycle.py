@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.runs.lifecycle import (
+from bot.store.lifecycle import (
     ALLOWED,
     STATES,
     InvalidTransition,

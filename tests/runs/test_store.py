@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from bot.runs.lifecycle import InvalidTransition
-from bot.runs.store import RunNotFound, RunStore
 from bot.store.db import Store
+from bot.store.lifecycle import InvalidTransition
 from bot.store.models import PullRequest, Run, RunState, utcnow
+from bot.store.runs import RunNotFound, RunStore
 from tests.runs.support import World, result_of, world
 
 

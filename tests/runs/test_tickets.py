@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from bot.runner_program.fetch import ENV_SPEC_TICKET, SpecFetchError, spec_from_url
-from bot.runs.store import secret_hash
 from bot.runs.tickets import TicketRefused, TicketStore
 from bot.runspec import ENV_RUN_SECRET, RunSpec
 from bot.store.models import RunState
+from bot.store.runs import secret_hash
 from tests.runs.support import FakeBackend, World, report_server, world
 
 

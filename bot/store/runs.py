@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from bot.logs import forget_run_secrets
-from bot.runs.lifecycle import (
+from bot.runspec import RunResult
+from bot.store.db import Store
+from bot.store.lifecycle import (
     ON_RUNNER,
     InvalidTransition,
     branch_problem,
@@ -28,8 +30,6 @@ from bot.runs.lifecycle import (
     path_to,
     state_for_outcome,
 )
-from bot.runspec import RunResult
-from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, TriggerSnapshot, utcnow
 
 # Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.

@@ -1,4 +1,4 @@
-"""The run lifecycle: which state may follow which. Pure; persisted by `bot.runs.store`.
+"""The run lifecycle: which state may follow which. Pure; persisted by `bot.store.runs`.
 
     queued → waiting → starting → running → succeeded | no_changes | failed | cancelled | timed_out
 
