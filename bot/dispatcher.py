@@ -99,7 +99,8 @@ class Dispatcher(Generic[S]):
             return []
         # One delivery per repository at a time in this process keeps a repository's events in order.
         claimed = await self.services.inbox.claim(
-            self.worker_id, free, self.lease, exclude_repos=sorted(self._busy_repos)
+            self.worker_id, free, self.lease, exclude_repos=sorted(self._busy_repos),
+            worker_id=self.services.worker_id,
         )
         # A repository's deliveries claimed together run one after another in one task, in order.
         groups: dict[str, list[ClaimedDelivery]] = {}

@@ -41,6 +41,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("pull_requests", "runs", "deliveries"):
         # Natively (SQLite has DROP COLUMN since 3.35): a batch copy of `deliveries` would cascade into its payloads.
-        op.execute(f"ALTER TABLE {table} DROP COLUMN worker_id")  # noqa: S608 - a fixed table name
+        op.execute(f"ALTER TABLE {table} DROP COLUMN worker_id")
     op.drop_index("ix_workers_live", table_name="workers")
     op.drop_table("workers")
