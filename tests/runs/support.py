@@ -24,6 +24,7 @@ from bot.services import Services
 from bot.store.db import Store
 from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
 from bot.store.runs import RunStore
+from bot.store.workers import Identity, WorkerStore
 from bot.web import create_app
 from bot.worker import RunLoops, Worker
 from tests.fake_github import FakeGitHub
@@ -273,3 +274,19 @@ async def processes_gone(marker: str) -> bool:
 
 async def processes_alive(marker: str) -> bool:
     return bool(live_processes(marker))
+
+
+ELSEWHERE = "another-host.invalid"
+
+
+async def live_worker(w: World, host: str = ELSEWHERE) -> int:
+    """A worker row of another process, heartbeating now: its claims are its own."""
+    return await WorkerStore(w.store, timeout=timedelta(seconds=60)).register(Identity(host, 1, None, None))
+
+
+async def dead_worker(w: World, host: str = ELSEWHERE) -> int:
+    """A worker row of another process that stopped (as a killed one is found to be)."""
+    workers = WorkerStore(w.store, timeout=timedelta(seconds=60))
+    worker_id = await workers.register(Identity(host, 1, None, None))
+    await workers.stop(worker_id)
+    return worker_id

@@ -24,7 +24,17 @@ from bot.runs.spec_builder import branch_name, clone_url_for
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, utcnow
-from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world
+from tests.runs.support import (
+    FULL_NAME,
+    ISSUE,
+    FakeBackend,
+    World,
+    live_worker,
+    repo_config,
+    result_of,
+    settle,
+    world,
+)
 from tests.support import make_settings
 
 
@@ -295,22 +305,28 @@ async def test_a_run_ended_elsewhere_gets_its_runner_stopped(w: World) -> None:
     assert (cancelled.state, cancelled.reason) == (RunState.CANCELLED, "cancelled by @ann")
 
 
-async def test_recovery_reattaches_live_runners_and_fails_lost_ones(w: World) -> None:
+async def test_recovery_reattaches_live_runners_fails_lost_ones_and_requeues_unstarted_ones(w: World) -> None:
+    """At start-up the runs no live worker holds are taken over: a run that never got a runner goes back to the
+    queue (never "runner lost": no runner existed), however fresh its claim; a live worker's run is left alone."""
     w.default_config = repo_config(["a", "b", "c", "d"])
     _, (alive, dead, unstarted, fresh) = await w.add_trigger(["a", "b", "c", "d"])
+    other = await live_worker(w)
     old = utcnow() - timedelta(minutes=10)
     async with w.store.sessions.begin() as session:
         for run, ref in ((alive, f"fake:{alive.id}"), (dead, f"fake:{dead.id}"), (unstarted, None), (fresh, None)):
             await session.execute(update(Run).where(Run.id == run.id).values(
                 state=RunState.RUNNING if ref else RunState.STARTING, runner="local", runner_ref=ref,
-                started_at=old, updated_at=old if run is unstarted else utcnow()))
+                worker_id=other if run is fresh else None, started_at=old, updated_at=utcnow()))
     backend = FakeBackend(alive_after_restart={alive.id})
     await w.scheduler(backend).recover()
     assert backend.running() == {alive.id: f"fake:{alive.id}"}
     assert await states(w, [alive, dead, unstarted, fresh]) == [
-        RunState.RUNNING, RunState.FAILED, RunState.FAILED, RunState.STARTING
+        RunState.RUNNING, RunState.FAILED, RunState.QUEUED, RunState.STARTING
     ]
     assert (await w.runs.require(dead.id)).reason == messages.RUN_RUNNER_LOST
+    requeued = await w.runs.require(unstarted.id)
+    assert (requeued.reason, requeued.runner, requeued.secret_hash, requeued.worker_id) == (
+        messages.RUN_REQUEUED, None, None, None)
     assert backend.cleaned == [dead.id]
 
 

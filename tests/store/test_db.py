@@ -145,7 +145,7 @@ async def test_the_claim_reads_the_due_index_in_order_without_sorting(sqlite_url
         for statement in (inbox._claim, inbox._claim_excluding):
             compiled = statement.compile(dialect=store.engine.dialect)
             params = compiled.construct_params({"b_now": "2030-01-01 00:00:00.000000", "b_until": "x",
-                                                "b_owner": "w", "b_limit": 8, "b_repos": ["o/r"]})
+                                                "b_owner": "w", "b_worker": None, "b_limit": 8, "b_repos": ["o/r"]})
             args = [params[name] for name in compiled.positiontup or ()]
             sql = compiled.string
             if "__[POSTCOMPILE_b_repos]" in sql:  # an expanding parameter: one placeholder per value
