@@ -29,6 +29,7 @@ from tests.runs.support import (
     ISSUE,
     FakeBackend,
     World,
+    dead_worker,
     live_worker,
     repo_config,
     result_of,
@@ -388,3 +389,68 @@ async def test_a_repository_cannot_reach_a_backend_the_operator_did_not_enable(
         assert failed.runner is None
         assert not w.github.run_tokens  # no token was ever minted for it
         await scheduler.aclose()
+
+
+async def test_a_dead_workers_unstarted_run_is_requeued_at_the_next_pass_and_started_again(w: World) -> None:
+    """A worker claimed the run and was killed before its runner existed, a moment ago: the next pass of any live
+    scheduler (not only a start-up, and with no grace period) puts it back in the queue and starts it."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    killed = await dead_worker(w)
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, runner="local", worker_id=killed, secret_hash="x" * 64)
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend()
+    started = await w.scheduler(backend).step()
+    assert started == [run.id]
+    assert [s.run_id for s in backend.started] == [run.id]
+    again = await w.runs.require(run.id)
+    assert (again.state, again.worker_id) == (RunState.STARTING, w.services.worker_id)
+    assert again.secret_hash != "x" * 64  # a fresh report secret: the dead claim's is void
+    steps = [(t.from_state, t.to_state, t.reason) for t in await w.runs.transitions(run.id)]
+    assert steps[-2:] == [(RunState.STARTING, RunState.QUEUED, messages.RUN_REQUEUED),
+                          (RunState.QUEUED, RunState.STARTING, None)]
+
+
+async def test_a_run_whose_workers_keep_dying_fails_after_three_requeues_saying_so(w: World) -> None:
+    _, (run,) = await w.add_trigger(["a"])
+    follower = w.scheduler(FakeBackend()).follower
+    for _ in range(3):
+        assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+        await w.runs.update(run.id, worker_id=await dead_worker(w))
+        assert await follower.recover() == 1
+        assert await w.state(run.id) == RunState.QUEUED
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, worker_id=await dead_worker(w))
+    assert await follower.recover() == 1
+    failed = await w.runs.require(run.id)
+    assert failed.state == RunState.FAILED
+    assert failed.reason == messages.RUN_REQUEUE_LIMIT.format(times=3)
+    assert "runner lost" not in (failed.reason or "")
+
+
+async def test_a_live_workers_starting_run_is_never_taken_from_it(w: World) -> None:
+    _, (run,) = await w.add_trigger(["a"])
+    busy = await live_worker(w)
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, worker_id=busy)
+    assert await w.scheduler(FakeBackend()).follower.recover() == 0
+    assert await w.state(run.id) == RunState.STARTING
+
+
+async def test_a_runner_started_after_its_run_was_taken_over_is_stopped(w: World) -> None:
+    """This worker was declared dead while it was starting the run (it was requeued): the runner it then starts
+    is stopped, so one run never has two runners."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend()
+    scheduler = w.scheduler(backend)
+    claimed = await scheduler.claims.claim({})
+    assert [c.run.id for c in claimed] == [run.id]
+    await w.runs.update(run.id, worker_id=await dead_worker(w))  # as if another worker had taken it over
+    (claim,) = claimed
+    await scheduler.follower.start(claim.run, claim.config, claim.backend, claim.secret)
+    await asyncio.sleep(0.05)
+    assert backend.cancelled == [run.id]
+    assert (await w.runs.require(run.id)).runner_ref is None
