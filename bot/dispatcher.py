@@ -217,7 +217,8 @@ class Dispatcher(Generic[S]):
             if not delivery_ids:
                 continue
             try:
-                await self.services.inbox.renew_many(list(delivery_ids), self.worker_id, self.lease)
+                await self.services.inbox.renew_many(list(delivery_ids), self.worker_id, self.lease,
+                                                     worker_id=self.services.worker_id)
             except Exception:
                 log.exception("could not renew the leases of %d deliveries", len(delivery_ids))
 

@@ -244,7 +244,11 @@ class Worker:
             halt.set()
 
         if self.membership is not None:
-            await self.membership.join()  # before any claim, so every claim names this worker
+            try:
+                await self.membership.join()  # before any claim, so every claim names this worker
+            except Exception as exc:
+                log.exception("the worker could not register")
+                raise LoopFailed(f"the worker could not register in the database: {type(exc).__name__}") from None
         watcher = asyncio.create_task(relay(), name="worker-stop")
         log.info("worker started: %s", ", ".join(self.names))
         try:

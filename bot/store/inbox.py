@@ -70,7 +70,11 @@ class Inbox:
             deliveries.c.lease_owner == bindparam("b_owner"),
             deliveries.c.status == DeliveryStatus.PROCESSING,
         )
-        self._renew = held.values(lease_expires_at=until, due_at=until).returning(deliveries.c.id)
+        # A renewal names the worker too: one that registered again (declared dead while it lived) keeps its leases
+        # under the name that heartbeats now.
+        self._renew = held.values(
+            lease_expires_at=until, due_at=until, worker_id=bindparam("b_worker", type_=Integer())
+        ).returning(deliveries.c.id)
         self._complete = (
             held
             .values(lease_owner=None, lease_expires_at=None, status=DeliveryStatus.DONE, last_error=None,
@@ -152,12 +156,14 @@ class Inbox:
         claimed.sort(key=lambda c: (c.received_at, c.id))
         return claimed
 
-    async def renew_many(self, delivery_ids: Sequence[str], owner: str, lease: timedelta) -> set[str]:
-        """Extend the leases `owner` still holds; the ids renewed."""
+    async def renew_many(
+        self, delivery_ids: Sequence[str], owner: str, lease: timedelta, *, worker_id: int | None = None
+    ) -> set[str]:
+        """Extend the leases `owner` still holds, in the name of worker `worker_id`; the ids renewed."""
         if not delivery_ids:
             return set()
         stmt = self._renew
-        params = {"b_ids": list(delivery_ids), "b_owner": owner, "b_until": utcnow() + lease}
+        params = {"b_ids": list(delivery_ids), "b_owner": owner, "b_until": utcnow() + lease, "b_worker": worker_id}
         return await self.store.write(lambda conn: {row[0] for row in conn.execute(stmt, params)})
 
     async def complete(self, delivery_id: str, owner: str) -> bool:

@@ -103,7 +103,8 @@ async def test_a_dead_workers_delivery_leases_end_at_once(store: Store) -> None:
     mine, gone = await workers.register(me), await workers.register(dead_process())
     held = await inbox.claim("dead-dispatcher", 2, LONG_LEASE, worker_id=gone)
     kept = await inbox.claim("my-dispatcher", 1, LONG_LEASE, worker_id=mine)
-    assert len(held) == 2 and len(kept) == 1
+    assert len(held) == 2
+    assert len(kept) == 1
     assert await inbox.claim("thief", 10, LONG_LEASE) == []  # an hour's leases: nothing is due
 
     assert await workers.reap(me, exclude=mine) == [gone]
