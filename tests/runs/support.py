@@ -59,6 +59,7 @@ class FakeBackend:
     secrets: dict[int, dict[str, str]] = field(default_factory=dict)
     live: dict[int, str] = field(default_factory=dict)
     alive_after_restart: set[int] = field(default_factory=set)
+    left_behind: dict[int, RunResult] = field(default_factory=dict)  # what runners gone meanwhile had reported
     cancelled: list[int] = field(default_factory=list)
     cleaned: list[int] = field(default_factory=list)
     fail_start: Exception | None = None
@@ -88,7 +89,7 @@ class FakeBackend:
         return False
 
     async def collect(self, run_id: int, ref: str) -> RunResult | None:
-        return None
+        return self.left_behind.get(run_id)
 
     async def cancel(self, run_id: int) -> None:
         self.cancelled.append(run_id)

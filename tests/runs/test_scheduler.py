@@ -454,3 +454,30 @@ async def test_a_runner_started_after_its_run_was_taken_over_is_stopped(w: World
     await asyncio.sleep(0.05)
     assert backend.cancelled == [run.id]
     assert (await w.runs.require(run.id)).runner_ref is None
+
+
+async def test_a_dead_workers_runs_are_followed_or_collected_by_the_next_pass_and_go_on_to_their_pull_request(
+    w: World,
+) -> None:
+    """The worker following two runners died: the next pass of another re-attaches to the runner still alive, and
+    collects the result of the one that ended meanwhile, whose pull request then opens."""
+    w.default_config = repo_config(["a", "b"])
+    _, (alive, reported) = await w.add_trigger(["a", "b"])
+    killed = await dead_worker(w)
+    for run in (alive, reported):
+        assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+        branch = branch_name(run.issue_number, run.task, run.agent, run.id)
+        await w.runs.update(run.id, runner="local", runner_ref=f"fake:{run.id}", worker_id=killed, branch=branch)
+        assert await w.runs.move(run.id, RunState.RUNNING)
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend(alive_after_restart={alive.id})
+    backend.left_behind[reported.id] = result_of(
+        reported.id, pushed=True,
+        branch=branch_name(reported.issue_number, reported.task, reported.agent, reported.id))
+    await settle(w.scheduler(backend))
+    assert backend.running() == {alive.id: f"fake:{alive.id}"}
+    followed = await w.runs.require(alive.id)
+    assert (followed.state, followed.worker_id) == (RunState.RUNNING, w.services.worker_id)
+    delivered = await w.runs.require(reported.id)
+    assert (delivered.state, delivered.progress, delivered.pr_number) == (RunState.SUCCEEDED, "delivered", 101)
+    assert backend.cleaned == [reported.id]
