@@ -172,8 +172,8 @@ class RunnerFollower:
         timeout = self._timeouts.pop(exit_.run_id, None)
         try:
             run = await self.runs.get(exit_.run_id)
-            if run is None or is_final(run.state) or not self._holds(run):
-                return
+            if run is None or run.state not in (RunState.STARTING, RunState.RUNNING) or not self._holds(run):
+                return  # ended, or no longer this worker's (requeued, or taken over by another)
             if exit_.cancelled:
                 await self.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
             elif exit_.timed_out:

@@ -112,7 +112,10 @@ class Scheduler:
     async def schedule(self) -> list[int]:
         """Take over the runs of dead workers, then claim and start what the limits allow; the ids of the runs
         started."""
-        await self.follower.recover()
+        try:
+            await self.follower.recover()
+        except Exception:
+            log.exception("taking over the runs of dead workers failed; trying again at the next pass")
         lingering = await self.follower.reconcile()
         claimed = await self.claims.claim(lingering)
         try:

@@ -448,12 +448,14 @@ async def test_a_runner_started_after_its_run_was_taken_over_is_stopped(w: World
     scheduler = w.scheduler(backend)
     claimed = await scheduler.claims.claim({})
     assert [c.run.id for c in claimed] == [run.id]
-    await w.runs.update(run.id, worker_id=await dead_worker(w))  # as if another worker had taken it over
+    async with w.store.sessions.begin() as session:  # as another worker requeues it, thinking this one dead
+        await session.execute(update(Run).where(Run.id == run.id).values(state=RunState.QUEUED, worker_id=None))
     (claim,) = claimed
     await scheduler.follower.start(claim.run, claim.config, claim.backend, claim.secret)
     await asyncio.sleep(0.05)
     assert backend.cancelled == [run.id]
-    assert (await w.runs.require(run.id)).runner_ref is None
+    stopped = await w.runs.require(run.id)
+    assert (stopped.state, stopped.runner_ref) == (RunState.QUEUED, None)  # its stopped runner settles nothing
 
 
 async def test_a_dead_workers_runs_are_followed_or_collected_by_the_next_pass_and_go_on_to_their_pull_request(
