@@ -270,3 +270,21 @@ async def test_one_batch_with_a_repeated_id_stores_its_first_copy(database_url: 
         assert row.payload == '{"copy": 1}'
     finally:
         await store.close()
+
+
+async def test_the_run_tokens_migration_matches_the_model(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from bot.store.models import Base
+
+    store = Store(database_url)
+    await store.migrate()
+    try:
+        async with store.engine.connect() as conn:
+            diffs = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+    finally:
+        await store.close()
+    about_run_tokens = [diff for diff in diffs if "run_tokens" in repr(diff)]
+    assert about_run_tokens == []
