@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text, update
 
 from bot import messages
-from bot.runspec import ENV_RUN_SECRET
 from bot.runs.tokens import RunTokens
+from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import Run, RunState
 from tests.fake_github import FakeGitHub
 from tests.runs.support import (
