@@ -241,6 +241,8 @@ async def test_recovery_fails_lost_runs_reattaches_live_ones_and_deletes_orphans
     assert await w.state(alive.id) == RunState.RUNNING
     assert backend.running() == {alive.id: f"job:{alive.id}"}
     assert await w.state(fresh.id) == RunState.STARTING
+    assert "job:999" not in backend.removed  # unheld at one sweep: maybe a run claimed while it looked
+    await scheduler.sweep()  # the next sweep
     assert "job:999" in backend.removed  # an orphan: no run in the database holds it
     assert f"job:{fresh.id}" not in backend.removed
     await scheduler.aclose()
