@@ -128,6 +128,7 @@ class LocalRunnerSettings(BaseSettings):
     command: list[str] | None = Field(default=None, validation_alias="KICKOFF_LOCAL_RUNNER_COMMAND")
     bwrap: str = Field(default="bwrap", min_length=1, validation_alias="KICKOFF_BWRAP")
     unsafe_no_sandbox: bool = Field(default=False, validation_alias="KICKOFF_UNSAFE_NO_SANDBOX")
+    sweep_seconds: float = Field(default=60.0, gt=0, validation_alias="KICKOFF_RUNNER_SWEEP_SECONDS")
 
 
 class RemoteRunnerSettings(BaseSettings):

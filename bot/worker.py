@@ -88,6 +88,7 @@ class RunLoops:
             Loop("scheduler", lambda stop: self.scheduler.run(stop, self._schedule_due, self._tracking_due)),
             Loop("pull-requests", self._open_pull_requests),
             Loop("tracking", self._track),
+            Loop("runner-sweep", self.scheduler.run_sweeps),
         ]
 
     async def settle(self) -> list[int]:

@@ -36,6 +36,7 @@ WEBHOOKS_OUT = "webhooks-subset.json"
 REST_OPERATIONS: tuple[str, ...] = (
     "apps/get-authenticated",
     "apps/create-installation-access-token",
+    "apps/revoke-installation-access-token",
     "apps/get-installation",
     "apps/list-installations",
     "apps/get-repo-installation",

@@ -5,15 +5,22 @@ way, when `run_process` returns every process it started is gone. Sandboxed, the
 namespace's init dies, everything in it dies. Unsandboxed, the caller is made a child subreaper for the call, so a
 process that leaves the session or double-forks (`setsid env -i sh -c 'sleep 300' &`) is reparented to it instead of
 to init, and the whole tree (found through /proc's parent links, not process groups or the environment) is killed
-until nothing of it is left."""
+until nothing of it is left.
+
+That clean-up needs the runner alive. So that a runner killed with SIGKILL takes its agent along too, the program is
+never the runner's own child: sandboxed, bwrap runs with `--die-with-parent` (and its PID namespace takes every
+process in it along); unsandboxed, it runs under the tether (bot.runner_program.tether), which kills the program's
+whole tree when the runner dies."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence, Set
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from bot.runner_program import tether
 from bot.runner_program.sandbox import SandboxError, SandboxPolicy, prepare
 
 KILL_GRACE_SECONDS: Final = 5.0
@@ -32,6 +40,7 @@ MARKER_ENV: Final = "KICKOFF_RUN_MARKER"
 """A label the runner sets in the agent's environment; not a secret, and no longer what finds its processes."""
 PR_SET_CHILD_SUBREAPER: Final = 36
 PR_GET_CHILD_SUBREAPER: Final = 37
+TETHER: Final = str(Path(tether.__file__).resolve())
 
 
 class TailBuffer:
@@ -252,6 +261,17 @@ def _exited(pid: int) -> bool:
         return True
 
 
+def _missing_program(program: str, env: Mapping[str, str], cwd: Path) -> str | None:
+    """Why `program` cannot be started (as the exec would say), checked here since the tether is what execs it."""
+    if "/" in program:
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        if not path.is_file():
+            return f"{program}: No such file or directory"
+        return None if os.access(path, os.X_OK) else f"{program}: Permission denied"
+    search = os.pathsep.join(os.get_exec_path(dict(env)))
+    return None if shutil.which(program, path=search) is not None else f"{program}: No such file or directory"
+
+
 def run_process(
     argv: Sequence[str],
     *,
@@ -264,21 +284,23 @@ def run_process(
     stdin: Path | None = None,
     grace: float = KILL_GRACE_SECONDS,
     sandbox: SandboxPolicy | None = None,
+    tethered: bool = True,
 ) -> ProcessResult:
     """Run argv (no shell) with exactly `env`, in `sandbox` when given; on deadline or cancel, SIGTERM its tree, then
-    SIGKILL it. When this returns, no process the program started is alive.
+    SIGKILL it. When this returns, no process the program started is alive; unsandboxed and `tethered`, none
+    outlives this process either, even killed with SIGKILL.
 
     Assumes nothing else in this process starts child processes while it runs (true of the runner program).
     """
     started = time.monotonic()
     with child_subreaper():
         return _run(argv, cwd=cwd, env=env, timeout=timeout, cancel=cancel, stdout=stdout, stderr=stderr,
-                    stdin=stdin, grace=grace, sandbox=sandbox, started=started)
+                    stdin=stdin, grace=grace, sandbox=sandbox, tethered=tethered, started=started)
 
 
 def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float, cancel: threading.Event,
          stdout: Sequence[TailBuffer], stderr: Sequence[TailBuffer], stdin: Path | None, grace: float,
-         sandbox: SandboxPolicy | None, started: float) -> ProcessResult:
+         sandbox: SandboxPolicy | None, tethered: bool, started: float) -> ProcessResult:
     command, environment = list(argv), dict(env)
     pass_fds: tuple[int, ...] = ()
     args_fd: int | None = None
@@ -292,6 +314,12 @@ def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: flo
         # bwrap's own environment stays empty: the program's reaches it through --setenv in the memfd.
         command, environment, args_fd = prepared.argv, {}, prepared.fd
         pass_fds = (prepared.fd,)
+    elif tethered:
+        missing = _missing_program(argv[0], env, cwd)
+        if missing is not None:
+            return ProcessResult(exit_code=None, start_error=missing)
+        # -I -S: the tether reads nothing of the program's environment (PYTHONPATH, PYTHONSTARTUP) for itself.
+        command = [sys.executable, "-I", "-S", TETHER, "--", *argv]
     before = _children_of_me()
     stdin_file = None
     try:

@@ -13,6 +13,13 @@ sandbox does not work, unless the operator opted out with `KICKOFF_UNSAFE_NO_SAN
 Exits are watched through a pidfd on the event loop, never by a blocking wait. The runner processes do not depend
 on Kickoff: when Kickoff stops it only stops watching, and its next start-up re-attaches to the runners still alive
 (`follow`) or collects what the dead ones left behind (`collect`).
+
+Every workspace holds a `runner.json`: who owns it (host, pid and start time of the Kickoff process that started or
+re-attached to the runner), the run id, and the runner's pid and start time. `sweep` (at start-up after recovery, and
+every `KICKOFF_RUNNER_SWEEP_SECONDS`) kills the process trees of the runners no live run holds and removes their
+workspaces: a workspace is held while its run is not final in the database and its owner process lives (or is this
+process, watching it). The agent's own processes die with their runner anyway (bubblewrap's `--die-with-parent`, or
+the tether when unsandboxed: `bot.runner_program.tether`); the sweep also kills whatever still runs in the workspace.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import shutil
@@ -28,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +50,7 @@ import bot
 from bot import messages
 from bot.config.model import DEFAULT_AGENT_ENV, is_kickoff_env
 from bot.logs import redact
+from bot.runner_program.process import descendants, process_table
 from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, probe_here
 from bot.runs.backend import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
 from bot.runspec import RunResult, RunSpec, SandboxMode
@@ -52,6 +62,11 @@ WORKSPACE_PREFIX: Final = "kickoff-run-"
 SPEC_FILE: Final = "spec.json"
 RESULT_FILE: Final = "result.json"
 LOG_FILE: Final = "runner.log"
+OWNER_FILE: Final = "runner.json"
+SWEEP_GRACE_SECONDS: Final = 60.0
+"""A workspace younger than this, whose owner lives, is never swept: its run may have been claimed after the sweep
+read which runs are live."""
+SWEEP_KILL_ROUNDS: Final = 200
 DEFAULT_COMMAND: Final = (sys.executable, "-m", "bot", "run-agent")
 MAX_RESULT_BYTES: Final = 4 * 1024 * 1024
 LOG_TAIL_BYTES: Final = 4096
@@ -99,6 +114,135 @@ def parse_ref(ref: str) -> tuple[str, int, Path] | None:
     if not host or not pid.isdigit() or not workspace.startswith("/"):
         return None
     return host, int(pid), Path(workspace)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """A process as it can be told apart from a later one with the same pid: its host, pid and start time."""
+
+    host: str
+    pid: int
+    started: int  # clock ticks after boot (/proc/PID/stat, field 22)
+
+    @classmethod
+    def of(cls, pid: int, host: str) -> ProcessIdentity | None:
+        started = start_time(pid)
+        return None if started is None else cls(host, pid, started)
+
+    def alive(self, here: str) -> bool:
+        """Whether this very process still runs; a process of another host counts as alive (it cannot be seen)."""
+        return self.host != here or start_time(self.pid) == self.started
+
+    def as_json(self) -> dict[str, object]:
+        return {"host": self.host, "pid": self.pid, "started": self.started}
+
+    @classmethod
+    def from_json(cls, data: object) -> ProcessIdentity | None:
+        if not isinstance(data, dict):
+            return None
+        host, pid, started = data.get("host"), data.get("pid"), data.get("started")
+        if isinstance(host, str) and isinstance(pid, int) and isinstance(started, int):
+            return cls(host, pid, started)
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot), or None when no such live process (a zombie is not live)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceOwner:
+    """`runner.json`: who owns a workspace, and which runner works in it."""
+
+    run_id: int
+    owner: ProcessIdentity | None
+    runner: ProcessIdentity | None = None
+    kept: bool = False
+
+    def dump(self) -> str:
+        return json.dumps({
+            "run_id": self.run_id,
+            "owner": self.owner.as_json() if self.owner else None,
+            "runner": self.runner.as_json() if self.runner else None,
+            "kept": self.kept,
+        })
+
+    @classmethod
+    def read(cls, workspace: Path) -> WorkspaceOwner | None:
+        try:
+            data = json.loads((workspace / OWNER_FILE).read_bytes()[:65536])
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("run_id"), int):
+            return None
+        return cls(data["run_id"], ProcessIdentity.from_json(data.get("owner")),
+                   ProcessIdentity.from_json(data.get("runner")), data.get("kept") is True)
+
+    def write(self, workspace: Path) -> None:
+        """Atomically (a reader sees the old file or the new one, whole)."""
+        temporary = workspace / f".{OWNER_FILE}.{os.getpid()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(self.dump())
+        os.replace(temporary, workspace / OWNER_FILE)
+
+
+def workspace_run_id(workspace: Path) -> int | None:
+    """The run id in a workspace's name (`kickoff-run-<id>-<random>`)."""
+    if not workspace.name.startswith(WORKSPACE_PREFIX):
+        return None
+    head = workspace.name[len(WORKSPACE_PREFIX):].partition("-")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _processes_in(workspace: Path, runner: ProcessIdentity | None, host: str) -> set[int]:
+    """The live processes of a workspace: its runner (if still that very process), whatever names its spec file, and
+    whatever has its working directory inside it; with all their descendants."""
+    table = process_table()
+    roots: set[int] = set()
+    if runner is not None and runner.host == host and runner.alive(host):
+        roots.add(runner.pid)
+    spec = str(workspace / SPEC_FILE).encode()
+    inside = str(workspace)
+    me = os.getpid()
+    for pid, (_, state) in table.items():
+        if pid == me or state in ("Z", "X"):
+            continue
+        try:
+            if spec in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                roots.add(pid)
+                continue
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if cwd == inside or cwd.startswith(inside + "/"):
+            roots.add(pid)
+    members = descendants(table, roots)
+    members.discard(me)
+    return {pid for pid in members if table[pid][1] not in ("Z", "X")}
+
+
+def kill_workspace_processes(workspace: Path, runner: ProcessIdentity | None, host: str) -> int:
+    """SIGKILL every process of the workspace until none is left; how many were found."""
+    killed: set[int] = set()
+    for _ in range(SWEEP_KILL_ROUNDS):
+        alive = _processes_in(workspace, runner, host)
+        if not alive:
+            break
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= alive
+        time.sleep(0.01)
+    return len(killed)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -204,6 +348,7 @@ class LocalRunner:
         bwrap: str | None = None,
         hide: Sequence[str] = (),
         agent_env: frozenset[str] = DEFAULT_AGENT_ENV,
+        sweep_grace: float = SWEEP_GRACE_SECONDS,
     ) -> None:
         if not command:
             raise ValueError("the runner command is empty")
@@ -217,7 +362,11 @@ class LocalRunner:
         self.grace_seconds = grace_seconds
         self.extra_env = dict(extra_env or {})
         self.host = host or socket.gethostname()
+        self.sweep_grace = sweep_grace
+        self.owner = ProcessIdentity.of(os.getpid(), self.host)
         self._runners: dict[int, _Runner] = {}
+        # Runs whose workspace this process handles, from before it exists until it is removed (or let go).
+        self._mine: set[int] = set()
         self._on_exit: ExitHandler | None = None
 
     def bind(self, on_exit: ExitHandler) -> None:
@@ -240,7 +389,12 @@ class LocalRunner:
         spec = spec.model_copy(update={"sandbox": self.sandbox,
                                        "sandbox_hide": tuple(dict.fromkeys((*spec.sandbox_hide, *self.hide)))})
         env = self._environment(spec, secrets)
-        popen, workspace = await asyncio.to_thread(self._spawn, spec, env)
+        self._mine.add(spec.run_id)
+        try:
+            popen, workspace = await asyncio.to_thread(self._spawn, spec, env)
+        except BaseException:
+            self._mine.discard(spec.run_id)
+            raise
         loop = asyncio.get_running_loop()
         runner = _Runner(
             run_id=spec.run_id,
@@ -282,6 +436,12 @@ class LocalRunner:
             exited=loop.create_future(), popen=None, secrets=(),
         )
         self._runners[run_id] = runner
+        self._mine.add(run_id)
+        # This process owns the workspace now: another process's sweep must not take its previous owner's death
+        # for the runner being unheld.
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(
+                WorkspaceOwner(run_id, self.owner, ProcessIdentity.of(pid, self.host)).write, workspace)
         self._watch_exit(runner, pidfd)
         runner.watcher = asyncio.create_task(self._follow(runner), name=f"runner-{run_id}")
         log.info("run %s: re-attached to its runner (pid %s)", run_id, pid)
@@ -311,7 +471,53 @@ class LocalRunner:
         await self._remove(run_id, parsed[2])
 
     async def sweep(self, known: Collection[int]) -> list[str]:
-        return []  # a local runner is a child process: it cannot outlive its workspace unheld
+        """Kill the runners no live run holds and remove their workspaces; their refs.
+
+        `known`: the runs not final in the database that name this backend. A workspace is held while this process
+        handles its run, or while its run is in `known` and its owner (runner.json) lives; a workspace kept by
+        `KICKOFF_KEEP_WORKSPACES` is left alone, and so is a young one of a live owner (its run may have been claimed
+        after `known` was read). Everything else goes: the processes in it, then the directory.
+        """
+        return await asyncio.to_thread(self._sweep, frozenset(known))
+
+    def _sweep(self, known: frozenset[int]) -> list[str]:
+        removed: list[str] = []
+        try:
+            entries = [Path(entry.path) for entry in os.scandir(self.root)
+                       if entry.name.startswith(WORKSPACE_PREFIX) and entry.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return removed
+        now = time.time()
+        for workspace in entries:
+            run_id = workspace_run_id(workspace)
+            if run_id is None or run_id in self._mine:
+                continue
+            meta = WorkspaceOwner.read(workspace)
+            try:
+                age = now - (workspace / OWNER_FILE if meta is not None else workspace).stat().st_mtime
+            except OSError:
+                continue
+            if meta is not None and meta.kept:
+                continue
+            owner = meta.owner if meta is not None else None
+            owner_alive = owner is not None and owner.alive(self.host)
+            if owner_alive and (run_id in known or age < self.sweep_grace):
+                continue
+            if meta is None and age < self.sweep_grace:
+                continue  # being created (runner.json comes first), or left by an older version: looked at later
+            if owner is not None and owner.host != self.host:
+                continue  # another host's workspace on a shared disk: that host sweeps it
+            if run_id in self._mine:  # started while this pass ran
+                continue
+            runner = meta.runner if meta is not None else None
+            killed = kill_workspace_processes(workspace, runner, self.host)
+            if workspace.parent == self.root:
+                shutil.rmtree(workspace, ignore_errors=True)
+            ref = f"{self.host}:{runner.pid if runner else 0}:{workspace}"
+            why = "its run is over or unknown" if owner_alive else "its owner process is gone"
+            log.info("run %s: removed the workspace %s (%s; %d process(es) killed)", run_id, workspace, why, killed)
+            removed.append(ref)
+        return removed
 
     async def aclose(self) -> None:
         runners = list(self._runners.values())
@@ -351,6 +557,7 @@ class LocalRunner:
         except OSError as exc:
             raise RunnerError(f"could not create a workspace ({exc.strerror or type(exc).__name__})") from None
         try:
+            WorkspaceOwner(spec.run_id, self.owner).write(workspace)
             spec_path = workspace / SPEC_FILE
             _write_private(spec_path, spec.model_dump_json(indent=2))
             log_fd = os.open(workspace / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -368,6 +575,7 @@ class LocalRunner:
                 )
             finally:
                 os.close(log_fd)
+            WorkspaceOwner(spec.run_id, self.owner, ProcessIdentity.of(popen.pid, self.host)).write(workspace)
         except OSError as exc:
             shutil.rmtree(workspace, ignore_errors=True)
             raise RunnerError(f"could not start the runner program ({exc.strerror or type(exc).__name__})") from None
@@ -463,10 +671,16 @@ class LocalRunner:
             except Exception:
                 log.exception("run %s: handling the runner's exit failed", runner.run_id)
         failed = code not in (0, None) or runner.timed_out or runner.cancelled or outcome not in _SUCCESSFUL
-        if failed and self.keep_workspaces:
-            log.info("run %s: kept the workspace %s (KICKOFF_KEEP_WORKSPACES)", runner.run_id, runner.workspace)
-        else:
-            await self._remove(runner.run_id, runner.workspace)
+        try:
+            if failed and self.keep_workspaces:
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(WorkspaceOwner(runner.run_id, self.owner, kept=True).write,
+                                            runner.workspace)
+                log.info("run %s: kept the workspace %s (KICKOFF_KEEP_WORKSPACES)", runner.run_id, runner.workspace)
+            else:
+                await self._remove(runner.run_id, runner.workspace)
+        finally:
+            self._mine.discard(runner.run_id)
 
     def _detach(self, runner: _Runner) -> None:
         self._close_pidfd(runner)
@@ -475,6 +689,7 @@ class LocalRunner:
         if runner.popen is not None:
             runner.popen.detached = True
         self._runners.pop(runner.run_id, None)
+        self._mine.discard(runner.run_id)
         log.info("run %s: no longer watching its runner (pid %s); it keeps running", runner.run_id, runner.pid)
 
     async def _remove(self, run_id: int, workspace: Path) -> None:

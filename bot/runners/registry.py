@@ -148,4 +148,5 @@ def build_scheduler(services: Services) -> Scheduler:
         tracking_interval=scheduling.tracking_interval_seconds,
         config_ttl=scheduling.config_ttl_seconds,
         timeout_margin=scheduling.timeout_margin_seconds,
+        sweep_interval=services.settings.local.sweep_seconds,
     )

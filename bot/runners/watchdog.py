@@ -69,6 +69,8 @@ class RemoteRunner(abc.ABC):
         self.grace_seconds = grace_seconds
         self._clock = clock
         self._jobs: dict[int, _Job] = {}
+        # Jobs the last sweep found unheld: deleted if the next sweep finds them unheld again.
+        self._suspects: set[int] = set()
         self._on_exit: ExitHandler | None = None
 
     @abc.abstractmethod
@@ -160,15 +162,23 @@ class RemoteRunner(abc.ABC):
         await self._close()
 
     async def sweep(self, known: Collection[int]) -> list[str]:
-        """Delete the jobs with Kickoff's labels whose run is not in `known` (nor watched here); their refs."""
+        """Delete the jobs with Kickoff's labels whose run is not in `known` (nor watched here) at two sweeps in a
+        row; their refs.
+
+        Twice, because `known` is read before the jobs are listed: a run claimed in between (here or by another
+        worker) has a job but is not in `known` yet. A job that exists at one sweep was claimed before it, so the
+        next sweep's `known` holds its run unless the run is over.
+        """
         removed: list[str] = []
         try:
             jobs = await self._list()
         except Exception as exc:
             log.warning("could not list Kickoff's %s jobs to delete orphans (%s)", self.name, exc)
             return removed
+        unheld = {run_id for run_id in jobs if run_id not in known and run_id not in self._jobs}
+        suspects, self._suspects = self._suspects, unheld
         for run_id, ref in jobs.items():
-            if run_id in known or run_id in self._jobs:
+            if run_id not in unheld or run_id not in suspects:
                 continue
             log.info("run %s: deleting its %s job %s, which no run in the database holds", run_id, self.name, ref)
             try:
@@ -177,6 +187,7 @@ class RemoteRunner(abc.ABC):
                 log.warning("could not delete the orphaned %s job %s: %s", self.name, ref, exc)
                 continue
             removed.append(ref)
+            self._suspects.discard(run_id)
         return removed
 
     def _now(self) -> float:

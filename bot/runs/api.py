@@ -5,7 +5,8 @@ together (`Authorization: Bearer <secret>`, compared in constant time against th
 and a wrong secret get the same 401, so the endpoint says nothing about which runs exist. Then the report itself
 (400 not JSON, 422 not a report for this run, 422 and the run failed for a branch that is not the run's) and the
 run's state (409 once the run is final). Reports are idempotent: a repeated `started` or `finished` answers 200
-and changes nothing.
+and changes nothing. A report that ends the run revokes the run's token (`bot.runs.tokens`): the runner is done
+with it, and the process that started the runner may be gone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
 
 from bot import messages
+from bot.runs.tokens import RunTokens
 from bot.runspec import RunReport
 from bot.services import Services
 from bot.store.lifecycle import InvalidTransition, branch_problem, is_final, state_for_outcome
@@ -85,6 +87,12 @@ async def run_report(run_id: int, request: Request) -> dict[str, Any]:
     run = _authenticate(request, await runs.get(run_id) if 1 <= run_id <= _MAX_RUN_ID else None)
     report = _parse(body, run_id)
     state = await _apply(runs, run, report)
+    if is_final(state):
+        # The runner is done with its token: revoked now, whether or not a process watches the runner.
+        try:
+            await RunTokens(services).revoke(run_id)
+        except Exception:
+            log.exception("run %s: revoking its token failed; the sweep tries again", run_id)
     services.runs_changed.set()
     return {"run_id": run_id, "state": state}
 

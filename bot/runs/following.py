@@ -1,14 +1,17 @@
 """Following runners: starting a claimed run on its backend, settling it when its runner exits, stopping the runners
 of runs that ended elsewhere, and at start-up recovering the runs a previous process left on a runner.
 
-A run's token (one repository, contents:write) is minted when it starts and revoked when its runner exits.
+A run's token (one repository, contents:write) is minted when it starts, recorded sealed (`bot.runs.tokens`), and
+revoked when its runner exits, when recovery ends the run, or by the sweep.
 
 A run from `starting` on is held by the worker that claimed it (`runs.worker_id`). Recovery runs at start-up and at
 every scheduling pass, and takes over the runs of dead workers (bot.store.workers): a `starting` run that never got
 a runner goes back to `queued` (at most `MAX_REQUEUES` times, then it fails saying so); a run whose runner this
 worker can reach is re-attached when the runner still lives, finished from what it left behind (a runner that
 reported goes on to its pull request), or failed as "runner lost". At start-up the runs no worker holds (claimed
-by an older version) are taken over the same way.
+by an older version) are taken over the same way. The sweep (`sweep`, at start-up and every
+`KICKOFF_RUNNER_SWEEP_SECONDS`) removes the runners and workspaces no live run holds and revokes the tokens of ended
+runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bot.github import GitHubError, InstallationToken
 from bot.logs import forget_run_secrets, register_secret
 from bot.runs.backend import RunnerBackend, RunnerError, RunnerExit
 from bot.runs.spec_builder import Unstartable
+from bot.runs.tokens import RunTokens
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from bot.services import Services
 from bot.store.lifecycle import MAX_REQUEUES, is_final
@@ -72,7 +76,7 @@ class RunnerFollower:
         self._spec_for = spec_for
         self._config_for = config_for
         self._run_deadline = run_deadline
-        self._tokens: dict[int, InstallationToken] = {}
+        self.tokens = RunTokens(services)
         self._repo_of: dict[int, str] = {}
         self._timeouts: dict[int, int] = {}
         self._stopping: set[int] = set()
@@ -95,6 +99,7 @@ class RunnerFollower:
     async def start(self, run: Run, config: RepoConfig, backend: RunnerBackend, secret: str) -> None:
         """Start a claimed run: its spec, its token, its runner; a failure ends the run `failed`, saying why."""
         token: InstallationToken | None = None
+        recorded = False
         try:
             spec = await self._spec_for(run, config)
             # Written before any runner exists, so a report always finds the branch it must name.
@@ -103,7 +108,9 @@ class RunnerFollower:
             token = await github.mint_run_token(run.installation_id, run.repository.partition("/")[2],
                                                 RUN_TOKEN_PERMISSIONS)
             register_secret(token.token, run_id=run.id)
-            self._tokens[run.id] = token
+            # Recorded before any runner can hold it, so whoever ends the run (here or elsewhere) can revoke it.
+            await self.tokens.record(run.id, token)
+            recorded = True
             self._repo_of[run.id] = run.repository
             self._timeouts[run.id] = spec.timeout_seconds
             ref = await backend.start(
@@ -121,11 +128,12 @@ class RunnerFollower:
                 log.exception("run %s could not start", run.id)
             else:
                 log.warning("run %s could not start: %s", run.id, reason)
-            self._tokens.pop(run.id, None)
             self._repo_of.pop(run.id, None)
             self._timeouts.pop(run.id, None)
             await self.runs.move(run.id, RunState.FAILED, reason)
-            if token is not None:
+            if recorded:
+                await self.tokens.revoke(run.id)
+            elif token is not None:
                 await self._revoke(token)
             self.services.runs_changed.set()
 
@@ -167,13 +175,16 @@ class RunnerFollower:
 
     async def on_exit(self, exit_: RunnerExit) -> None:
         """A runner ended: settle its run if its report did not, and give back its token."""
-        token = self._tokens.pop(exit_.run_id, None)
         self._repo_of.pop(exit_.run_id, None)
         timeout = self._timeouts.pop(exit_.run_id, None)
+        mine = True
         try:
             run = await self.runs.get(exit_.run_id)
-            if run is None or run.state not in (RunState.STARTING, RunState.RUNNING) or not self._holds(run):
-                return  # ended, or no longer this worker's (requeued, or taken over by another)
+            if run is not None and not self._holds(run):
+                mine = False  # taken over by another worker: the token recorded now is its runner's
+                return
+            if run is None or run.state not in (RunState.STARTING, RunState.RUNNING):
+                return  # ended elsewhere, or back in the queue (its token, if any, is the dead start's)
             if exit_.cancelled:
                 await self.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
             elif exit_.timed_out:
@@ -189,9 +200,15 @@ class RunnerFollower:
                 log.warning("run %s: the runner's last output:\n%s", run.id, exit_.log_tail[-1500:])
         finally:
             forget_run_secrets(exit_.run_id)  # it may have ended elsewhere; its runner is gone now
-            if token is not None:
-                await self._revoke(token)
+            if mine:
+                await self._revoke_run(exit_.run_id)
             self.services.runs_changed.set()
+
+    async def _revoke_run(self, run_id: int) -> None:
+        try:
+            await self.tokens.revoke(run_id)
+        except Exception:
+            log.exception("run %s: revoking its token failed; the sweep tries again", run_id)
 
     async def _revoke(self, token: InstallationToken) -> None:
         if self.services.github is None:
@@ -217,9 +234,7 @@ class RunnerFollower:
             if await self._take_over(run):
                 taken += 1
         if startup:
-            for name, backend in self.backends.items():
-                # Its runners that no run holds any more are removed (remote jobs; the local backend has none).
-                await backend.sweep({run.id for run in await self.runs.held_by(name)})
+            await self.sweep()  # what no live run holds: runners, workspaces, the tokens of ended runs
         if taken or startup:
             self.services.runs_changed.set()
         return taken
@@ -234,12 +249,14 @@ class RunnerFollower:
                     give_up=messages.RUN_REQUEUE_LIMIT.format(times=MAX_REQUEUES),
                 )
                 if moved is not None:
+                    await self._revoke_run(run.id)  # minted before the worker died, if it got that far
                     log.warning("run %s: its worker died before starting its runner; %s", run.id,
                                 "queued again" if moved == RunState.QUEUED else "failed, requeued too often")
                 return moved is not None
             if not await self.runs.adopt(run, self.services.worker_id):
                 return False
             await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
+            await self._revoke_run(run.id)
             return True
         backend = self.backends.get(run.runner or "")
         if backend is None or not backend.owns(ref):
@@ -263,8 +280,26 @@ class RunnerFollower:
             await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
         log.info("run %s: its runner was gone when taken over (%s)", run.id,
                  "result collected" if result else "runner lost")
+        await self._revoke_run(run.id)
         await backend.cleanup(run.id, ref)
         return True
+
+    async def sweep(self) -> list[str]:
+        """What no live run holds, removed: each backend's runners and workspaces (see its `sweep`), then the tokens
+        of ended runs revoked. At start-up after recovery, and every `KICKOFF_RUNNER_SWEEP_SECONDS`; the refs
+        removed. Composes across workers: a backend decides "held" from the run's state in the database and, for
+        local runners, from the liveness of the process that started the runner."""
+        removed: list[str] = []
+        for name, backend in self.backends.items():
+            try:
+                removed += await backend.sweep({run.id for run in await self.runs.held_by(name)})
+            except Exception:
+                log.exception("sweeping the %s runners failed; trying again at the next sweep", name)
+        try:
+            await self.tokens.revoke_ended()
+        except Exception:
+            log.exception("revoking the tokens of ended runs failed; trying again at the next sweep")
+        return removed
 
     async def _config_or_default(self, run: Run) -> RepoConfig:
         try:

@@ -11,7 +11,9 @@ of three parts, each pass:
    backend) and settles them when their runners exit.
 
 At start-up and at every pass it takes over the runs of dead workers (bot.runs.following): no run stays
-`starting` for good because the process that claimed it was killed. Tracking comments
+`starting` for good because the process that claimed it was killed. Then it sweeps: runners and workspaces no live
+run holds are removed and the tokens of ended runs revoked; `run_sweeps` (a worker loop) sweeps again every
+`KICKOFF_RUNNER_SWEEP_SECONDS`. Tracking comments
 (`self.tracker`) and pull requests are the worker's other loops: the scheduler neither edits nor opens them.
 """
 
@@ -52,6 +54,7 @@ class Scheduler:
         tracking_interval: float = 3.0,
         config_ttl: float = 30.0,
         timeout_margin: float = 60.0,
+        sweep_interval: float = 60.0,
     ) -> None:
         if not backends:
             raise ValueError("the scheduler needs at least one runner backend")
@@ -62,6 +65,7 @@ class Scheduler:
         # The tracking comments of these runs; the worker's tracking loop keeps them current.
         self.tracker = Tracker(services, self.runs, interval=tracking_interval)
         self.tick = tick
+        self.sweep_interval = sweep_interval
         self.config_ttl = config_ttl
         self._config_for = config_for or (
             lambda installation_id, repo: services.configs.recent(installation_id, repo, max_age=config_ttl))
@@ -133,6 +137,22 @@ class Scheduler:
         requeue the unstarted, re-attach, collect, or fail (bot.runs.following). Each pass does it again for the
         workers that died since."""
         await self.follower.recover(startup=True)
+
+    async def sweep(self) -> list[str]:
+        """Remove the runners and workspaces no live run holds, revoke the tokens of ended runs (one pass)."""
+        return await self.follower.sweep()
+
+    async def run_sweeps(self, stop: asyncio.Event) -> None:
+        """Sweep every `sweep_interval` seconds until `stop` (start-up recovery has swept once already)."""
+        never = asyncio.Event()
+        while not stop.is_set():
+            await _wait_any(never, stop, self.sweep_interval)
+            if stop.is_set():
+                return
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("the runner sweep failed; trying again at the next one")
 
     async def aclose(self) -> None:
         """Let runners being stopped finish stopping (briefly), then stop watching the rest."""

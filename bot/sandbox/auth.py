@@ -151,7 +151,7 @@ def authenticate(state: State, header: str | None, now: datetime) -> Principal:
     if login is not None and (who := state.user(login)) is not None:
         return Principal("user", user=who)
     token = state.tokens.get(credential)
-    if token is None or token.expires_at <= now:
+    if token is None or token.expires_at <= now or token.revoked_at is not None:
         raise _unauthorized("Bad credentials")
     inst = state.installations.get(token.installation_id)
     if inst is None:

@@ -62,7 +62,7 @@ def _principal(engine: Engine, header: str | None) -> Principal | None:
     if login is not None and (who := engine.state.user(login)) is not None:
         return Principal("user", user=who)
     token = engine.state.tokens.get(credential)
-    if token is None or token.expires_at <= engine.clock():
+    if token is None or token.expires_at <= engine.clock() or token.revoked_at is not None:
         return None
     inst = engine.state.installations.get(token.installation_id)
     if inst is None:

@@ -108,6 +108,12 @@ class Token:
     expires_at: datetime
     permissions: dict[str, str]
     repo_ids: set[int] | None  # None: every repository the installation covers
+    issued_at: datetime | None = None
+    revoked_at: datetime | None = None  # DELETE /installation/token: answered 401 from then on
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -250,6 +251,23 @@ class RunTransition(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RunToken(Base):
+    """A run's GitHub token, kept so that whoever ends or recovers the run can revoke it (`bot.runs.tokens`).
+
+    `sealed` is the token encrypted with AES-GCM under a key derived from the App's private key: never the token
+    in clear. `revoked_at` is set once GitHub has been told (or the token is past `expires_at`)."""
+
+    __tablename__ = "run_tokens"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_run_tokens_unrevoked", "revoked_at"),)
 
 
 class PullRequest(Base):

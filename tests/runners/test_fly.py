@@ -166,6 +166,7 @@ async def test_restart_follows_live_machines_and_sweeps_orphans(fly: FlyRunner, 
     listing = [machine("alive", run_id=1), machine("orphan", run_id=7), machine("old", "destroyed", run_id=8)]
     listed = api.get(f"{API}/machines").respond(200, json=listing)
     destroy = api.delete(f"{API}/machines/orphan").respond(200, json={"ok": True})
+    assert await fly.sweep({5}) == []  # unheld at two sweeps in a row, not one
     assert await fly.sweep({5}) == [f"fly:{APP}/orphan"]
     assert listed.calls.last.request.url.params["metadata.kickoff_managed"] == "true"
     assert destroy.called

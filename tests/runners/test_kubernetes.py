@@ -316,6 +316,7 @@ async def test_restart_follows_live_jobs_and_sweeps_orphans(
     assert set(fake.jobs) == {"kickoff-run-11", "kickoff-run-12"}
     assert await k8s.follow(11, f"k8s:{NS}/kickoff-run-11", deadline=600)
     assert not await k8s.follow(13, f"k8s:{NS}/kickoff-run-13", deadline=600)
+    assert await k8s.sweep({11}) == []  # unheld at two sweeps in a row, not one
     assert await k8s.sweep({11}) == [f"k8s:{NS}/kickoff-run-12"]
     assert set(fake.jobs) == {"kickoff-run-11"}
     assert any("labelSelector=app.kubernetes.io" in p for m, p in fake.requests if m == "GET")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from bot.runners.local import WORKSPACE_PREFIX, LocalRunner, parse_ref
+from bot.runners.local import WORKSPACE_PREFIX, LocalRunner, ProcessIdentity, WorkspaceOwner, parse_ref
 from bot.runs.backend import RunnerError, RunnerExit
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, AgentCommand, CommitIdentity, RunSpec
 from tests.runs.support import FAKE_RUNNER, eventually, live_processes, processes_alive, processes_gone
@@ -229,3 +231,102 @@ async def test_names_off_the_operators_list_never_reach_the_runner(
     assert "HOUSE_API_KEY" in env
     assert not env & {"AWS_SECRET_ACCESS_KEY", "KICKOFF_DASHBOARD_TOKEN"}
     assert (written.sandbox, written.sandbox_hide) == ("off", ("/srv/kickoff/.env",))
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_owner(tmp_path: Path, *run_ids: int) -> tuple[subprocess.Popen[bytes], dict[int, str]]:
+    """A Kickoff process that starts runners for `run_ids` (see owner_process.py); it and its refs."""
+    owner = subprocess.Popen(
+        [sys.executable, "-m", "tests.runners.owner_process", str(tmp_path / "ws"), str(tmp_path / "log.jsonl"),
+         *map(str, run_ids)], cwd=REPO_ROOT, stdout=subprocess.PIPE)
+    assert owner.stdout is not None
+    line = owner.stdout.readline()
+    assert line, "the owner process died before starting its runners"
+    return owner, {int(run_id): ref for run_id, ref in json.loads(line).items()}
+
+
+def workspace_of(ref: str) -> Path:
+    parsed = parse_ref(ref)
+    assert parsed is not None
+    return parsed[2]
+
+
+async def test_every_workspace_names_its_owner_and_its_runner(tmp_path: Path) -> None:
+    exits = Exits()
+    runner = backend(tmp_path, exits)
+    ref = await runner.start(spec(11, "sleep=0.3"), SECRETS, deadline=60)
+    _, pid, workspace = parse_ref(ref) or ("", 0, Path())
+    owner = WorkspaceOwner.read(workspace)
+    assert owner is not None
+    assert (owner.run_id, owner.kept) == (11, False)
+    assert owner.owner == ProcessIdentity.of(os.getpid(), runner.host)
+    assert owner.runner is not None
+    assert (owner.runner.pid, owner.runner.host) == (pid, runner.host)
+    assert stat.S_IMODE((workspace / "runner.json").stat().st_mode) == 0o600
+    await exits.wait()
+    await runner.aclose()
+
+
+async def test_a_restarted_kickoff_kills_the_runners_no_live_run_holds_and_removes_their_workspaces(
+    tmp_path: Path,
+) -> None:
+    # The previous Kickoff started runners for runs 1, 2 and 3, then was killed; the runners live on.
+    owner, refs = run_owner(tmp_path, 1, 2, 3)
+    for run_id in refs:
+        await started(tmp_path, run_id)
+        await eventually(lambda run_id=run_id: processes_alive(f"fake-runner-child-of-run-{run_id}-"), 15,
+                         f"run {run_id}'s child")  # type: ignore[misc]
+    owner.kill()
+    owner.wait()
+    assert owner.stdout is not None
+    owner.stdout.close()
+    assert all(live_processes(str(workspace_of(ref))) for ref in refs.values())  # they outlived their owner
+    exits = Exits()
+    restarted = backend(tmp_path, exits)
+    # In the database: run 1 is running (recovery re-attaches it), run 2 is over, run 3 is `starting` (its ref never
+    # got written). Held: 1 (watched here) and 3 (not final, but its owner is dead: nobody will ever watch it).
+    assert await restarted.follow(1, refs[1], deadline=60)
+    removed = await restarted.sweep({1, 3})
+    assert sorted(removed) == sorted([refs[2], refs[3]])
+    for run_id in (2, 3):
+        workspace = workspace_of(refs[run_id])
+        assert not workspace.exists()
+        await eventually(lambda w=workspace: processes_gone(str(w)), 10, f"run {run_id}'s processes to die")  # type: ignore[misc]
+    assert live_processes(str(workspace_of(refs[1])))  # the live run's runner and workspace are kept
+    assert workspace_of(refs[1]).is_dir()
+    # Another Kickoff process on this host leaves it alone while run 1 is live and its owner (here) lives ...
+    other = backend(tmp_path, Exits(), sweep_grace=0.0)
+    assert await other.sweep({1}) == []
+    assert workspace_of(refs[1]).is_dir()
+    assert await restarted.sweep(set()) == []  # ... and so does this one, which watches it
+    # ... but once run 1 is final in the database, a sweep anywhere on the host removes it.
+    assert await other.sweep(set()) == [refs[1]]
+    (ended,) = await exits.wait()
+    assert ended.run_id == 1
+    await eventually(lambda: processes_gone(str(workspace_of(refs[1]))), 10, "run 1's processes to die")
+    await restarted.aclose()
+
+
+async def test_a_kept_workspace_and_a_young_one_of_a_live_owner_are_left_alone(tmp_path: Path) -> None:
+    exits = Exits()
+    runner = backend(tmp_path, exits, keep_workspaces=True)
+    ref = await runner.start(spec(21, "exit=3"), SECRETS, deadline=60)
+    await exits.wait()
+    await asyncio.sleep(0.05)
+    kept = workspace_of(ref)
+    assert kept.is_dir()
+    owner = WorkspaceOwner.read(kept)
+    assert owner is not None
+    assert owner.kept
+    assert await backend(tmp_path, Exits(), sweep_grace=0.0).sweep(set()) == []
+    assert kept.is_dir()
+    # A workspace being set up by a live process, for a run claimed after the sweep read the live runs.
+    young = tmp_path / "ws" / f"{WORKSPACE_PREFIX}22-abcdef"
+    young.mkdir()
+    WorkspaceOwner(22, ProcessIdentity.of(os.getpid(), runner.host)).write(young)
+    assert await backend(tmp_path, Exits()).sweep(set()) == []
+    assert young.is_dir()
+    assert await backend(tmp_path, Exits(), sweep_grace=0.0).sweep(set()) != []
+    assert not young.exists()

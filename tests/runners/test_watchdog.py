@@ -172,7 +172,12 @@ async def test_follow_reattaches_to_a_live_job_and_refuses_a_gone_one(platform: 
 async def test_sweep_deletes_jobs_no_run_holds(platform: Platform) -> None:
     platform.jobs.update({"job:20": RemoteStatus("running"), "job:21": RemoteStatus("running")})
     platform.labels.update({"job:20": 20, "job:21": 21})
-    assert await platform.sweep({20}) == ["job:21"]
+    platform.jobs["job:22"] = RemoteStatus("running")
+    platform.labels["job:22"] = 22
+    # Run 22 was claimed after the sweep read the live runs: its job is unheld at one sweep only.
+    assert await platform.sweep({20}) == []
+    assert platform.removed == []
+    assert await platform.sweep({20, 22}) == ["job:21"]
     assert platform.removed == ["job:21"]
 
 
@@ -237,6 +242,8 @@ async def test_recovery_fails_lost_runs_reattaches_live_ones_and_deletes_orphans
     assert await w.state(alive.id) == RunState.RUNNING
     assert backend.running() == {alive.id: f"job:{alive.id}"}
     assert await w.state(fresh.id) == RunState.STARTING
+    assert "job:999" not in backend.removed  # unheld at one sweep: maybe a run claimed while it looked
+    await scheduler.sweep()  # the next sweep
     assert "job:999" in backend.removed  # an orphan: no run in the database holds it
     assert f"job:{fresh.id}" not in backend.removed
     await scheduler.aclose()

@@ -207,10 +207,12 @@ class World:
 
 
 @asynccontextmanager
-async def world(database_url: str, tmp: Path, **settings: Any) -> AsyncIterator[World]:
+async def world(database_url: str, tmp: Path, github: FakeGitHub | None = None,
+                **settings: Any) -> AsyncIterator[World]:
+    """`github`: shared with a `report_server`, as one GitHub is shared by the web and worker processes."""
     store = Store(database_url)
     await store.migrate()
-    github = FakeGitHub()
+    github = github or FakeGitHub()
     services = compose(make_settings(database_url, **settings), store, github=github)
     try:
         yield World(store, github, services, RunStore(store), tmp)

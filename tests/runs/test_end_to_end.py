@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import text, update
 
 from bot import messages
+from bot.runs.tokens import RunTokens
 from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import Run, RunState
+from tests.fake_github import FakeGitHub
 from tests.runs.support import (
     World,
     eventually,
@@ -29,8 +31,9 @@ from tests.runs.support import (
 
 @pytest.fixture
 async def w(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    with report_server(database_url) as base:
-        async with world(database_url, tmp_path, PUBLIC_URL=base, KICKOFF_MAX_PARALLEL_RUNS=3) as built:
+    github = FakeGitHub()  # one GitHub for the report endpoint and the worker, as in production
+    with report_server(database_url, github) as base:
+        async with world(database_url, tmp_path, github, PUBLIC_URL=base, KICKOFF_MAX_PARALLEL_RUNS=3) as built:
             yield built
 
 
@@ -103,6 +106,7 @@ async def test_every_ending(w: World) -> None:
     assert ended["quiet"].output_tokens == 22
     await eventually(lambda: processes_gone(str((w.tmp / "workspaces").resolve())), 5, "every runner to exit")
     assert len(w.github.revoked) == 5
+    assert await RunTokens(w.services).unrevoked() == []  # and recorded as revoked
 
 
 async def test_cancel_kills_the_runner_and_everything_it_started(w: World) -> None:

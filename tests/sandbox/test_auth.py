@@ -199,3 +199,23 @@ def test_personal_tokens_act_as_the_user(sandbox: Sandbox, client: httpx.Client,
     assert client.get(f"/repos/{OWNER}/{REPO}", headers=reader).json()["permissions"]["push"] is False
     assert client.post(f"/repos/{OWNER}/{REPO}/issues", headers=reader, json={"title": "x"}).status_code == 403
     assert client.get(f"/repos/{OWNER}/{REPO}", headers=stranger).status_code == 404
+
+
+def test_a_revoked_token_is_refused_and_listed_as_revoked(sandbox: Sandbox, client: httpx.Client) -> None:
+    creds = sandbox.create_app("Kickoff", permissions={"contents": "write", "metadata": "read"})
+    sandbox.create_repo(OWNER, REPO)
+    installation_id = sandbox.install(creds.app_id, OWNER)
+    token, other = sandbox.installation_token(installation_id), sandbox.installation_token(installation_id)
+    h = {"Authorization": f"token {token}"}
+    assert client.get(f"/repos/{OWNER}/{REPO}", headers=h).status_code == 200
+    assert client.delete("/installation/token", headers=h).status_code == 204
+    assert client.get(f"/repos/{OWNER}/{REPO}", headers=h).status_code == 401
+    refs = f"/{OWNER}/{REPO}.git/info/refs?service=git-upload-pack"
+    assert client.get(refs, auth=("x-access-token", other)).status_code == 200
+    assert client.get(refs, auth=("x-access-token", token)).status_code == 401  # git over HTTP refuses it too
+    assert client.delete("/installation/token", headers=h).status_code == 401  # revoking twice: it is dead
+    assert client.get(f"/repos/{OWNER}/{REPO}", headers={"Authorization": f"token {other}"}).status_code == 200
+    issued = {t.token: t for t in sandbox.tokens()}
+    assert issued[token].revoked_at is not None
+    assert issued[other].revoked_at is None
+    assert client.delete("/installation/token").status_code == 401  # no token at all

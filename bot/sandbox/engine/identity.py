@@ -216,6 +216,7 @@ class Identity(Part):
             expires_at=self.clock() + TOKEN_LIFETIME,
             permissions=granted,
             repo_ids=scope,
+            issued_at=self.clock(),
         )
         self.state.tokens[token.token] = token
         return token
@@ -234,6 +235,15 @@ class Identity(Part):
             inst, repositories=repositories, repository_ids=repository_ids, permissions=permissions
         )
         return token.token
+
+    def revoke_token(self, token: Token) -> None:
+        """What `DELETE /installation/token` does: the token is refused (401) from now on."""
+        if token.revoked_at is None:
+            token.revoked_at = self.clock()
+
+    async def tokens(self) -> list[Token]:
+        """Every installation token issued so far, oldest first, with `revoked_at` set on the revoked ones."""
+        return sorted(self.state.tokens.values(), key=lambda t: (t.issued_at is None, t.issued_at or t.expires_at))
 
     def token_json(self, token: Token) -> Json:
         inst = self.state.installations[token.installation_id]

@@ -77,6 +77,14 @@ def build_router(engine: Engine) -> APIRouter:
                 return respond(P.installation(engine.urls, inst, app))
         raise not_found()
 
+    @router.delete("/installation/token")
+    async def revoke_installation_token(request: Request) -> Response:
+        p = gate.principal(request)
+        if p.kind != "installation" or p.token is None:
+            raise ApiError(401, "Bad credentials")
+        engine.identity.revoke_token(p.token)
+        return Response(status_code=204)
+
     @router.get("/installation/repositories")
     async def installation_repositories(request: Request) -> Response:
         p = gate.principal(request)

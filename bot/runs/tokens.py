@@ -1,0 +1,150 @@
+"""Run tokens kept so they can be revoked: sealed in the `run_tokens` table, revoked by whoever ends the run.
+
+A run's token (one repository, contents:write) is minted when its runner starts. It used to live only in the memory
+of the process that minted it, so a kill left it valid for up to an hour. Now it is recorded, sealed, before the
+runner starts, and revoked (`DELETE /installation/token`, authenticated with the token itself) by whoever ends or
+recovers the run: the process watching the runner when it exits, the report handler when a `finished` report ends
+the run, start-up recovery, and every sweep pass for any ended run whose token is still unrevoked.
+
+Sealing: AES-256-GCM, with a key derived by HKDF-SHA256 from the App's private key (with no App key, as in tests
+without GitHub, from the webhook secret); a fresh 96-bit nonce per token, the run id as associated data, so a sealed
+token copied onto another run's row does not open. The database never holds the token in clear; a copy of it
+without the App key holds nothing usable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select, update
+
+from bot.github import GitHubError, InstallationToken
+from bot.services import Services
+from bot.store.models import Run, RunState, RunToken
+
+log = logging.getLogger(__name__)
+
+HKDF_INFO: Final = b"kickoff run tokens v1"
+NONCE_BYTES: Final = 12
+
+
+class TokenSealer:
+    """Seals and opens run tokens with a key derived from `secret` (the App's private key, PEM)."""
+
+    def __init__(self, secret: bytes) -> None:
+        if not secret:
+            raise ValueError("sealing run tokens needs a secret")
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(secret)
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def for_services(cls, services: Services) -> TokenSealer:
+        settings = services.settings
+        pem = settings.private_key_pem()
+        if pem is not None:
+            return cls(pem.encode())
+        if settings.webhook_secret is not None:
+            return cls(settings.webhook_secret.get_secret_value().encode())
+        log.warning("no App key and no webhook secret: run tokens are sealed under a key of this process only")
+        return cls(os.urandom(32))
+
+    def seal(self, run_id: int, token: str) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, token.encode(), _aad(run_id))
+
+    def open(self, run_id: int, sealed: bytes) -> str | None:
+        """The token, or None when `sealed` does not open under this key for this run."""
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(run_id)).decode()
+        except (InvalidTag, ValueError, UnicodeDecodeError):
+            return None
+
+
+def _aad(run_id: int) -> bytes:
+    return f"run:{run_id}".encode()
+
+
+class RunTokens:
+    """The `run_tokens` table: record a run's token, revoke it once, find the ended runs' tokens still live."""
+
+    def __init__(self, services: Services, sealer: TokenSealer | None = None) -> None:
+        self.services = services
+        self.sealer = sealer or TokenSealer.for_services(services)
+
+    async def record(self, run_id: int, token: InstallationToken) -> None:
+        """Keep `token` (sealed) for `run_id`; replaces the row of an earlier start of the same run."""
+        row = RunToken(run_id=run_id, sealed=self.sealer.seal(run_id, token.token), expires_at=token.expires_at,
+                       created_at=self.services.clock(), revoked_at=None)
+        async with self.services.store.sessions() as session, session.begin():
+            await session.merge(row)
+
+    async def revoke(self, run_id: int) -> bool:
+        """Revoke the run's token if it is recorded and not revoked yet; whether it is dead now (or there is none).
+
+        Idempotent and safe to race: a token revoked twice is answered 401 the second time, which counts as dead.
+        A network failure leaves it unrevoked, for the sweep to try again.
+        """
+        async with self.services.store.sessions() as session:
+            row = await session.get(RunToken, run_id)
+        if row is None or row.revoked_at is not None:
+            return True
+        return await self._revoke(row)
+
+    async def revoke_ended(self, limit: int = 200) -> int:
+        """One sweep pass: revoke the tokens of ended runs (or of deleted runs) still unrevoked; how many."""
+        async with self.services.store.sessions() as session:
+            rows: Sequence[RunToken] = (await session.scalars(
+                select(RunToken)
+                .outerjoin(Run, Run.id == RunToken.run_id)
+                .where(RunToken.revoked_at.is_(None), (Run.id.is_(None)) | Run.state.in_(RunState.FINAL))
+                .order_by(RunToken.run_id)
+                .limit(limit)
+            )).all()
+        revoked = 0
+        for row in rows:
+            if await self._revoke(row):
+                revoked += 1
+        if revoked:
+            log.info("revoked %d run token(s) of ended runs", revoked)
+        return revoked
+
+    async def unrevoked(self) -> list[int]:
+        """The runs whose token is recorded and not revoked (for tests and `kickoff status`)."""
+        async with self.services.store.sessions() as session:
+            return list(await session.scalars(
+                select(RunToken.run_id).where(RunToken.revoked_at.is_(None)).order_by(RunToken.run_id)))
+
+    async def _revoke(self, row: RunToken) -> bool:
+        now = self.services.clock()
+        if row.expires_at > now:
+            clear = self.sealer.open(row.run_id, row.sealed)
+            if clear is None:
+                log.warning("run %s: its recorded token does not open with this App key; it expires at %s",
+                            row.run_id, row.expires_at.isoformat())
+            elif self.services.github is None:
+                return False
+            else:
+                try:
+                    await self.services.github.revoke_token(InstallationToken(clear, row.expires_at))
+                except GitHubError as exc:
+                    log.info("run %s: could not revoke its token yet (%s); the sweep tries again", row.run_id, exc)
+                    return False
+        await self._mark(row.run_id, now)
+        return True
+
+    async def _mark(self, run_id: int, when: datetime) -> None:
+        async with self.services.store.sessions() as session, session.begin():
+            await session.execute(
+                update(RunToken).where(RunToken.run_id == run_id, RunToken.revoked_at.is_(None))
+                .values(revoked_at=when))
+
+
+__all__ = ["RunTokens", "TokenSealer"]

@@ -1,0 +1,126 @@
+"""Run tokens (bot.runs.tokens): kept sealed in the database, revoked by whoever ends or recovers the run, and by the
+sweep for any ended run whose token is still live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from bot import messages
+from bot.github.errors import GitHubUnavailable
+from bot.runs.tokens import RunTokens, TokenSealer
+from bot.runspec import ENV_RUN_SECRET
+from bot.store.models import Run, RunState, RunToken
+from tests.fake_github import FakeGitHub
+from tests.runs.support import FakeBackend, World, repo_config, report_server, world
+
+
+@pytest.fixture
+def github() -> FakeGitHub:
+    return FakeGitHub()
+
+
+@pytest.fixture
+async def w(database_url: str, tmp_path: Path, github: FakeGitHub) -> AsyncIterator[World]:
+    async with world(database_url, tmp_path, github) as built:
+        yield built
+
+
+async def start_one(w: World, backend: FakeBackend) -> tuple[Run, str]:
+    """A run started on `backend`; it and its token in clear."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    await w.scheduler(backend).step()
+    assert await w.state(run.id) == RunState.STARTING
+    (token,) = w.github.run_tokens
+    return run, token.token
+
+
+def revoked(w: World) -> list[str]:
+    return [token.token for token in w.github.revoked]
+
+
+async def test_the_token_is_kept_sealed_never_in_clear(w: World, database_url: str) -> None:
+    run, token = await start_one(w, FakeBackend())
+    async with w.store.sessions() as session:
+        row = (await session.scalars(select(RunToken).where(RunToken.run_id == run.id))).one()
+    assert token.encode() not in row.sealed
+    assert row.revoked_at is None
+    tokens = RunTokens(w.services)
+    assert tokens.sealer.open(run.id, row.sealed) == token
+    assert tokens.sealer.open(run.id + 1, row.sealed) is None  # sealed for its run: copied to another, it opens not
+    assert TokenSealer(b"another App key").open(run.id, row.sealed) is None
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        # The attacker with a copy of the database file: every byte of it (and of its WAL) searched.
+        database = Path(str(url.database))
+        files = [path for path in (database, database.with_name(database.name + "-wal")) if path.exists()]
+        assert files
+        assert not [path for path in files if token.encode() in path.read_bytes()]
+        assert any(row.sealed in path.read_bytes() for path in files)  # the search does see what is stored
+
+
+async def test_a_report_that_ends_the_run_revokes_its_token_with_nobody_watching(
+    w: World, database_url: str, github: FakeGitHub
+) -> None:
+    backend = FakeBackend()
+    run, token = await start_one(w, backend)
+    secret = backend.secrets[run.id][ENV_RUN_SECRET]
+    body: dict[str, Any] = {"run_id": run.id, "event": "finished", "at": datetime.now(UTC).isoformat(),
+                            "result": {"run_id": run.id, "outcome": "no_changes"}}
+    # The process that started the runner is gone; only the web process hears the runner.
+    with report_server(database_url, github) as base:
+        async with httpx.AsyncClient(base_url=base) as client:
+            answer = await client.post(f"/api/runs/{run.id}/report", json=body,
+                                       headers={"Authorization": f"Bearer {secret}"})
+    assert (answer.status_code, answer.json()["state"]) == (200, RunState.NO_CHANGES)
+    assert revoked(w) == [token]
+    assert await RunTokens(w.services).unrevoked() == []
+    # The runner's exit, seen later, does not revoke it again.
+    await backend.end(run.id, None, 0)
+    assert revoked(w) == [token]
+
+
+async def test_recovery_revokes_the_token_of_a_run_it_fails(w: World) -> None:
+    run, token = await start_one(w, FakeBackend())
+    assert revoked(w) == []
+    await w.scheduler(FakeBackend()).recover()  # a restart: the runner is gone
+    stored = await w.runs.require(run.id)
+    assert (stored.state, stored.reason) == (RunState.FAILED, messages.RUN_RUNNER_LOST)
+    assert revoked(w) == [token]
+    assert await RunTokens(w.services).unrevoked() == []
+
+
+async def test_the_sweep_revokes_the_tokens_of_runs_ended_elsewhere(w: World) -> None:
+    backend = FakeBackend()
+    run, token = await start_one(w, backend)
+    scheduler = w.scheduler(backend)
+    await scheduler.sweep()
+    assert revoked(w) == []  # the run is live: its token stays
+    # Another worker ended the run and died before it could revoke the token.
+    await w.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
+    assert await RunTokens(w.services).unrevoked() == [run.id]
+    await scheduler.sweep()
+    assert revoked(w) == [token]
+    assert await RunTokens(w.services).unrevoked() == []
+    await scheduler.sweep()
+    assert revoked(w) == [token]  # once
+
+
+async def test_a_token_github_cannot_be_told_about_stays_unrevoked_for_the_next_sweep(w: World) -> None:
+    backend = FakeBackend()
+    run, token = await start_one(w, backend)
+    await w.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
+    w.github.fail("revoke_token", GitHubUnavailable("GitHub is down"))
+    assert await RunTokens(w.services).revoke_ended() == 0
+    assert await RunTokens(w.services).unrevoked() == [run.id]
+    assert revoked(w) == []
+    assert await RunTokens(w.services).revoke_ended() == 1
+    assert revoked(w) == [token]
