@@ -34,7 +34,7 @@ async def pr_of(w: World, run: Run) -> int | None:
 def test_serve_and_worker_build_the_same_loops_and_redelivery_follows_its_setting(w: World) -> None:
     worker = build_worker(w.services, Router(), redeliver=True)
     assert worker.names == ["dispatcher", "runs-changed", "scheduler", "pull-requests", "tracking", "queue-sweep",
-                            "redelivery"]
+                            "retention", "redelivery"]
     assert worker.runs is not None
     assert worker.runs.scheduler.backends
     assert "redelivery" not in build_worker(w.services, Router(), redeliver=False).names  # no App credentials
