@@ -13,6 +13,7 @@ the live facts the database does not keep (priority labels, the repository's `qu
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,8 +33,6 @@ RECENT_RUNS: Final = 20
 PROBLEM_DELIVERIES: Final = 50
 WINDOW: Final = timedelta(hours=24)
 """Finished work (handled deliveries, finished runs) is counted over this window, not over all time."""
-RECENT_REPOSITORIES: Final = timedelta(days=7)
-"""Repositories outside the installations recorded still show their finished runs while one finished this recently."""
 OWED_STATUSES: Final = tuple(s for s in DeliveryStatus.ALL if s != DeliveryStatus.DONE)
 _DEFAULT_QUEUE: Final = QueueConfig()
 
@@ -188,9 +187,8 @@ async def run_counts(session: AsyncSession, now: datetime) -> dict[str, int]:
     counts = {state: int(n) for state, n in await session.execute(
         select(Run.state, func.count()).where(Run.state.in_(RunState.ACTIVE)).group_by(Run.state)
     )}
-    counts.update({state: int(n) for state, n in await session.execute(
-        select(Run.state, func.count()).where(Run.finished_at >= now - WINDOW).group_by(Run.state)
-    )})
+    # Counted here, not by GROUP BY: SQLite would rather walk all of `ix_runs_state` in order than sort a day's rows.
+    counts.update(Counter(await session.scalars(select(Run.state).where(Run.finished_at >= now - WINDOW))))
     return counts
 
 
@@ -281,7 +279,7 @@ async def run_rows(
     store: Store, now: datetime, *, repo: str | None = None, recent: int = RECENT_RUNS, known: Sequence[str] = ()
 ) -> list[RunRow]:
     """Every active run, and the latest `recent` finished runs of each repository (those `known`, those with an
-    active run, those with a run finished in the last `RECENT_REPOSITORIES`); newest first."""
+    active run, those with a run finished in the last `WINDOW`); newest first."""
     async with store.sessions() as session:
         active = select(Run).where(Run.state.in_(RunState.ACTIVE))
         if repo is not None:
@@ -290,7 +288,8 @@ async def run_rows(
         if repo is not None:
             names = {repo}
         else:
-            lately = select(Run.repository).where(Run.finished_at >= now - RECENT_REPOSITORIES).distinct()
+            # Deduplicated here, not by DISTINCT: SQLite would walk all of `ix_runs_repository_id` for it.
+            lately = select(Run.repository).where(Run.finished_at >= now - WINDOW)
             names = {*known, *(run.repository for run in runs.values()), *await session.scalars(lately)}
         for name in sorted(names):
             # The latest runs of the repository, newest first along `ix_runs_repository_id`, finished or not (a
