@@ -3,7 +3,7 @@
 Only `done` deliveries go, by the time they were received (GitHub's redelivery window runs from the original
 delivery), so the inbox still holds every id GitHub may redeliver and `Inbox.insert_many`'s `ON CONFLICT (id) DO
 NOTHING` still refuses the copy. Pending, processing, retrying and dead deliveries are never deleted: they are work
-still owed, or a failure an operator has to look at (`kickoff deliveries requeue`).
+still owed, or a failure an operator has to look at.
 
 Deletes go in batches of `batch` rows, each its own short transaction (payloads first, then the rows, by id), so a
 pass never holds SQLite's one writer, or PostgreSQL row locks, for long. On PostgreSQL the batch is chosen

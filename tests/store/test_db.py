@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from bot.store.db import DatabaseURLError, Store, _alembic_config, async_database_url, head_revision
 from bot.store.inbox import Inbox, NewDelivery
-from bot.store.models import utcnow
+from bot.store.models import Base, utcnow
 from bot.web import create_app
 from tests.support import ServerThread, make_settings
 
@@ -268,5 +268,30 @@ async def test_one_batch_with_a_repeated_id_stores_its_first_copy(database_url: 
         row = await inbox.get("a")
         assert row is not None
         assert row.payload == '{"copy": 1}'
+    finally:
+        await store.close()
+
+
+async def test_the_migrations_build_the_indexes_the_models_declare(database_url: str) -> None:
+    """bot/store/models.py and the migrations in step: every table's indexes, by name and columns."""
+    store = Store(database_url)
+    try:
+        await store.migrate()
+
+        def migrated(conn: object) -> dict[str, set[tuple[str, tuple[str, ...]]]]:
+            inspector = inspect(conn)
+            return {
+                table: {(ix["name"], tuple(str(c) for c in ix["column_names"])) for ix in inspector.get_indexes(table)
+                        if not ix.get("unique")}
+                for table in Base.metadata.tables
+            }
+
+        async with store.engine.connect() as conn:
+            found = await conn.run_sync(migrated)
+        declared = {
+            name: {(str(ix.name), tuple(c.name for c in ix.columns)) for ix in table.indexes if not ix.unique}
+            for name, table in Base.metadata.tables.items()
+        }
+        assert found == declared
     finally:
         await store.close()
