@@ -4,7 +4,8 @@ ingress and the dispatcher that count can sit below every feature.
 
 Counted where it happens, with one explicit call each: the ingress (deliveries received, ack latency), the
 dispatcher (processed, failed, dead, lag). Read at scrape time: runs by state, run durations and queue lengths from
-the database (database-wide, so with several replicas take `max`, not `sum`), and GitHub requests and the remaining
+the database (finished runs and handled deliveries over the last 24 hours, so a scrape costs the same with a year of
+history) (database-wide, so with several replicas take `max`, not `sum`), and GitHub requests and the remaining
 rate limit per installation from the gateway.
 """
 
@@ -43,14 +44,17 @@ class _DatabaseCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         figures = self.latest
-        runs = GaugeMetricFamily("kickoff_runs", "Runs in the database, by state.", labels=["state"])
+        runs = GaugeMetricFamily(
+            "kickoff_runs", "Runs by state: every active run; finished ones, those finished in the last 24 hours.",
+            labels=["state"],
+        )
         for state in RUN_STATES:
             runs.add_metric([state], figures.runs_by_state.get(state, 0))
         yield runs
         if figures.run_buckets:
             yield HistogramMetricFamily(
                 "kickoff_run_duration_seconds",
-                "From start to end of the finished runs in the database.",
+                "From start to end of the runs finished in the last 24 hours.",
                 buckets=figures.run_buckets,
                 sum_value=figures.run_seconds_sum,
             )
@@ -60,7 +64,10 @@ class _DatabaseCollector(Collector):
         for repository, length in sorted(figures.queue_length.items()):
             queue.add_metric([repository], length)
         yield queue
-        inbox = GaugeMetricFamily("kickoff_inbox_deliveries", "Deliveries in the inbox, by status.", labels=["status"])
+        inbox = GaugeMetricFamily(
+            "kickoff_inbox_deliveries", "Deliveries in the inbox by status; done: those received in the last 24 hours.",
+            labels=["status"],
+        )
         for status in DeliveryStatus.ALL:
             inbox.add_metric([status], figures.inbox.get(status, 0))
         yield inbox

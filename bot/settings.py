@@ -16,6 +16,8 @@ NO_AGENT_ENV: Final = "none"
 """`KICKOFF_AGENT_ENV=none`: agents receive no environment name at all (unset or empty means the default)."""
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 S = TypeVar("S", bound=BaseSettings)
+MIN_RETENTION_DAYS: Final = 7
+"""The shortest `KICKOFF_DELIVERY_RETENTION_DAYS`: GitHub Enterprise Server's redelivery window (GitHub.com: 3)."""
 _REPOSITORY: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[-.\w]{1,100}$")
 
 
@@ -86,6 +88,22 @@ class DispatchSettings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0, validation_alias="KICKOFF_POLL_SECONDS")
     # How often the worker asks GitHub to redeliver deliveries that failed to reach it; 0 turns it off.
     redeliver_seconds: float = Field(default=600.0, ge=0, validation_alias="KICKOFF_REDELIVER_SECONDS")
+    # How long handled deliveries (and their payloads) are kept: the inbox dedups redeliveries by delivery id only
+    # while it holds the id, so at least a week (GitHub keeps deliveries for 3 days, Enterprise Server for 7, and
+    # `kickoff redeliver --since` looks back that far). See docs/operations.md, "What is kept".
+    delivery_retention_days: float = Field(default=14.0, validation_alias="KICKOFF_DELIVERY_RETENTION_DAYS")
+    retention_batch: int = Field(default=500, ge=1, le=10_000, validation_alias="KICKOFF_RETENTION_BATCH")
+    retention_seconds: float = Field(default=3600.0, gt=0, validation_alias="KICKOFF_RETENTION_SECONDS")
+
+    @field_validator("delivery_retention_days")
+    @classmethod
+    def _beyond_redelivery(cls, value: float) -> float:
+        if value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"{value:g} days is too short: at least {MIN_RETENTION_DAYS} (GitHub redelivers for up to 7 days, and "
+                "a delivery pruned earlier would be handled again when redelivered)"
+            )
+        return value
 
 
 class IngressSettings(BaseSettings):

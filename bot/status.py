@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.dashboard import format as fmt
-from bot.dashboard.queries import Overview, RepositoryView
+from bot.dashboard.queries import Overview, RepositoryView, status_label
 from bot.store.models import DeliveryStatus
 
 _STATE_STYLES = {
@@ -39,7 +39,7 @@ def print_status(view: Overview, console: Console | None = None) -> None:
 
 
 def _summary(view: Overview) -> Text:
-    counts = ", ".join(f"{view.delivery_counts.get(s, 0)} {s}" for s in DeliveryStatus.ALL)
+    counts = ", ".join(f"{view.delivery_counts.get(s, 0)} {status_label(s)}" for s in DeliveryStatus.ALL)
     return Text(
         f"Kickoff at {fmt.clock(view.now)}: {len(view.installations)} installation(s), "
         f"{len(view.repositories)} repositor{'y' if len(view.repositories) == 1 else 'ies'}; deliveries: {counts}"

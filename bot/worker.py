@@ -11,6 +11,8 @@ did: a report taken by a `kickoff serve --no-worker`, a run planned by another w
 - `tracking`: edits the tracking comments whose runs changed (`services.runs_changed`, after every scheduling
   pass, and when a coalesced edit falls due; bot.runs.tracking);
 - `queue-sweep`: repairs missed review-queue webhooks and times out checks (bot.queue.service);
+- `retention`: deletes handled deliveries and their payloads past `KICKOFF_DELIVERY_RETENTION_DAYS`, in batches,
+  every `KICKOFF_RETENTION_SECONDS` (bot.store.retention);
 - `redelivery`: asks GitHub again for deliveries that never reached Kickoff (`KICKOFF_REDELIVER_SECONDS`, 0 = off;
   only with the App's own credentials; bot.redelivery);
 - `membership`: the worker's row in `workers` (bot.store.workers), registered before any other loop starts and
@@ -41,6 +43,7 @@ from bot.routing import Router
 from bot.runners.registry import build_scheduler
 from bot.runs.scheduler import Scheduler
 from bot.services import Services
+from bot.store.retention import Retention, prune_periodically
 from bot.store.workers import Identity, WorkerStore
 
 log = logging.getLogger(__name__)
@@ -271,7 +274,12 @@ def build_worker(services: Features, router: Router[Features], *, redeliver: boo
     dispatcher = Dispatcher(services, router)
     runs = RunLoops(services, build_scheduler(services))
     loops = [Loop("dispatcher", dispatcher.run), *runs.loops(), Loop("queue-sweep", build_sweeper(services.queue).run)]
-    every = services.settings.dispatch.redeliver_seconds
+    dispatch = services.settings.dispatch
+    retention = Retention(services.store, days=dispatch.delivery_retention_days, batch=dispatch.retention_batch)
+    loops.append(Loop("retention", lambda stop: prune_periodically(
+        retention, stop, dispatch.retention_seconds, services.clock
+    )))
+    every = dispatch.redeliver_seconds
     if redeliver and every > 0:
         loops.append(Loop("redelivery", lambda stop: redeliver_periodically(services, stop, every)))
     return Worker(loops, runs=runs, dispatcher=dispatcher, membership=Membership(services))

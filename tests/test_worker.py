@@ -35,7 +35,7 @@ async def pr_of(w: World, run: Run) -> int | None:
 def test_serve_and_worker_build_the_same_loops_and_redelivery_follows_its_setting(w: World) -> None:
     worker = build_worker(w.services, Router(), redeliver=True)
     assert worker.names == ["dispatcher", "runs-changed", "scheduler", "pull-requests", "tracking", "runner-sweep",
-                            "queue-sweep", "redelivery", "membership"]
+                            "queue-sweep", "retention", "redelivery", "membership"]
     assert worker.runs is not None
     assert worker.membership is not None
     assert worker.runs.scheduler.backends

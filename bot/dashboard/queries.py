@@ -1,5 +1,9 @@
 """What the dashboard, its JSON twins, `kickoff status` and `/metrics` show, read from the database in one place.
 
+Every query reads a range of an index, never a whole table of history (tests/dashboard/test_query_plans.py): work
+still owed (active runs, deliveries not done) is counted whole, finished work over the last `WINDOW` (24 hours),
+and the labels say so. With a year of history the page costs what it costs with a day (docs/performance.md).
+
 Positions and check titles are what the queue service last wrote (`pull_requests.queue_check`, see
 `bot.queue.store`). For a queue it has not reconciled yet, the order is computed with the queue's pure model
 (`bot.queue.review_order`) from the stored columns (`eligible_since`, bumps, skips, holds, `/agent priority`), with
@@ -9,11 +13,14 @@ the live facts the database does not keep (priority labels, the repository's `qu
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.model import Queue as QueueConfig
 from bot.queue import Entry, Reason, Snapshot, review_order
@@ -24,6 +31,9 @@ from bot.store.models import Delivery, DeliveryStatus, Installation, PullRequest
 RECENT_RUNS: Final = 20
 """Finished runs shown per repository (every active run is shown)."""
 PROBLEM_DELIVERIES: Final = 50
+WINDOW: Final = timedelta(hours=24)
+"""Finished work (handled deliveries, finished runs) is counted over this window, not over all time."""
+OWED_STATUSES: Final = tuple(s for s in DeliveryStatus.ALL if s != DeliveryStatus.DONE)
 _DEFAULT_QUEUE: Final = QueueConfig()
 
 
@@ -152,16 +162,44 @@ class Overview:
     delivery_counts: dict[str, int] = field(default_factory=dict)
 
 
+def status_label(status: str) -> str:
+    """A delivery status as the counts show it: `done` is counted over the last 24 hours only."""
+    return f"{status} (24 h)" if status == DeliveryStatus.DONE else status
+
+
+async def delivery_counts(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Deliveries by status: every one still owed (pending, processing, retrying, dead), and the ones done among
+    those received in the last `WINDOW` (`ix_deliveries_status_received`, two ranges)."""
+    counts = {status: int(n) for status, n in await session.execute(
+        select(Delivery.status, func.count()).where(Delivery.status.in_(OWED_STATUSES)).group_by(Delivery.status)
+    )}
+    done = await session.scalar(
+        select(func.count()).where(Delivery.status == DeliveryStatus.DONE, Delivery.received_at >= now - WINDOW)
+    )
+    if done:
+        counts[DeliveryStatus.DONE] = int(done)
+    return counts
+
+
+async def run_counts(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Runs by state: every active run (`ix_runs_state`), and the runs finished in the last `WINDOW`
+    (`ix_runs_finished`)."""
+    counts = {state: int(n) for state, n in await session.execute(
+        select(Run.state, func.count()).where(Run.state.in_(RunState.ACTIVE)).group_by(Run.state)
+    )}
+    # Counted here, not by GROUP BY: SQLite would rather walk all of `ix_runs_state` in order than sort a day's rows.
+    counts.update(Counter(await session.scalars(select(Run.state).where(Run.finished_at >= now - WINDOW))))
+    return counts
+
+
 async def overview(store: Store, now: datetime, *, repo: str | None = None) -> Overview:
     """Installations, each repository's queue and runs, and the failed and dead deliveries."""
     async with store.sessions() as session:
         installations = list(await session.scalars(select(Installation).order_by(Installation.account_login)))
         repos = list(await session.scalars(select(Repository).order_by(Repository.full_name)))
-        counts = {status: int(n) for status, n in await session.execute(
-            select(Delivery.status, func.count()).group_by(Delivery.status)
-        )}
+        counts = await delivery_counts(session, now)
     queue = await queue_rows(store, now, repo=repo)
-    runs = await run_rows(store, now, repo=repo)
+    runs = await run_rows(store, now, repo=repo, known=[r.full_name for r in repos])
     names = {r.full_name for r in repos} | {row.repository for row in queue} | {row.repository for row in runs}
     if repo is not None:
         names &= {repo}
@@ -237,22 +275,30 @@ async def queue_rows(store: Store, now: datetime, *, repo: str | None = None) ->
     return rows
 
 
-async def run_rows(store: Store, now: datetime, *, repo: str | None = None, recent: int = RECENT_RUNS) -> list[RunRow]:
-    """Every active run, and the latest `recent` finished runs of each repository; newest first."""
+async def run_rows(
+    store: Store, now: datetime, *, repo: str | None = None, recent: int = RECENT_RUNS, known: Sequence[str] = ()
+) -> list[RunRow]:
+    """Every active run, and the latest `recent` finished runs of each repository (those `known`, those with an
+    active run, those with a run finished in the last `WINDOW`); newest first."""
     async with store.sessions() as session:
         active = select(Run).where(Run.state.in_(RunState.ACTIVE))
         if repo is not None:
             active = active.where(Run.repository == repo)
         runs = {run.id: run for run in await session.scalars(active)}
-        names = [repo] if repo is not None else list(await session.scalars(select(Run.repository).distinct()))
-        for name in names:
-            finished = (
-                select(Run)
-                .where(Run.repository == name, Run.state.in_(RunState.FINAL))
-                .order_by(Run.id.desc())
-                .limit(recent)
-            )
-            runs.update({run.id: run for run in await session.scalars(finished)})
+        if repo is not None:
+            names = {repo}
+        else:
+            # Deduplicated here, not by DISTINCT: SQLite would walk all of `ix_runs_repository_id` for it.
+            lately = select(Run.repository).where(Run.finished_at >= now - WINDOW)
+            names = {*known, *(run.repository for run in runs.values()), *await session.scalars(lately)}
+        for name in sorted(names):
+            # The latest runs of the repository, newest first along `ix_runs_repository_id`, finished or not (a
+            # filter on the state would let the planner read every finished run of it): enough to hold `recent`
+            # finished ones next to its active runs.
+            owed = sum(1 for run in runs.values() if run.repository == name)
+            latest = select(Run).where(Run.repository == name).order_by(Run.id.desc()).limit(recent + owed)
+            finished = [run for run in await session.scalars(latest) if run.state in RunState.FINAL]
+            runs.update({run.id: run for run in finished[:recent]})
     return [_run_row(run, now) for run in sorted(runs.values(), key=lambda r: r.id, reverse=True)]
 
 
@@ -260,7 +306,7 @@ async def problem_deliveries(store: Store, limit: int = PROBLEM_DELIVERIES) -> l
     """Deliveries waiting for a retry and those parked as dead, newest first."""
     query = (
         select(Delivery)
-        .where(or_(Delivery.status == DeliveryStatus.RETRYING, Delivery.status == DeliveryStatus.DEAD))
+        .where(Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.DEAD]))
         .order_by(Delivery.received_at.desc(), Delivery.id)
         .limit(limit)
     )

@@ -16,23 +16,24 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import ColumnElement, case, extract, func, select
 
 from bot.dashboard.auth import require_scraper
-from bot.dashboard.queries import queue_rows
+from bot.dashboard.queries import WINDOW, delivery_counts, queue_rows, run_counts
 from bot.metrics import RUN_BUCKETS, DatabaseFigures, Metrics
 from bot.store.db import Store
-from bot.store.models import Delivery, Run, RunState
+from bot.store.models import Run
 
 router = APIRouter()
 
 
 async def read_database(store: Store, now: datetime) -> DatabaseFigures:
+    """Active runs and deliveries still owed, whole; finished runs and handled deliveries of the last 24 hours
+    (`bot.dashboard.queries.WINDOW`): each figure reads an index range, however long the history."""
     figures = DatabaseFigures()
     seconds = _run_seconds(store.dialect)
-    finished = Run.state.in_(RunState.FINAL) & Run.started_at.is_not(None) & Run.finished_at.is_not(None)
+    # `finished_at` is set only when a run becomes final: one range of `ix_runs_finished`.
+    finished = (Run.finished_at >= now - WINDOW) & Run.started_at.is_not(None)
     async with store.sessions() as session:
-        rows = await session.execute(select(Run.state, func.count()).group_by(Run.state))
-        figures.runs_by_state = {state: int(count) for state, count in rows}
-        inbox = await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-        figures.inbox = {status: int(count) for status, count in inbox}
+        figures.runs_by_state = await run_counts(session, now)
+        figures.inbox = await delivery_counts(session, now)
         columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in RUN_BUCKETS]
         totals = (await session.execute(select(func.count(), func.sum(seconds), *columns).where(finished))).one()
     count = int(totals[0] or 0)

@@ -91,6 +91,8 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_received", "received_at"),
         Index("ix_deliveries_due", "due_at", "id"),
+        # Counts by status, the dashboard's problem deliveries, the 24-hour figures and retention read ranges of it.
+        Index("ix_deliveries_status_received", "status", "received_at"),
     )
 
 
@@ -237,6 +239,9 @@ class Run(Base):
         Index("ix_runs_state", "state"),
         Index("ix_runs_repository_state", "repository", "state"),
         Index("ix_runs_updated_at", "updated_at"),
+        # The dashboard's latest finished runs of a repository, and the 24-hour figures of `/metrics`.
+        Index("ix_runs_repository_id", "repository", "id"),
+        Index("ix_runs_finished", "finished_at"),
     )
 
 
@@ -313,4 +318,5 @@ class PullRequest(Base):
         UniqueConstraint("repository", "number", name="uq_pull_requests_repository_number"),
         UniqueConstraint("run_id", name="uq_pull_requests_run"),
         Index("ix_pull_requests_queue", "repository", "base_ref", "state"),
+        Index("ix_pull_requests_open", "state", "repository", "base_ref"),  # every open pull request
     )

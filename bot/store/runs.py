@@ -36,6 +36,9 @@ from bot.store.workers import alive
 # Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.
 CLAIM_LOCK_KEY: Final = 0x6B69636B  # "kick"
 MAX_REASON_CHARS: Final = 2000
+MAX_TRANSCRIPT_CHARS: Final = 32_000
+"""The end of an agent's transcript a stored result keeps: what the pull request's body reads of it (its last 8,000
+characters once cleaned), whatever a runner reports (docs/operations.md, "What is kept, and for how long")."""
 _MOVE_RETRIES: Final = 5
 
 
@@ -319,6 +322,8 @@ class RunStore:
         if problem is not None:
             return await self.move(run_id, RunState.FAILED, problem)
         usage = result.usage
+        if len(result.transcript_tail) > MAX_TRANSCRIPT_CHARS:
+            result = result.model_copy(update={"transcript_tail": result.transcript_tail[-MAX_TRANSCRIPT_CHARS:]})
         values = {
             "result": result.model_dump_json(),
             "cost_usd": usage.cost_usd,

@@ -81,7 +81,8 @@ async def seed(store: Store, now: datetime) -> Seeded:
         gemini = run(fix, "gemini", RunState.NO_CHANGES, started=timedelta(hours=4, minutes=50),
                      took=timedelta(minutes=1, seconds=5), runner="local", reason="the agent changed nothing")
         running = run(research, "claude", RunState.RUNNING, started=timedelta(minutes=4, seconds=30),
-                      runner="github-actions", progress="agent running")
+                      runner="github-actions", progress="agent running",
+                      runner_ref="github-actions:octo/demo:41")  # a workflow run: no worker of this test takes it over
         waiting = run(research, "codex", RunState.WAITING,
                       reason="waiting: octo/demo already has 5 agent pull requests awaiting review (max_open_prs)")
         api_run = run(api, "claude", RunState.SUCCEEDED, started=timedelta(minutes=50), took=timedelta(minutes=14),

@@ -20,7 +20,8 @@ def test_kickoff_status_prints_the_picture(database_url: str, seeded: Seeded, tm
     result = kickoff(["status"], tmp_path, DATABASE_URL=database_url)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "1 installation(s), 2 repositories; deliveries: 0 pending, 0 processing, 1 retrying, 1 done, 1 dead" in out
+    assert ("1 installation(s), 2 repositories; deliveries: 0 pending, 0 processing, 1 retrying, 1 done (24 h), "
+            "1 dead") in out
     for title in ("Installations", f"Review queue of {REPO} into main", f"Runs in {REPO}", "Runs in octo/api",
                   "Failed and dead deliveries"):
         assert title in out

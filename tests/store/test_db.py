@@ -10,12 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command
-from sqlalchemy import inspect as sqlalchemy_inspect
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from bot.store.db import DatabaseURLError, Store, _alembic_config, async_database_url, head_revision
 from bot.store.inbox import Inbox, NewDelivery
-from bot.store.models import utcnow
+from bot.store.models import Base, utcnow
 from bot.web import create_app
 from tests.support import ServerThread, make_settings
 
@@ -301,11 +300,36 @@ async def test_migration_0007_adds_workers_and_comes_back_down(database_url: str
         async with store.engine.begin() as conn:
             await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0006"))
         async with store.engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: set(sqlalchemy_inspect(c).get_table_names()))
-            columns = await conn.run_sync(lambda c: {col["name"] for col in sqlalchemy_inspect(c).get_columns("runs")})
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("runs")})
         assert "workers" not in tables
         assert "worker_id" not in columns
         await store.migrate()
         assert await store.is_current()
+    finally:
+        await store.close()
+
+
+async def test_the_migrations_build_the_indexes_the_models_declare(database_url: str) -> None:
+    """bot/store/models.py and the migrations in step: every table's indexes, by name and columns."""
+    store = Store(database_url)
+    try:
+        await store.migrate()
+
+        def migrated(conn: object) -> dict[str, set[tuple[str, tuple[str, ...]]]]:
+            inspector = inspect(conn)
+            return {
+                table: {(ix["name"], tuple(str(c) for c in ix["column_names"])) for ix in inspector.get_indexes(table)
+                        if not ix.get("unique")}
+                for table in Base.metadata.tables
+            }
+
+        async with store.engine.connect() as conn:
+            found = await conn.run_sync(migrated)
+        declared = {
+            name: {(str(ix.name), tuple(c.name for c in ix.columns)) for ix in table.indexes if not ix.unique}
+            for name, table in Base.metadata.tables.items()
+        }
+        assert found == declared
     finally:
         await store.close()

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from bot.runspec import RunResult
 from bot.store.db import Store
 from bot.store.lifecycle import InvalidTransition
 from bot.store.models import PullRequest, Run, RunState, utcnow
-from bot.store.runs import RunNotFound, RunStore
+from bot.store.runs import MAX_TRANSCRIPT_CHARS, RunNotFound, RunStore
 from tests.runs.support import World, result_of, world
 
 
@@ -126,6 +127,16 @@ async def test_finish_records_the_result_and_passes_through_running(w: World) ->
     assert [t.to_state for t in await w.runs.transitions(run.id)] == [
         RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.NO_CHANGES
     ]
+
+
+async def test_a_stored_result_keeps_only_the_end_of_a_long_transcript(w: World) -> None:
+    _, (run,) = await w.add_trigger()
+    await w.runs.transition(run.id, RunState.STARTING)
+    tail = "early " * 20_000 + "THE END"  # 120 KB, from a runner that does not bound it
+    assert await w.runs.finish(run.id, result_of(run.id, "failed", transcript_tail=tail))
+    stored = RunResult.model_validate_json((await w.runs.require(run.id)).result or "")
+    assert len(stored.transcript_tail) == MAX_TRANSCRIPT_CHARS
+    assert stored.transcript_tail.endswith("early THE END")
 
 
 async def test_waiting_reasons_are_written_only_when_they_change(w: World) -> None:
