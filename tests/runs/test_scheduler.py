@@ -25,6 +25,7 @@ from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.store.db import Store
 from bot.store.lifecycle import ON_RUNNER
 from bot.store.models import PullRequest, Run, RunState, RunTransition, utcnow
+from bot.store.runs import RunStore
 from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world
 from tests.support import make_settings
 
@@ -372,6 +373,26 @@ async def test_two_schedulers_start_each_run_once_within_the_limit(w: World, dat
             states = {run.id: await w.state(run.id) for run in runs}
             assert sorted(run_id for run_id, state in states.items() if state != RunState.QUEUED) == sorted(started)
             assert all(states[run_id] == RunState.STARTING for run_id in started)
+    finally:
+        await other_store.close()
+
+
+async def test_claims_racing_from_two_workers_never_exceed_the_limit(w: World, database_url: str) -> None:
+    """The attack on the claim itself: twelve claims at once, from two workers' connections, for a limit of 3.
+    Each claim counts the runs holding a slot and moves its run in one transaction, after taking the claim lock in
+    that same transaction: so each sees every claim committed before it, and exactly 3 win. (With the lock taken in
+    a transaction of its own, the claims' counts miss the claims in flight beside them, and 5 or 6 of the twelve won.)"""
+    names = [f"a{i}" for i in range(12)]
+    w.default_config = repo_config(names, max_parallel_runs=12)
+    _, runs = await w.add_trigger(names)
+    other_store = Store(database_url)
+    try:
+        workers = [w.runs, RunStore(other_store, clock=w.services.clock)]
+        won = await asyncio.gather(*(
+            workers[i % 2].claim(run, global_limit=3, repo_limit=12) for i, run in enumerate(runs)))
+        most, left = await slot_history(w)
+        assert (sum(won), most, left) == (3, 3, [])
+        assert (await w.runs.on_runner()).total == 3
     finally:
         await other_store.close()
 
