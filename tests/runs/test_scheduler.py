@@ -381,7 +381,7 @@ async def test_claims_racing_from_two_workers_never_exceed_the_limit(w: World, d
     """The attack on the claim itself: twelve claims at once, from two workers' connections, for a limit of 3.
     Each claim counts the runs holding a slot and moves its run in one transaction, after taking the claim lock in
     that same transaction: so each sees every claim committed before it, and exactly 3 win. (With the lock taken in
-    a transaction of its own, the claims' counts miss the claims in flight beside them, and 5 or 6 of the twelve won.)"""
+    a transaction of its own, the claims' counts miss the claims in flight beside them, 5 or 6 of twelve won.)"""
     names = [f"a{i}" for i in range(12)]
     w.default_config = repo_config(names, max_parallel_runs=12)
     _, runs = await w.add_trigger(names)
