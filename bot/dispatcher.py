@@ -99,7 +99,8 @@ class Dispatcher(Generic[S]):
             return []
         # One delivery per repository at a time in this process keeps a repository's events in order.
         claimed = await self.services.inbox.claim(
-            self.worker_id, free, self.lease, exclude_repos=sorted(self._busy_repos)
+            self.worker_id, free, self.lease, exclude_repos=sorted(self._busy_repos),
+            worker_id=self.services.worker_id,
         )
         # A repository's deliveries claimed together run one after another in one task, in order.
         groups: dict[str, list[ClaimedDelivery]] = {}
@@ -216,7 +217,8 @@ class Dispatcher(Generic[S]):
             if not delivery_ids:
                 continue
             try:
-                await self.services.inbox.renew_many(list(delivery_ids), self.worker_id, self.lease)
+                await self.services.inbox.renew_many(list(delivery_ids), self.worker_id, self.lease,
+                                                     worker_id=self.services.worker_id)
             except Exception:
                 log.exception("could not renew the leases of %d deliveries", len(delivery_ids))
 

@@ -187,7 +187,12 @@ RUN_CONFIG_INVALID: Final = "`.github/kickoff.yml` has problems: {problems}"
 RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kickoff server (it offers: {available})"
 RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
 RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
-RUN_RUNNER_LOST: Final = "runner lost: the runner process was gone when Kickoff restarted"
+RUN_RUNNER_LOST: Final = "runner lost: its runner was gone, without a result, when Kickoff took the run over"
+RUN_REQUEUED: Final = "queued again: the Kickoff worker starting it stopped before its runner existed"
+RUN_REQUEUE_LIMIT: Final = (
+    "not started: the Kickoff worker starting it stopped before its runner existed, {times} times in a row, so "
+    "Kickoff gave up; `/agent retry` tries again"
+)
 RUN_WORKFLOW_ENDED: Final = "the runner ended without a result: {detail}"
 RUN_TIMED_OUT: Final = "no result within {minutes} minutes (`limits.run_timeout_minutes`); the runner was stopped"
 RUN_CANCELLED_BY: Final = "cancelled by @{user}"

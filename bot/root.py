@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import OperatorPolicy
@@ -75,7 +75,8 @@ def compose(
     services = Features(settings=settings, store=store, inbox=Inbox(store), github=github, clock=clock,
                         metrics=metrics)
     services.runs = RunStore(store, clock=clock, succeeded=services.runs_succeeded)
-    services.pulls = PullRequestStore(store, clock=clock)
+    services.pulls = PullRequestStore(store, clock=clock,
+                                      worker_timeout=timedelta(seconds=settings.workers.timeout_seconds))
     services.configs = RepoConfigs(services.require_github, OperatorPolicy.from_settings(settings))
     services.queue = QueueService(services)
     services.triggers = Triggers(services)

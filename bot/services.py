@@ -72,6 +72,9 @@ class Services:
     runs_succeeded: asyncio.Event = field(default_factory=asyncio.Event)
     # Webhook requests in flight in this process (the ingress counts them; the dispatcher defers to them).
     ingress: IngressLoad = field(default_factory=IngressLoad)
+    # The `workers` row this process's worker registered (bot.worker's `Membership`), named by every claim it takes;
+    # None where no worker runs (the CLI's one-shot commands, a `kickoff serve --no-worker`, tests without one).
+    worker_id: int | None = None
     # Counters for `/metrics`; None where nothing serves them (the CLI, `kickoff worker`).
     metrics: Metrics | None = None
     # The stores and the config service, built on these by `bot.root.compose` (so they come after them).

@@ -173,6 +173,25 @@ class QueueSettings(BaseSettings):
     checks_timeout_minutes: float = Field(default=120.0, gt=0, validation_alias="KICKOFF_QUEUE_CHECKS_TIMEOUT_MINUTES")
 
 
+class WorkerSettings(BaseSettings):
+    """Workers' membership (docs/deploy.md, "When a worker dies"): each worker heartbeats every
+    `heartbeat_seconds`; one silent for `timeout_seconds` is dead, and the others take its claims over."""
+
+    model_config = _ENV
+
+    heartbeat_seconds: float = Field(default=2.0, gt=0, validation_alias="KICKOFF_HEARTBEAT_SECONDS")
+    timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="KICKOFF_WORKER_TIMEOUT_SECONDS")
+
+    @model_validator(mode="after")
+    def _timeout_outlasts_heartbeats(self) -> WorkerSettings:
+        if self.timeout_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "KICKOFF_WORKER_TIMEOUT_SECONDS must be more than twice KICKOFF_HEARTBEAT_SECONDS, or a live worker"
+                " that misses one heartbeat is taken for dead"
+            )
+        return self
+
+
 SECTIONS: Final[dict[str, type[BaseSettings]]] = {
     "dispatch": DispatchSettings,
     "ingress": IngressSettings,
@@ -180,6 +199,7 @@ SECTIONS: Final[dict[str, type[BaseSettings]]] = {
     "local": LocalRunnerSettings,
     "remote": RemoteRunnerSettings,
     "queue": QueueSettings,
+    "workers": WorkerSettings,
 }
 """Settings' sections: each reads its own names (all flat, as users set them) from the same sources."""
 
@@ -194,8 +214,8 @@ _SECTION_NAMES: Final = {name: _aliases(section) for name, section in SECTIONS.i
 class Settings(BaseSettings):
     """Everything the process reads from its environment, built once at start-up: the App, the server and the
     operator's policy here, each part's tuning in a section (`settings.dispatch`, `.ingress`, `.scheduler`,
-    `.local`, `.remote`, `.queue`). Names are the ones users set (see DESIGN.md); overrides in code use them too,
-    whichever section they belong to: `Settings(_env_file=None, KICKOFF_QUEUE_SWEEP_SECONDS=1)`."""
+    `.local`, `.remote`, `.queue`, `.workers`). Names are the ones users set (see DESIGN.md); overrides in code use
+    them too, whichever section they belong to: `Settings(_env_file=None, KICKOFF_QUEUE_SWEEP_SECONDS=1)`."""
 
     model_config = _ENV
 
@@ -269,6 +289,10 @@ class Settings(BaseSettings):
     @property
     def queue(self) -> QueueSettings:
         return self._section("queue", QueueSettings)
+
+    @property
+    def workers(self) -> WorkerSettings:
+        return self._section("workers", WorkerSettings)
 
     _split = field_validator("runners", "agent_env", "config_extends", mode="before")(_names)
     _check_env = field_validator("agent_env")(_check_agent_env)

@@ -12,7 +12,12 @@ did: a report taken by a `kickoff serve --no-worker`, a run planned by another w
   pass, and when a coalesced edit falls due; bot.runs.tracking);
 - `queue-sweep`: repairs missed review-queue webhooks and times out checks (bot.queue.service);
 - `redelivery`: asks GitHub again for deliveries that never reached Kickoff (`KICKOFF_REDELIVER_SECONDS`, 0 = off;
-  only with the App's own credentials; bot.redelivery).
+  only with the App's own credentials; bot.redelivery);
+- `membership`: the worker's row in `workers` (bot.store.workers), registered before any other loop starts and
+  heartbeat every `KICKOFF_HEARTBEAT_SECONDS`; each beat also buries the workers found dead (silent for
+  `KICKOFF_WORKER_TIMEOUT_SECONDS`, or, on this host, whose process is gone), which ends their delivery leases, and
+  wakes the loops that take their runs and pull requests over. A clean stop marks the row stopped once every other
+  loop has finished, so what this worker held is free at once.
 
 Supervised: every loop catches its own per-pass failures; a loop that dies anyway is logged and stops the worker
 (the others are told to stop and finish what they are doing), and `Worker.run` raises `LoopFailed`.
@@ -25,6 +30,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.dispatcher import Dispatcher
 from bot.features import Features
@@ -35,6 +41,7 @@ from bot.routing import Router
 from bot.runners.registry import build_scheduler
 from bot.runs.scheduler import Scheduler
 from bot.services import Services
+from bot.store.workers import Identity, WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +140,87 @@ class RunLoops:
             await wait_any(due, stop, timeout)
 
 
+class Membership:
+    """This process's row in `workers`: registered by `join`, heartbeat by `run`, stopped by `leave`.
+
+    `services.worker_id` is the row's id, which every claim the worker takes names. A worker declared dead while it
+    lived (its heartbeat stalled past the timeout) learns it at its next beat: it registers again, as a new worker,
+    and what it held is another's already.
+    """
+
+    def __init__(self, services: Services, *, identity: Identity | None = None) -> None:
+        self.services = services
+        settings = services.settings.workers
+        self.interval = settings.heartbeat_seconds
+        self.workers = WorkerStore(services.store, timeout=timedelta(seconds=settings.timeout_seconds),
+                                   clock=services.clock)
+        self.identity = identity or Identity.here()
+        self.worker_id: int | None = None
+
+    async def join(self) -> int:
+        """Register (and bury the workers already dead: a restarted process frees its old self's claims now)."""
+        self.worker_id = await self.workers.register(self.identity)
+        self.services.worker_id = self.worker_id
+        log.info("worker %s registered (%s, pid %s)", self.worker_id, self.identity.host, self.identity.pid)
+        await self.reap()
+        return self.worker_id
+
+    async def beat(self) -> None:
+        """One heartbeat and one reaping pass."""
+        if self.worker_id is None:
+            await self.join()
+            return
+        if not await self.workers.heartbeat(self.worker_id):
+            log.warning("worker %s was declared dead while it lived (its heartbeat stalled); registering again",
+                        self.worker_id)
+            await self.join()
+            return
+        await self.reap()
+
+    async def reap(self) -> list[int]:
+        buried = await self.workers.reap(self.identity, exclude=self.worker_id)
+        if buried:
+            # Their leases are due now, their runs and pull requests free: look at once.
+            self.services.wakeup.set()
+            self.services.runs_changed.set()
+            self.services.runs_succeeded.set()
+        return buried
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Heartbeat until `stop` is set (a failed beat is logged and tried again at the next)."""
+        while not stop.is_set():
+            await wait_any(stop, stop, self.interval)
+            if stop.is_set():
+                return
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("the worker's heartbeat failed; trying again")
+
+    async def leave(self) -> None:
+        """A clean stop: the row is marked stopped, and what the worker still held is released."""
+        if self.worker_id is None:
+            return
+        try:
+            await self.workers.stop(self.worker_id)
+        except Exception:
+            log.exception("could not mark worker %s stopped; the others find it dead after its timeout",
+                          self.worker_id)
+        self.services.worker_id = None
+        self.worker_id = None
+
+
 class Worker:
     """Runs its loops side by side until stopped, or until one of them dies."""
 
     def __init__(self, loops: Sequence[Loop], *, runs: RunLoops | None = None,
-                 dispatcher: Dispatcher[Features] | None = None) -> None:
+                 dispatcher: Dispatcher[Features] | None = None, membership: Membership | None = None) -> None:
         self.loops = list(loops)
         self.runs = runs
         self.dispatcher = dispatcher
+        self.membership = membership
+        if membership is not None:
+            self.loops.append(Loop("membership", membership.run))
 
     @property
     def names(self) -> list[str]:
@@ -163,6 +243,12 @@ class Worker:
             await stop.wait()
             halt.set()
 
+        if self.membership is not None:
+            try:
+                await self.membership.join()  # before any claim, so every claim names this worker
+            except Exception as exc:
+                log.exception("the worker could not register")
+                raise LoopFailed(f"the worker could not register in the database: {type(exc).__name__}") from None
         watcher = asyncio.create_task(relay(), name="worker-stop")
         log.info("worker started: %s", ", ".join(self.names))
         try:
@@ -171,6 +257,8 @@ class Worker:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if self.membership is not None:
+                await self.membership.leave()  # every loop has finished: nothing it holds is in use any more
         if died:
             raise LoopFailed(f"the worker stopped: its {', '.join(died)} loop died (see the log above)")
         log.info("worker stopped")
@@ -185,4 +273,4 @@ def build_worker(services: Features, router: Router[Features], *, redeliver: boo
     every = services.settings.dispatch.redeliver_seconds
     if redeliver and every > 0:
         loops.append(Loop("redelivery", lambda stop: redeliver_periodically(services, stop, every)))
-    return Worker(loops, runs=runs, dispatcher=dispatcher)
+    return Worker(loops, runs=runs, dispatcher=dispatcher, membership=Membership(services))

@@ -4,6 +4,7 @@ opened the moment a run succeeds, or after a restart when it succeeded before a 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import update
 
 from bot.routing import Router
 from bot.store.models import Run, RunState, utcnow
-from bot.worker import Loop, LoopFailed, Worker, build_worker
+from bot.worker import Loop, LoopFailed, Membership, Worker, build_worker
 from tests.prs.support import config, succeed, success
 from tests.runs.support import FakeBackend, World, eventually, running, world
 
@@ -34,8 +35,9 @@ async def pr_of(w: World, run: Run) -> int | None:
 def test_serve_and_worker_build_the_same_loops_and_redelivery_follows_its_setting(w: World) -> None:
     worker = build_worker(w.services, Router(), redeliver=True)
     assert worker.names == ["dispatcher", "runs-changed", "scheduler", "pull-requests", "tracking", "queue-sweep",
-                            "redelivery"]
+                            "redelivery", "membership"]
     assert worker.runs is not None
+    assert worker.membership is not None
     assert worker.runs.scheduler.backends
     assert "redelivery" not in build_worker(w.services, Router(), redeliver=False).names  # no App credentials
     w.services.settings.dispatch.redeliver_seconds = 0
@@ -107,3 +109,42 @@ async def test_a_run_that_succeeded_before_a_crash_gets_its_pull_request_after_t
         stored = await w.runs.require(run.id)
         assert (stored.state, stored.progress) == (RunState.SUCCEEDED, "delivered")
     assert len(w.github.calls_to("open_pull_request")) == 2
+
+
+async def test_membership_registers_before_the_loops_and_a_clean_stop_marks_the_worker_stopped(w: World) -> None:
+    membership = Membership(w.services)
+    seen: list[int | None] = []
+
+    async def claimer(stop: asyncio.Event) -> None:
+        seen.append(w.services.worker_id)  # what a claim would name
+        await stop.wait()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker([Loop("claimer", claimer)], membership=membership).run(stop))
+    await eventually(lambda: _true(bool(seen)), 10, "the loop to start")
+    (worker_id,) = seen
+    assert worker_id is not None
+    row = await membership.workers.get(worker_id)
+    assert row is not None
+    assert (row.pid, row.stopped_at) == (os.getpid(), None)
+    assert row.process_started is not None
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    row = await membership.workers.get(worker_id)
+    assert row is not None
+    assert row.stopped_at is not None
+    assert w.services.worker_id is None
+
+
+async def test_a_worker_declared_dead_while_it_lived_registers_again(w: World) -> None:
+    membership = Membership(w.services)
+    first = await membership.join()
+    await membership.workers.stop(first)  # another worker buried it (its heartbeat had stalled)
+    await membership.beat()
+    assert membership.worker_id not in (None, first)
+    assert w.services.worker_id == membership.worker_id
+    await membership.leave()
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -6,9 +6,11 @@
 yet delivered (one worker wins each, see `bot.store.pulls`) and:
 
 - a new run (or a follow-up on a person's pull request): reserves its `pull_requests` row, opens the pull request
-  (adopting the one GitHub says already exists), then labels it, requests a review, creates the `agent-run` check,
-  comments a research report's summary on the issue and, once the trigger's last pull request is out, updates the
-  sibling links of the earlier ones (one edit each, not one per sibling);
+  (adopting the head branch's open pull request when there is one: an earlier attempt's, whose worker died after
+  `POST /pulls`; and the one GitHub says already exists, should one appear in between), then labels it, requests
+  a review, creates the `agent-run` check, comments a research report's summary on the issue and, once the
+  trigger's last pull request is out, updates the sibling links of the earlier ones (one edit each, not one per
+  sibling);
 - a follow-up or fix on a Kickoff pull request: comments on that pull request and puts an `agent-run` check on its
   new head (it pushed to the same branch; no new pull request).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from bot import messages
@@ -82,7 +85,10 @@ class PullRequestOpener:
     ) -> None:
         self.services = services
         self.runs = runs or RunStore(services.store, clock=services.clock)
-        self.pulls = PullRequestStore(services.store, clock=services.clock)
+        self.pulls = PullRequestStore(
+            services.store, clock=services.clock,
+            worker_timeout=timedelta(seconds=services.settings.workers.timeout_seconds),
+        )
         self._config_for = config_for or services.configs.load
 
     async def process(self, limit: int = BATCH) -> int:
@@ -91,7 +97,7 @@ class PullRequestOpener:
             return 0
         done = 0
         for run in await self.pulls.undelivered(limit):
-            if not await self.pulls.claim(run):
+            if not await self.pulls.claim(run, self.services.worker_id):
                 continue
             try:
                 await self.deliver(run)
@@ -142,7 +148,7 @@ class PullRequestOpener:
         base = run.base_branch or ""
         if not base:
             base = (await github.get_repository(where.installation_id, where.owner, where.repo)).default_branch
-        row, mine = await self.pulls.reserve(run, head_ref=head, base_ref=base)
+        row, mine = await self.pulls.reserve(run, head_ref=head, base_ref=base, worker_id=self.services.worker_id)
         if not mine:
             if row.state != OPENING:
                 await self.pulls.delivered(run.id, pr_number=None if followup_of else row.number)
@@ -164,11 +170,18 @@ class PullRequestOpener:
         )
         draft = config.pull_requests.draft or texts.verify_failed(result)
         title = texts.title(config, run, issue_title)
+        # Idempotent by construction: a worker that died after `POST /pulls` left the head's pull request open,
+        # and the one taking over adopts it rather than asking GitHub for a second.
+        existing = await github.find_pull_requests(where.installation_id, where.owner, where.repo, head=head)
         try:
-            pull = await github.open_pull_request(
-                where.installation_id, where.owner, where.repo, head=head, base=base, title=title,
-                body=texts.body(run, result, parts), draft=draft,
-            )
+            if existing:
+                pull = existing[0]
+                log.info("run %s: adopting pull request #%s, already open from %s", run.id, pull.number, head)
+            else:
+                pull = await github.open_pull_request(
+                    where.installation_id, where.owner, where.repo, head=head, base=base, title=title,
+                    body=texts.body(run, result, parts), draft=draft,
+                )
         except GitHubError as exc:
             adopted = await self._adopt(github, where, head, exc) if isinstance(exc, ValidationFailed) else None
             if adopted is None:

@@ -101,8 +101,11 @@ class ClaimPolicy:
                 busy_global=lingering_total,
                 busy_repo=lingering.get(repo, 0),
                 # The report secret's hash is stored with the claim, before any runner could report.
-                values={"runner": backend.name, "secret_hash": secret_hash(secret := secrets.token_urlsafe(32))},
+                # The claim names this worker: if it dies before the runner exists, another requeues the run.
+                values={"runner": backend.name, "secret_hash": secret_hash(secret := secrets.token_urlsafe(32)),
+                        "worker_id": self.services.worker_id},
             ):
+                run.worker_id = self.services.worker_id
                 register_secret(secret, run_id=run.id)
                 claimed.append(Claim(run, configs[repo], backend, secret))
                 busy[repo] += 1

@@ -1,9 +1,14 @@
 """Following runners: starting a claimed run on its backend, settling it when its runner exits, stopping the runners
 of runs that ended elsewhere, and at start-up recovering the runs a previous process left on a runner.
 
-A run's token (one repository, contents:write) is minted when it starts and revoked when its runner exits. At
-start-up a run on a runner of this host is re-attached when the runner still lives, finished from what it left
-behind, or failed as "runner lost".
+A run's token (one repository, contents:write) is minted when it starts and revoked when its runner exits.
+
+A run from `starting` on is held by the worker that claimed it (`runs.worker_id`). Recovery runs at start-up and at
+every scheduling pass, and takes over the runs of dead workers (bot.store.workers): a `starting` run that never got
+a runner goes back to `queued` (at most `MAX_REQUEUES` times, then it fails saying so); a run whose runner this
+worker can reach is re-attached when the runner still lives, finished from what it left behind (a runner that
+reported goes on to its pull request), or failed as "runner lost". At start-up the runs no worker holds (claimed
+by an older version) are taken over the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from bot.runs.backend import RunnerBackend, RunnerError, RunnerExit
 from bot.runs.spec_builder import Unstartable
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from bot.services import Services
-from bot.store.lifecycle import is_final
+from bot.store.lifecycle import MAX_REQUEUES, is_final
 from bot.store.models import Run, RunState
 from bot.store.runs import RunStore
 
@@ -35,8 +40,6 @@ SpecFor = Callable[[Run, RepoConfig], Awaitable[RunSpec]]
 
 SHUTDOWN_GRACE: Final = 5.0
 RUN_TOKEN_PERMISSIONS: Final = {"contents": "write"}
-# A claimed run still without a runner after this long was being started by a process that died.
-LOST_AFTER: Final = timedelta(minutes=2)
 
 
 def describe(exc: BaseException) -> str:
@@ -107,7 +110,11 @@ class RunnerFollower:
                 spec, {ENV_GIT_TOKEN: token.token, ENV_RUN_SECRET: secret},
                 deadline=self._run_deadline(spec.timeout_seconds),
             )
-            await self.runs.update(run.id, runner_ref=ref)
+            if not await self.runs.attach_runner(run.id, ref, run.worker_id):
+                # Taken from this worker meanwhile (thought dead, it was requeued or failed): one runner per run.
+                log.warning("run %s was taken over while its runner started; stopping that runner", run.id)
+                self._stopping.add(run.id)
+                self._spawn(self._stop(backend, run.id), f"stop-run-{run.id}")
         except Exception as exc:
             reason = describe(exc)
             if not isinstance(exc, Unstartable | GitHubError | RunnerError | ConfigError):
@@ -165,8 +172,8 @@ class RunnerFollower:
         timeout = self._timeouts.pop(exit_.run_id, None)
         try:
             run = await self.runs.get(exit_.run_id)
-            if run is None or is_final(run.state):
-                return
+            if run is None or run.state not in (RunState.STARTING, RunState.RUNNING) or not self._holds(run):
+                return  # ended, or no longer this worker's (requeued, or taken over by another)
             if exit_.cancelled:
                 await self.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
             elif exit_.timed_out:
@@ -194,38 +201,70 @@ class RunnerFollower:
         except GitHubError as exc:
             log.info("could not revoke a run token (it expires within the hour): %s", exc)
 
-    async def recover(self) -> None:
-        """Settle the runs a previous process left on a runner of this host: re-attach, collect, or fail."""
-        now = self.services.clock()
-        for name, backend in self.backends.items():
-            for run in await self.runs.held_by(name):
-                if run.id in backend.running():
-                    continue
-                ref = run.runner_ref
-                if ref is None:
-                    if now - run.updated_at > LOST_AFTER:
-                        await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
-                    continue
-                if not backend.owns(ref):
-                    continue  # another host's runner: that host's worker recovers it
-                config = await self._config_or_default(run)
-                elapsed = (now - (run.started_at or run.created_at)).total_seconds()
-                deadline = max(1.0, self._run_deadline(config.limits.run_timeout_minutes * 60) - elapsed)
-                if await backend.follow(run.id, ref, deadline=deadline):
-                    self._repo_of[run.id] = run.repository
-                    self._timeouts[run.id] = config.limits.run_timeout_minutes * 60
-                    continue
-                result = await backend.collect(run.id, ref)
-                if result is not None:
-                    await self.runs.finish(run.id, result)
-                else:
-                    await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
-                log.info("run %s: its runner was gone after a restart (%s)", run.id,
-                         "result collected" if result else "runner lost")
-                await backend.cleanup(run.id, ref)
-            # Its runners that no run holds any more are removed (remote jobs; the local backend has none to find).
-            await backend.sweep({run.id for run in await self.runs.held_by(name)})
-        self.services.runs_changed.set()
+    def _holds(self, run: Run) -> bool:
+        """Whether this worker holds `run`: no other live worker took it over (a run no worker names is anyone's)."""
+        me = self.services.worker_id
+        return run.worker_id is None or me is None or run.worker_id == me
+
+    async def recover(self, *, startup: bool = False) -> int:
+        """Take over the runs of dead workers (at `startup` also those no worker holds): requeue the unstarted,
+        re-attach, collect or fail the rest; how many runs were taken over."""
+        cutoff = self.services.clock() - timedelta(seconds=self.services.settings.workers.timeout_seconds)
+        taken = 0
+        for run in await self.runs.orphaned(cutoff, unowned=startup):
+            if self.services.worker_id is not None and run.worker_id == self.services.worker_id:
+                continue  # this very worker, declared dead while it lived: its own loops still follow it
+            if await self._take_over(run):
+                taken += 1
+        if startup:
+            for name, backend in self.backends.items():
+                # Its runners that no run holds any more are removed (remote jobs; the local backend has none).
+                await backend.sweep({run.id for run in await self.runs.held_by(name)})
+        if taken or startup:
+            self.services.runs_changed.set()
+        return taken
+
+    async def _take_over(self, run: Run) -> bool:
+        ref = run.runner_ref
+        if ref is None:
+            if run.state == RunState.STARTING:
+                # Its worker died before any runner existed: nothing ran, so the run may simply start again.
+                moved = await self.runs.requeue_unstarted(
+                    run, reason=messages.RUN_REQUEUED, cap=MAX_REQUEUES,
+                    give_up=messages.RUN_REQUEUE_LIMIT.format(times=MAX_REQUEUES),
+                )
+                if moved is not None:
+                    log.warning("run %s: its worker died before starting its runner; %s", run.id,
+                                "queued again" if moved == RunState.QUEUED else "failed, requeued too often")
+                return moved is not None
+            if not await self.runs.adopt(run, self.services.worker_id):
+                return False
+            await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
+            return True
+        backend = self.backends.get(run.runner or "")
+        if backend is None or not backend.owns(ref):
+            return False  # another host's runner (or a backend not offered here): a worker there takes it over
+        if run.id in backend.running():
+            return await self.runs.adopt(run, self.services.worker_id)  # already followed here
+        if not await self.runs.adopt(run, self.services.worker_id):
+            return False
+        config = await self._config_or_default(run)
+        elapsed = (self.services.clock() - (run.started_at or run.created_at)).total_seconds()
+        deadline = max(1.0, self._run_deadline(config.limits.run_timeout_minutes * 60) - elapsed)
+        if await backend.follow(run.id, ref, deadline=deadline):
+            self._repo_of[run.id] = run.repository
+            self._timeouts[run.id] = config.limits.run_timeout_minutes * 60
+            log.info("run %s: following its runner, taken over from a stopped worker", run.id)
+            return True
+        result = await backend.collect(run.id, ref)
+        if result is not None:
+            await self.runs.finish(run.id, result)  # a succeeded run goes on to its pull request
+        else:
+            await self.runs.move(run.id, RunState.FAILED, messages.RUN_RUNNER_LOST)
+        log.info("run %s: its runner was gone when taken over (%s)", run.id,
+                 "result collected" if result else "runner lost")
+        await backend.cleanup(run.id, ref)
+        return True
 
     async def _config_or_default(self, run: Run) -> RepoConfig:
         try:

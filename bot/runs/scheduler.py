@@ -10,7 +10,8 @@ of three parts, each pass:
 3. `bot.runs.following` starts the claimed runs (per-run token, the spec from `bot.runs.spec_builder`, the
    backend) and settles them when their runners exit.
 
-At start-up it recovers the runs a previous process left on a runner (bot.runs.following). Tracking comments
+At start-up and at every pass it takes over the runs of dead workers (bot.runs.following): no run stays
+`starting` for good because the process that claimed it was killed. Tracking comments
 (`self.tracker`) and pull requests are the worker's other loops: the scheduler neither edits nor opens them.
 """
 
@@ -109,7 +110,12 @@ class Scheduler:
             return []
 
     async def schedule(self) -> list[int]:
-        """Claim and start what the limits allow; the ids of the runs started."""
+        """Take over the runs of dead workers, then claim and start what the limits allow; the ids of the runs
+        started."""
+        try:
+            await self.follower.recover()
+        except Exception:
+            log.exception("taking over the runs of dead workers failed; trying again at the next pass")
         lingering = await self.follower.reconcile()
         claimed = await self.claims.claim(lingering)
         try:
@@ -123,8 +129,10 @@ class Scheduler:
         return await self.specs.build_spec(run, config)
 
     async def recover(self) -> None:
-        """Settle the runs a previous process left on a runner of this host: re-attach, collect, or fail."""
-        await self.follower.recover()
+        """At start-up: take over the runs of dead workers and those no worker holds (a previous version's):
+        requeue the unstarted, re-attach, collect, or fail (bot.runs.following). Each pass does it again for the
+        workers that died since."""
+        await self.follower.recover(startup=True)
 
     async def aclose(self) -> None:
         """Let runners being stopped finish stopping (briefly), then stop watching the rest."""

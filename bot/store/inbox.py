@@ -70,7 +70,11 @@ class Inbox:
             deliveries.c.lease_owner == bindparam("b_owner"),
             deliveries.c.status == DeliveryStatus.PROCESSING,
         )
-        self._renew = held.values(lease_expires_at=until, due_at=until).returning(deliveries.c.id)
+        # A renewal names the worker too: one that registered again (declared dead while it lived) keeps its leases
+        # under the name that heartbeats now.
+        self._renew = held.values(
+            lease_expires_at=until, due_at=until, worker_id=bindparam("b_worker", type_=Integer())
+        ).returning(deliveries.c.id)
         self._complete = (
             held
             .values(lease_owner=None, lease_expires_at=None, status=DeliveryStatus.DONE, last_error=None,
@@ -115,12 +119,17 @@ class Inbox:
 
         return await self.store.write(insert)
 
-    async def claim(self, owner: str, limit: int, lease: timedelta, *, exclude_repos: Sequence[str] = ()) -> list[
-        ClaimedDelivery
-    ]:
-        """Lease up to `limit` due deliveries, oldest first. PostgreSQL skips rows another dispatcher holds."""
+    async def claim(
+        self, owner: str, limit: int, lease: timedelta, *, exclude_repos: Sequence[str] = (),
+        worker_id: int | None = None,
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries, oldest first. PostgreSQL skips rows another dispatcher holds.
+
+        `worker_id` names the worker holding the leases: when it dies they end at once (bot.store.workers), not when
+        `lease` runs out."""
         now = utcnow()
-        params: dict[str, object] = {"b_now": now, "b_until": now + lease, "b_owner": owner, "b_limit": limit}
+        params: dict[str, object] = {"b_now": now, "b_until": now + lease, "b_owner": owner, "b_limit": limit,
+                                     "b_worker": worker_id}
         if exclude_repos:
             params["b_repos"] = list(exclude_repos)
         stmt = self._claim_excluding if exclude_repos else self._claim
@@ -147,12 +156,14 @@ class Inbox:
         claimed.sort(key=lambda c: (c.received_at, c.id))
         return claimed
 
-    async def renew_many(self, delivery_ids: Sequence[str], owner: str, lease: timedelta) -> set[str]:
-        """Extend the leases `owner` still holds; the ids renewed."""
+    async def renew_many(
+        self, delivery_ids: Sequence[str], owner: str, lease: timedelta, *, worker_id: int | None = None
+    ) -> set[str]:
+        """Extend the leases `owner` still holds, in the name of worker `worker_id`; the ids renewed."""
         if not delivery_ids:
             return set()
         stmt = self._renew
-        params = {"b_ids": list(delivery_ids), "b_owner": owner, "b_until": utcnow() + lease}
+        params = {"b_ids": list(delivery_ids), "b_owner": owner, "b_until": utcnow() + lease, "b_worker": worker_id}
         return await self.store.write(lambda conn: {row[0] for row in conn.execute(stmt, params)})
 
     async def complete(self, delivery_id: str, owner: str) -> bool:
@@ -269,7 +280,8 @@ def _sqlite_time(value: datetime) -> str:
 
 
 def _claim_statement(*, postgres: bool, excluding: bool) -> Update:
-    """Lease the oldest due deliveries: parameters `b_now`, `b_until`, `b_owner`, `b_limit` (and `b_repos`)."""
+    """Lease the oldest due deliveries: parameters `b_now`, `b_until`, `b_owner`, `b_worker`, `b_limit` (and
+    `b_repos`)."""
     t = cast(Table, Delivery.__table__)
     due = t.c.due_at <= bindparam("b_now", type_=UTCDateTime())
     candidates = select(t.c.id).where(due)
@@ -291,6 +303,7 @@ def _claim_statement(*, postgres: bool, excluding: bool) -> Update:
     return target.values(
         status=DeliveryStatus.PROCESSING,
         lease_owner=bindparam("b_owner"),
+        worker_id=bindparam("b_worker", type_=Integer()),
         lease_expires_at=until,
         due_at=until,  # claimable again only when the lease runs out
         attempts=t.c.attempts + 1,

@@ -1,6 +1,8 @@
 """The run lifecycle: which state may follow which. Pure; persisted by `bot.store.runs`.
 
     queued → waiting → starting → running → succeeded | no_changes | failed | cancelled | timed_out
+                         starting → queued   (its worker died before the runner existed; at most
+                                              `MAX_REQUEUES` times)
 
 A run can be cancelled at any point before it ends; a run that never reached `running` can still fail or time out
 (its runner could not be started, or never reported). Final states are final: a retry is a new run.
@@ -20,7 +22,8 @@ S = RunState
 ALLOWED: Final[Mapping[str, frozenset[str]]] = {
     S.QUEUED: frozenset({S.WAITING, S.STARTING, S.CANCELLED}),
     S.WAITING: frozenset({S.STARTING, S.CANCELLED}),
-    S.STARTING: frozenset({S.RUNNING, S.FAILED, S.CANCELLED, S.TIMED_OUT}),
+    # `starting → queued`: the worker that claimed the run died before its runner existed (bot.runs.following).
+    S.STARTING: frozenset({S.RUNNING, S.QUEUED, S.FAILED, S.CANCELLED, S.TIMED_OUT}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.NO_CHANGES, S.FAILED, S.CANCELLED, S.TIMED_OUT}),
     S.SUCCEEDED: frozenset(),
     S.NO_CHANGES: frozenset(),
@@ -30,6 +33,8 @@ ALLOWED: Final[Mapping[str, frozenset[str]]] = {
 }
 STATES: Final = tuple(ALLOWED)
 
+# How often a run goes back from `starting` to `queued` (its worker died before its runner existed) before it fails.
+MAX_REQUEUES: Final = 3
 # The states in which a runner may be alive (what the parallel limits count).
 ON_RUNNER: Final = (S.STARTING, S.RUNNING)
 # What a user can retry: the runs that ended without a result.

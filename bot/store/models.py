@@ -77,6 +77,8 @@ class Delivery(Base):
     # processing, NULL once done or dead. The claim reads `due_at <= now` in index order and nothing else.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(100))
+    # The worker (`workers.id`) whose dispatcher holds the lease: when that worker dies its leases end at once.
+    worker_id: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -89,6 +91,26 @@ class Delivery(Base):
         Index("ix_deliveries_received", "received_at"),
         Index("ix_deliveries_due", "due_at", "id"),
     )
+
+
+class Worker(Base):
+    """One `kickoff serve` or `kickoff worker` process, registered at its start and kept alive by its heartbeat
+    (bot.worker's `Membership`). A worker is dead once stopped, once its heartbeat is older than
+    `KICKOFF_WORKER_TIMEOUT_SECONDS`, or (seen from its own host and pid namespace) once its pid is gone or belongs to
+    a process started at another time. Every claim names its worker, so the others take a dead one's claims over."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_namespace: Mapped[str | None] = mapped_column(String(64))  # e.g. `pid:[4026531836]`
+    process_started: Mapped[int | None] = mapped_column(BigInteger)  # /proc/<pid>/stat's starttime, in clock ticks
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_workers_live", "stopped_at", "heartbeat_at"),)
 
 
 class DeliveryPayload(Base):
@@ -195,6 +217,9 @@ class Run(Base):
     pr_number: Mapped[int | None] = mapped_column(Integer)  # the PR it opened, or the PR a follow-up works on
     runner: Mapped[str | None] = mapped_column(String(32))
     runner_ref: Mapped[str | None] = mapped_column(String(255))  # pid, job name, machine id, workflow run id
+    # The worker that holds the run: the one that claimed it (`starting`), follows its runner, or delivers its
+    # pull request. When that worker dies, another takes the run over (bot.runs.following).
+    worker_id: Mapped[int | None] = mapped_column(Integer)
     secret_hash: Mapped[str | None] = mapped_column(String(128))  # sha256 of the per-run report secret
     progress: Mapped[str | None] = mapped_column(String(32))
     result: Mapped[str | None] = mapped_column(Text)  # RunResult JSON
@@ -249,6 +274,8 @@ class PullRequest(Base):
     draft: Mapped[bool] = mapped_column(Boolean, default=False)
     agent_check_run_id: Mapped[int | None] = mapped_column(BigInteger)
     fix_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The worker opening it while `opening`: a dead worker's reservation is taken over at once.
+    worker_id: Mapped[int | None] = mapped_column(Integer)
     # Review queue state (see bot/queue/model.py): what Kickoff remembers between reconciles.
     priority: Mapped[str | None] = mapped_column(String(16))  # set by `/agent priority`; labels are read live
     held: Mapped[bool] = mapped_column(Boolean, default=False)

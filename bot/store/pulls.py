@@ -6,7 +6,11 @@ worker never opens a second pull request for a run. The queue reads only rows in
 
 Delivery of a succeeded run (opening its pull request, or commenting on the pull request a follow-up pushed to) is
 tracked in `runs.progress`: `finished` (the runner's last word) → `delivering` (claimed by one worker, with one
-guarded UPDATE) → `delivered`. A claim older than `STALE_CLAIM` is taken over: its worker died.
+guarded UPDATE) → `delivered`.
+
+Both claims, the delivery (`runs.worker_id`) and the reservation (`pull_requests.worker_id`), name their worker, and a
+dead worker's (bot.store.workers) is taken over at once. A claim that names no worker (taken by a process without
+one, or before workers were recorded) is taken over once it is older than `STALE_CLAIM`.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import CursorResult, Result, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.store.db import Store
 from bot.store.models import PullRequest, Run, RunState, RunTransition, utcnow
+from bot.store.workers import alive
 
 OPENING: Final = "opening"
 OPEN: Final = "open"
@@ -52,16 +58,33 @@ class OpenedPull(Protocol):
     def draft(self) -> bool: ...
 
 
+def _held_by(column: InstrumentedAttribute[int | None], worker_id: int | None) -> ColumnElement[bool]:
+    """SQL: `column` still names `worker_id` (the owner as read, so of two workers taking over only one wins)."""
+    return column.is_(None) if worker_id is None else column == worker_id
+
+
 def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-class PullRequestStore:
-    """Rows of `pull_requests` and the delivery columns of `runs`."""
+def _abandoned(worker_id: InstrumentedAttribute[int | None], updated_at: InstrumentedAttribute[datetime], now: datetime,
+               timeout: timedelta) -> ColumnElement[bool]:
+    """SQL: a claim whose worker is dead, or that names none and is older than `STALE_CLAIM`."""
+    return or_(
+        worker_id.is_not(None) & ~alive(worker_id, now - timeout),
+        worker_id.is_(None) & (updated_at < now - STALE_CLAIM),
+    )
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow) -> None:
+
+class PullRequestStore:
+    """Rows of `pull_requests` and the delivery columns of `runs`. `worker_timeout`: a worker silent this long is
+    dead (`KICKOFF_WORKER_TIMEOUT_SECONDS`)."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow,
+                 worker_timeout: timedelta = timedelta(seconds=10)) -> None:
         self.store = store
         self.clock = clock
+        self.worker_timeout = worker_timeout
 
     async def for_run(self, run_id: int) -> PullRequest | None:
         async with self.store.sessions() as session:
@@ -131,13 +154,16 @@ class PullRequestStore:
             )
         return int(count or 0)
 
-    async def reserve(self, run: Run, *, head_ref: str, base_ref: str) -> tuple[PullRequest, bool]:
-        """The run's row, and whether this caller may open the pull request (False: another did or does)."""
+    async def reserve(
+        self, run: Run, *, head_ref: str, base_ref: str, worker_id: int | None = None
+    ) -> tuple[PullRequest, bool]:
+        """The run's row, and whether this caller (worker `worker_id`) may open the pull request (False: another
+        did or does)."""
         now = self.clock()
         row = PullRequest(
             installation_id=run.installation_id, repository=run.repository, number=-run.id, run_id=run.id,
             trigger_id=run.trigger_id, issue_number=run.issue_number, agent=run.agent, title="", head_ref=head_ref,
-            base_ref=base_ref, state=OPENING, created_at=now, updated_at=now,
+            base_ref=base_ref, state=OPENING, worker_id=worker_id, created_at=now, updated_at=now,
         )
         try:
             async with self.store.sessions.begin() as session:
@@ -146,15 +172,16 @@ class PullRequestStore:
             existing = await self.for_run(run.id)
             if existing is None:  # pragma: no cover - a conflicting row cannot vanish
                 raise
-            if existing.state != OPENING or now - existing.updated_at < STALE_CLAIM:
+            if existing.state != OPENING:
                 return existing, False
             # The worker that reserved it died: take over (its pull request, if it got that far, is adopted).
             async with self.store.sessions.begin() as session:
                 taken = await session.execute(
                     update(PullRequest)
                     .where(PullRequest.id == existing.id, PullRequest.state == OPENING,
-                           PullRequest.updated_at < now - STALE_CLAIM)
-                    .values(updated_at=now)
+                           _held_by(PullRequest.worker_id, existing.worker_id),
+                           _abandoned(PullRequest.worker_id, PullRequest.updated_at, now, self.worker_timeout))
+                    .values(updated_at=now, worker_id=worker_id)
                     .execution_options(synchronize_session=False)
                 )
             return existing, _rowcount(taken) == 1
@@ -239,31 +266,36 @@ class PullRequestStore:
         return _rowcount(result) == 1
 
     async def undelivered(self, limit: int = 50) -> list[Run]:
-        """Succeeded runs whose pull request (or follow-up comment) is not out yet, oldest first."""
-        stale = self.clock() - STALE_CLAIM
+        """Succeeded runs whose pull request (or follow-up comment) is not out yet, oldest first: not claimed, or
+        claimed by a dead worker."""
+        now = self.clock()
         async with self.store.sessions() as session:
             rows = await session.scalars(
                 select(Run)
                 .where(
                     Run.state == RunState.SUCCEEDED,
-                    or_(Run.progress == FINISHED, (Run.progress == DELIVERING) & (Run.updated_at < stale)),
+                    or_(Run.progress == FINISHED,
+                        (Run.progress == DELIVERING)
+                        & _abandoned(Run.worker_id, Run.updated_at, now, self.worker_timeout)),
                 )
                 .order_by(Run.finished_at, Run.id)
                 .limit(limit)
             )
             return list(rows)
 
-    async def claim(self, run: Run) -> bool:
-        """Take a run's delivery (one worker wins); a stale claim is taken over."""
-        stale = self.clock() - STALE_CLAIM
+    async def claim(self, run: Run, worker_id: int | None = None) -> bool:
+        """Take a run's delivery for worker `worker_id` (one worker wins); a dead worker's claim is taken over."""
+        now = self.clock()
         async with self.store.sessions.begin() as session:
             result = await session.execute(
                 update(Run)
                 .where(
                     Run.id == run.id, Run.state == RunState.SUCCEEDED,
-                    or_(Run.progress == FINISHED, (Run.progress == DELIVERING) & (Run.updated_at < stale)),
+                    or_(Run.progress == FINISHED,
+                        (Run.progress == DELIVERING) & _held_by(Run.worker_id, run.worker_id)
+                        & _abandoned(Run.worker_id, Run.updated_at, now, self.worker_timeout)),
                 )
-                .values(progress=DELIVERING, updated_at=self.clock())
+                .values(progress=DELIVERING, worker_id=worker_id, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
         return _rowcount(result) == 1

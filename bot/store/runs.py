@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, CursorResult, Result, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, Result, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -31,6 +31,7 @@ from bot.store.lifecycle import (
     state_for_outcome,
 )
 from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, TriggerSnapshot, utcnow
+from bot.store.workers import alive
 
 # Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.
 CLAIM_LOCK_KEY: Final = 0x6B69636B  # "kick"
@@ -61,6 +62,10 @@ def secret_hash(secret: str) -> str:
 
 def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
+
+
+def _held_by(worker_id: int | None) -> ColumnElement[bool]:
+    return Run.worker_id.is_(None) if worker_id is None else Run.worker_id == worker_id
 
 
 def _reason(reason: str | None) -> str | None:
@@ -383,6 +388,69 @@ class RunStore:
         except IntegrityError:
             return None  # another worker added the same attempt
         return new
+
+    async def attach_runner(self, run_id: int, ref: str, worker_id: int | None) -> bool:
+        """Record the runner of a run this worker started; False when the run is no longer this worker's (it was
+        taken over, being thought dead, or ended meanwhile): the caller stops the runner it just started."""
+        stmt = (
+            update(Run)
+            .where(Run.id == run_id, Run.state.in_(ON_RUNNER), _held_by(worker_id))
+            .values(runner_ref=ref, updated_at=self.clock())
+        )
+        return await self.store.write(lambda conn: _rowcount(conn.execute(stmt)) == 1)
+
+    async def orphaned(self, cutoff: datetime, *, unowned: bool = False) -> list[Run]:
+        """Runs on a runner (`starting`, `running`) whose worker is dead: stopped, or silent since `cutoff`; with
+        `unowned`, also those no worker holds (claimed before workers were recorded, or by a process without one)."""
+        dead = Run.worker_id.is_not(None) & ~alive(Run.worker_id, cutoff)
+        held = or_(dead, Run.worker_id.is_(None)) if unowned else dead
+        async with self.store.sessions() as session:
+            rows = await session.scalars(select(Run).where(Run.state.in_(ON_RUNNER), held).order_by(Run.id))
+            return list(rows)
+
+    async def adopt(self, run: Run, worker_id: int | None) -> bool:
+        """Take over a run from its dead worker (`run.worker_id` as read); False when another worker was first."""
+        stmt = (
+            update(Run)
+            .where(Run.id == run.id, Run.state == run.state, _held_by(run.worker_id))
+            .values(worker_id=worker_id, updated_at=self.clock())
+        )
+        return await self.store.write(lambda conn: _rowcount(conn.execute(stmt)) == 1)
+
+    async def requeue_unstarted(self, run: Run, *, reason: str, cap: int, give_up: str) -> str | None:
+        """Put a `starting` run that never got a runner back in `queued` (its dead worker's claim undone), or, once
+        it went back `cap` times, fail it with `give_up`. The state it went to; None when another worker moved it
+        first."""
+        now = self.clock()
+        count = (
+            select(func.count())
+            .select_from(RunTransition)
+            .where(RunTransition.run_id == run.id, RunTransition.from_state == RunState.STARTING,
+                   RunTransition.to_state == RunState.QUEUED)
+        )
+        guard = (Run.id == run.id, Run.state == RunState.STARTING, Run.runner_ref.is_(None), _held_by(run.worker_id))
+
+        def back(conn: Connection) -> str | None:
+            requeues = int(conn.execute(count).scalar_one())
+            if requeues < cap:
+                to, why = RunState.QUEUED, reason
+                values: dict[str, Any] = {"runner": None, "secret_hash": None, "worker_id": None,
+                                          "started_at": None, "progress": None}
+            else:
+                to, why = RunState.FAILED, give_up
+                values = {"finished_at": now}
+            moved = conn.execute(update(Run).where(*guard).values(state=to, reason=_reason(why), updated_at=now,
+                                                                 **values))
+            if _rowcount(moved) != 1:
+                return None
+            conn.execute(insert(RunTransition).values(run_id=run.id, from_state=RunState.STARTING, to_state=to,
+                                                      reason=_reason(why), at=now))
+            return to
+
+        moved_to = await self.store.write(back)
+        if moved_to is not None:
+            forget_run_secrets(run.id)
+        return moved_to
 
     def _step(
         self, conn: Connection, run_id: int, from_state: str, to: str, reason: str | None,

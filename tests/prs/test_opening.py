@@ -16,7 +16,7 @@ from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import RunState
 from bot.store.pulls import PullRequestStore
 from tests.prs.support import LEAKED_KEY, config, deliverer, succeed, success, texts_written
-from tests.runs.support import ISSUE, OWNER, REPO, FakeBackend, World, settle, world
+from tests.runs.support import ISSUE, OWNER, REPO, FakeBackend, World, dead_worker, live_worker, settle, world
 
 
 @pytest.fixture
@@ -223,3 +223,48 @@ async def test_a_fan_out_of_ten_edits_the_tracking_comment_a_few_times_and_links
         text = w.github.pull_bodies[(OWNER, REPO, number)]
         others = [n for n in range(101, 111) if n != number]
         assert ", ".join(f"#{n}" for n in others) in text
+
+
+async def test_a_dead_workers_pull_request_is_taken_over_at_once_and_adopted_without_a_second_post(w: World) -> None:
+    """A worker reserved the row, `POST /pulls` succeeded, and it was killed before recording it, a moment ago.
+    Its claims name it: another worker takes them over at once (not after 5 minutes), finds the head's open pull
+    request and adopts it, without asking GitHub for a second one."""
+    from sqlalchemy import update
+
+    from bot.store.models import Run
+
+    _, (run,) = await w.add_trigger(["ok"])
+    result = await succeed(w, run)
+    assert result.branch is not None
+    killed = await dead_worker(w)
+    pulls = PullRequestStore(w.store)
+    _row, mine = await pulls.reserve(await w.runs.require(run.id), head_ref=result.branch, base_ref="main",
+                                     worker_id=killed)
+    assert mine
+    await w.github.open_pull_request(7, OWNER, REPO, head=result.branch, base="main", title="t", body="b")
+    async with w.store.sessions.begin() as session:
+        await session.execute(update(Run).where(Run.id == run.id).values(progress="delivering", worker_id=killed))
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+
+    assert await deliverer(w).process() == 1
+    assert len(w.github.calls_to("open_pull_request")) == 1  # the dead worker's; none since
+    assert len(w.github.pulls) == 1
+    stored = await pulls.for_run(run.id)
+    assert stored is not None
+    assert (stored.number, stored.state, stored.worker_id) == (101, "open", w.services.worker_id)
+    assert (await w.runs.require(run.id)).pr_number == 101
+
+
+async def test_a_live_workers_pull_request_claim_is_left_to_it(w: World) -> None:
+    from sqlalchemy import update
+
+    from bot.store.models import Run
+
+    _, (run,) = await w.add_trigger(["ok"])
+    await succeed(w, run)
+    busy = await live_worker(w)
+    async with w.store.sessions.begin() as session:
+        await session.execute(update(Run).where(Run.id == run.id).values(progress="delivering", worker_id=busy))
+    assert await deliverer(w).process() == 0
+    assert w.github.calls_to("open_pull_request") == []
+    assert (await w.runs.require(run.id)).progress == "delivering"

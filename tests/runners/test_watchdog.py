@@ -13,7 +13,7 @@ from bot.runners.watchdog import RemoteRunner, RemoteStatus
 from bot.runspec import RunSpec
 from bot.store.models import RunState
 from tests.runners.remote_support import SECRETS, Exits, eventually, make_spec
-from tests.runs.support import World, world
+from tests.runs.support import World, live_worker, world
 
 
 class Platform(RemoteRunner):
@@ -220,8 +220,9 @@ async def test_recovery_fails_lost_runs_reattaches_live_ones_and_deletes_orphans
     await w.runs.update(lost.id, runner="local", runner_ref=f"job:{lost.id}")
     await w.runs.update(alive.id, runner="local", runner_ref=f"job:{alive.id}")
     assert await w.runs.move(alive.id, RunState.RUNNING)
-    # `fresh` is being started by another worker right now: no ref yet, and not old enough to be lost.
-    await w.runs.update(fresh.id, runner="local")
+    # `fresh` is being started by another worker right now, alive: no ref yet, and nobody else's to take over.
+    other = await live_worker(w)
+    await w.runs.update(fresh.id, runner="local", worker_id=other)
 
     backend = Platform()
     backend.name = "local"

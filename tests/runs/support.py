@@ -24,6 +24,7 @@ from bot.services import Services
 from bot.store.db import Store
 from bot.store.models import Run, RunState, RunTransition, Trigger, utcnow
 from bot.store.runs import RunStore
+from bot.store.workers import Identity, WorkerStore
 from bot.web import create_app
 from bot.worker import RunLoops, Worker
 from tests.fake_github import FakeGitHub
@@ -58,6 +59,7 @@ class FakeBackend:
     secrets: dict[int, dict[str, str]] = field(default_factory=dict)
     live: dict[int, str] = field(default_factory=dict)
     alive_after_restart: set[int] = field(default_factory=set)
+    left_behind: dict[int, RunResult] = field(default_factory=dict)  # what runners gone meanwhile had reported
     cancelled: list[int] = field(default_factory=list)
     cleaned: list[int] = field(default_factory=list)
     fail_start: Exception | None = None
@@ -87,7 +89,7 @@ class FakeBackend:
         return False
 
     async def collect(self, run_id: int, ref: str) -> RunResult | None:
-        return None
+        return self.left_behind.get(run_id)
 
     async def cancel(self, run_id: int) -> None:
         self.cancelled.append(run_id)
@@ -273,3 +275,19 @@ async def processes_gone(marker: str) -> bool:
 
 async def processes_alive(marker: str) -> bool:
     return bool(live_processes(marker))
+
+
+ELSEWHERE = "another-host.invalid"
+
+
+async def live_worker(w: World, host: str = ELSEWHERE) -> int:
+    """A worker row of another process, heartbeating now: its claims are its own."""
+    return await WorkerStore(w.store, timeout=timedelta(seconds=60)).register(Identity(host, 1, None, None))
+
+
+async def dead_worker(w: World, host: str = ELSEWHERE) -> int:
+    """A worker row of another process that stopped (as a killed one is found to be)."""
+    workers = WorkerStore(w.store, timeout=timedelta(seconds=60))
+    worker_id = await workers.register(Identity(host, 1, None, None))
+    await workers.stop(worker_id)
+    return worker_id

@@ -26,7 +26,18 @@ from bot.store.db import Store
 from bot.store.lifecycle import ON_RUNNER
 from bot.store.models import PullRequest, Run, RunState, RunTransition, utcnow
 from bot.store.runs import RunStore
-from tests.runs.support import FULL_NAME, ISSUE, FakeBackend, World, repo_config, result_of, settle, world
+from tests.runs.support import (
+    FULL_NAME,
+    ISSUE,
+    FakeBackend,
+    World,
+    dead_worker,
+    live_worker,
+    repo_config,
+    result_of,
+    settle,
+    world,
+)
 from tests.support import make_settings
 
 
@@ -297,22 +308,28 @@ async def test_a_run_ended_elsewhere_gets_its_runner_stopped(w: World) -> None:
     assert (cancelled.state, cancelled.reason) == (RunState.CANCELLED, "cancelled by @ann")
 
 
-async def test_recovery_reattaches_live_runners_and_fails_lost_ones(w: World) -> None:
+async def test_recovery_reattaches_live_runners_fails_lost_ones_and_requeues_unstarted_ones(w: World) -> None:
+    """At start-up the runs no live worker holds are taken over: a run that never got a runner goes back to the
+    queue (never "runner lost": no runner existed), however fresh its claim; a live worker's run is left alone."""
     w.default_config = repo_config(["a", "b", "c", "d"])
     _, (alive, dead, unstarted, fresh) = await w.add_trigger(["a", "b", "c", "d"])
+    other = await live_worker(w)
     old = utcnow() - timedelta(minutes=10)
     async with w.store.sessions.begin() as session:
         for run, ref in ((alive, f"fake:{alive.id}"), (dead, f"fake:{dead.id}"), (unstarted, None), (fresh, None)):
             await session.execute(update(Run).where(Run.id == run.id).values(
                 state=RunState.RUNNING if ref else RunState.STARTING, runner="local", runner_ref=ref,
-                started_at=old, updated_at=old if run is unstarted else utcnow()))
+                worker_id=other if run is fresh else None, started_at=old, updated_at=utcnow()))
     backend = FakeBackend(alive_after_restart={alive.id})
     await w.scheduler(backend).recover()
     assert backend.running() == {alive.id: f"fake:{alive.id}"}
     assert await states(w, [alive, dead, unstarted, fresh]) == [
-        RunState.RUNNING, RunState.FAILED, RunState.FAILED, RunState.STARTING
+        RunState.RUNNING, RunState.FAILED, RunState.QUEUED, RunState.STARTING
     ]
     assert (await w.runs.require(dead.id)).reason == messages.RUN_RUNNER_LOST
+    requeued = await w.runs.require(unstarted.id)
+    assert (requeued.reason, requeued.runner, requeued.secret_hash, requeued.worker_id) == (
+        messages.RUN_REQUEUED, None, None, None)
     assert backend.cleaned == [dead.id]
 
 
@@ -432,3 +449,97 @@ async def test_a_repository_cannot_reach_a_backend_the_operator_did_not_enable(
         assert failed.runner is None
         assert not w.github.run_tokens  # no token was ever minted for it
         await scheduler.aclose()
+
+
+async def test_a_dead_workers_unstarted_run_is_requeued_at_the_next_pass_and_started_again(w: World) -> None:
+    """A worker claimed the run and was killed before its runner existed, a moment ago: the next pass of any live
+    scheduler (not only a start-up, and with no grace period) puts it back in the queue and starts it."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    killed = await dead_worker(w)
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, runner="local", worker_id=killed, secret_hash="x" * 64)
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend()
+    started = await w.scheduler(backend).step()
+    assert started == [run.id]
+    assert [s.run_id for s in backend.started] == [run.id]
+    again = await w.runs.require(run.id)
+    assert (again.state, again.worker_id) == (RunState.STARTING, w.services.worker_id)
+    assert again.secret_hash != "x" * 64  # a fresh report secret: the dead claim's is void
+    steps = [(t.from_state, t.to_state, t.reason) for t in await w.runs.transitions(run.id)]
+    assert steps[-2:] == [(RunState.STARTING, RunState.QUEUED, messages.RUN_REQUEUED),
+                          (RunState.QUEUED, RunState.STARTING, None)]
+
+
+async def test_a_run_whose_workers_keep_dying_fails_after_three_requeues_saying_so(w: World) -> None:
+    _, (run,) = await w.add_trigger(["a"])
+    follower = w.scheduler(FakeBackend()).follower
+    for _ in range(3):
+        assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+        await w.runs.update(run.id, worker_id=await dead_worker(w))
+        assert await follower.recover() == 1
+        assert await w.state(run.id) == RunState.QUEUED
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, worker_id=await dead_worker(w))
+    assert await follower.recover() == 1
+    failed = await w.runs.require(run.id)
+    assert failed.state == RunState.FAILED
+    assert failed.reason == messages.RUN_REQUEUE_LIMIT.format(times=3)
+    assert "runner lost" not in (failed.reason or "")
+
+
+async def test_a_live_workers_starting_run_is_never_taken_from_it(w: World) -> None:
+    _, (run,) = await w.add_trigger(["a"])
+    busy = await live_worker(w)
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, worker_id=busy)
+    assert await w.scheduler(FakeBackend()).follower.recover() == 0
+    assert await w.state(run.id) == RunState.STARTING
+
+
+async def test_a_runner_started_after_its_run_was_taken_over_is_stopped(w: World) -> None:
+    """This worker was declared dead while it was starting the run (it was requeued): the runner it then starts
+    is stopped, so one run never has two runners."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend()
+    scheduler = w.scheduler(backend)
+    claimed = await scheduler.claims.claim({})
+    assert [c.run.id for c in claimed] == [run.id]
+    async with w.store.sessions.begin() as session:  # as another worker requeues it, thinking this one dead
+        await session.execute(update(Run).where(Run.id == run.id).values(state=RunState.QUEUED, worker_id=None))
+    (claim,) = claimed
+    await scheduler.follower.start(claim.run, claim.config, claim.backend, claim.secret)
+    await asyncio.sleep(0.05)
+    assert backend.cancelled == [run.id]
+    stopped = await w.runs.require(run.id)
+    assert (stopped.state, stopped.runner_ref) == (RunState.QUEUED, None)  # its stopped runner settles nothing
+
+
+async def test_a_dead_workers_runs_are_followed_or_collected_by_the_next_pass_and_go_on_to_their_pull_request(
+    w: World,
+) -> None:
+    """The worker following two runners died: the next pass of another re-attaches to the runner still alive, and
+    collects the result of the one that ended meanwhile, whose pull request then opens."""
+    w.default_config = repo_config(["a", "b"])
+    _, (alive, reported) = await w.add_trigger(["a", "b"])
+    killed = await dead_worker(w)
+    for run in (alive, reported):
+        assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+        branch = branch_name(run.issue_number, run.task, run.agent, run.id)
+        await w.runs.update(run.id, runner="local", runner_ref=f"fake:{run.id}", worker_id=killed, branch=branch)
+        assert await w.runs.move(run.id, RunState.RUNNING)
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend(alive_after_restart={alive.id})
+    backend.left_behind[reported.id] = result_of(
+        reported.id, pushed=True,
+        branch=branch_name(reported.issue_number, reported.task, reported.agent, reported.id))
+    await settle(w.scheduler(backend))
+    assert backend.running() == {alive.id: f"fake:{alive.id}"}
+    followed = await w.runs.require(alive.id)
+    assert (followed.state, followed.worker_id) == (RunState.RUNNING, w.services.worker_id)
+    delivered = await w.runs.require(reported.id)
+    assert (delivered.state, delivered.progress, delivered.pr_number) == (RunState.SUCCEEDED, "delivered", 101)
+    assert backend.cleaned == [reported.id]

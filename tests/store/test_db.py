@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command
+from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy import text
 
 from bot.store.db import DatabaseURLError, Store, _alembic_config, async_database_url, head_revision
@@ -144,7 +145,7 @@ async def test_the_claim_reads_the_due_index_in_order_without_sorting(sqlite_url
         for statement in (inbox._claim, inbox._claim_excluding):
             compiled = statement.compile(dialect=store.engine.dialect)
             params = compiled.construct_params({"b_now": "2030-01-01 00:00:00.000000", "b_until": "x",
-                                                "b_owner": "w", "b_limit": 8, "b_repos": ["o/r"]})
+                                                "b_owner": "w", "b_worker": None, "b_limit": 8, "b_repos": ["o/r"]})
             args = [params[name] for name in compiled.positiontup or ()]
             sql = compiled.string
             if "__[POSTCOMPILE_b_repos]" in sql:  # an expanding parameter: one placeholder per value
@@ -268,5 +269,43 @@ async def test_one_batch_with_a_repeated_id_stores_its_first_copy(database_url: 
         row = await inbox.get("a")
         assert row is not None
         assert row.payload == '{"copy": 1}'
+    finally:
+        await store.close()
+
+
+async def test_the_migrations_build_exactly_the_models(database_url: str) -> None:
+    """Alembic's autogenerate compare of the migrated database with `bot.store.models` finds nothing to change."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from bot.store.models import Base
+
+    def compare(conn: object) -> list[object]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    store = Store(database_url)
+    try:
+        await store.migrate()
+        async with store.engine.connect() as conn:
+            diff = await conn.run_sync(compare)
+    finally:
+        await store.close()
+    assert diff == []
+
+
+async def test_migration_0007_adds_workers_and_comes_back_down(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        await store.migrate()
+        async with store.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0006"))
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(sqlalchemy_inspect(c).get_table_names()))
+            columns = await conn.run_sync(lambda c: {col["name"] for col in sqlalchemy_inspect(c).get_columns("runs")})
+        assert "workers" not in tables
+        assert "worker_id" not in columns
+        await store.migrate()
+        assert await store.is_current()
     finally:
         await store.close()
