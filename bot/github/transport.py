@@ -218,6 +218,7 @@ class GitHubTransport:
         params: Params | None = None,
         json: Any = None,
         model: type[T],
+        paced: bool = True,
     ) -> T: ...
 
     @overload
@@ -230,6 +231,7 @@ class GitHubTransport:
         params: Params | None = None,
         json: Any = None,
         model: None = None,
+        paced: bool = True,
     ) -> Any: ...
 
     async def request(
@@ -241,12 +243,15 @@ class GitHubTransport:
         params: Params | None = None,
         json: Any = None,
         model: type[T] | None = None,
+        paced: bool = True,
     ) -> Any:
         """Any REST call: as the installation, or as the App when `installation_id` is None.
 
-        Returns the JSON body (None for 204) validated as `model` when given.
+        Returns the JSON body (None for 204) validated as `model` when given. An installation's writes wait for the
+        write pacer unless `paced=False` (Kickoff's own work — dispatching and cancelling its runners' workflows —
+        which creates no content and must not queue behind comments).
         """
-        response, data = await self._fetch(installation_id, method, path, params=params, json=json)
+        response, data = await self._fetch(installation_id, method, path, params=params, json=json, paced=paced)
         return data if model is None else self._parse(model, data, response)
 
     async def paginate(
@@ -308,8 +313,9 @@ class GitHubTransport:
         *,
         params: Params | None = None,
         json: Any = None,
+        paced: bool = True,
     ) -> tuple[httpx.Response, Any]:
-        response = await self._call(installation_id, method, path, params=params, json=json)
+        response = await self._call(installation_id, method, path, params=params, json=json, paced=paced)
         if response.status_code == 204 or not response.content:
             return response, None
         try:
@@ -336,7 +342,8 @@ class GitHubTransport:
         return parsed
 
     async def _call(
-        self, installation_id: int | None, method: str, path: str, *, params: Params | None, json: Any
+        self, installation_id: int | None, method: str, path: str, *, params: Params | None, json: Any,
+        paced: bool = True,
     ) -> httpx.Response:
         """One logical request: as the App (JWT) or as an installation, re-minting once when a token is refused."""
         if installation_id is None:
@@ -347,7 +354,7 @@ class GitHubTransport:
             token = await self._tokens.get(installation_id, scope)
             client = self._client(TokenAuthStrategy(token.token))
             try:
-                return await self._send(client, installation_id, method, path, params=params, json=json)
+                return await self._send(client, installation_id, method, path, params=params, json=json, paced=paced)
             except _TokenRejected as rejected:
                 self._tokens.invalidate(installation_id, scope, token)
                 if refreshed:
@@ -364,9 +371,10 @@ class GitHubTransport:
         *,
         params: Params | None,
         json: Any,
+        paced: bool = True,
     ) -> httpx.Response:
         method = method.upper()
-        paced = installation_id is not None and method in WRITE_METHODS
+        paced = paced and installation_id is not None and method in WRITE_METHODS
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=self._retry_wait,

@@ -198,13 +198,10 @@ class _Commands:
             if not decision.allowed:
                 replies.append(refusal(decision, sender, messages.WHAT_COMMAND.format(verb=verb)))
                 continue
-            if not reacted:
-                await carrier.acknowledge(github, site)
-                reacted = True
-            if verb == "help":
-                replies.append(f"{messages.HELP_INTRO}\n\n{help_table(task_descriptions(config))}")
-            elif item.is_task:
-                await triggers.start(
+            planned = None
+            if item.is_task and verb != "help":
+                # Planned before the 👀 and the tracking comment (paced writes): the runs can start while they wait.
+                planned = await triggers.plan(
                     event,
                     site,
                     seq=seq,
@@ -216,6 +213,13 @@ class _Commands:
                     instructions=item.instructions,
                     reason=f"/agent {verb} by @{sender.login}",
                 )
+            if not reacted:
+                await carrier.acknowledge(github, site)
+                reacted = True
+            if verb == "help":
+                replies.append(f"{messages.HELP_INTRO}\n\n{help_table(task_descriptions(config))}")
+            elif planned is not None:
+                await triggers.ensure_tracking_comment(site, planned)
             else:
                 await self.verbs.handler_for(verb)(
                     CommandContext(

@@ -105,7 +105,7 @@ async def _consider_labels(
         return [label for _, label in labels]
     if not triggers.considers(sender, config):
         return []
-    acknowledged = False
+    planned: list[PlannedTrigger] = []
     for seq, label in labels:
         task = task_of_label(label) or ""
         spec = config.task(task)
@@ -116,16 +116,13 @@ async def _consider_labels(
             continue
         decision = await triggers.gate(site, config, sender, task)
         if decision.verdict is Verdict.IGNORE:
+            await _acknowledge(services, site, planned)
             return []
         if not decision.allowed:
             replies.append(refusal(decision, sender, messages.WHAT_LABEL.format(verb=task)))
             continue
-        if not acknowledged:
-            # A label has no comment to react to, so the 👀 goes on the issue itself.
-            repo = services.require_github().for_repo(site.installation_id, site.repository)
-            await repo.add_reaction_to_issue(site.issue_number, "eyes")
-            acknowledged = True
-        await triggers.start(
+        # Planned first, before any of the paced writes below: the runs can start while those wait.
+        planned.append(await triggers.plan(
             event,
             site,
             seq=seq,
@@ -135,5 +132,17 @@ async def _consider_labels(
             attempts=spec.attempts,
             sender=sender.login,
             reason=f"label {LABEL_PREFIX}{task} by @{sender.login}",
-        )
+        ))
+    await _acknowledge(services, site, planned)
     return [label for _, label in labels]
+
+
+async def _acknowledge(services: Features, site: Site, planned: list[PlannedTrigger]) -> None:
+    """The paced writes of planned triggers: the 👀 and their tracking comments."""
+    if not planned:
+        return
+    # A label has no comment to react to, so the 👀 goes on the issue itself.
+    repo = services.require_github().for_repo(site.installation_id, site.repository)
+    await repo.add_reaction_to_issue(site.issue_number, "eyes")
+    for trigger in planned:
+        await services.triggers.ensure_tracking_comment(site, trigger)

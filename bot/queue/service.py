@@ -15,9 +15,10 @@ for an approved head (cached per head and base commit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -50,6 +51,7 @@ from bot.queue.reconcile import (
 from bot.queue.store import CLOSED, MERGED, OPEN, Memory, QueueKey, QueueStore, is_kickoff, memory_of
 from bot.queue.texts import Reason
 from bot.services import Services
+from bot.store.db import Busy
 from bot.store.models import PullRequest
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ class QueueService:
         self.settings = services.settings.queue
         self.store = QueueStore(services.store, clock=services.clock)
         self._config_for = config_for
-        self._locks: dict[QueueKey, asyncio.Lock] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._files: _Cache[tuple[str, str], frozenset[str]] = _Cache()
         self._contains: _Cache[tuple[str, str, str], bool] = _Cache()
         self.writer = QueueWriter(services, self.store)
@@ -126,10 +128,13 @@ class QueueService:
     def checks_timeout(self) -> timedelta:
         return timedelta(minutes=self.settings.checks_timeout_minutes)
 
-    async def reconcile(self, key: QueueKey) -> Outcome:
-        """Bring one queue's checks and merge lane up to date with GitHub."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+    async def reconcile(self, key: QueueKey, *, wait: bool = True) -> Outcome:
+        """Bring one queue's checks and merge lane up to date with GitHub.
+
+        One reconcile of a repository at a time across every worker of the database (`Store.exclusive`): an event
+        waits for the one under way; with `wait=False` (the sweep) a repository being reconciled raises `Busy`.
+        """
+        async with self._exclusive(key, wait=wait):
             reviewers = ReviewerPermissions()  # this reconcile's: never carried over to the next one
             outcome = await self._reconcile(key, reviewers)
             if outcome.merged:
@@ -144,6 +149,15 @@ class QueueService:
             await self.reconcile(other)
         return outcome
 
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: QueueKey, *, wait: bool) -> AsyncIterator[None]:
+        # This process's own callers queue on an asyncio lock first, so they do not each hold a connection waiting.
+        local = self._locks.setdefault(key.repository, asyncio.Lock())
+        if not wait and local.locked():
+            raise Busy(key.repository)
+        async with local, self.services.store.exclusive(f"queue:{key.repository}", wait=wait):
+            yield
+
     async def reconcile_all(self, keys: Iterable[QueueKey]) -> list[Outcome]:
         """Reconcile several queues, each once, one at a time."""
         return [await self.reconcile(key) for key in dict.fromkeys(keys)]
@@ -153,8 +167,10 @@ class QueueService:
         count = 0
         for key in await self.store.queues():
             try:
-                await self.reconcile(key)
+                await self.reconcile(key, wait=False)
                 count += 1
+            except Busy:
+                log.debug("queue of %s is being reconciled elsewhere; the sweep skips it", key.repository)
             except Exception:
                 log.exception("queue sweep of %s → %s failed", key.repository, key.base)
         return count

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -174,6 +175,10 @@ def _raw_transaction(work: Callable[[sqlite3.Connection], R], conn: _Connection,
     return result
 
 
+class Busy(Exception):
+    """`Store.exclusive(..., wait=False)`: another worker holds the lock."""
+
+
 class Store:
     """Owns the engine and session factory; built once in the application's lifespan."""
 
@@ -195,6 +200,7 @@ class Store:
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
         file = self.sqlite_path
         self.sqlite_writer = SqliteWriter(file) if file is not None else None
+        self._local_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def sqlite_path(self) -> str | None:
@@ -222,6 +228,51 @@ class Store:
             return await self.sqlite_writer.transaction(work)
         async with self.engine.begin() as conn:
             return await conn.run_sync(work)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str, *, wait: bool = True) -> AsyncIterator[None]:
+        """Hold the lock `name` across every worker of this database for the duration of the block.
+
+        On PostgreSQL a session advisory lock (`pg_advisory_lock(hashtext(name))`) on a connection of its own, held
+        for the block and released at its end, or by the server when that connection dies with a killed worker.
+        On SQLite (one process) an asyncio lock of this process. With `wait=False` a held lock raises `Busy` at
+        once instead of waiting.
+        """
+        if self.dialect != "postgresql":
+            lock = self._local_locks.setdefault(name, asyncio.Lock())
+            if not wait and lock.locked():
+                raise Busy(name)
+            async with lock:
+                yield
+            return
+        # A connection of its own, never shared with the block's transactions: the lock lives as long as it does.
+        async with self.engine.connect() as conn:
+            try:
+                if wait:
+                    await conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
+                    taken = True
+                else:
+                    taken = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:name))"),
+                                                   {"name": name}))
+                await conn.commit()  # the lock is the session's, not the transaction's: nothing stays open
+            except BaseException:
+                # Cancelled or failed while asking: the lock may have been granted, so the connection goes, not
+                # back to the pool.
+                await conn.invalidate()
+                raise
+            if not taken:
+                raise Busy(name)
+            try:
+                yield
+            finally:
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name})
+                    await conn.commit()
+                except BaseException:
+                    # Unlock failed (connection broken, or cancelled): drop the connection, so the lock goes with
+                    # it rather than back into the pool still held.
+                    await conn.invalidate()
+                    raise
 
     async def migrate(self, revision: str = "head") -> None:
         async with self.engine.begin() as conn:

@@ -155,7 +155,30 @@ class Triggers:
         instructions: str = "",
         reason: str | None = None,
     ) -> PlannedTrigger:
-        """Plan the trigger's runs (once per delivery and seq) and make sure its tracking comment exists.
+        """`plan`, then make sure the trigger's tracking comment exists."""
+        planned = await self.plan(event, site, seq=seq, source=source, task=task, agents=agents, attempts=attempts,
+                                  sender=sender, instructions=instructions, reason=reason)
+        await self.ensure_tracking_comment(site, planned)
+        return planned
+
+    async def plan(
+        self,
+        event: Event,
+        site: Site,
+        *,
+        seq: int,
+        source: str,
+        task: str,
+        agents: Sequence[str],
+        attempts: int,
+        sender: str,
+        instructions: str = "",
+        reason: str | None = None,
+    ) -> PlannedTrigger:
+        """Plan the trigger's runs (once per delivery and seq): the scheduler may start them from here on.
+
+        Planning comes before any of the trigger's paced writes (the 👀, the tracking comment, the label's removal),
+        so a busy write pacer never delays starting runs; `ensure_tracking_comment` posts the comment after.
 
         The issue's text and comments are frozen here, with the trigger (bot.runs.snapshot): what is written after
         this moment reaches the agent only from people who may start runs.
@@ -194,5 +217,4 @@ class Triggers:
                 snapshot=snapshot,
             ),
         )
-        await self.ensure_tracking_comment(site, planned)
         return planned

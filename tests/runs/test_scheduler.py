@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot import messages
 from bot.config import ConfigError, ConfigProblem, RepoConfig
@@ -23,7 +23,9 @@ from bot.runs.scheduler import Scheduler
 from bot.runs.spec_builder import branch_name, clone_url_for
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET
 from bot.store.db import Store
-from bot.store.models import PullRequest, Run, RunState, utcnow
+from bot.store.lifecycle import ON_RUNNER
+from bot.store.models import PullRequest, Run, RunState, RunTransition, utcnow
+from bot.store.runs import RunStore
 from tests.runs.support import (
     FULL_NAME,
     ISSUE,
@@ -331,25 +333,83 @@ async def test_recovery_reattaches_live_runners_fails_lost_ones_and_requeues_uns
     assert backend.cleaned == [dead.id]
 
 
+async def slot_history(w: World) -> tuple[int, list[tuple[int, str, str, str | None]]]:
+    """Replay every run's transitions in the order they were written: the most runs holding a slot (`starting`
+    or `running`) at any moment, and the transitions of the runs that left a slot (run, from, to, reason).
+
+    The order of the ids is safe for this: a claim is written under the claim lock after every claim before it, and
+    after every departure it counted out (its id is drawn later); a departure written later than its id only makes
+    the replay count fewer holders, never more."""
+    async with w.services.store.sessions() as session:
+        rows = (await session.execute(
+            select(RunTransition.run_id, RunTransition.from_state, RunTransition.to_state, RunTransition.reason)
+            .order_by(RunTransition.id)
+        )).all()
+    holding: set[int] = set()
+    most = 0
+    left: list[tuple[int, str, str, str | None]] = []
+    for run_id, before, after, reason in rows:
+        if after in ON_RUNNER:
+            holding.add(run_id)
+            most = max(most, len(holding))
+        elif run_id in holding:
+            holding.discard(run_id)
+            left.append((run_id, str(before), after, reason))
+    return most, left
+
+
 async def test_two_schedulers_start_each_run_once_within_the_limit(w: World, database_url: str) -> None:
+    """Two workers on one database claim at once: at no moment do more than `KICKOFF_MAX_PARALLEL_RUNS` runs hold
+    a slot, and no run is claimed or started twice. (What is measured is the invariant itself, not the number of
+    starts: a run that fails to start frees its slot, and another may then rightly take it.)"""
     names = [f"a{i}" for i in range(10)]
     w.default_config = repo_config(names, max_parallel_runs=10)
     _, runs = await w.add_trigger(names)
     other_store = Store(database_url)
     # The same GitHub for both: with a GitHub that knew nothing, the second worker's runs failed at once, which
-    # freed their slots and let the first start three more (this test's flakiness, not the claim's).
+    # freed their slots and let the first start three more.
     other = compose(make_settings(database_url, KICKOFF_MAX_PARALLEL_RUNS=3), other_store, github=w.github)
     try:
         mine, theirs = FakeBackend(), FakeBackend()
         second = Scheduler(other, {"local": theirs}, config_for=w.config_for, open_prs=w.open_prs_for)
         both = await asyncio.gather(w.scheduler(mine).step(), second.step())
         started = [run_id for batch in both for run_id in batch]
-        assert len(started) == len(set(started)) == 3
-        assert {s.run_id for s in mine.started} | {s.run_id for s in theirs.started} == set(started)
-        assert all(run_id in {r.id for r in runs} for run_id in started)
-        states = {run.id: await w.state(run.id) for run in runs}
-        assert sorted(run_id for run_id, state in states.items() if state != RunState.QUEUED) == sorted(started)
-        assert all(states[run_id] == RunState.STARTING for run_id in started)
+        most, left = await slot_history(w)
+        why = f"runs that left their slot (run, from, to, reason): {left}"
+        assert most <= 3, why
+        assert len(started) == len(set(started)), why  # each run claimed once
+        on_backends = [s.run_id for s in mine.started] + [s.run_id for s in theirs.started]
+        assert len(on_backends) == len(set(on_backends)), why  # each run started once
+        assert set(on_backends) <= set(started) <= {r.id for r in runs}
+        async with w.services.store.sessions() as session:
+            claims = await session.scalars(
+                select(RunTransition.run_id).where(RunTransition.to_state == RunState.STARTING))
+            assert sorted(claims) == sorted(started), why
+        if not left:  # nothing freed a slot: the limit was filled, exactly
+            assert len(started) == 3
+            states = {run.id: await w.state(run.id) for run in runs}
+            assert sorted(run_id for run_id, state in states.items() if state != RunState.QUEUED) == sorted(started)
+            assert all(states[run_id] == RunState.STARTING for run_id in started)
+    finally:
+        await other_store.close()
+
+
+async def test_claims_racing_from_two_workers_never_exceed_the_limit(w: World, database_url: str) -> None:
+    """The attack on the claim itself: twelve claims at once, from two workers' connections, for a limit of 3.
+    Each claim counts the runs holding a slot and moves its run in one transaction, after taking the claim lock in
+    that same transaction: so each sees every claim committed before it, and exactly 3 win. (With the lock taken in
+    a transaction of its own, the claims' counts miss the claims in flight beside them, 5 or 6 of twelve won.)"""
+    names = [f"a{i}" for i in range(12)]
+    w.default_config = repo_config(names, max_parallel_runs=12)
+    _, runs = await w.add_trigger(names)
+    other_store = Store(database_url)
+    try:
+        workers = [w.runs, RunStore(other_store, clock=w.services.clock)]
+        won = await asyncio.gather(*(
+            workers[i % 2].claim(run, global_limit=3, repo_limit=12) for i, run in enumerate(runs)))
+        most, left = await slot_history(w)
+        assert (sum(won), most, left) == (3, 3, [])
+        assert (await w.runs.on_runner()).total == 3
     finally:
         await other_store.close()
 

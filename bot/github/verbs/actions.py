@@ -29,7 +29,8 @@ class ActionsVerbs(GitHubTransport):
         body: dict[str, Any] = {"ref": ref, "inputs": dict(inputs)}
         if return_run_details:
             body["return_run_details"] = True
-        response, data = await self._fetch(installation_id, "POST", url, json=body)
+        # Not paced: starting a runner is Kickoff's own work, never held behind its comments (docs/performance.md).
+        response, data = await self._fetch(installation_id, "POST", url, json=body, paced=False)
         if data is None:
             return None  # 204: a server that does not return run details
         return self._parse(_wire.DispatchedRun, data, response).workflow_run_id
@@ -51,7 +52,7 @@ class ActionsVerbs(GitHubTransport):
     async def cancel_workflow_run(self, installation_id: int, owner: str, repo: str, run_id: int) -> None:
         url = f"/repos/{seg(owner)}/{seg(repo)}/actions/runs/{run_id}/cancel"
         try:
-            await self.request(installation_id, "POST", url)
+            await self.request(installation_id, "POST", url, paced=False)
         except Conflict:
             return  # "Cannot cancel a workflow run that is completed."
 
