@@ -299,6 +299,17 @@ class Cluster:
     def live_pids(self) -> set[int]:
         return {p.pid for p in self.processes.values() if p.alive() and p.pid is not None}
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) of each live process so far."""
+        out: dict[str, float] = {}
+        ticks = os.sysconf("SC_CLK_TCK")
+        for name, process in self.processes.items():
+            if process.alive() and process.pid is not None:
+                with contextlib.suppress(OSError):
+                    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    out[name] = round((int(fields[11]) + int(fields[12])) / ticks, 1)
+        return out
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             process.stop()
