@@ -229,7 +229,7 @@ def kickoff_env(
     creds: AppCredentials,
     database_url: str,
     workspaces: Path,
-    extra: Mapping[str, str] = (),  # type: ignore[assignment]
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of every Kickoff process: nothing of the caller's KICKOFF_*/GITHUB_* settings leaks in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KICKOFF_", "GITHUB_", "DATABASE_URL"))}
@@ -238,7 +238,7 @@ def kickoff_env(
         "PYTHONUNBUFFERED": "1",
         "APP_ID": str(creds.app_id),
         "PRIVATE_KEY": creds.private_key_pem,
-        "WEBHOOK_SECRET": creds.webhook_secret,
+        "WEBHOOK_SECRET": creds.webhook_secret or "",
         "GITHUB_API_URL": github_url,
         "DATABASE_URL": database_url,
         "PUBLIC_URL": public_url,
@@ -248,7 +248,7 @@ def kickoff_env(
         "KICKOFF_PLUGINS": "",
         "LOG_LEVEL": "INFO",
     })
-    env.update(dict(extra))
+    env.update(extra or {})
     return env
 
 

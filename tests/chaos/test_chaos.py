@@ -200,10 +200,10 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
         return
     if not POSTGRES:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (scripts/services starts it)")
-    workers = ("worker-1", "worker-2")
-    topology = {"web-1": ("serve", "--no-worker"), "web-2": ("serve", "--no-worker"),
+    workers: tuple[str, ...] = ("worker-1", "worker-2")
+    topology: dict[str, tuple[str, ...]] = {"web-1": ("serve", "--no-worker"), "web-2": ("serve", "--no-worker"),
                 "worker-1": ("worker",), "worker-2": ("worker",)}
-    victims = {m: workers for m in MOMENTS}
+    victims: dict[str, tuple[str, ...]] = dict.fromkeys(MOMENTS, workers)
     victims["planning"] = ("web-1", "web-2", *workers)
     victims["queue writes"] = ("web-1", *workers)
     victims["late PR opening"] = workers
