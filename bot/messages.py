@@ -325,7 +325,9 @@ QUEUE_REBASE_INSTRUCTIONS: Final = (
 )
 QUEUE_REBASE_REASON: Final = "the review queue: conflicts with {base}"
 
-QUEUE_SHOW: Final = "**Review queue** — #{number}: {title}\n\n{summary}"
+QUEUE_SHOW: Final = "**Review queue** — #{number}: {title}\n\n{place}\n\n{summary}"
+QUEUE_PLACE: Final = "**Place in review order:** {position} of {total}."
+QUEUE_NO_PLACE: Final = "**Place in review order:** none (not ready for review)."
 QUEUE_SHOW_EMPTY: Final = "No pull request is in a review queue of this repository."
 QUEUE_SHOW_ISSUE: Final = "**Review queue of `{base}`**\n\n{table}"
 QUEUE_NOT_A_PULL_REQUEST: Final = "`/agent {verb}` works on a pull request in the review queue; this is an issue."

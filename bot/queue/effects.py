@@ -80,33 +80,38 @@ class QueueWriter:
         """Write the checks whose desired state changed: the one that takes `success` away before the one that
         grants it; each stored once GitHub has it."""
         current = {number: memory.check for number, memory in memories.items() if memory.check is not None}
-        for write in diff(current, result.checks):
-            row, verdict = rows[write.number], result.verdicts[write.number]
-            check, previous = write.check, current.get(write.number)
-            reopen = previous is not None and previous.status == "completed" and check.status != "completed"
-            actions = buttons_for(verdict.state)
-            check_run_id = row.queue_check_run_id
-            if write.create or reopen or check_run_id is None:
-                check_run_id = await self._create(github, key, queue, check, actions)
-            else:
-                try:
-                    await github.update_check_run(
-                        key.installation_id, key.owner, key.repo, check_run_id, conclusion=check.conclusion,
-                        title=check.title, summary=check.summary, actions=actions,
-                    )
-                except NotFound:
+        stored: dict[int, dict[str, Any]] = {}
+        try:
+            for write in diff(current, result.checks):
+                row, verdict = rows[write.number], result.verdicts[write.number]
+                check, previous = write.check, current.get(write.number)
+                reopen = previous is not None and previous.status == "completed" and check.status != "completed"
+                actions = buttons_for(verdict.state)
+                check_run_id = row.queue_check_run_id
+                if write.create or reopen or check_run_id is None:
                     check_run_id = await self._create(github, key, queue, check, actions)
-            outcome.writes.append(write)
-            memory = memories[write.number].evolve(
-                check=check, state=verdict.state.value, reason=verdict.reason.value if verdict.reason else None,
-                position=verdict.position,
-            )
-            memories[write.number] = memory
-            values: dict[str, Any] = {"queue_check_run_id": check_run_id}
-            if verdict.reason is Reason.CLOSED:
-                values["dequeued"] = Reason.CLOSED.value  # its last word: the queue forgets it from now on
-            await self.store.save_memory(row.id, memory, **values)
-            row.queue_check_run_id = check_run_id
+                else:
+                    try:
+                        await github.update_check_run(
+                            key.installation_id, key.owner, key.repo, check_run_id, conclusion=check.conclusion,
+                            title=check.title, summary=check.summary, actions=actions,
+                        )
+                    except NotFound:
+                        check_run_id = await self._create(github, key, queue, check, actions)
+                outcome.writes.append(write)
+                memory = memories[write.number].evolve(
+                    check=check, state=verdict.state.value, reason=verdict.reason.value if verdict.reason else None,
+                    position=verdict.position,
+                )
+                memories[write.number] = memory
+                values: dict[str, Any] = {"queue_check": memory.dump(), "queue_check_run_id": check_run_id}
+                if verdict.reason is Reason.CLOSED:
+                    values["dequeued"] = Reason.CLOSED.value  # its last word: the queue forgets it from now on
+                stored[row.id] = values
+                row.queue_check_run_id = check_run_id
+        finally:
+            # What GitHub has, in one transaction, even when a later write failed.
+            await self.store.update_many(stored)
 
     async def _create(
         self,

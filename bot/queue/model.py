@@ -12,6 +12,7 @@ became eligible, then the number; `/agent skip` then moves an entry just behind 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -181,8 +182,10 @@ def base_priority(entry: Entry) -> Priority:
     """`/agent priority` if set, else the most urgent `priority:*` label, else normal."""
     if entry.priority is not None:
         return entry.priority
-    found = [name for name in PRIORITIES if PRIORITY_LABEL_PREFIX + name in _lower(entry.labels)]
-    return found[0] if found else DEFAULT_PRIORITY
+    if not entry.labels:
+        return DEFAULT_PRIORITY
+    labels = _lower(entry.labels)
+    return next((name for name in PRIORITIES if PRIORITY_LABEL_PREFIX + name in labels), DEFAULT_PRIORITY)
 
 
 def band(entry: Entry, config: QueueConfig, now: datetime) -> Priority:
@@ -237,12 +240,18 @@ def next_eligible_since(entry: Entry, push: Push, now: datetime) -> datetime | N
 
 def review_order(snapshot: Snapshot, config: QueueConfig, now: datetime) -> list[Entry]:
     """The eligible entries in review order."""
+    return _ordered(snapshot, config, now)[0]
+
+
+def _ordered(snapshot: Snapshot, config: QueueConfig, now: datetime) -> tuple[list[Entry], dict[int, Priority]]:
+    """The review order, and each ordered entry's band after aging (worked out once)."""
     eligible = [entry for entry in snapshot.entries if entry.in_queue and blocker(entry) is None]
+    bands = {entry.number: band(entry, config, now) for entry in eligible}
 
     def key(entry: Entry) -> tuple[int, float, int, float, int]:
         bumped = -entry.bumped_at.timestamp() if entry.bumped_at is not None else 0.0
         since = (entry.eligible_since or now).timestamp()
-        return (0 if entry.bumped_at is not None else 1, bumped, BAND[band(entry, config, now)], since, entry.number)
+        return (0 if entry.bumped_at is not None else 1, bumped, BAND[bands[entry.number]], since, entry.number)
 
     result = sorted(eligible, key=key)
     for skipper in [entry for entry in result if entry.let_ahead is not None]:
@@ -250,27 +259,29 @@ def review_order(snapshot: Snapshot, config: QueueConfig, now: datetime) -> list
         if skipper.let_ahead in numbers and numbers.index(skipper.let_ahead) > numbers.index(skipper.number):
             result.remove(skipper)
             result.insert(numbers.index(skipper.let_ahead), skipper)
-    return result
+    return result, bands
 
 
-def plan(snapshot: Snapshot, config: QueueConfig, now: datetime) -> Plan:
-    """Evaluate one queue: its order, head, review window, each entry's verdict and check, and the actions."""
+def plan(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | None = None) -> Plan:
+    """Evaluate one queue: its order, head, review window, each entry's verdict and check, and the actions. `link`:
+    where a person sees the whole queue (the dashboard), named in every queued entry's check."""
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
     if not config.enabled:
         off = {entry.number: Verdict(entry.number, State.QUEUE_OFF) for entry in snapshot.entries}
-        return _render(snapshot, config, verdicts=off)
+        return _render(snapshot, config, verdicts=off, link=link)
 
-    ordered = review_order(snapshot, config, now)
+    ordered, bands = _ordered(snapshot, config, now)
     overlaps = _overlaps(ordered) if config.hold_overlaps else {}
     window = tuple(entry.number for entry in ordered if entry.number not in overlaps)[: config.review_window]
     head = ordered[0] if ordered else None
     entries = _by_number(snapshot)
+    in_window = frozenset(window)
     first_to_review = next((number for number in window if entries[number].review == "pending"), None)
     verdicts: dict[int, Verdict] = {}
     actions: list[Action] = []
     for position, entry in enumerate(ordered, start=1):
-        entry_band = band(entry, config, now)
+        entry_band = bands[entry.number]
         if entry is head:
             state = _head_state(entry)
             if state is State.UPDATING:
@@ -285,7 +296,7 @@ def plan(snapshot: Snapshot, config: QueueConfig, now: datetime) -> Plan:
             state = State.APPROVED_WAITING
         elif entry.review == "changes_requested":
             state = State.CHANGES_REQUESTED
-        elif entry.number in window:
+        elif entry.number in in_window:
             state = State.NEXT_FOR_REVIEW
         else:
             state = State.QUEUED
@@ -305,6 +316,7 @@ def plan(snapshot: Snapshot, config: QueueConfig, now: datetime) -> Plan:
         verdicts=verdicts,
         actions=tuple(actions),
         first_to_review=first_to_review,
+        link=link,
     )
 
 
@@ -338,14 +350,17 @@ def _head_state(head: Entry) -> State:
 
 
 def _overlaps(ordered: Sequence[Entry]) -> dict[int, tuple[int, tuple[str, ...]]]:
-    """Entry → the first entry ahead of it that changes a file it changes, and the shared files."""
+    """Entry → the first entry ahead of it that changes a file it changes, and the shared files. Through an index from
+    each file to the first entry (in order) that changes it: linear in the number of files, not pairwise."""
+    first: dict[str, int] = {}  # file → the index in `ordered` of the first entry changing it
     found: dict[int, tuple[int, tuple[str, ...]]] = {}
     for index, entry in enumerate(ordered):
-        for ahead in ordered[:index]:
-            shared = entry.files & ahead.files
-            if shared:
-                found[entry.number] = (ahead.number, tuple(sorted(shared)))
-                break
+        ahead = min((first[name] for name in entry.files if name in first), default=None)
+        if ahead is not None:
+            other = ordered[ahead]
+            found[entry.number] = (other.number, tuple(sorted(entry.files & other.files)))
+        for name in entry.files:
+            first.setdefault(name, index)
     return found
 
 
@@ -359,37 +374,33 @@ def _render(
     window: tuple[int, ...] = (),
     actions: tuple[Action, ...] = (),
     first_to_review: int | None = None,
+    link: str | None = None,
 ) -> Plan:
     entries = _by_number(snapshot)
     base = texts.plain(snapshot.base, 100)
-    titles: dict[int, str] = {}
-    fields_of: dict[int, dict[str, object]] = {}
-    for number, verdict in verdicts.items():
-        entry = entries[number]
-        fields: dict[str, object] = {
-            "base": base,
-            "sha": texts.plain(snapshot.base_sha[:7], 7),
-            "position": verdict.position or 0,
-            "total": len(order),
-            "first": first_to_review or head or 0,
-            "head": head or 0,
-            "other": verdict.other or 0,
-            "files": texts.listing(verdict.files, shown=1, each=100),
-            "checks": texts.listing(entry.failing_checks) or "required checks",
-            "reason": verdict.reason.value if verdict.reason is not None else "",
-        }
-        fields_of[number] = fields
-        titles[number] = texts.title(verdict.state, fields)
-    queue = texts.table(snapshot.repository, snapshot.base, _rows(snapshot, verdicts, titles))
+    sha = texts.plain(snapshot.base_sha[:7], 7)
+    first = first_to_review or head or 0
+    front_rows = []
+    for position, number in enumerate(order[: texts.NEAR], start=1):
+        entry, verdict = entries[number], verdicts[number]
+        shown = texts.title(verdict.state, _fields(entry, verdict, base, sha, first, head or 0))
+        front_rows.append(texts.TableRow(number, entry.url, entry.title, position, shown))
+    front = texts.table(snapshot.repository, snapshot.base, front_rows) if front_rows else None
     checks: dict[int, DesiredCheck] = {}
     for number, verdict in verdicts.items():
-        entry = entries[number]
-        row = texts.STATES[verdict.state]
-        intro = texts.meaning(verdict.state, verdict.reason, fields_of[number], placed=entry.eligible_since is not None)
-        details = _details(entry, verdict, config)
-        outside = verdict.state in (State.NOT_IN_QUEUE, State.QUEUE_OFF)
-        summary = texts.summary(number=number, intro=intro, details=details, queue=None if outside else queue)
-        checks[number] = DesiredCheck(entry.head_sha, row.status, row.conclusion, titles[number], summary)
+        near = not _far(verdict)
+        checks[number] = _check(
+            entries[number],
+            verdict,
+            base,
+            sha if verdict.state is State.MERGE_READY else "",
+            first if near else 0,
+            (head or 0) if near else 0,
+            front if near else None,
+            link,
+            config.merge,
+            config.merge_method,
+        )
     return Plan(
         order=order,
         head=head,
@@ -400,7 +411,54 @@ def _render(
     )
 
 
-def _details(entry: Entry, verdict: Verdict, config: QueueConfig) -> list[str]:
+def _far(verdict: Verdict) -> bool:
+    """Beyond the first `texts.NEAR` places (or with no place): its check shows no position and no front."""
+    return verdict.position is None or verdict.position > texts.NEAR
+
+
+def _fields(entry: Entry, verdict: Verdict, base: str, sha: str, first: int, head: int) -> dict[str, object]:
+    return {
+        "base": base,
+        "sha": sha,
+        "place": texts.ordinal(verdict.position) if verdict.position else "",
+        "first": first,
+        "head": head,
+        "other": verdict.other or 0,
+        "files": texts.listing(verdict.files, shown=1, each=100),
+        "checks": texts.listing(entry.failing_checks) or "required checks",
+        "reason": verdict.reason.value if verdict.reason is not None else "",
+    }
+
+
+@functools.lru_cache(maxsize=16_384)
+def _check(
+    entry: Entry,
+    verdict: Verdict,
+    base: str,
+    sha: str,
+    first: int,
+    head: int,
+    front: texts.Table | None,
+    link: str | None,
+    merge: str,
+    merge_method: MergeMethod,
+) -> DesiredCheck:
+    """One entry's check, from what it depends on alone: its own facts and verdict, and (only near the front) the
+    front of the queue. Remembered, so an unchanged entry costs a lookup on the next reconcile."""
+    far = _far(verdict)
+    fields = _fields(entry, verdict, base, sha, first, head)
+    row = texts.STATES[verdict.state]
+    intro = texts.meaning(verdict.state, verdict.reason, fields, placed=entry.eligible_since is not None, far=far)
+    details = _details(entry, verdict, merge, merge_method)
+    outside = verdict.state in (State.NOT_IN_QUEUE, State.QUEUE_OFF)
+    summary = texts.summary(
+        number=entry.number, intro=intro, details=details, front=front, link=link, queued=not outside
+    )
+    title = texts.title(verdict.state, fields, far=far)
+    return DesiredCheck(entry.head_sha, row.status, row.conclusion, title, summary)
+
+
+def _details(entry: Entry, verdict: Verdict, merge: str, merge_method: MergeMethod) -> list[str]:
     details: list[str] = []
     if verdict.band is not None:
         priority = base_priority(entry)
@@ -418,8 +476,8 @@ def _details(entry: Entry, verdict: Verdict, config: QueueConfig) -> list[str]:
         names = ", ".join(texts.code(name, 100) for name in verdict.files[:10])
         more = len(verdict.files) - 10
         details.append(f"**Shared files:** {names}" + (f" and {more} more" if more > 0 else ""))
-    if verdict.state is State.MERGE_READY and config.merge == "auto":
-        details.append(f"Kickoff merges it now ({config.merge_method}).")
+    if verdict.state is State.MERGE_READY and merge == "auto":
+        details.append(f"Kickoff merges it now ({merge_method}).")
     if entry.uncounted_approvals or entry.uncounted_changes:
         details.append(messages.queue_reviews_not_counted(
             [texts.cell("@" + login, 60) for login in entry.uncounted_approvals],
@@ -427,16 +485,6 @@ def _details(entry: Entry, verdict: Verdict, config: QueueConfig) -> list[str]:
             floor=REVIEW_FLOOR,
         ))
     return details
-
-
-def _rows(snapshot: Snapshot, verdicts: Mapping[int, Verdict], titles: Mapping[int, str]) -> list[texts.TableRow]:
-    """The queue's rows: the review order first, then the other queued pull requests by number."""
-    queued = [entry for entry in snapshot.entries if verdicts[entry.number].state is not State.NOT_IN_QUEUE]
-    queued.sort(key=lambda entry: (verdicts[entry.number].position or len(verdicts) + 1, entry.number))
-    return [
-        texts.TableRow(entry.number, entry.url, entry.title, verdicts[entry.number].position, titles[entry.number])
-        for entry in queued
-    ]
 
 
 def _by_number(snapshot: Snapshot) -> dict[int, Entry]:

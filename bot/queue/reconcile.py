@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Any, Final
 
 from bot import messages
@@ -277,20 +276,10 @@ def closed_entry(row: PullRequest) -> Entry:
     return Entry(number=row.number, head_sha=row.head_sha or "", title=row.title, kickoff=is_kickoff(row), closed=True)
 
 
-def plan_queue(snapshot: Snapshot, config: QueueConfig, now: datetime) -> Plan:
-    """`plan`, with closed entries only for their own final check: the others' checks (and the queue table in
-    them) are planned without them, so they do not change again once a closed entry is forgotten."""
-    closed = [entry for entry in snapshot.entries if entry.closed]
-    if not closed:
-        return plan(snapshot, config, now)
-    whole = plan(snapshot, config, now)
-    result = plan(replace(snapshot, entries=tuple(e for e in snapshot.entries if not e.closed)), config, now)
-    numbers = [entry.number for entry in closed]
-    return replace(
-        result,
-        verdicts=MappingProxyType({**result.verdicts, **{n: whole.verdicts[n] for n in numbers}}),
-        checks=MappingProxyType({**result.checks, **{n: whole.checks[n] for n in numbers}}),
-    )
+def plan_queue(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | None = None) -> Plan:
+    """`plan` of one queue, closed entries included for their own final check: a closed entry has no place, and no
+    other entry's check depends on it (nor on anything but its own facts and, near the front, the few ahead of it)."""
+    return plan(snapshot, config, now, link=link)
 
 
 def _priority(value: str | None) -> Priority | None:

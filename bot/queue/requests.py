@@ -63,7 +63,14 @@ async def apply(service: QueueService, request: Request) -> str:
         check = outcome.plan.checks.get(number) if outcome.plan is not None else None
         if check is None:
             return messages.QUEUE_NOT_QUEUED.format(number=number)
-        return messages.QUEUE_SHOW.format(number=number, title=check.title, summary=check.summary)
+        assert outcome.plan is not None  # it has a check
+        verdict = outcome.plan.verdicts[number]
+        place = (
+            messages.QUEUE_PLACE.format(position=verdict.position, total=len(outcome.plan.order))
+            if verdict.position is not None
+            else messages.QUEUE_NO_PLACE
+        )
+        return messages.QUEUE_SHOW.format(number=number, title=check.title, place=place, summary=check.summary)
     if request.verb == "rebase":
         return await _rebase(service, request, row, key)
     if request.verb == "skip":

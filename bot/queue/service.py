@@ -123,6 +123,8 @@ class QueueService:
         self._files: _Cache[tuple[str, str], frozenset[str]] = _Cache()
         self._contains: _Cache[tuple[str, str, str], bool] = _Cache()
         self.writer = QueueWriter(services, self.store)
+        self.link = services.settings.public_url.rstrip("/") + "/"
+        """The dashboard, where the whole order of every queue is (named in each queued entry's check)."""
 
     @property
     def checks_timeout(self) -> timedelta:
@@ -316,13 +318,13 @@ class QueueService:
                 files = await self._changed_files(github, key, entry, outcome)
                 entries[entry.number] = replace(entry, files=files)
         snapshot = snapshot_of(key, base_sha, entries)
-        result = plan_queue(snapshot, queue, now)
+        result = plan_queue(snapshot, queue, now, link=self.link)
         if result.head is not None and entries[result.head].review == "approved":
             head = entries[result.head]
             if await self._contains_base(github, key, head.head_sha, base_sha, outcome):
                 entries[head.number] = replace(head, contains_base=True)
                 snapshot = snapshot_of(key, base_sha, entries)
-                result = plan_queue(snapshot, queue, now)
+                result = plan_queue(snapshot, queue, now, link=self.link)
         late = timed_out_head(result, memories, now, self.checks_timeout)
         if late is not None:
             since = memories[late].pending_since
@@ -330,7 +332,7 @@ class QueueService:
             entries[late] = replace(entries[late], dequeued=Reason.CHECKS_TIMED_OUT)
             changes[late]["dequeued"] = Reason.CHECKS_TIMED_OUT.value
             snapshot = snapshot_of(key, base_sha, entries)
-            result = plan_queue(snapshot, queue, now)
+            result = plan_queue(snapshot, queue, now, link=self.link)
         return snapshot, result
 
     async def _reviews(

@@ -19,8 +19,10 @@ from typing import Final, Literal
 
 TITLE_LIMIT: Final = 255
 SUMMARY_LIMIT: Final = 65_535
-TABLE_ROWS: Final = 30
-"""Queue rows shown in a summary; the pull request's own row is always shown."""
+NEAR: Final = 3
+"""Only the first few entries of the review order show their place (and the front of the queue) on their check: a
+check depends on its own pull request and, near the front, on the few ahead of it. A merge at the head of a queue of
+1,000 then rewrites a handful of checks, not 1,000; the whole order is on the dashboard and in `/agent queue`."""
 
 Status = Literal["queued", "in_progress", "completed"]
 Conclusion = Literal["success", "neutral", "action_required", "failure"]
@@ -61,13 +63,17 @@ class Reason(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Row:
     """One state: how the check looks. `title` and `meaning` are `str.format` templates over the fields named in
-    `FIELDS`. `keeps_place` (blocked states only): whether the entry keeps its queue place while blocked."""
+    `FIELDS`; `far_title` and `far_meaning`, where given, replace them beyond the first `NEAR` places, so those
+    checks do not change whenever the front moves. `keeps_place` (blocked states only): whether the entry keeps its
+    queue place while blocked."""
 
     status: Status
     conclusion: Conclusion | None
     title: str
     meaning: str
     keeps_place: bool | None = None
+    far_title: str | None = None
+    far_meaning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,7 @@ class ReasonRow:
     meaning: str
 
 
-FIELDS: Final = frozenset({"base", "sha", "position", "total", "first", "head", "other", "files", "checks", "reason"})
+FIELDS: Final = frozenset({"base", "sha", "place", "first", "head", "other", "files", "checks", "reason"})
 
 _PENDING: Final[Status] = "in_progress"
 
@@ -112,22 +118,25 @@ STATES: Final[Mapping[State, Row]] = MappingProxyType(
         State.CHANGES_REQUESTED: Row(
             _PENDING,
             None,
-            "Changes requested: {position} of {total} — waiting for a new push",
+            "Changes requested: waiting for a new push",
             "A reviewer asked for changes. It keeps its place while the changes are made (`/agent fix …` here "
             "asks an agent); a push that answers the review does not send it to the back.",
         ),
         State.APPROVED_WAITING: Row(
             _PENDING,
             None,
-            "Approved: {position} of {total} — #{head} merges first",
+            "Approved: {place} in line — #{head} merges first",
             "Approved. Only the head of the queue may merge; this one is updated with {base} and re-checked "
             "when its turn comes.",
+            far_title="Approved: waiting for its turn to merge",
         ),
         State.QUEUED: Row(
             _PENDING,
             None,
-            "Queued for review: {position} of {total} — review #{first} first",
+            "Queued for review: {place} in line — review #{first} first",
             "Ready and waiting for its turn: review #{first} first. `/agent bump` moves it to the front.",
+            far_title="Queued for review: waiting for its turn",
+            far_meaning="Ready and waiting for its turn. `/agent bump` moves it to the front.",
         ),
         State.OVERLAP: Row(
             _PENDING,
@@ -254,16 +263,21 @@ def listing(items: Sequence[str], *, shown: int = 3, each: int = 60) -> str:
     return ", ".join(head) + (f" and {rest} more" if rest > 0 else "")
 
 
-def title(state: State, fields: Mapping[str, object]) -> str:
-    return plain(STATES[state].title.format_map(fields), TITLE_LIMIT)
+def title(state: State, fields: Mapping[str, object], *, far: bool = False) -> str:
+    row = STATES[state]
+    template = row.far_title if far and row.far_title is not None else row.title
+    return plain(template.format_map(fields), TITLE_LIMIT)
 
 
-def meaning(state: State, reason: Reason | None, fields: Mapping[str, object], *, placed: bool) -> str:
+def meaning(
+    state: State, reason: Reason | None, fields: Mapping[str, object], *, placed: bool, far: bool = False
+) -> str:
     """The first paragraph of a summary: what the state means, what to do, and (for an entry that had a place, or
     a dequeue) whether the place is kept. Text fields are Markdown-escaped here."""
     safe = {name: escape(value) if isinstance(value, str) else value for name, value in fields.items()}
     row = STATES[state]
-    text = row.meaning.format_map(safe)
+    template = row.far_meaning if far and row.far_meaning is not None else row.meaning
+    text = template.format_map(safe)
     keeps = row.keeps_place if placed else None
     if reason is not None:
         text += " " + REASONS[reason].meaning.format_map(safe)
@@ -271,6 +285,12 @@ def meaning(state: State, reason: Reason | None, fields: Mapping[str, object], *
     if keeps is not None:
         text += " " + (KEEPS_PLACE if keeps else LOSES_PLACE)
     return text
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st…"""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +304,7 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """The whole queue as Markdown table lines, rendered once and shared by every entry's summary."""
+    """Queue rows as Markdown table lines, rendered once and shared by every summary that shows them."""
 
     heading: str
     numbers: tuple[int, ...]
@@ -292,9 +312,11 @@ class Table:
     own_lines: tuple[str, ...]
 
 
+TABLE_HEAD: Final = ("| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |")
+
+
 def table(repository: str, base: str, rows: Sequence[TableRow]) -> Table:
-    ordered = sum(1 for row in rows if row.position is not None)
-    heading = f"#### Review queue of {cell(repository, 140)} → {cell(base, 100)}: {ordered} in review order"
+    heading = f"#### Front of the review queue of {cell(repository, 140)} → {cell(base, 100)}"
     return Table(
         heading,
         tuple(row.number for row in rows),
@@ -303,23 +325,24 @@ def table(repository: str, base: str, rows: Sequence[TableRow]) -> Table:
     )
 
 
-def summary(*, number: int, intro: str, details: Sequence[str], queue: Table | None) -> str:
-    """The check's Markdown: what this state means, then the whole queue as a bounded table."""
+def summary(
+    *, number: int, intro: str, details: Sequence[str], front: Table | None, link: str | None, queued: bool = True
+) -> str:
+    """The check's Markdown: what this state means, the front of the queue (for an entry among the first `NEAR`),
+    and (`queued`) where the whole order is. Nothing in it depends on how long the queue is or on entries further
+    back."""
     lines = [intro]
     if details:
         lines += ["", " · ".join(details)]
-    if queue is not None:
-        index = queue.numbers.index(number) if number in queue.numbers else None
-        shown = list(queue.lines[:TABLE_ROWS])
-        if index is not None and index < TABLE_ROWS:
-            shown[index] = queue.own_lines[index]
-        elif index is not None:
-            shown += ["| … | | | |", queue.own_lines[index]]
-        hidden = len(queue.lines) - min(len(queue.lines), TABLE_ROWS) - (index is not None and index >= TABLE_ROWS)
-        lines += ["", queue.heading, "", "| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |"]
-        lines += shown
-        if hidden > 0:
-            lines += ["", f"…and {hidden} more not shown."]
+    if front is not None and number in front.numbers:
+        mine = front.numbers.index(number)  # at most NEAR rows
+        shown = [front.own_lines[i] if i == mine else line for i, line in enumerate(front.lines)]
+        lines += ["", front.heading, "", *TABLE_HEAD, *shown]
+    if queued:
+        where = "The whole review order: `/agent queue` on this pull request"
+        if link is not None and _URL.fullmatch(link):
+            where += f", or the [dashboard]({link})"
+        lines += ["", where + "."]
     return clip("\n".join(lines), SUMMARY_LIMIT)
 
 

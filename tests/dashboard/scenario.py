@@ -105,10 +105,10 @@ async def seed(store: Store, now: datetime) -> Seeded:
         session.add_all([
             pull(21, "fix: crash on empty config (#7) [claude]", "claude", run_id=claude.id,
                  eligible=timedelta(hours=4, minutes=30),
-                 check=_check("Queued for review: 3 of 3 — review #23 first", "queued", 3)),
+                 check=_check("Queued for review: 3rd in line — review #23 first", "queued", 3)),
             pull(22, "fix: crash on empty config (#7) [codex]", "codex", run_id=codex.id,
                  eligible=timedelta(hours=4, minutes=20), priority="high",
-                 check=_check("Queued for review: 2 of 3 — review #23 first", "queued", 2)),
+                 check=_check("Queued for review: 2nd in line — review #23 first", "queued", 2)),
             pull(23, "docs: explain the retry budget", "house-fixer", eligible=timedelta(hours=2),
                  bumped_at=ago(minutes=30), check=_check("Next for review", "next_for_review", 1)),
             pull(24, "refactor: split the loader (#7) [aider]", "aider", check=_check("Not queued: draft", "draft"),

@@ -93,11 +93,13 @@ async def test_bump_priority_skip_hold_and_unqueue_through_comments(h: Harness) 
     await add_pr(h, 1)
     await add_pr(h, PULL)
     await add_pr(h, 3)
-    assert (await say(h, "/agent queue")).startswith("**Review queue** — #2: Queued for review: 2 of 3 — review #1")
+    shown = await say(h, "/agent queue")
+    assert shown.startswith("**Review queue** — #2: Queued for review: 2nd in line — review #1 first\n\n"
+                            "**Place in review order:** 2 of 3.")
     reply = await say(h, "/agent bump")
     assert reply.startswith("Moved #2 to the front of the review queue (by @Codertocat).")
     assert title(h, PULL) == "Next for review"
-    assert title(h, 1) == "Queued for review: 2 of 3 — review #2 first"
+    assert title(h, 1) == "Queued for review: 2nd in line — review #2 first"
     reply = await say(h, "/agent skip")
     assert reply.startswith("#2 lets #1 go ahead of it, once.")
     assert title(h, 1) == "Next for review"
@@ -201,7 +203,7 @@ async def test_events_reconcile_and_kickoffs_own_checks_do_not(h: Harness) -> No
     await h.deliver("pull_request", payload)
     assert (await row(h, PULL)).agent is None
     assert title(h, 1) == "Next for review"
-    assert title(h, PULL) == "Queued for review: 2 of 2 — review #1 first"
+    assert title(h, PULL) == "Queued for review: 2nd in line — review #1 first"
     # Kickoff's own check runs complete: nothing to do.
     own = copy.deepcopy(load("check_run.completed.1.json"))
     own["installation"] = {"id": INSTALLATION_ID}

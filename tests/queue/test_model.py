@@ -28,12 +28,13 @@ from bot.queue.model import (
     next_eligible_since,
     plan,
 )
+from bot.queue.model import _overlaps as _overlaps  # the reference test below compares it
 from bot.queue.texts import (
     FIELDS,
+    NEAR,
     REASONS,
     STATES,
     SUMMARY_LIMIT,
-    TABLE_ROWS,
     TITLE_LIMIT,
     Reason,
     State,
@@ -245,9 +246,9 @@ def test_review_window_of_one() -> None:
     assert result.window == (41,)
     assert titles(result) == {
         41: "Next for review",
-        42: "Queued for review: 2 of 4 — review #41 first",
-        43: "Queued for review: 3 of 4 — review #41 first",
-        44: "Queued for review: 4 of 4 — review #41 first",
+        42: "Queued for review: 2nd in line — review #41 first",
+        43: "Queued for review: 3rd in line — review #41 first",
+        44: "Queued for review: waiting for its turn",  # beyond the first NEAR: no place shown
     }
 
 
@@ -255,14 +256,14 @@ def test_review_window_of_three() -> None:
     result = evaluate(*(ready(number, minutes=number) for number in (41, 42, 43, 44)), review_window=3)
     assert result.window == (41, 42, 43)
     assert [titles(result)[n] for n in (41, 42, 43)] == ["Next for review"] * 3
-    assert titles(result)[44] == "Queued for review: 4 of 4 — review #41 first"
+    assert titles(result)[44] == "Queued for review: waiting for its turn"
 
 
 def test_queued_entries_point_at_the_first_one_still_needing_a_review() -> None:
     result = evaluate(
         ready(1, review="approved"),
         ready(2, minutes=1),
-        ready(3, minutes=2, review="approved"),
+        ready(3, minutes=2),
         ready(4, minutes=3, review="changes_requested"),
         ready(5, minutes=4),
         review_window=2,
@@ -270,10 +271,14 @@ def test_queued_entries_point_at_the_first_one_still_needing_a_review() -> None:
     assert titles(result) == {
         1: "Approved: updating with main",
         2: "Next for review",
-        3: "Approved: 3 of 5 — #1 merges first",
-        4: "Changes requested: 4 of 5 — waiting for a new push",
-        5: "Queued for review: 5 of 5 — review #2 first",
+        3: "Queued for review: 3rd in line — review #2 first",
+        4: "Changes requested: waiting for a new push",
+        5: "Queued for review: waiting for its turn",
     }
+    near = evaluate(ready(1, review="approved"), ready(2, minutes=1, review="approved"), ready(3, minutes=2))
+    assert titles(near)[2] == "Approved: 2nd in line — #1 merges first"
+    far = evaluate(*(ready(n, minutes=n) for n in range(1, 5)), ready(9, minutes=9, review="approved"))
+    assert titles(far)[9] == "Approved: waiting for its turn to merge"
     assert all(check.status == "in_progress" and check.conclusion is None for check in result.checks.values())
 
 
@@ -443,13 +448,58 @@ def test_untrusted_titles_cannot_break_the_table() -> None:
     assert "\\@everyone" in summary
 
 
-def test_the_summary_table_is_bounded_and_always_shows_its_own_row() -> None:
+def test_only_the_front_shows_the_front_and_every_queued_check_says_where_the_whole_order_is() -> None:
     entries = [ready(number, minutes=number) for number in range(1, 121)]
-    result = evaluate(*entries)
+    link = "https://kickoff.example/"
+    result = plan(Snapshot("octo/repo", "main", BASE_SHA, tuple(entries)), Queue(), T0 + timedelta(hours=1),
+                  link=link)
+    second = result.checks[2].summary
+    assert "#### Front of the review queue of octo/repo → main" in second
+    assert second.count("\n| ") == 2 + NEAR  # header, separator and the first NEAR rows
+    assert "| **2** | **[#2](https://github.com/octo/repo/pull/2)** (this one) |" in second
     last = result.checks[120].summary
-    assert "**120**" in last
-    assert f"…and {120 - TABLE_ROWS - 1} more not shown." in last
-    assert last.count("\n| ") == 2 + TABLE_ROWS + 2  # header and separator, the shown rows, a gap and its own row
+    assert "Front of the review queue" not in last
+    assert "| " not in last
+    assert f"or the [dashboard]({link})." in last
+    outside = evaluate(ready(5, kickoff=False)).checks[5].summary
+    assert "whole review order" not in outside
+
+
+def _checks_written(before: Plan, after: Plan) -> list[int]:
+    return [write.number for write in diff(before.checks, after.checks)]
+
+
+def test_a_head_merge_in_a_queue_of_a_thousand_rewrites_a_handful_of_checks() -> None:
+    entries = [ready(number, minutes=number) for number in range(1, 1001)]
+    before = evaluate(*entries)
+    after = evaluate(*entries[1:])
+    changed = _checks_written(before, after)
+    assert changed == [2, 3, 4]  # the new head, and the two that moved up into the front
+    assert _checks_written(before, evaluate(*entries, ready(2000, minutes=2000))) == [2000]
+    failing = evaluate(*entries[:500], replace(entries[500], ci="failure"), *entries[501:])
+    assert _checks_written(before, failing) == [501]
+
+
+def test_the_indexed_overlaps_decide_exactly_as_the_pairwise_scan() -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.frozensets(st.sampled_from("abcdefgh"), max_size=4), max_size=40))
+    def check(file_sets: list[frozenset[str]]) -> None:
+        ordered = [ready(number, files=files) for number, files in enumerate(file_sets, start=1)]
+        assert _overlaps(ordered) == _pairwise_overlaps(ordered)
+
+    check()
+
+
+def _pairwise_overlaps(ordered: list[Entry]) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """The model's old overlap scan, kept as the reference: every entry against every one ahead of it."""
+    found: dict[int, tuple[int, tuple[str, ...]]] = {}
+    for index, entry in enumerate(ordered):
+        for ahead in ordered[:index]:
+            shared = entry.files & ahead.files
+            if shared:
+                found[entry.number] = (ahead.number, tuple(sorted(shared)))
+                break
+    return found
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=400)

@@ -54,7 +54,7 @@ async def test_the_merge_lane_updates_once_waits_for_ci_and_hands_success_on_onl
     await w.add_pr(1)
     await w.add_pr(2)
     await w.reconcile()
-    assert w.titles() == {1: "Next for review", 2: "Queued for review: 2 of 2 — review #1 first"}
+    assert w.titles() == {1: "Next for review", 2: "Queued for review: 2nd in line — review #1 first"}
     w.review(1)
     w.review(2)
     start = len(w.gh.calls)
@@ -63,7 +63,7 @@ async def test_the_merge_lane_updates_once_waits_for_ci_and_hands_success_on_onl
     with pytest.raises(RuntimeError):
         await w.reconcile()
     assert w.title_on(old_head) == "Approved: updating with main"
-    assert w.titles()[2] == "Approved: 2 of 2 — #1 merges first"
+    assert w.titles()[2] == "Approved: 2nd in line — #1 merges first"
     # The same head and base again: the update is tried again (it never happened), then never more.
     await w.reconcile()
     await w.reconcile()
@@ -203,7 +203,7 @@ async def test_a_push_of_work_loses_the_place_an_update_keeps_it(w: World) -> No
     assert (await w.row(1)).eligible_since == w.clock()
     assert first is not None
     assert first < w.clock()
-    assert w.titles()[1] == "Queued for review: 2 of 2 — review #2 first"
+    assert w.titles()[1] == "Queued for review: 2nd in line — review #2 first"
 
 
 async def test_overlapping_files_wait_and_files_are_read_once_per_head(w: World) -> None:
@@ -234,7 +234,7 @@ async def test_human_pull_requests_queue_with_the_label_and_priority_labels_orde
     await w.add_pr(1)
     await w.add_pr(2, kickoff=False, labels=("kickoff:queue", "priority:urgent"))
     await w.reconcile()
-    assert w.titles() == {1: "Queued for review: 2 of 2 — review #2 first", 2: "Next for review"}
+    assert w.titles() == {1: "Queued for review: 2nd in line — review #2 first", 2: "Next for review"}
 
 
 async def test_no_checks_yet_is_pending_when_ci_runs_elsewhere(w: World) -> None:

@@ -1,0 +1,91 @@
+"""The review queue at scale: the pure model's decision, a no-change reconcile and a head merge, at growing sizes.
+
+For each queue size N (default 10, 100, 1,000 and 4,000 pull requests, each changing its own two files, CI green):
+a queue world as the service tests use it (a migrated SQLite file, the shared `FakeGitHub` at the HTTP seam, the
+real `QueueService`), the first reconcile (which creates every check), then
+
+- model:      `plan` of that queue in CPU ms, first with nothing remembered (every check rendered) and then again
+              (an unchanged entry's check is a lookup), and the overlap index alone;
+- no change:  a reconcile with nothing changed: CPU ms and GitHub writes;
+- head merge: the head merged by hand, then a reconcile: CPU ms and GitHub writes.
+
+CPU time is the process's (`time.process_time`), so the figures do not count waiting. The cost per entry is printed
+so growth is visible at a glance: a linear cost keeps it flat. Usage:
+`.venv/bin/python bench/queue_scale.py [--sizes 10,100,1000,4000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.config.model import Queue  # noqa: E402
+from bot.queue import model  # noqa: E402
+from tests.queue.support import World, world  # noqa: E402
+
+
+def _cpu_ms(start: float) -> float:
+    return (time.process_time() - start) * 1000
+
+
+async def _measure(size: int, directory: Path) -> dict[str, float]:
+    async with world(f"sqlite+aiosqlite:///{directory / f'queue-{size}.db'}") as w:
+        for number in range(1, size + 1):
+            await w.add_pr(number, files=(f"src/a{number}.py", f"src/b{number}.py"))
+        w.review(1)
+        await w.reconcile()
+        figures = await _model(w)
+        before = len(w.gh.calls)
+        start = time.process_time()
+        await w.reconcile()
+        figures["nochange_ms"] = _cpu_ms(start)
+        figures["nochange_writes"] = len(w.writes(before))
+        w.merge_by_hand(1)
+        before = len(w.gh.calls)
+        start = time.process_time()
+        await w.reconcile()
+        figures["merge_ms"] = _cpu_ms(start)
+        figures["merge_writes"] = len(w.writes(before))
+        return figures
+
+
+async def _model(w: World) -> dict[str, float]:
+    outcome = await w.reconcile()
+    assert outcome.snapshot is not None
+    snapshot, config, now = outcome.snapshot, Queue(), w.clock()
+    model._check.cache_clear()
+    start = time.process_time()
+    model.plan(snapshot, config, now)
+    cold = _cpu_ms(start)
+    start = time.process_time()
+    model.plan(snapshot, config, now)
+    warm = _cpu_ms(start)
+    ordered = model.review_order(snapshot, config, now)
+    start = time.process_time()
+    model._overlaps(ordered)
+    return {"model_cold_ms": cold, "model_warm_ms": warm, "overlaps_ms": _cpu_ms(start)}
+
+
+async def main(sizes: list[int]) -> None:
+    print(f"{'PRs':>6} | {'model cold':>10} {'warm':>8} {'overlaps':>8} | {'no change':>9} {'writes':>6} | "
+          f"{'head merge':>10} {'writes':>6} | {'µs/PR (merge)':>13}")
+    with tempfile.TemporaryDirectory(prefix="kickoff-queue-bench-") as name:
+        for size in sizes:
+            f = await _measure(size, Path(name))
+            print(f"{size:>6} | {f['model_cold_ms']:>8.1f}ms {f['model_warm_ms']:>6.1f}ms {f['overlaps_ms']:>6.2f}ms"
+                  f" | {f['nochange_ms']:>7.0f}ms {f['nochange_writes']:>6.0f} | {f['merge_ms']:>8.0f}ms "
+                  f"{f['merge_writes']:>6.0f} | {1000 * f['merge_ms'] / size:>13.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10,100,1000,4000", help="comma-separated queue sizes")
+    args = parser.parse_args()
+    asyncio.run(main([int(size) for size in args.sizes.split(",")]))
