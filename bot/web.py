@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot import __version__, dashboard, ingress, messages, metrics, root
+from bot import __version__, ingress, messages, metrics, root
+from bot.dashboard import routes as dashboard_routes
 from bot.dashboard import scrape
-from bot.dashboard.auth import bound_to_loopback
+from bot.dashboard.auth import bound_to_loopback, require_viewer
 from bot.features import Features
 from bot.github import GitHubAPI
 from bot.root import open_store
@@ -103,7 +104,7 @@ def create_app(
     app.state.metrics.watch_ingress(app.webhook_ingress.guard)
     app.include_router(runs_api.router)
     app.include_router(run_tickets.router)
-    app.include_router(dashboard.router)
+    app.include_router(dashboard_routes.router)
     app.include_router(scrape.router)
 
     @app.get("/healthz")
@@ -156,7 +157,7 @@ def create_app(
 def _check_operator(request: Request, settings: Settings) -> None:
     """Operator endpoints sit behind DASHBOARD_TOKEN (bearer header or the dashboard's cookie); without it they
     answer only local requests (see bot.dashboard.auth)."""
-    dashboard.require_viewer(request, settings)
+    require_viewer(request, settings)
 
 
 def warn_about_open_surfaces(settings: Settings) -> None:
