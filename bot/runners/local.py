@@ -453,6 +453,32 @@ class LocalRunner:
             return None
         return await asyncio.to_thread(read_result, parsed[2], run_id)
 
+    async def find(self, run_id: int) -> str | None:
+        """The workspace of `run_id` (by its name) whose runner.json names a runner: the one whose runner still
+        lives, else the newest; its ref."""
+        if run_id in self._runners:
+            return self._runners[run_id].ref
+        return await asyncio.to_thread(self._find, run_id)
+
+    def _find(self, run_id: int) -> str | None:
+        prefix = f"{WORKSPACE_PREFIX}{run_id}-"
+        try:
+            entries = [Path(entry.path) for entry in os.scandir(self.root)
+                       if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return None
+        found: list[tuple[bool, float, str]] = []
+        for workspace in entries:
+            meta = WorkspaceOwner.read(workspace)
+            if meta is None or meta.run_id != run_id or meta.runner is None or meta.runner.host != self.host:
+                continue
+            try:
+                mtime = (workspace / OWNER_FILE).stat().st_mtime
+            except OSError:
+                continue
+            found.append((meta.runner.alive(self.host), mtime, f"{self.host}:{meta.runner.pid}:{workspace}"))
+        return max(found)[2] if found else None
+
     async def cancel(self, run_id: int) -> None:
         runner = self._runners.get(run_id)
         if runner is None:

@@ -135,6 +135,16 @@ class RemoteRunner(abc.ABC):
     async def collect(self, run_id: int, ref: str) -> RunResult | None:
         return None  # a remote runner's result travels only through the report endpoint
 
+    async def find(self, run_id: int) -> str | None:
+        """The job with Kickoff's labels for `run_id`, if the platform lists one."""
+        if run_id in self._jobs:
+            return self._jobs[run_id].ref
+        try:
+            return (await self._list()).get(run_id)
+        except Exception as exc:
+            log.warning("run %s: could not list Kickoff's %s jobs to find its runner (%s)", run_id, self.name, exc)
+            return None
+
     async def cancel(self, run_id: int) -> None:
         job = self._jobs.get(run_id)
         if job is None:

@@ -62,6 +62,11 @@ class RunnerBackend(Protocol):
         """The result a runner that ended unwatched left behind, if any."""
         ...
 
+    async def find(self, run_id: int) -> str | None:
+        """The ref of a runner this backend started for `run_id` whose ref was never recorded (its starter died
+        between starting it and recording it), alive or not; None when there is none."""
+        ...
+
     async def cancel(self, run_id: int) -> None:
         """Stop a runner this backend watches (its exit is then reported with `cancelled`)."""
         ...

@@ -242,6 +242,8 @@ class RunnerFollower:
     async def _take_over(self, run: Run) -> bool:
         ref = run.runner_ref
         if ref is None:
+            ref = await self._unrecorded_runner(run)
+        if ref is None:
             if run.state == RunState.STARTING:
                 # Its worker died before any runner existed: nothing ran, so the run may simply start again.
                 moved = await self.runs.requeue_unstarted(
@@ -265,6 +267,8 @@ class RunnerFollower:
             return await self.runs.adopt(run, self.services.worker_id)  # already followed here
         if not await self.runs.adopt(run, self.services.worker_id):
             return False
+        if run.runner_ref is None:
+            await self.runs.update(run.id, runner_ref=ref)  # what the dead starter could not record
         config = await self._config_or_default(run)
         elapsed = (self.services.clock() - (run.started_at or run.created_at)).total_seconds()
         deadline = max(1.0, self._run_deadline(config.limits.run_timeout_minutes * 60) - elapsed)
@@ -283,6 +287,21 @@ class RunnerFollower:
         await self._revoke_run(run.id)
         await backend.cleanup(run.id, ref)
         return True
+
+    async def _unrecorded_runner(self, run: Run) -> str | None:
+        """A runner the dead worker started for `run` but died before recording (it may already have reported, so
+        the run can be `running`): found by its backend, so it is followed or collected, never lost or doubled."""
+        backend = self.backends.get(run.runner or "")
+        if backend is None:
+            return None
+        try:
+            ref = await backend.find(run.id)
+        except Exception:
+            log.exception("run %s: looking for its unrecorded runner failed", run.id)
+            return None
+        if ref is not None:
+            log.info("run %s: found the runner its dead worker started but never recorded (%s)", run.id, ref)
+        return ref
 
     async def sweep(self) -> list[str]:
         """What no live run holds, removed: each backend's runners and workspaces (see its `sweep`), then the tokens

@@ -170,6 +170,10 @@ async def test_restart_follows_live_machines_and_sweeps_orphans(fly: FlyRunner, 
     assert await fly.sweep({5}) == [f"fly:{APP}/orphan"]
     assert listed.calls.last.request.url.params["metadata.kickoff_managed"] == "true"
     assert destroy.called
+    # A machine created for a run whose starter died before recording it is found by the run.
+    assert await fly.find(7) == f"fly:{APP}/orphan"
+    assert await fly.find(1) == f"fly:{APP}/alive"  # followed here
+    assert await fly.find(9) is None
 
 
 async def test_a_refused_create_is_a_runner_error(fly: FlyRunner, api: respx.MockRouter) -> None:

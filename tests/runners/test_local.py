@@ -177,6 +177,30 @@ async def test_runners_outlive_kickoff_and_are_reattached(tmp_path: Path) -> Non
     assert not workspace.exists()
 
 
+async def test_a_runner_whose_ref_was_never_recorded_is_found_by_its_run_alive_or_ended(tmp_path: Path) -> None:
+    """Kickoff died between starting the runner and recording its ref: the next process finds it by the run's
+    workspace (its runner.json), follows it while it lives, and finds the ended one's result too."""
+    first = backend(tmp_path, Exits())
+    ref = await first.start(spec(21, "sleep=1.0"), SECRETS, deadline=60)
+    ended = await first.start(spec(22, "sleep=0", "outcome=no_changes"), SECRETS, deadline=60)
+    await first.aclose()
+    await started(tmp_path, 22)
+    _, ended_pid, ended_workspace = parse_ref(ended) or ("", 0, Path())
+    await eventually(lambda: processes_gone(str(ended_workspace)), 15, "the runner to end")
+    os.waitpid(ended_pid, 0)
+    exits = Exits()
+    second = backend(tmp_path, exits)
+    assert await second.find(23) is None  # no workspace of that run
+    assert await second.find(21) == ref
+    assert await second.find(22) == ended
+    assert await second.follow(21, ref, deadline=60)
+    result = await second.collect(22, ended)
+    assert result is not None
+    assert result.outcome == "no_changes"
+    (done,) = await exits.wait()
+    assert (done.run_id, done.result is not None and done.result.outcome) == (21, "succeeded")
+
+
 async def test_a_runner_that_ended_unwatched_leaves_its_result(tmp_path: Path) -> None:
     exits = Exits()
     first = backend(tmp_path, exits)

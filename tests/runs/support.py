@@ -60,6 +60,7 @@ class FakeBackend:
     live: dict[int, str] = field(default_factory=dict)
     alive_after_restart: set[int] = field(default_factory=set)
     left_behind: dict[int, RunResult] = field(default_factory=dict)  # what runners gone meanwhile had reported
+    unrecorded: dict[int, str] = field(default_factory=dict)  # runners started whose ref never reached the database
     cancelled: list[int] = field(default_factory=list)
     cleaned: list[int] = field(default_factory=list)
     fail_start: Exception | None = None
@@ -90,6 +91,9 @@ class FakeBackend:
 
     async def collect(self, run_id: int, ref: str) -> RunResult | None:
         return self.left_behind.get(run_id)
+
+    async def find(self, run_id: int) -> str | None:
+        return self.live.get(run_id) or self.unrecorded.get(run_id)
 
     async def cancel(self, run_id: int) -> None:
         self.cancelled.append(run_id)

@@ -544,3 +544,37 @@ async def test_a_dead_workers_runs_are_followed_or_collected_by_the_next_pass_an
     delivered = await w.runs.require(reported.id)
     assert (delivered.state, delivered.progress, delivered.pr_number) == (RunState.SUCCEEDED, "delivered", 101)
     assert backend.cleaned == [reported.id]
+
+
+async def test_a_runner_started_but_never_recorded_by_its_dead_worker_is_found_followed_or_collected(
+    w: World,
+) -> None:
+    """The worker died between starting each runner and recording its ref; one runner had already reported
+    `running`, one had even finished. The next pass asks the backend for the runners of those runs: the live one
+    is followed (its ref recorded now), the finished one's result is collected and goes on to its pull request, and
+    the runner of a run still `starting` is followed, not started a second time. None is "runner lost"."""
+    w.default_config = repo_config(["a", "b", "c"])
+    _, (alive, reported, starting) = await w.add_trigger(["a", "b", "c"])
+    killed = await dead_worker(w)
+    for run in (alive, reported, starting):
+        assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+        branch = branch_name(run.issue_number, run.task, run.agent, run.id)
+        await w.runs.update(run.id, runner="local", worker_id=killed, branch=branch)
+        if run is not starting:
+            assert await w.runs.move(run.id, RunState.RUNNING)  # its runner reported before the kill
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend(alive_after_restart={alive.id, starting.id})
+    backend.unrecorded = {run.id: f"fake:{run.id}" for run in (alive, reported, starting)}
+    backend.left_behind[reported.id] = result_of(
+        reported.id, pushed=True,
+        branch=branch_name(reported.issue_number, reported.task, reported.agent, reported.id))
+    await settle(w.scheduler(backend))
+    assert backend.started == []  # no second runner for any of them
+    assert backend.running() == {alive.id: f"fake:{alive.id}", starting.id: f"fake:{starting.id}"}
+    for run in (alive, starting):
+        followed = await w.runs.require(run.id)
+        assert (followed.state, followed.runner_ref, followed.worker_id) == (
+            RunState.STARTING if run is starting else RunState.RUNNING, f"fake:{run.id}", w.services.worker_id)
+    delivered = await w.runs.require(reported.id)
+    assert (delivered.state, delivered.progress, delivered.pr_number) == (RunState.SUCCEEDED, "delivered", 101)
+    assert backend.cleaned == [reported.id]
