@@ -208,6 +208,58 @@ async def test_two_dispatchers_on_postgresql_never_hold_one_delivery(postgres_ur
     del router
 
 
+async def test_two_dispatchers_never_handle_one_repositorys_deliveries_at_once_and_keep_their_order(
+    database_url: str,
+) -> None:
+    """`issues.opened` and `issues.labeled` for one label, or one pull request's events, on two workers: never
+    handled at the same time, and in the order they arrived; other repositories still go in parallel. (On SQLite
+    two processes share one file; on PostgreSQL the claim lock orders the claims.)"""
+    repos = [f"o/r{n}" for n in range(12)]  # more than one dispatcher's 8 slots: both get some
+    busy: dict[str, str] = {}
+    overlaps: list[tuple[str, str, str]] = []
+    order: dict[str, list[int]] = {repo: [] for repo in repos}
+    workers: dict[str, set[str]] = {repo: set() for repo in repos}
+
+    def make(worker: str) -> Router:
+        r = Router()
+
+        @r.on("issues")
+        async def hold(event: Event, _: Services) -> None:
+            repo = event.payload["repo"]
+            if repo in busy:
+                overlaps.append((repo, busy[repo], worker))
+            busy[repo] = worker
+            await asyncio.sleep(0.01)  # a handler's awaits: the other dispatcher's claims come in between
+            order[repo].append(event.payload["n"])
+            workers[repo].add(worker)
+            del busy[repo]
+
+        return r
+
+    stores = [Store(database_url), Store(database_url)]
+    await stores[0].migrate()
+    settings = make_settings(database_url, KICKOFF_DISPATCH_CONCURRENCY=8)
+    all_services = [Services(settings=settings, store=s, inbox=Inbox(s)) for s in stores]
+    rows = []
+    for n in range(96):
+        repo = repos[n % len(repos)]
+        rows.append(NewDelivery(id=f"d{n}", event="issues", action="labeled", installation_id=1, repository=repo,
+                                payload=json.dumps({"n": n, "repo": repo}),
+                                received_at=utcnow() + timedelta(microseconds=n)))
+    await all_services[0].inbox.insert_many(rows)
+    try:
+        await asyncio.gather(*(
+            Dispatcher(services, make(name), worker_id=name).run_until_idle()
+            for services, name in zip(all_services, ("a", "b"), strict=True)
+        ))
+    finally:
+        for s in stores:
+            await s.close()
+    assert overlaps == []
+    assert order == {repo: list(range(i, 96, len(repos))) for i, repo in enumerate(repos)}
+    assert set().union(*workers.values()) == {"a", "b"}  # both really worked
+
+
 async def test_a_full_dispatcher_claims_again_as_soon_as_a_slot_frees(database_url: str) -> None:
     """With every slot taken, the loop waits for a slot, not for the next wake-up or poll (30 s here)."""
     settings = make_settings(database_url, KICKOFF_DISPATCH_CONCURRENCY=1, KICKOFF_POLL_SECONDS=30)

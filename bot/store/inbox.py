@@ -9,9 +9,9 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Final, cast
 
-from sqlalchemy import Connection, Integer, Table, Update, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Integer, Table, Update, bindparam, func, or_, select, text, update
 from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -19,6 +19,9 @@ from bot.store.db import Store
 from bot.store.models import Delivery, DeliveryPayload, DeliveryStatus, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
+
+# Any constant works: it names "the delivery-claim lock" among PostgreSQL advisory locks.
+DELIVERY_CLAIM_LOCK_KEY: Final = 0x696E626F  # "inbo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,16 @@ class Inbox:
                 for row in rows
             ]
 
-        claimed = await self.store.write(run)
+        postgres = self.store.dialect == "postgresql"
+
+        def claim(conn: Connection) -> list[ClaimedDelivery]:
+            if postgres:
+                # Claims one after another across workers (released at commit): each then sees the leases every
+                # claim before it took, so two workers never lease one repository's deliveries at once.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DELIVERY_CLAIM_LOCK_KEY})
+            return run(conn)
+
+        claimed = await self.store.write(claim)
         claimed.sort(key=lambda c: (c.received_at, c.id))
         return claimed
 
@@ -283,8 +295,19 @@ def _claim_statement(*, postgres: bool, excluding: bool) -> Update:
     """Lease the oldest due deliveries: parameters `b_now`, `b_until`, `b_owner`, `b_worker`, `b_limit` (and
     `b_repos`)."""
     t = cast(Table, Delivery.__table__)
-    due = t.c.due_at <= bindparam("b_now", type_=UTCDateTime())
-    candidates = select(t.c.id).where(due)
+    now = bindparam("b_now", type_=UTCDateTime())
+    due = t.c.due_at <= now
+    # One repository's deliveries are handled by one worker at a time, across every worker: none is claimed while
+    # another of its repository is leased (`processing`, its lease running). So GitHub's `issues.opened` and
+    # `issues.labeled` for one label, or a pull request's events, never race each other on two workers.
+    other = t.alias("leased")
+    leased = (
+        select(other.c.id)
+        .where(other.c.status == DeliveryStatus.PROCESSING, other.c.repository == t.c.repository,
+               other.c.due_at > now)
+        .exists()
+    )
+    candidates = select(t.c.id).where(due, or_(t.c.repository.is_(None), ~leased))
     if excluding:
         candidates = candidates.where(
             or_(t.c.repository.is_(None), t.c.repository.not_in(bindparam("b_repos", expanding=True)))

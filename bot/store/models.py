@@ -93,6 +93,8 @@ class Delivery(Base):
         Index("ix_deliveries_due", "due_at", "id"),
         # Counts by status, the dashboard's problem deliveries, the 24-hour figures and retention read ranges of it.
         Index("ix_deliveries_status_received", "status", "received_at"),
+        # A claim skips repositories with a delivery leased to some worker (bot.store.inbox).
+        Index("ix_deliveries_leased", "status", "repository", "due_at"),
     )
 
 
