@@ -80,6 +80,7 @@ class RunnerFollower:
         self._repo_of: dict[int, str] = {}
         self._timeouts: dict[int, int] = {}
         self._stopping: set[int] = set()
+        self._token_of: dict[int, int] = {}  # run id -> the recorded token this process minted for its runner
         self._tasks: set[asyncio.Task[None]] = set()
         for backend in self.backends.values():
             backend.bind(self.on_exit)
@@ -99,7 +100,7 @@ class RunnerFollower:
     async def start(self, run: Run, config: RepoConfig, backend: RunnerBackend, secret: str) -> None:
         """Start a claimed run: its spec, its token, its runner; a failure ends the run `failed`, saying why."""
         token: InstallationToken | None = None
-        recorded = False
+        recorded: int | None = None
         try:
             spec = await self._spec_for(run, config)
             # Written before any runner exists, so a report always finds the branch it must name.
@@ -109,8 +110,8 @@ class RunnerFollower:
                                                 RUN_TOKEN_PERMISSIONS)
             register_secret(token.token, run_id=run.id)
             # Recorded before any runner can hold it, so whoever ends the run (here or elsewhere) can revoke it.
-            await self.tokens.record(run.id, token)
-            recorded = True
+            recorded = await self.tokens.record(run.id, token)
+            self._token_of[run.id] = recorded
             self._repo_of[run.id] = run.repository
             self._timeouts[run.id] = spec.timeout_seconds
             ref = await backend.start(
@@ -120,6 +121,7 @@ class RunnerFollower:
             if not await self.runs.attach_runner(run.id, ref, run.worker_id):
                 # Taken from this worker meanwhile (thought dead, it was requeued or failed): one runner per run.
                 log.warning("run %s was taken over while its runner started; stopping that runner", run.id)
+                await self._revoke_own(run.id)  # this start's token; the run's new start keeps its own
                 self._stopping.add(run.id)
                 self._spawn(self._stop(backend, run.id), f"stop-run-{run.id}")
         except Exception as exc:
@@ -131,8 +133,9 @@ class RunnerFollower:
             self._repo_of.pop(run.id, None)
             self._timeouts.pop(run.id, None)
             await self.runs.move(run.id, RunState.FAILED, reason)
-            if recorded:
-                await self.tokens.revoke(run.id)
+            self._token_of.pop(run.id, None)
+            if recorded is not None:
+                await self.tokens.revoke_one(recorded)
             elif token is not None:
                 await self._revoke(token)
             self.services.runs_changed.set()
@@ -181,7 +184,7 @@ class RunnerFollower:
         try:
             run = await self.runs.get(exit_.run_id)
             if run is not None and not self._holds(run):
-                mine = False  # taken over by another worker: the token recorded now is its runner's
+                mine = False  # taken over by another worker: only this runner's own token is revoked
                 return
             if run is None or run.state not in (RunState.STARTING, RunState.RUNNING):
                 return  # ended elsewhere, or back in the queue (its token, if any, is the dead start's)
@@ -201,12 +204,25 @@ class RunnerFollower:
         finally:
             forget_run_secrets(exit_.run_id)  # it may have ended elsewhere; its runner is gone now
             if mine:
+                self._token_of.pop(exit_.run_id, None)
                 await self._revoke_run(exit_.run_id)
+            else:
+                await self._revoke_own(exit_.run_id)
             self.services.runs_changed.set()
 
     async def _revoke_run(self, run_id: int) -> None:
         try:
             await self.tokens.revoke(run_id)
+        except Exception:
+            log.exception("run %s: revoking its token failed; the sweep tries again", run_id)
+
+    async def _revoke_own(self, run_id: int) -> None:
+        """Revoke the token this process minted for its runner of `run_id` (none known: nothing to do)."""
+        token_id = self._token_of.pop(run_id, None)
+        if token_id is None:
+            return
+        try:
+            await self.tokens.revoke_one(token_id)
         except Exception:
             log.exception("run %s: revoking its token failed; the sweep tries again", run_id)
 

@@ -79,21 +79,35 @@ class RunTokens:
         self.services = services
         self.sealer = sealer or TokenSealer.for_services(services)
 
-    async def record(self, run_id: int, token: InstallationToken) -> None:
-        """Keep `token` (sealed) for `run_id`; replaces the row of an earlier start of the same run."""
+    async def record(self, run_id: int, token: InstallationToken) -> int:
+        """Keep `token` (sealed) for `run_id`, beside the tokens of earlier starts of the run; its row's id."""
         row = RunToken(run_id=run_id, sealed=self.sealer.seal(run_id, token.token), expires_at=token.expires_at,
                        created_at=self.services.clock(), revoked_at=None)
         async with self.services.store.sessions() as session, session.begin():
-            await session.merge(row)
+            session.add(row)
+            await session.flush()
+            return row.id
 
     async def revoke(self, run_id: int) -> bool:
-        """Revoke the run's token if it is recorded and not revoked yet; whether it is dead now (or there is none).
+        """Revoke every token of the run that is recorded and not revoked yet; whether they are all dead now (or
+        there is none).
 
         Idempotent and safe to race: a token revoked twice is answered 401 the second time, which counts as dead.
         A network failure leaves it unrevoked, for the sweep to try again.
         """
         async with self.services.store.sessions() as session:
-            row = await session.get(RunToken, run_id)
+            rows = (await session.scalars(
+                select(RunToken).where(RunToken.run_id == run_id, RunToken.revoked_at.is_(None))
+                .order_by(RunToken.id))).all()
+        dead = True
+        for row in rows:
+            dead = await self._revoke(row) and dead
+        return dead
+
+    async def revoke_one(self, token_id: int) -> bool:
+        """Revoke one recorded token (a start that lost its run to another worker: that one's token stays)."""
+        async with self.services.store.sessions() as session:
+            row = await session.get(RunToken, token_id)
         if row is None or row.revoked_at is not None:
             return True
         return await self._revoke(row)
@@ -105,7 +119,7 @@ class RunTokens:
                 select(RunToken)
                 .outerjoin(Run, Run.id == RunToken.run_id)
                 .where(RunToken.revoked_at.is_(None), (Run.id.is_(None)) | Run.state.in_(RunState.FINAL))
-                .order_by(RunToken.run_id)
+                .order_by(RunToken.id)
                 .limit(limit)
             )).all()
         revoked = 0
@@ -120,7 +134,7 @@ class RunTokens:
         """The runs whose token is recorded and not revoked (for tests and `kickoff status`)."""
         async with self.services.store.sessions() as session:
             return list(await session.scalars(
-                select(RunToken.run_id).where(RunToken.revoked_at.is_(None)).order_by(RunToken.run_id)))
+                select(RunToken.run_id).where(RunToken.revoked_at.is_(None)).distinct().order_by(RunToken.run_id)))
 
     async def _revoke(self, row: RunToken) -> bool:
         now = self.services.clock()
@@ -137,13 +151,13 @@ class RunTokens:
                 except GitHubError as exc:
                     log.info("run %s: could not revoke its token yet (%s); the sweep tries again", row.run_id, exc)
                     return False
-        await self._mark(row.run_id, now)
+        await self._mark(row.id, now)
         return True
 
-    async def _mark(self, run_id: int, when: datetime) -> None:
+    async def _mark(self, token_id: int, when: datetime) -> None:
         async with self.services.store.sessions() as session, session.begin():
             await session.execute(
-                update(RunToken).where(RunToken.run_id == run_id, RunToken.revoked_at.is_(None))
+                update(RunToken).where(RunToken.id == token_id, RunToken.revoked_at.is_(None))
                 .values(revoked_at=when))
 
 

@@ -263,18 +263,20 @@ class RunTransition(Base):
 class RunToken(Base):
     """A run's GitHub token, kept so that whoever ends or recovers the run can revoke it (`bot.runs.tokens`).
 
-    `sealed` is the token encrypted with AES-GCM under a key derived from the App's private key: never the token
-    in clear. `revoked_at` is set once GitHub has been told (or the token is past `expires_at`)."""
+    One row per token: a run started twice (requeued after a kill) has two. `sealed` is the token encrypted with
+    AES-GCM under a key derived from the App's private key: never the token in clear. `revoked_at` is set once
+    GitHub has been told (or the token is past `expires_at`)."""
 
     __tablename__ = "run_tokens"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_run_tokens_unrevoked", "revoked_at"),)
+    __table_args__ = (Index("ix_run_tokens_unrevoked", "revoked_at"), Index("ix_run_tokens_run", "run_id"))
 
 
 class PullRequest(Base):

@@ -3,6 +3,7 @@ sweep for any ended run whose token is still live."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 from bot import messages
@@ -19,7 +20,7 @@ from bot.runs.tokens import RunTokens, TokenSealer
 from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import Run, RunState, RunToken
 from tests.fake_github import FakeGitHub
-from tests.runs.support import FakeBackend, World, repo_config, report_server, world
+from tests.runs.support import FakeBackend, World, live_worker, repo_config, report_server, world
 
 
 @pytest.fixture
@@ -124,3 +125,32 @@ async def test_a_token_github_cannot_be_told_about_stays_unrevoked_for_the_next_
     assert revoked(w) == []
     assert await RunTokens(w.services).revoke_ended() == 1
     assert revoked(w) == [token]
+
+
+async def test_a_run_started_twice_keeps_both_tokens_and_each_start_revokes_only_its_own(w: World) -> None:
+    """This worker was declared dead while it started the run: another requeued it and started it again (a second
+    token). This worker's runner is stopped and revokes this worker's token only; the other start's token lives on
+    until its run ends, then goes too. A second start never overwrites, and so never forgets, the first's token."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend()
+    scheduler = w.scheduler(backend)
+    (claim,) = await scheduler.claims.claim({})
+    async with w.store.sessions.begin() as session:  # another worker takes it and starts it again meanwhile
+        await session.execute(update(Run).where(Run.id == run.id).values(worker_id=await live_worker(w)))
+    other = RunTokens(w.services)
+    second = w.github.mint_run_token  # the other worker's start: its own token, recorded for the same run
+    theirs = await second(run.installation_id, "hello", {"contents": "write"})
+    await other.record(run.id, theirs)
+    await scheduler.follower.start(claim.run, claim.config, claim.backend, claim.secret)
+    await asyncio.sleep(0.05)
+    assert backend.cancelled == [run.id]  # one runner per run: this worker's is stopped
+    mine = w.github.run_tokens[-1].token
+    assert mine != theirs.token
+    assert revoked(w) == [mine]
+    assert await other.unrevoked() == [run.id]  # theirs, still in use
+    await w.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
+    await other.revoke_ended()
+    assert sorted(revoked(w)) == sorted([mine, theirs.token])
+    assert await other.unrevoked() == []
