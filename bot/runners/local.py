@@ -17,9 +17,11 @@ on Kickoff: when Kickoff stops it only stops watching, and its next start-up re-
 Every workspace holds a `runner.json`: who owns it (host, pid and start time of the Kickoff process that started or
 re-attached to the runner), the run id, and the runner's pid and start time. `sweep` (at start-up after recovery, and
 every `KICKOFF_RUNNER_SWEEP_SECONDS`) kills the process trees of the runners no live run holds and removes their
-workspaces: a workspace is held while its run is not final in the database and its owner process lives (or is this
-process, watching it). The agent's own processes die with their runner anyway (bubblewrap's `--die-with-parent`, or
-the tether when unsandboxed: `bot.runner_program.tether`); the sweep also kills whatever still runs in the workspace.
+workspaces: a workspace is held while its run is not final in the database (or this process watches it). A live run
+whose owner died is never swept: the worker that takes the run over re-attaches to its runner, collects its result or
+ends the run (`bot.runs.following`), and only then is the workspace unheld. The agent's own processes die with their
+runner anyway (bubblewrap's `--die-with-parent`, or the tether when unsandboxed: `bot.runner_program.tether`); the
+sweep also kills whatever still runs in the workspace.
 """
 
 from __future__ import annotations
@@ -500,7 +502,8 @@ class LocalRunner:
         """Kill the runners no live run holds and remove their workspaces; their refs.
 
         `known`: the runs not final in the database that name this backend. A workspace is held while this process
-        handles its run, or while its run is in `known` and its owner (runner.json) lives; a workspace kept by
+        handles its run, or while its run is in `known`, whether its owner (runner.json) lives or not (a dead
+        owner's runs are taken over by recovery, which needs their runners alive); a workspace kept by
         `KICKOFF_KEEP_WORKSPACES` is left alone, and so is a young one of a live owner (its run may have been claimed
         after `known` was read). Everything else goes: the processes in it, then the directory.
         """
@@ -527,7 +530,11 @@ class LocalRunner:
                 continue
             owner = meta.owner if meta is not None else None
             owner_alive = owner is not None and owner.alive(self.host)
-            if owner_alive and (run_id in known or age < self.sweep_grace):
+            if run_id in known:
+                # A live run: watched by its owner, or, its owner dead, re-attached, collected or ended by the
+                # recovery of whichever worker takes it over. Killed here, its work would be lost.
+                continue
+            if owner_alive and age < self.sweep_grace:
                 continue
             if meta is None and age < self.sweep_grace:
                 continue  # being created (runner.json comes first), or left by an older version: looked at later
@@ -540,7 +547,7 @@ class LocalRunner:
             if workspace.parent == self.root:
                 shutil.rmtree(workspace, ignore_errors=True)
             ref = f"{self.host}:{runner.pid if runner else 0}:{workspace}"
-            why = "its run is over or unknown" if owner_alive else "its owner process is gone"
+            why = "its run is over or unknown"
             log.info("run %s: removed the workspace %s (%s; %d process(es) killed)", run_id, workspace, why, killed)
             removed.append(ref)
         return removed
