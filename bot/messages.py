@@ -187,6 +187,7 @@ RUN_CONFIG_INVALID: Final = "`.github/kickoff.yml` has problems: {problems}"
 RUN_RUNNER_UNAVAILABLE: Final = "runner `{runner}` is not available on this Kickoff server (it offers: {available})"
 RUN_RUNNER_EXITED: Final = "the runner exited with code {code} without a result"
 RUN_RUNNER_EXITED_UNKNOWN: Final = "the runner exited without a result"
+RUN_ENDED_WHILE_STARTING: Final = "the run ended while its runner was being started"
 RUN_RUNNER_LOST: Final = "runner lost: its runner was gone, without a result, when Kickoff took the run over"
 RUN_REQUEUED: Final = "queued again: the Kickoff worker starting it stopped before its runner existed"
 RUN_REQUEUE_LIMIT: Final = (

@@ -106,12 +106,22 @@ class RunnerFollower:
             # Written before any runner exists, so a report always finds the branch it must name.
             await self.runs.update(run.id, branch=spec.branch, base_branch=spec.base_branch)
             github = self.services.require_github()
-            token = await github.mint_run_token(run.installation_id, run.repository.partition("/")[2],
-                                                RUN_TOKEN_PERMISSIONS)
+            # Its row first, so even a kill between GitHub's answer and the record leaves a trace (bot.runs.tokens).
+            recorded = await self.tokens.intend(run.id)
+            self._token_of[run.id] = recorded
+            try:
+                token = await github.mint_run_token(run.installation_id, run.repository.partition("/")[2],
+                                                    RUN_TOKEN_PERMISSIONS)
+            except BaseException:
+                self._token_of.pop(run.id, None)
+                await self.tokens.forget(recorded)  # no token was made
+                recorded = None
+                raise
             register_secret(token.token, run_id=run.id)
             # Recorded before any runner can hold it, so whoever ends the run (here or elsewhere) can revoke it.
-            recorded = await self.tokens.record(run.id, token)
-            self._token_of[run.id] = recorded
+            if not await self.tokens.record(recorded, run.id, token):
+                recorded = None
+                raise RunnerError(messages.RUN_ENDED_WHILE_STARTING)  # revoked below: nobody else can
             self._repo_of[run.id] = run.repository
             self._timeouts[run.id] = spec.timeout_seconds
             ref = await backend.start(
@@ -132,10 +142,11 @@ class RunnerFollower:
                 log.warning("run %s could not start: %s", run.id, reason)
             self._repo_of.pop(run.id, None)
             self._timeouts.pop(run.id, None)
-            await self.runs.move(run.id, RunState.FAILED, reason)
+            # Only while this worker still holds it: a run taken over meanwhile is its new holder's to end.
+            await self.runs.move(run.id, RunState.FAILED, reason, holder=run.worker_id)
             self._token_of.pop(run.id, None)
             if recorded is not None:
-                await self.tokens.revoke_one(recorded)
+                await self.tokens.revoke_one(recorded)  # the token in its row, or the row of a failed mint
             elif token is not None:
                 await self._revoke(token)
             self.services.runs_changed.set()

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.github import GitHubError, InstallationToken
 from bot.services import Services
@@ -33,6 +33,7 @@ from bot.store.models import Run, RunState, RunToken
 log = logging.getLogger(__name__)
 
 HKDF_INFO: Final = b"kickoff run tokens v1"
+TOKEN_LIFETIME: Final = timedelta(hours=1)  # GitHub's, for every installation token
 NONCE_BYTES: Final = 12
 
 
@@ -79,14 +80,32 @@ class RunTokens:
         self.services = services
         self.sealer = sealer or TokenSealer.for_services(services)
 
-    async def record(self, run_id: int, token: InstallationToken) -> int:
-        """Keep `token` (sealed) for `run_id`, beside the tokens of earlier starts of the run; its row's id."""
-        row = RunToken(run_id=run_id, sealed=self.sealer.seal(run_id, token.token), expires_at=token.expires_at,
-                       created_at=self.services.clock(), revoked_at=None)
+    async def intend(self, run_id: int) -> int:
+        """Write the row of a token about to be minted for `run_id` (sealed empty); its id, for `record`.
+
+        Written first, so a kill between GitHub's answer and `record` leaves a trace: such a token cannot be revoked
+        (only the token itself can do that), but whoever ends the run knows it was lost and until when it lives."""
+        now = self.services.clock()
+        row = RunToken(run_id=run_id, sealed=None, expires_at=now + TOKEN_LIFETIME, created_at=now, revoked_at=None)
         async with self.services.store.sessions() as session, session.begin():
             session.add(row)
             await session.flush()
             return row.id
+
+    async def record(self, token_id: int, run_id: int, token: InstallationToken) -> bool:
+        """Keep `token` (sealed) in its row, beside the tokens of earlier starts of the run. False when the run ended
+        meanwhile and its tokens were given up (the caller revokes this one itself)."""
+        async with self.services.store.sessions() as session, session.begin():
+            result = await session.execute(
+                update(RunToken).where(RunToken.id == token_id, RunToken.revoked_at.is_(None))
+                .values(sealed=self.sealer.seal(run_id, token.token), expires_at=token.expires_at)
+                .execution_options(synchronize_session=False))
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def forget(self, token_id: int) -> None:
+        """Drop the row of a mint that failed: no token exists."""
+        async with self.services.store.sessions() as session, session.begin():
+            await session.execute(delete(RunToken).where(RunToken.id == token_id, RunToken.sealed.is_(None)))
 
     async def revoke(self, run_id: int) -> bool:
         """Revoke every token of the run that is recorded and not revoked yet; whether they are all dead now (or
@@ -136,9 +155,23 @@ class RunTokens:
             return list(await session.scalars(
                 select(RunToken.run_id).where(RunToken.revoked_at.is_(None)).distinct().order_by(RunToken.run_id)))
 
+    async def lost(self) -> list[tuple[int, datetime]]:
+        """Tokens minted for runs whose worker was killed before recording them: (run id, when it expires)."""
+        async with self.services.store.sessions() as session:
+            rows = (await session.execute(
+                select(RunToken.run_id, RunToken.expires_at)
+                .where(RunToken.sealed.is_(None), RunToken.revoked_at.is_not(None))
+                .order_by(RunToken.id))).all()
+        return [(int(run_id), expires) for run_id, expires in rows]
+
     async def _revoke(self, row: RunToken) -> bool:
         now = self.services.clock()
-        if row.expires_at > now:
+        if row.sealed is None:
+            # Its run is being ended: a start still under way finds its row given up when it records, and revokes
+            # the token itself; a start that was killed after GitHub answered took the token with it.
+            log.warning("run %s: a token minted for it may have been lost to a kill before it was recorded; it "
+                        "cannot be revoked and expires by %s", row.run_id, row.expires_at.isoformat())
+        elif row.expires_at > now:
             clear = self.sealer.open(row.run_id, row.sealed)
             if clear is None:
                 log.warning("run %s: its recorded token does not open with this App key; it expires at %s",

@@ -263,15 +263,17 @@ class RunTransition(Base):
 class RunToken(Base):
     """A run's GitHub token, kept so that whoever ends or recovers the run can revoke it (`bot.runs.tokens`).
 
-    One row per token: a run started twice (requeued after a kill) has two. `sealed` is the token encrypted with
+    One row per token: a run started twice (requeued after a kill) has two. Written just before the token is
+    minted, with `sealed` None until GitHub's answer is recorded: such a row of an ended run is a token lost to a
+    kill between the two (it cannot be revoked; it expires by `expires_at`). `sealed` is the token encrypted with
     AES-GCM under a key derived from the App's private key: never the token in clear. `revoked_at` is set once
-    GitHub has been told (or the token is past `expires_at`)."""
+    GitHub has been told (or the token is past `expires_at`, or it was lost)."""
 
     __tablename__ = "run_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

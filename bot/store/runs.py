@@ -67,6 +67,13 @@ def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+class _Anyone:
+    """`move(holder=ANYONE)`: whichever worker holds the run."""
+
+
+ANYONE: Final = _Anyone()
+
+
 def _held_by(worker_id: int | None) -> ColumnElement[bool]:
     return Run.worker_id.is_(None) if worker_id is None else Run.worker_id == worker_id
 
@@ -232,9 +239,11 @@ class RunStore:
         return True
 
     async def move(
-        self, run_id: int, to: str, reason: str | None = None, *, values: Mapping[str, Any] | None = None
+        self, run_id: int, to: str, reason: str | None = None, *, values: Mapping[str, Any] | None = None,
+        holder: int | _Anyone | None = ANYONE,
     ) -> bool:
-        """Move a run to `to` from wherever it is (via `running` when it is `starting`); False once it is final.
+        """Move a run to `to` from wherever it is (via `running` when it is `starting`); False once it is final,
+        or, with `holder`, once the run is no longer that worker's (taken over: its new holder decides).
 
         Used where a run ends for reasons outside the scheduler's control (a report, an exit, a cancel), so a
         concurrent change is retried rather than lost.
@@ -245,12 +254,15 @@ class RunStore:
                 raise RunNotFound(f"no run {run_id}")
             if current == to or is_final(current):
                 return False
+            if not isinstance(holder, _Anyone) and (current not in ON_RUNNER or not await self._holds(run_id, holder)):
+                return False
             steps = path_to(current, to)
 
             def walk(conn: Connection, previous: str = current, steps: Sequence[str] = steps) -> None:
                 for index, step in enumerate(steps):
                     last = index == len(steps) - 1
-                    self._step(conn, run_id, previous, step, reason if last else None, (values or {}) if last else {})
+                    self._step(conn, run_id, previous, step, reason if last else None, (values or {}) if last else {},
+                               holder=holder)
                     previous = step
 
             try:
@@ -263,6 +275,11 @@ class RunStore:
                 self.succeeded.set()
             return True
         raise InvalidTransition(None, to)  # the run kept changing under us; should not happen
+
+    async def _holds(self, run_id: int, worker_id: int | None) -> bool:
+        async with self.store.sessions() as session:
+            held = await session.scalar(select(Run.id).where(Run.id == run_id, _held_by(worker_id)))
+        return held is not None
 
     async def claim(
         self,
@@ -459,7 +476,7 @@ class RunStore:
 
     def _step(
         self, conn: Connection, run_id: int, from_state: str, to: str, reason: str | None,
-        values: Mapping[str, Any],
+        values: Mapping[str, Any], *, holder: int | _Anyone | None = ANYONE,
     ) -> None:
         now = self.clock()
         fields: dict[str, Any] = {"state": to, "reason": _reason(reason), "updated_at": now, **values}
@@ -467,7 +484,10 @@ class RunStore:
             fields.setdefault("started_at", now)
         if is_final(to):
             fields.setdefault("finished_at", now)
-        result = conn.execute(update(Run).where(Run.id == run_id, Run.state == from_state).values(**fields))
+        where = [Run.id == run_id, Run.state == from_state]
+        if not isinstance(holder, _Anyone):
+            where.append(_held_by(holder))
+        result = conn.execute(update(Run).where(*where).values(**fields))
         if _rowcount(result) != 1:
             raise _Lost
         conn.execute(insert(RunTransition).values(run_id=run_id, from_state=from_state, to_state=to,

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from bot.demo import sample
 from bot.sandbox import Sandbox, SandboxServer
 from bot.store.db import Store
-from bot.store.models import Delivery, DeliveryStatus, Installation, Run, RunState, Trigger
+from bot.store.models import Delivery, DeliveryStatus, Installation, Run, RunState, RunToken, Trigger
 from tests.chaos.cluster import Cluster, kickoff_env, kill_pids, processes_under
 from tests.support import POSTGRES, postgres_database
 
@@ -343,8 +343,15 @@ async def test_kill_9_at_random_moments_loses_nothing_doubles_nothing_and_leaves
         left = sorted(p.name for p in (tmp_path / "workspaces").iterdir())
         findings.check(not left, "no workspace left behind", left)
         live, minted = await _live_run_tokens(sandbox)
-        findings.check(minted > 0 and not live, "every run token revoked",
-                       f"{len(live)} run token(s) still valid of {minted} minted: {live}")
+        lost = await _lost_tokens(scenario.database_url)
+        # A kill in the instant between GitHub's answer and the token's record takes the token with it: nobody can
+        # revoke it (only the token itself can), but Kickoff knows (a row given up as lost). Every other token dies.
+        unexplained = Counter(i for i, _ in live) - lost
+        findings.check(minted > 0 and not unexplained, "every run token revoked, or known lost to a kill",
+                       f"{len(live)} run token(s) still valid of {minted} minted: {live}; known lost (by "
+                       f"installation): {dict(lost)}")
+        if live:
+            log.append(f"run tokens lost to a kill between mint and record (they expire within the hour): {live}")
         if findings.failures:
             pytest.fail(
                 f"[{scenario.name}] CHAOS_SEED={seed} CHAOS_KILLS={KILLS}: {len(findings.failures)} invariant(s) "
@@ -442,11 +449,25 @@ async def _state_tokens(sandbox: Sandbox) -> list[Any]:
     return list(sandbox.engine.state.tokens.values())
 
 
-async def _live_run_tokens(sandbox: Sandbox) -> tuple[list[str], int]:
-    """Run tokens that would still authenticate (not revoked, not expired; the token itself never printed), and
-    how many run tokens were minted in all."""
+async def _live_run_tokens(sandbox: Sandbox) -> tuple[list[tuple[int, str]], int]:
+    """Run tokens that would still authenticate (not revoked, not expired; the token itself never printed), by
+    installation, and how many run tokens were minted in all."""
     tokens = await _run_tokens(sandbox)
     now = sandbox.clock()
-    live = [f"installation {t.installation_id}, issued {getattr(t, 'issued_at', None) or '?'}"
+    live = [(int(t.installation_id), f"issued {getattr(t, 'issued_at', None) or '?'}")
             for t in tokens if getattr(t, "revoked_at", None) is None and t.expires_at > now]
     return live, len(tokens)
+
+
+async def _lost_tokens(database_url: str) -> Counter[int]:
+    """The tokens Kickoff knows it lost to a kill between mint and record, by installation."""
+    store = Store(database_url)
+    try:
+        async with store.sessions() as session:
+            rows = (await session.execute(
+                select(Run.installation_id).join(RunToken, RunToken.run_id == Run.id)
+                .where(RunToken.sealed.is_(None), RunToken.revoked_at.is_not(None))
+            )).scalars().all()
+    finally:
+        await store.close()
+    return Counter(int(i) for i in rows)

@@ -578,3 +578,20 @@ async def test_a_runner_started_but_never_recorded_by_its_dead_worker_is_found_f
     delivered = await w.runs.require(reported.id)
     assert (delivered.state, delivered.progress, delivered.pr_number) == (RunState.SUCCEEDED, "delivered", 101)
     assert backend.cleaned == [reported.id]
+
+
+async def test_a_start_that_fails_after_its_run_was_taken_over_leaves_the_run_to_its_new_holder(w: World) -> None:
+    """This worker was declared dead while starting the run, which went back to the queue; then its own start
+    failed. The run is not failed for that: it is no longer this worker's."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    w.services.worker_id = await live_worker(w, host="me.invalid")
+    backend = FakeBackend(fail_start=RunnerError("the machine is full"))
+    scheduler = w.scheduler(backend)
+    (claim,) = await scheduler.claims.claim({})
+    async with w.store.sessions.begin() as session:  # as another worker requeues it, thinking this one dead
+        await session.execute(update(Run).where(Run.id == run.id).values(state=RunState.QUEUED, worker_id=None))
+    await scheduler.follower.start(claim.run, claim.config, claim.backend, claim.secret)
+    requeued = await w.runs.require(run.id)
+    assert (requeued.state, requeued.reason) == (RunState.QUEUED, None)
+    assert [t.token for t in w.github.revoked] == [t.token for t in w.github.run_tokens]  # its token, revoked

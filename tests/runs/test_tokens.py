@@ -20,7 +20,16 @@ from bot.runs.tokens import RunTokens, TokenSealer
 from bot.runspec import ENV_RUN_SECRET
 from bot.store.models import Run, RunState, RunToken
 from tests.fake_github import FakeGitHub
-from tests.runs.support import FakeBackend, World, live_worker, repo_config, report_server, world
+from tests.runs.support import (
+    FakeBackend,
+    World,
+    dead_worker,
+    live_worker,
+    repo_config,
+    report_server,
+    result_of,
+    world,
+)
 
 
 @pytest.fixture
@@ -140,9 +149,10 @@ async def test_a_run_started_twice_keeps_both_tokens_and_each_start_revokes_only
     async with w.store.sessions.begin() as session:  # another worker takes it and starts it again meanwhile
         await session.execute(update(Run).where(Run.id == run.id).values(worker_id=await live_worker(w)))
     other = RunTokens(w.services)
-    second = w.github.mint_run_token  # the other worker's start: its own token, recorded for the same run
-    theirs = await second(run.installation_id, "hello", {"contents": "write"})
-    await other.record(run.id, theirs)
+    # The other worker's start: its own token, recorded for the same run.
+    row = await other.intend(run.id)
+    theirs = await w.github.mint_run_token(run.installation_id, "hello", {"contents": "write"})
+    assert await other.record(row, run.id, theirs)
     await scheduler.follower.start(claim.run, claim.config, claim.backend, claim.secret)
     await asyncio.sleep(0.05)
     assert backend.cancelled == [run.id]  # one runner per run: this worker's is stopped
@@ -154,3 +164,58 @@ async def test_a_run_started_twice_keeps_both_tokens_and_each_start_revokes_only
     await other.revoke_ended()
     assert sorted(revoked(w)) == sorted([mine, theirs.token])
     assert await other.unrevoked() == []
+
+
+async def test_a_token_minted_by_a_start_killed_before_recording_it_is_known_lost_not_silently_live(
+    w: World,
+) -> None:
+    """The worker wrote the token's row, GitHub minted the token, and the worker was killed before recording it: the
+    token cannot be revoked (only the token itself can), so recovery gives it up saying until when it lives; the run
+    starts again with a token of its own, which is revoked as usual."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    killed = await dead_worker(w)
+    assert await w.runs.transition(run.id, RunState.STARTING, from_state=RunState.QUEUED)
+    await w.runs.update(run.id, runner="local", worker_id=killed)
+    tokens = RunTokens(w.services)
+    await tokens.intend(run.id)
+    lost = await w.github.mint_run_token(run.installation_id, "hello", {"contents": "write"})
+    backend = FakeBackend()
+    scheduler = w.scheduler(backend)
+    assert await scheduler.follower.recover() == 1
+    assert await w.state(run.id) == RunState.QUEUED
+    assert [run_id for run_id, _ in await tokens.lost()] == [run.id]
+    assert await tokens.unrevoked() == []
+    assert lost.token not in revoked(w)  # it could not be
+    await scheduler.step()
+    assert [s.run_id for s in backend.started] == [run.id]
+    fresh = w.github.run_tokens[-1].token
+    assert await tokens.unrevoked() == [run.id]
+    await backend.end(run.id, result_of(run.id, "no_changes"))
+    assert revoked(w) == [fresh]
+    assert await tokens.unrevoked() == []
+
+
+async def test_a_start_whose_run_ended_while_it_minted_revokes_its_token_itself(w: World) -> None:
+    """The run was ended (its tokens given up) between the row and the record: `record` says so, so the start
+    revokes the token it holds, the only one who can."""
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    tokens = RunTokens(w.services)
+    row = await tokens.intend(run.id)
+    await w.runs.move(run.id, RunState.CANCELLED, messages.RUN_CANCELLED)
+    assert await tokens.revoke(run.id)  # whoever ended the run
+    token = await w.github.mint_run_token(run.installation_id, "hello", {"contents": "write"})
+    assert not await tokens.record(row, run.id, token)
+
+
+async def test_a_failed_mint_leaves_no_row(w: World) -> None:
+    w.default_config = repo_config(["a"])
+    _, (run,) = await w.add_trigger(["a"])
+    w.github.fail("mint_run_token", GitHubUnavailable("GitHub is down"))
+    await w.scheduler(FakeBackend()).step()
+    failed = await w.runs.require(run.id)
+    assert failed.state == RunState.FAILED
+    async with w.store.sessions() as session:
+        assert (await session.scalars(select(RunToken))).all() == []
+    assert await RunTokens(w.services).lost() == []
