@@ -201,7 +201,7 @@ class KickoffProcess:
         except OSError:
             return False
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 90.0) -> None:  # a start takes seconds on a loaded 2-core machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready():
