@@ -86,10 +86,11 @@ async def consider_fix(
         return False
     trigger = await services.runs.trigger(row.trigger_id) if row.trigger_id is not None else None
     sender = trigger.sender if trigger is not None else "kickoff"
-    await triggers.start(
+    planned = await triggers.plan(
         event, site, seq=seq, source="fix", task=FIX_TASK, agents=agents, attempts=1,
         sender=sender, instructions=failure.instructions,
         reason=messages.FIX_STARTED.format(attempt=attempt, limit=limit, why=failure.why),
     )
+    await triggers.ensure_tracking_comment(site, planned)
     log.info("planned fix attempt %s of %s for %s#%s: %s", attempt, limit, row.repository, row.number, failure.why)
     return True

@@ -141,26 +141,6 @@ class Triggers:
         await set_tracking_comment(self.services, planned.trigger_id, comment_id)
         return comment_id
 
-    async def start(
-        self,
-        event: Event,
-        site: Site,
-        *,
-        seq: int,
-        source: str,
-        task: str,
-        agents: Sequence[str],
-        attempts: int,
-        sender: str,
-        instructions: str = "",
-        reason: str | None = None,
-    ) -> PlannedTrigger:
-        """`plan`, then make sure the trigger's tracking comment exists."""
-        planned = await self.plan(event, site, seq=seq, source=source, task=task, agents=agents, attempts=attempts,
-                                  sender=sender, instructions=instructions, reason=reason)
-        await self.ensure_tracking_comment(site, planned)
-        return planned
-
     async def plan(
         self,
         event: Event,
