@@ -6,7 +6,7 @@ real `QueueService`), the first reconcile (which creates every check), then
 
 - model:      `plan` of that queue in CPU ms (the least of 3), first with nothing remembered (every check rendered)
               and then again (an unchanged entry's check is a lookup), and the overlap index alone;
-- no change:  a reconcile with nothing changed: CPU ms (the least of 3) and GitHub writes;
+- no change:  a reconcile with nothing changed: CPU ms (the least of 3), GitHub writes, and GitHub reads per PR;
 - head merge: the head merged by hand, then a reconcile: CPU ms and GitHub writes.
 
 CPU time is the process's (`time.process_time`), so the figures do not count waiting; it includes the in-process
@@ -56,6 +56,7 @@ async def _measure(size: int, directory: Path) -> dict[str, float]:
             await w.reconcile()
             nochange.append(_cpu_ms(start))
             figures["nochange_writes"] = max(figures["nochange_writes"], len(w.writes(before)))
+            figures["nochange_reads"] = len(w.gh.calls) - before - len(w.writes(before))
         figures["nochange_ms"] = min(nochange)
         w.merge_by_hand(1)
         before = len(w.gh.calls)
@@ -88,7 +89,8 @@ async def _model(w: World) -> dict[str, float]:
 
 async def main(sizes: list[int]) -> None:
     print(f"{'PRs':>6} | {'model cold':>10} {'warm':>8} {'overlaps':>8} | {'no change':>9} {'writes':>6} | "
-          f"{'head merge':>10} {'writes':>6} | {'µs per PR: model':>16} {'no change':>9} {'merge':>6}")
+          f"{'head merge':>10} {'writes':>6} | {'µs per PR: model':>16} {'no change':>9} {'merge':>6} | "
+          f"{'reads per PR':>12}")
     with tempfile.TemporaryDirectory(prefix="kickoff-queue-bench-") as name:
         for size in sizes:
             f = await _measure(size, Path(name))
@@ -96,7 +98,7 @@ async def main(sizes: list[int]) -> None:
             print(f"{size:>6} | {f['model_cold_ms']:>8.1f}ms {f['model_warm_ms']:>6.1f}ms {f['overlaps_ms']:>6.2f}ms"
                   f" | {f['nochange_ms']:>7.0f}ms {f['nochange_writes']:>6.0f} | {f['merge_ms']:>8.0f}ms "
                   f"{f['merge_writes']:>6.0f} | {per['model_cold_ms']:>16.0f} {per['nochange_ms']:>9.0f} "
-                  f"{per['merge_ms']:>6.0f}", flush=True)
+                  f"{per['merge_ms']:>6.0f} | {f['nochange_reads'] / size:>12.2f}", flush=True)
 
 
 if __name__ == "__main__":
