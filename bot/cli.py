@@ -11,12 +11,14 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from bot import __version__
-from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 T = TypeVar("T")
 
@@ -33,6 +35,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings() -> Settings:
+    from bot.settings import SettingsError, load_settings
+
     try:
         return load_settings()
     except SettingsError as exc:
@@ -40,6 +44,8 @@ def _settings() -> Settings:
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    from bot.settings import SettingsError
+
     try:
         return asyncio.run(factory())  # type: ignore[arg-type]
     except SettingsError as exc:
@@ -70,6 +76,7 @@ def serve(
     """Serve the webhook endpoint, the dashboard and (unless --no-worker) the worker's loops."""
     import uvicorn
 
+    from bot.settings import SettingsError
     from bot.web import create_app, preflight
 
     # The app decides what goes without a token from the address it is really bound to, so it gets this one.
@@ -186,7 +193,7 @@ def status(
 ) -> None:
     """Print installations, review queues, runs and failed deliveries from the database (DATABASE_URL)."""
     from bot.dashboard.queries import overview
-    from bot.root import open_store
+    from bot.services import open_store
     from bot.status import print_status
     from bot.store.models import utcnow
 
@@ -212,6 +219,7 @@ def redeliver(
     """Ask GitHub to redeliver the App's failed deliveries that are not in the inbox, once per delivery."""
     from bot import root
     from bot.redelivery import parse_since, redeliver_missed
+    from bot.settings import SettingsError
     from bot.store.models import utcnow
 
     try:

@@ -18,7 +18,8 @@ from bot.handlers import root_router
 from bot.queue.service import QueueService
 from bot.repo_configs import RepoConfigs
 from bot.routing import Router
-from bot.settings import Settings, SettingsError
+from bot.services import open_store
+from bot.settings import Settings
 from bot.store.db import Store
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
@@ -30,28 +31,6 @@ if TYPE_CHECKING:
     from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(SettingsError):
-    """The service cannot start; the message says why and what to do."""
-
-
-async def open_store(settings: Settings) -> Store:
-    """Open the database; the embedded SQLite default migrates itself, PostgreSQL must be upgraded explicitly."""
-    store = Store(settings.database_url)
-    try:
-        if store.is_sqlite:
-            await store.migrate()
-        elif not await store.is_current():
-            raise StartupError("the database schema is not current: run `kickoff db upgrade` first")
-    except StartupError:
-        await store.close()
-        raise
-    except Exception as exc:
-        await store.close()
-        where = settings.database_url.split("@")[-1]
-        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {exc}") from None
-    return store
 
 
 def build_gateway(settings: Settings) -> GitHubGateway | None:

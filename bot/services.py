@@ -12,21 +12,44 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store.db import Store
-from bot.store.inbox import Inbox
 from bot.store.models import utcnow
 
 if TYPE_CHECKING:
     from bot.github import GitHubAPI
     from bot.metrics import Metrics
     from bot.repo_configs import RepoConfigs
+    from bot.store.inbox import Inbox
     from bot.store.pulls import PullRequestStore
     from bot.store.runs import RunStore
 
 
 class GitHubNotConfigured(RuntimeError):
     """A handler needs GitHub but APP_ID/PRIVATE_KEY are not set."""
+
+
+class StartupError(SettingsError):
+    """The service cannot start; the message says why and what to do."""
+
+
+async def open_store(settings: Settings) -> Store:
+    """Open the database; the embedded SQLite default migrates itself, PostgreSQL must be upgraded explicitly."""
+    store = Store(settings.database_url)
+    try:
+        # Checked first without alembic, so opening a current database (every `kickoff status`) never loads it.
+        if not await store.is_current():
+            if not store.is_sqlite:
+                raise StartupError("the database schema is not current: run `kickoff db upgrade` first")
+            await store.migrate()
+    except StartupError:
+        await store.close()
+        raise
+    except Exception as exc:
+        await store.close()
+        where = settings.database_url.split("@")[-1]
+        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {exc}") from None
+    return store
 
 
 class IngressLoad:

@@ -18,11 +18,11 @@ from bot.dashboard import scrape
 from bot.dashboard.auth import bound_to_loopback, require_viewer
 from bot.features import Features
 from bot.github import GitHubAPI
-from bot.root import open_store
 from bot.routing import Router
 from bot.runners.local import check_sandbox
 from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
+from bot.services import open_store
 from bot.settings import Settings
 from bot.store.db import Store
 from bot.store.inbox import InboxWriter

@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.services import open_store  # noqa: E402
 from bot.store.models import utcnow  # noqa: E402
-from bot.web import create_app, open_store  # noqa: E402
+from bot.web import create_app  # noqa: E402
 from tests.dashboard.scenario import seed  # noqa: E402
 from tests.support import ServerThread, make_settings  # noqa: E402
 

@@ -117,6 +117,9 @@ class FakeGitHub:
     pull_bodies: dict[tuple[str, str, int], str] = field(default_factory=dict)
     _next_number: int = 100
     _next_check_run_id: int = 5000
+    _check_runs_by_commit: dict[tuple[str, str, str], list[int]] = field(default_factory=dict, repr=False)
+    """(owner, repo, head sha) → its check runs' ids, oldest first: listing one commit's runs does not scan them all
+    (a queue of thousands lists every entry's runs on each reconcile)."""
     # The review queue (bot.queue); base branches' shas are `branch_shas`.
     commit_statuses: dict[tuple[str, str, str], list[CommitStatus]] = field(default_factory=dict)
     """(owner, repo, sha) → the latest status per context."""
@@ -457,6 +460,7 @@ class FakeGitHub:
             "owner": owner, "repo": repo, "name": name, "head_sha": head_sha, "conclusion": conclusion,
             "title": title, "summary": summary, "actions": tuple(actions), "external_id": external_id,
         }
+        self._check_runs_by_commit.setdefault((owner, repo, head_sha), []).append(self._next_check_run_id)
         return self._next_check_run_id
 
     async def update_check_run(
@@ -476,8 +480,9 @@ class FakeGitHub:
         # this App; `ref` may name a branch.
         sha = self.branch_shas.get((owner, repo, ref), ref)
         own: dict[str, CheckRunInfo] = {}
-        for cid, c in sorted(self.check_runs.items(), reverse=True):
-            if (c["owner"], c["repo"], c["head_sha"]) == (owner, repo, sha) and c["name"] not in own:
+        for cid in reversed(self._check_runs_by_commit.get((owner, repo, sha), [])):
+            c = self.check_runs[cid]
+            if c["name"] not in own:
                 own[c["name"]] = CheckRunInfo(
                     id=cid, name=c["name"], head_sha=c["head_sha"],
                     status="completed" if c["conclusion"] else "in_progress", conclusion=c["conclusion"],

@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.config.loader import (
-    CONFIG_PATH,
-    ConfigError,
-    ConfigLoader,
-    ConfigProblem,
-    Fetch,
-    check_text,
-    load_repo_config,
-    validate_text,
-)
-from bot.config.model import AgentSpec, RepoConfig, TaskSpec
-from bot.config.policy import OperatorPolicy
 from bot.slash_commands import NAME_PATTERN, RESERVED_VERBS
+
+if TYPE_CHECKING:
+    from bot.config.loader import (
+        CONFIG_PATH,
+        ConfigError,
+        ConfigLoader,
+        ConfigProblem,
+        Fetch,
+        load_repo_config,
+        validate_text,
+    )
+    from bot.config.model import AgentSpec, RepoConfig, TaskSpec
+    from bot.config.policy import OperatorPolicy
+
+# The package's names load their module on first use: `bot.config.model` alone (the queue, `kickoff status`) does
+# not pay for the loader, its YAML parser and its problem reports.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("CONFIG_PATH", "ConfigError", "ConfigLoader", "ConfigProblem", "Fetch", "load_repo_config",
+                     "validate_text"), "bot.config.loader"),
+    **dict.fromkeys(("AgentSpec", "RepoConfig", "TaskSpec"), "bot.config.model"),
+    "OperatorPolicy": "bot.config.policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 EXTENDS_SCHEMA: dict[str, Any] = {
     "type": "string",
@@ -30,6 +51,8 @@ EXTENDS_SCHEMA: dict[str, Any] = {
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of `.github/kickoff.yml`, for editors and `kickoff config schema`."""
+    from bot.config.model import RepoConfig
+
     schema = RepoConfig.model_json_schema()
     defaults = RepoConfig().model_dump(mode="json")
     properties: dict[str, Any] = schema["properties"]
@@ -50,6 +73,8 @@ def schema_json() -> str:
 
 def validate_file(path: str | Path) -> tuple[bool, list[str]]:
     """Check a config file offline (`kickoff config validate FILE`): whether it is valid, and lines to print."""
+    from bot.config.loader import ConfigError, check_text
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

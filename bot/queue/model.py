@@ -18,14 +18,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from bot import messages
 from bot.config.model import Queue as QueueConfig
-from bot.github.models import Permission
 from bot.queue import texts
 from bot.queue.texts import Conclusion, Reason, State, Status
 from bot.slash_commands import PRIORITIES, Priority
+
+if TYPE_CHECKING:
+    from bot.github.models import Permission
 
 QUEUE_LABEL: Final = "kickoff:queue"
 """Queues a pull request that Kickoff did not open."""

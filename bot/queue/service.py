@@ -79,6 +79,10 @@ class _Cache(Generic[K, V]):
         while len(self._items) > self._size:
             self._items.popitem(last=False)
 
+    def fit(self, size: int) -> None:
+        """Hold at least `size` items from now on (it never shrinks)."""
+        self._size = max(self._size, size)
+
 
 
 class ReviewerPermissions:
@@ -114,13 +118,18 @@ class QueueService:
         services: Services,
         *,
         config_for: Callable[[QueueKey], Any] | None = None,
+        files_cache: int = 2048,
     ) -> None:
         self.services = services
         self.settings = services.settings.queue
         self.store = QueueStore(services.store, clock=services.clock)
         self._config_for = config_for
         self._locks: dict[str, asyncio.Lock] = {}
-        self._files: _Cache[tuple[str, str], frozenset[str]] = _Cache()
+        self._files: _Cache[tuple[str, str], frozenset[str]] = _Cache(files_cache)
+        """Each open entry's changed files by head commit (the overlaps need them); it grows to twice the entries of
+        the queues this service reconciles, since an LRU smaller than the entries it serves in turn misses on every
+        one of them, every reconcile (the pull requests' files listed again: one read per entry)."""
+        self._queue_sizes: dict[QueueKey, int] = {}
         self._contains: _Cache[tuple[str, str, str], bool] = _Cache()
         self.writer = QueueWriter(services, self.store)
         self.link = services.settings.public_url.rstrip("/") + "/"
@@ -205,6 +214,8 @@ class QueueService:
         """One pass over one queue: read the facts, decide, then store and write what changed."""
         outcome = Outcome(key)
         rows = await self.store.queue_rows(key.repository, key.base)
+        self._queue_sizes[key] = len(rows)
+        self._files.fit(2 * sum(self._queue_sizes.values()))
         if not rows:
             return outcome
         github = self.services.require_github()

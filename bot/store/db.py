@@ -9,19 +9,21 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA_HEAD: Final = "0009"
+"""The newest migration's revision, so a store can tell it is current without loading alembic and its scripts
+(`kickoff status`, `/readyz`); a new migration moves it (tests/store/test_db.py checks it is alembic's head)."""
 R = TypeVar("R")
 
 
@@ -280,10 +282,12 @@ class Store:
 
     async def current_revision(self) -> str | None:
         async with self.engine.connect() as conn:
-            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+            return await conn.run_sync(_current_revision)
 
     async def is_current(self) -> bool:
-        return await self.current_revision() == head_revision()
+        """Whether the schema is at `SCHEMA_HEAD`: the version table read directly, without alembic."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_recorded_revisions) == [SCHEMA_HEAD]
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -295,7 +299,10 @@ class Store:
         await self.engine.dispose()
 
 
+# Alembic is imported where it is used: opening a store for reading (`kickoff status`) must not pay for it.
 def _alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -303,9 +310,26 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+def _recorded_revisions(connection: Connection) -> list[str]:
+    """The revisions in alembic's version table (none before the first migration)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return []
+    return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), revision)
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from bot.services import open_store
 from bot.settings import Settings
 from bot.store.db import Store
 from bot.store.models import utcnow
-from bot.web import create_app, open_store
+from bot.web import create_app
 from tests.dashboard.scenario import Seeded, seed
 from tests.support import ServerThread, make_settings
 

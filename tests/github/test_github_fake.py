@@ -83,6 +83,35 @@ async def test_calls_are_recorded_in_order() -> None:
     assert gh.reactions == [("octo", "hello", 99, "eyes")]
 
 
+async def test_check_runs_are_listed_by_commit_among_many() -> None:
+    """The fake finds one commit's check runs through an index by commit (a queue of thousands lists every entry's on
+    each reconcile): only that commit's, in that repository, the latest of each name, newest first; by branch too."""
+    gh = FakeGitHub()
+    made: dict[tuple[str, str], list[int]] = {}
+    for round_ in range(3):
+        for repo in ("hello", "world"):
+            for n in range(20):
+                sha = f"{n:040x}"
+                for name in ("review-queue", "agent-run"):
+                    run_id = await gh.create_check_run(1, "octo", repo, name=name, head_sha=sha,
+                                                       conclusion="success" if round_ else None, title=f"{round_}",
+                                                       summary=name)
+                    made.setdefault((repo, sha), []).append(run_id)
+    gh.branch_shas[("octo", "world", "kickoff/7-fix")] = f"{7:040x}"
+
+    listed = await gh.list_check_runs(1, "octo", "world", f"{7:040x}")
+    latest_queue, latest_agent = made[("world", f"{7:040x}")][-2:]
+    assert [(r.id, r.name, r.head_sha, r.title, r.status) for r in listed] == [
+        (latest_agent, "agent-run", f"{7:040x}", "2", "completed"),
+        (latest_queue, "review-queue", f"{7:040x}", "2", "completed"),
+    ]
+    assert await gh.list_check_runs(1, "octo", "world", "kickoff/7-fix") == listed
+    assert [r.id for r in await gh.list_check_runs(1, "octo", "hello", f"{7:040x}")] == made[("hello", f"{7:040x}")][
+        :-3:-1]
+    assert await gh.list_check_runs(1, "octo", "hello", f"{99:040x}") == []
+    assert await gh.list_check_runs(1, "other", "world", f"{7:040x}") == []
+
+
 async def test_comments_and_labels_keep_state() -> None:
     gh = FakeGitHub()
     gh.add_comment("octo", "hello", 12, "/agent fix", author="ann")

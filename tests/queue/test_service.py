@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.github.models import CommitStatus, Permission, PullReview
-from bot.queue.service import ci_of, classify_push, review_of
+from bot.queue.service import QueueService, ci_of, classify_push, review_of
 from bot.queue.store import Memory
 from bot.queue.texts import Reason
 from tests.queue.support import KEY, OWNER, REPO, World, world
@@ -48,6 +48,20 @@ async def test_facts_become_checks_and_a_second_reconcile_writes_nothing(w: Worl
     assert w.writes(before) == []
     # Reads stay bounded: per entry the pull request and labels, CI and reviews only where they can matter.
     assert again.reads <= 1 + 5 * 2 + 3 * 3
+
+
+async def test_every_entry_s_files_stay_remembered_however_long_the_queue(w: World) -> None:
+    """The files of each entry's head commit are read once, not on every reconcile, even when the queue has more
+    entries than the cache started with (an LRU smaller than the entries it serves in turn would miss on all)."""
+    w.service = QueueService(w.service.services, files_cache=4)
+    for number in range(1, 13):
+        await w.add_pr(number, files=(f"src/a{number}.py", "docs/shared.md" if number % 5 == 0 else "README"))
+    await w.reconcile()
+    assert len(w.gh.calls_to("list_pull_request_files")) == 12
+    before = len(w.gh.calls)
+    await w.reconcile()
+    assert [verb for verb, _ in w.gh.calls[before:] if verb == "list_pull_request_files"] == []
+    assert w.titles()[10] == "Waiting: overlaps with #5 (docs/shared.md)"  # and still used
 
 
 async def test_the_merge_lane_updates_once_waits_for_ci_and_hands_success_on_only_after_a_merge(w: World) -> None:

@@ -12,7 +12,14 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
-from bot.store.db import DatabaseURLError, Store, _alembic_config, async_database_url, head_revision
+from bot.store.db import (
+    SCHEMA_HEAD,
+    DatabaseURLError,
+    Store,
+    _alembic_config,
+    async_database_url,
+    head_revision,
+)
 from bot.store.inbox import Inbox, NewDelivery
 from bot.store.models import Base, utcnow
 from bot.web import create_app
@@ -38,6 +45,20 @@ def test_database_urls_pick_the_async_driver(given: str, expected: str) -> None:
 def test_unsupported_database_urls_are_refused(bad: str) -> None:
     with pytest.raises(DatabaseURLError):
         async_database_url(bad)
+
+
+def test_the_schema_head_kickoff_checks_without_alembic_is_alembic_s_head() -> None:
+    """A new migration moves `SCHEMA_HEAD` with it: `is_current` reads the version table, not the scripts."""
+    assert head_revision() == SCHEMA_HEAD
+
+
+async def test_a_new_database_is_not_current(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    try:
+        assert not await store.is_current()  # nothing there yet, not even the version table
+        assert await store.current_revision() is None
+    finally:
+        await store.close()
 
 
 async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> None:
@@ -304,6 +325,8 @@ async def test_migration_0007_adds_workers_and_comes_back_down(database_url: str
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("runs")})
         assert "workers" not in tables
         assert "worker_id" not in columns
+        assert await store.current_revision() == "0006"
+        assert not await store.is_current()
         await store.migrate()
         assert await store.is_current()
     finally:
