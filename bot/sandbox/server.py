@@ -7,6 +7,7 @@ pytest fixtures (`with SandboxServer(sb) as url:`) and from async tests (`async 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import traceback
 from types import TracebackType
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.sandbox import payloads as P
 from bot.sandbox.auth import Principal
+from bot.sandbox.budget import BudgetMiddleware
 from bot.sandbox.conformance import Conformance, ConformanceMiddleware
 from bot.sandbox.control import build_control_router
 from bot.sandbox.engine import Engine, Violation
@@ -32,6 +34,9 @@ from bot.sandbox.state import RequestKind, RequestRecord
 
 if TYPE_CHECKING:
     from bot.sandbox.sandbox import Sandbox
+
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")  # `{path:path}` → `{path}`: the template as GitHub writes it
 
 
 class RecordingMiddleware:
@@ -75,7 +80,10 @@ class RecordingMiddleware:
             kind = "git"
         elif path.endswith("/settings/apps/new"):
             kind = "web"
-        record = RequestRecord(scope["method"], path, status, kind=kind)
+        found = scope.get("route")
+        route = getattr(found, "path", None) if found is not None else None
+        route = _CONVERTER.sub(r"{\1}", route) if isinstance(route, str) else None
+        record = RequestRecord(scope["method"], path, status, kind=kind, route=route)
         if isinstance(principal, Principal):
             actor = principal.actor
             record = RequestRecord(
@@ -86,6 +94,7 @@ class RecordingMiddleware:
                 app_id=principal.app.id if principal.app else None,
                 actor=actor.login if actor else None,
                 kind=kind,
+                route=route,
             )
         self.engine.requests.append(record)
 
@@ -117,6 +126,7 @@ def build_asgi(engine: Engine, conformance: Conformance) -> FastAPI:
 
     app.router.routes.append(Route("/{owner}/{repo}.git/{rest:path}", git_endpoint, methods=["GET", "POST"]))
     app.add_middleware(ConformanceMiddleware, engine=engine, conformance=conformance)
+    app.add_middleware(BudgetMiddleware, limits=engine.rate_limits)  # outside the checks: they see the whole 200
     app.add_middleware(RecordingMiddleware, engine=engine)
     return app
 
