@@ -133,6 +133,17 @@ class ConditionalCache:
         if bucket is not None:
             bucket.pop(key, None)
 
+    def forget_path(self, installation_id: int | None, path: str) -> int:
+        """Drop the installation's stored responses for `path` (any query, names compared case-insensitively)."""
+        bucket = self._held.get(installation_id)
+        if bucket is None:
+            return 0
+        wanted = path.rstrip("/").lower()
+        stale = [key for key in bucket if httpx.URL(key).path.rstrip("/").lower().endswith(wanted)]
+        for key in stale:
+            del bucket[key]
+        return len(stale)
+
     def forget_installation(self, installation_id: int | None) -> None:
         self._held.pop(installation_id, None)
 
@@ -274,6 +285,11 @@ class GitHubTransport:
         self.conditional.forget_installation(installation_id)
         self.rate_limit_remaining.pop(installation_id, None)
         self.rate_limit_limit.pop(installation_id, None)
+
+    def forget_response(self, installation_id: int, path: str) -> None:
+        """Drop the stored copy of a GET's answer (`/repos/o/r/contents/.github/kickoff.yml`): a push changed it, so
+        the next read is a plain GET."""
+        self.conditional.forget_path(installation_id, path)
 
     def budget_low(self, installation_id: int, share: float = LOW_BUDGET_SHARE) -> bool:
         """Whether the installation's last known remaining rate limit is below `share` of its limit (False while
