@@ -110,6 +110,7 @@ class BudgetMiddleware:
             await self.app(scope, receive, send)
             return
         conditional = scope["method"] in ("GET", "HEAD")
+        free = scope["path"] == "/rate_limit"  # GitHub: asking what is left does not count
         if_none_match = ""
         for key, value in scope.get("headers", []):
             if key.lower() == b"if-none-match":
@@ -128,27 +129,27 @@ class BudgetMiddleware:
                     return
                 key = principal_key()
                 if key is not None:
-                    message = {**message, "headers": [*message.get("headers", []), *self.limits.headers(key,
-                                                                                                  counted=True)]}
+                    budget = self.limits.headers(key, counted=not free)
+                    message = {**message, "headers": [*message.get("headers", []), *budget]}
                 await send(message)
                 return
             if message["type"] == "http.response.body" and start is not None:
                 chunks.append(message.get("body", b""))
                 if message.get("more_body", False):
                     return
-                await self._finish(start, b"".join(chunks), if_none_match, principal_key(), send)
+                await self._finish(start, b"".join(chunks), if_none_match, principal_key(), send, free=free)
                 return
             await send(message)
 
         await self.app(scope, receive, respond)
 
     async def _finish(
-        self, start: Message, body: bytes, if_none_match: str, key: BudgetKey | None, send: Send
+        self, start: Message, body: bytes, if_none_match: str, key: BudgetKey | None, send: Send, *, free: bool
     ) -> None:
         etag = etag_of(body)
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"etag"]
         not_modified = bool(if_none_match) and _matches(if_none_match, etag)
-        budget = self.limits.headers(key, counted=not not_modified) if key is not None else []
+        budget = self.limits.headers(key, counted=not (not_modified or free)) if key is not None else []
         if not_modified:
             kept = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"content-type")]
             await send({"type": "http.response.start", "status": 304,

@@ -64,6 +64,8 @@ async def test_a_matching_if_none_match_is_a_304_that_costs_nothing(served: Serv
         again = await gh.get(f"/repos/{FULL}", headers={"If-None-Match": etag})
         stale = await gh.get(f"/repos/{FULL}", headers={"If-None-Match": 'W/"something-else"'})
         write = await gh.post(f"/repos/{FULL}/issues", json={"title": "Crash"})
+        left = (await gh.get("/rate_limit")).json()["resources"]["core"]
+        left_again = (await gh.get("/rate_limit")).json()["resources"]["core"]
 
     assert first.status_code == 200
     assert etag.startswith('W/"')
@@ -75,10 +77,12 @@ async def test_a_matching_if_none_match_is_a_304_that_costs_nothing(served: Serv
     assert [remaining[0] - r for r in remaining] == [0, 0, 1, 2]  # the 304 was not counted
     assert first.headers["x-ratelimit-limit"] == "5000"
     assert int(first.headers["x-ratelimit-used"]) == 5000 - remaining[0]
+    assert left["remaining"] == left_again["remaining"] == remaining[3]  # asking what is left is free
 
     rest = [r for r in served.sandbox.requests if r.kind == "rest" and r.installation_id == served.installation_id]
-    assert [r.endpoint for r in rest] == [REPO_ENDPOINT] * 3 + ["POST /repos/{owner}/{repo}/issues"]
-    budget = request_budget(rest)
+    assert [r.endpoint for r in rest] == [REPO_ENDPOINT] * 3 + ["POST /repos/{owner}/{repo}/issues"] + [
+        "GET /rate_limit"] * 2
+    budget = request_budget(rest[:4])
     assert (budget["counted"], budget["reads"], budget["writes"], budget["not_modified"]) == (3, 2, 1, 1)
     assert budget["by_endpoint"][REPO_ENDPOINT] == {"counted": 2, "not_modified": 1}
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request, Response
 
 from bot.sandbox import payloads as P
+from bot.sandbox.budget import budget_key
 from bot.sandbox.engine import Engine
 from bot.sandbox.errors import ApiError, not_found, validation_failed
 from bot.sandbox.routes.common import Gate, json_body, paginate, respond
@@ -103,9 +106,13 @@ def build_router(engine: Engine) -> APIRouter:
 
     @router.get("/rate_limit")
     async def rate_limit(request: Request) -> Response:
-        gate.principal(request)
+        key = budget_key(gate.principal(request))
         reset = int(engine.clock().timestamp()) + 3600
         core = {"limit": 5000, "used": 0, "remaining": 5000, "reset": reset}
+        if key is not None:
+            budget = engine.rate_limits.budget(key)
+            core = {"limit": budget.limit, "used": budget.used, "remaining": budget.remaining,
+                    "reset": math.ceil(budget.reset_at.timestamp())}
         return respond({"resources": {"core": core, "search": core, "graphql": core}, "rate": core})
 
     @router.post("/app-manifests/{code}/conversions")
