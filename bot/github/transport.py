@@ -60,6 +60,7 @@ SECONDARY_LIMIT_WAIT = 60.0
 ETAG_ENTRIES = 512
 ETAG_INSTALLATIONS = 256
 ETAG_MAX_BODY = 512 * 1024
+ETAG_MAX_BYTES = 64 * 1024 * 1024
 # Below this share of its hourly limit an installation's budget is low: non-urgent reads (the queue sweep) wait.
 LOW_BUDGET_SHARE = 0.10
 
@@ -88,19 +89,26 @@ class _SharedTransport(httpx.AsyncBaseTransport):
 class ConditionalCache:
     """The gateway's ETag store: the last `200` of each GET (with its `ETag`), per installation (the App's JWT is
     `None`), so the next GET of the same URL asks `If-None-Match` and a `304 Not Modified` — which GitHub does not
-    count against the rate limit — is answered from here. Bounded twice over (LRU): `entries` URLs per installation,
-    `installations` installations; bodies over `max_body` bytes are not kept. One installation's responses never
-    answer another's requests."""
+    count against the rate limit — is answered from here. Bounded (least recently used first): `entries` URLs per
+    installation, `installations` installations, `max_bytes` of bodies in all, none over `max_body`. One
+    installation's responses never answer another's requests."""
 
     def __init__(
-        self, *, entries: int = ETAG_ENTRIES, installations: int = ETAG_INSTALLATIONS, max_body: int = ETAG_MAX_BODY
+        self,
+        *,
+        entries: int = ETAG_ENTRIES,
+        installations: int = ETAG_INSTALLATIONS,
+        max_body: int = ETAG_MAX_BODY,
+        max_bytes: int = ETAG_MAX_BYTES,
     ) -> None:
         self._entries = entries
         self._installations = installations
         self._max_body = max_body
+        self._max_bytes = max_bytes
         self._held: collections.OrderedDict[int | None, collections.OrderedDict[str, httpx.Response]] = (
             collections.OrderedDict()
         )
+        self.bytes = 0
         self.hits = 0
 
     @staticmethod
@@ -116,22 +124,32 @@ class ConditionalCache:
         return bucket[key]
 
     def put(self, installation_id: int | None, key: str, response: httpx.Response) -> None:
+        self.discard(installation_id, key)
         if "etag" not in response.headers or len(response.content) > self._max_body:
-            self.discard(installation_id, key)
             return
         bucket = self._held.setdefault(installation_id, collections.OrderedDict())
         self._held.move_to_end(installation_id)
         bucket[key] = response
-        bucket.move_to_end(key)
+        self.bytes += len(response.content)
         while len(bucket) > self._entries:
-            bucket.popitem(last=False)
+            self._evict(bucket)
         while len(self._held) > self._installations:
-            self._held.popitem(last=False)
+            self.forget_installation(next(iter(self._held)))
+        while self.bytes > self._max_bytes and self._held:
+            oldest = next(iter(self._held))
+            self._evict(self._held[oldest])
+            if not self._held[oldest]:
+                del self._held[oldest]
+
+    def _evict(self, bucket: collections.OrderedDict[str, httpx.Response]) -> None:
+        _, dropped = bucket.popitem(last=False)
+        self.bytes -= len(dropped.content)
 
     def discard(self, installation_id: int | None, key: str) -> None:
         bucket = self._held.get(installation_id)
-        if bucket is not None:
-            bucket.pop(key, None)
+        dropped = bucket.pop(key, None) if bucket is not None else None
+        if dropped is not None:
+            self.bytes -= len(dropped.content)
 
     def forget_path(self, installation_id: int | None, path: str) -> int:
         """Drop the installation's stored responses for `path` (any query, names compared case-insensitively)."""
@@ -141,11 +159,13 @@ class ConditionalCache:
         wanted = path.rstrip("/").lower()
         stale = [key for key in bucket if httpx.URL(key).path.rstrip("/").lower().endswith(wanted)]
         for key in stale:
-            del bucket[key]
+            self.discard(installation_id, key)
         return len(stale)
 
     def forget_installation(self, installation_id: int | None) -> None:
-        self._held.pop(installation_id, None)
+        bucket = self._held.pop(installation_id, None)
+        if bucket is not None:
+            self.bytes -= sum(len(response.content) for response in bucket.values())
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._held.values())

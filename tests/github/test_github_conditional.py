@@ -112,6 +112,17 @@ def test_the_store_is_bounded_per_installation_and_in_installations() -> None:
     assert len(cache) == 2
 
 
+def test_the_store_is_bounded_in_bytes() -> None:
+    cache = ConditionalCache(max_bytes=25)
+    request = httpx.Request("GET", f"{REPO_URL}/pulls/1")
+    for installation in (1, 2, 3):
+        cache.put(installation, "/pulls/1", httpx.Response(200, content=b"x" * 10, headers={"etag": ETAG},
+                                                           request=request))
+    assert (cache.get(1, "/pulls/1"), len(cache), cache.bytes) == (None, 2, 20)
+    cache.forget_installation(2)
+    assert (len(cache), cache.bytes) == (1, 10)
+
+
 async def test_the_budget_is_low_below_a_tenth_of_the_limit(
     gateway: GitHubGateway, mock_github: respx.MockRouter
 ) -> None:
