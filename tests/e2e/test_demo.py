@@ -63,6 +63,9 @@ def test_the_demo_tells_the_whole_story_in_under_a_minute(tmp_path: Path) -> Non
     assert requests["counted"] == requests["reads"] + requests["writes"]
     assert requests["not_modified"] > requests["reads"], requests
     assert requests["counted"] <= 3 * requests["webhooks_received"], requests
+    # Who Kickoff is, learnt once per process for the three runs: the App, and its bot user (the commits' author).
+    assert requests["by_endpoint"]["GET /app"] == {"counted": 1, "not_modified": 0}
+    assert requests["by_endpoint"]["GET /users/{username}"] == {"counted": 1, "not_modified": 0}
     assert requests["git"] >= 6
     assert summary["violations"] == []
     assert [p["status"] for p in summary["phases"]] == ["done"] * len(summary["phases"])

@@ -104,6 +104,18 @@ def build_router(engine: Engine) -> APIRouter:
             {"total_count": len(repos), "repository_selection": selection, "repositories": page}, headers=headers
         )
 
+    @router.get("/users/{username}")
+    async def get_user(request: Request, username: str) -> Response:
+        gate.principal(request)
+        who = engine.state.user(username)
+        if who is None:
+            raise not_found()
+        out = P.user(engine.urls, who)
+        out.update(name=None, company=None, blog="", location=None, email=None, hireable=None, bio=None,
+                   public_repos=0, public_gists=0, followers=0, following=0,
+                   created_at="2020-01-01T00:00:00Z", updated_at="2020-01-01T00:00:00Z")
+        return respond(out)
+
     @router.get("/rate_limit")
     async def rate_limit(request: Request) -> Response:
         key = budget_key(gate.principal(request))
