@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.demo import sample  # noqa: E402
 from bot.demo.harness import kickoff_world  # noqa: E402
-from bot.demo.story import Progress, Story, Timeouts  # noqa: E402
+from bot.demo.story import Phase, Progress, Story, Timeouts  # noqa: E402
 from bot.demo.summary import request_budget  # noqa: E402
 
 BEFORE = 366
@@ -38,10 +38,25 @@ async def play(root: Path) -> dict[str, Any]:
     progress = Progress()
     started = time.monotonic()
     async with kickoff_world(root) as world:
-        story = Story(world, progress, agents=tuple(sample.SCRIPTED_AGENTS), timeouts=Timeouts())
+        seen: list[tuple[str, int]] = []  # (phase, requests so far) as each phase ends
+
+        def phase_done(phase: Phase) -> None:
+            seen.append((phase.key, len(world.kickoff_requests())))
+
+        story = Story(world, progress, agents=tuple(sample.SCRIPTED_AGENTS), timeouts=Timeouts(),
+                      on_phase=phase_done)
         await story.play()
-        budget = request_budget(world.kickoff_requests())
+        requests = world.kickoff_requests()
+        budget = request_budget(requests)
         budget["webhooks_received"] = len(world.sandbox.deliveries(world.creds.app_id))
+    phases: dict[str, dict[str, int]] = {}
+    start = 0
+    for key, end in seen:
+        part = request_budget(requests[start:end])
+        phases[key] = {"counted": part["counted"], "writes": part["writes"], "not_modified": part["not_modified"],
+                       "by_endpoint": part["by_endpoint"]}
+        start = end
+    budget["by_phase"] = phases
     budget["seconds"] = round(time.monotonic() - started, 1)
     return budget
 
@@ -50,6 +65,9 @@ def report(budget: dict[str, Any]) -> str:
     lines = [f"{'endpoint':<72} {'counted':>7} {'304':>5}"]
     for endpoint, row in budget["by_endpoint"].items():
         lines.append(f"{endpoint:<72} {row['counted']:>7} {row['not_modified']:>5}")
+    lines += ["", f"{'phase (requests seen by its end)':<40} {'counted':>7} {'writes':>6} {'304':>5}"]
+    for key, row in budget["by_phase"].items():
+        lines.append(f"{key:<40} {row['counted']:>7} {row['writes']:>6} {row['not_modified']:>5}")
     counted = budget["counted"]
     lines += [
         "",
