@@ -109,7 +109,7 @@ class BudgetMiddleware:
         if scope["type"] != "http" or not _is_rest(scope["path"]):
             await self.app(scope, receive, send)
             return
-        conditional = scope["method"] in ("GET", "HEAD")
+        conditional = scope["method"] == "GET"
         free = scope["path"] == "/rate_limit"  # GitHub: asking what is left does not count
         if_none_match = ""
         for key, value in scope.get("headers", []):

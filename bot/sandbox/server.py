@@ -51,11 +51,20 @@ class RecordingMiddleware:
             await self.app(scope, receive, send)
             return
         status = 0
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.engine.requests.append(_record(scope, status))
 
         async def capture(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last byte leaves: a client that has its answer finds the request logged
             await send(message)
 
         try:
@@ -67,36 +76,40 @@ class RecordingMiddleware:
             )
             if status == 0:
                 status = 500
+                record()
                 await send(
                     {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
                 )
                 await send({"type": "http.response.body", "body": b'{"message":"Server Error"}'})
-        path = scope["path"]
-        principal = scope.get("state", {}).get("principal")
-        kind: RequestKind = "rest"
-        if path.startswith("/_sandbox/"):
-            kind = "control"
-        elif ".git/" in path:
-            kind = "git"
-        elif path.endswith("/settings/apps/new"):
-            kind = "web"
-        found = scope.get("route")
-        route = getattr(found, "path", None) if found is not None else None
-        route = _CONVERTER.sub(r"{\1}", route) if isinstance(route, str) else None
-        record = RequestRecord(scope["method"], path, status, kind=kind, route=route)
-        if isinstance(principal, Principal):
-            actor = principal.actor
-            record = RequestRecord(
-                scope["method"],
-                path,
-                status,
-                installation_id=principal.installation.id if principal.installation else None,
-                app_id=principal.app.id if principal.app else None,
-                actor=actor.login if actor else None,
-                kind=kind,
-                route=route,
-            )
-        self.engine.requests.append(record)
+        record()
+
+
+def _record(scope: Scope, status: int) -> RequestRecord:
+    path = scope["path"]
+    principal = scope.get("state", {}).get("principal")
+    kind: RequestKind = "rest"
+    if path.startswith("/_sandbox/"):
+        kind = "control"
+    elif ".git/" in path:
+        kind = "git"
+    elif path.endswith("/settings/apps/new"):
+        kind = "web"
+    found = scope.get("route")
+    route = getattr(found, "path", None) if found is not None else None
+    route = _CONVERTER.sub(r"{\1}", route) if isinstance(route, str) else None
+    if not isinstance(principal, Principal):
+        return RequestRecord(scope["method"], path, status, kind=kind, route=route)
+    actor = principal.actor
+    return RequestRecord(
+        scope["method"],
+        path,
+        status,
+        installation_id=principal.installation.id if principal.installation else None,
+        app_id=principal.app.id if principal.app else None,
+        actor=actor.login if actor else None,
+        kind=kind,
+        route=route,
+    )
 
 
 def build_asgi(engine: Engine, conformance: Conformance) -> FastAPI:
