@@ -275,9 +275,29 @@ class StatusEvent(_Model):
     installation: InstallationRef | None = None
 
 
+class PushCommit(_Model):
+    added: list[str] = []
+    removed: list[str] = []
+    modified: list[str] = []
+
+
+PUSH_COMMITS_LISTED = 20
+"""A push webhook lists at most this many commits (`commits`); a longer push cannot tell every file it touched."""
+
+
 class PushEvent(_Model):
     ref: str
     deleted: bool = False
+    created: bool = False
+    forced: bool = False
+    commits: list[PushCommit] = []
     repository: Repository
     sender: User | None = None
     installation: InstallationRef | None = None
+
+    def touched(self) -> set[str] | None:
+        """The paths the push added, removed or changed; None when the payload cannot tell (a new branch, a force
+        push, which may drop commits it does not list, or more commits than a payload lists)."""
+        if self.created or self.forced or not self.commits or len(self.commits) >= PUSH_COMMITS_LISTED:
+            return None
+        return {path for commit in self.commits for path in (*commit.added, *commit.removed, *commit.modified)}

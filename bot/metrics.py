@@ -89,6 +89,16 @@ class _GitHubCollector(Collector):
         for (method, status), count in sorted(dict(counts).items()):
             requests.add_metric([method, str(status)], count)
         yield requests
+        endpoints: Mapping[tuple[str, str, int], int] = getattr(self.gateway, "endpoint_counts", None) or {}
+        by_endpoint = CounterMetricFamily(
+            "kickoff_github_endpoint_requests",
+            "HTTP requests to GitHub's REST API by endpoint (method and route template) and status; a 304 (an ETag "
+            "matched) does not count against the rate limit.",
+            labels=["method", "endpoint", "status"],
+        )
+        for (method, endpoint, status), count in sorted(dict(endpoints).items()):
+            by_endpoint.add_metric([method, endpoint, str(status)], count)
+        yield by_endpoint
         limit = GaugeMetricFamily(
             "kickoff_github_rate_limit_remaining", "The last x-ratelimit-remaining GitHub sent, per installation.",
             labels=["installation"],
@@ -96,6 +106,14 @@ class _GitHubCollector(Collector):
         for installation, value in sorted(dict(remaining).items()):
             limit.add_metric([str(installation)], value)
         yield limit
+        limits: Mapping[int, int] = getattr(self.gateway, "rate_limit_limit", None) or {}
+        hourly = GaugeMetricFamily(
+            "kickoff_github_rate_limit", "The last x-ratelimit-limit GitHub sent (requests an hour), per installation.",
+            labels=["installation"],
+        )
+        for installation, value in sorted(dict(limits).items()):
+            hourly.add_metric([str(installation)], value)
+        yield hourly
 
 
 class _IngressCollector(Collector):

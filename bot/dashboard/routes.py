@@ -84,11 +84,28 @@ def _login_page(
     return response
 
 
+def github_budget(services: Services) -> list[dict[str, Any]]:
+    """What this process's gateway last heard of each installation's rate limit (`x-ratelimit-*`), and whether the
+    queue sweep is deferred for it because the budget is low (`QueueService.deferred`)."""
+    gateway = services.github
+    remaining: dict[int, int] = dict(getattr(gateway, "rate_limit_remaining", None) or {})
+    limits: dict[int, int] = dict(getattr(gateway, "rate_limit_limit", None) or {})
+    queue = getattr(services, "queue", None)
+    deferred: dict[int, Any] = dict(getattr(queue, "deferred", None) or {})
+    low = getattr(gateway, "budget_low", None)
+    return [
+        {"installation": installation, "remaining": remaining[installation], "limit": limits.get(installation),
+         "low": bool(low(installation)) if callable(low) else False, "sweep_deferred": installation in deferred}
+        for installation in sorted(remaining)
+    ]
+
+
 async def _render_context(request: Request) -> dict[str, Any]:
     services = _services(request)
     view = await queries.overview(services.store, services.clock())
     return {
         "overview": view,
+        "budget": github_budget(services),
         "statuses": DeliveryStatus.ALL,
         "web_url": web_url(services.settings.github_api_url),
         "refresh": REFRESH_SECONDS,

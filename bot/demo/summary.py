@@ -4,11 +4,36 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from bot.demo.harness import AGENT_CHECK, CI_CHECK, QUEUE_CHECK, PullView, World
 from bot.demo.story import Progress
+from bot.sandbox.state import RequestRecord
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def request_budget(requests: Iterable[RequestRecord]) -> dict[str, Any]:
+    """Kickoff's REST requests as GitHub's rate limit sees them: `counted` (reads and writes) and `not_modified`
+    (304s, which GitHub does not count), in all and by endpoint (method and route template), most counted first."""
+    rows: dict[str, dict[str, int]] = {}
+    reads = writes = not_modified = 0
+    for record in requests:
+        row = rows.setdefault(record.endpoint, {"counted": 0, "not_modified": 0})
+        if record.not_modified:
+            row["not_modified"] += 1
+            not_modified += 1
+            continue
+        row["counted"] += 1
+        if record.method in READ_METHODS:
+            reads += 1
+        else:
+            writes += 1
+    ordered = sorted(rows.items(), key=lambda item: (-item[1]["counted"], -item[1]["not_modified"], item[0]))
+    return {"counted": reads + writes, "reads": reads, "writes": writes, "not_modified": not_modified,
+            "by_endpoint": dict(ordered)}
 
 
 def _check(pull: PullView, name: str) -> dict[str, Any] | None:
@@ -20,7 +45,8 @@ def _check(pull: PullView, name: str) -> dict[str, Any] | None:
 
 def build_summary(progress: Progress, world: World | None, *, ok: bool, duration: float) -> dict[str, Any]:
     """Runs with states and PRs; PRs with their final `review-queue` conclusion and title; merged and superseded
-    numbers; the GitHub requests Kickoff made (its App JWT and installation tokens, from the sandbox's log)."""
+    numbers; the GitHub requests Kickoff made (its App JWT and installation tokens, from the sandbox's log), by
+    endpoint, counted against the rate limit or answered 304."""
     pulls = progress.pulls
     merged = [p.number for p in pulls if p.state == "merged"]
     superseded = [p.number for p in pulls if p.state == "closed"] if merged else []
@@ -54,12 +80,18 @@ def build_summary(progress: Progress, world: World | None, *, ok: bool, duration
     }
     if world is not None:
         rest = world.kickoff_requests()
+        budget = request_budget(rest)
         summary["github_requests"] = {
             "total": len(rest),
+            "counted": budget["counted"],
+            "reads": budget["reads"],
+            "writes": budget["writes"],
+            "not_modified": budget["not_modified"],
             "webhooks_received": len(world.sandbox.deliveries(world.creds.app_id)),
             "git": len(world.git_requests()),
             "by_method": dict(sorted(Counter(r.method for r in rest).items())),
             "errors": sum(1 for r in rest if r.status >= 400),
+            "by_endpoint": budget["by_endpoint"],
         }
         summary["violations"] = [{"where": v.where, "problems": list(v.problems)} for v in world.violations()]
     return summary

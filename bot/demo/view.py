@@ -94,7 +94,9 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(
             f"[bold green]Done[/] in {summary['duration_seconds']:.1f}s: {len(summary['runs'])} runs, "
             f"{len(summary['pull_requests'])} pull requests, merged {merged}, superseded {superseded}; "
-            f"Kickoff made {requests.get('total', 0)} GitHub API requests.", highlight=False, soft_wrap=True)
+            f"Kickoff made {requests.get('total', 0)} GitHub API requests, {requests.get('counted', 0)} of them "
+            f"counted against the rate limit ({requests.get('not_modified', 0)} were 304 Not Modified).",
+            highlight=False, soft_wrap=True)
     else:
         console.print(f"[bold red]The story did not complete[/] (phase `{summary['failed_phase']}`): "
                       f"{escape(str(summary['error']))}", highlight=False, soft_wrap=True)

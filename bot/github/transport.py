@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
@@ -56,6 +56,13 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 # GitHub: when a secondary limit names no wait, "wait for at least one minute before retrying".
 SECONDARY_LIMIT_WAIT = 60.0
+# The ETag store (`ConditionalCache`): responses kept per installation, installations kept, largest body kept.
+ETAG_ENTRIES = 512
+ETAG_INSTALLATIONS = 256
+ETAG_MAX_BODY = 512 * 1024
+ETAG_MAX_BYTES = 64 * 1024 * 1024
+# Below this share of its hourly limit an installation's budget is low: non-urgent reads (the queue sweep) wait.
+LOW_BUDGET_SHARE = 0.10
 
 
 class _Client(GitHub[Any]):
@@ -77,6 +84,91 @@ class _SharedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         return None
+
+
+class ConditionalCache:
+    """The gateway's ETag store: the last `200` of each GET (with its `ETag`), per installation (the App's JWT is
+    `None`), so the next GET of the same URL asks `If-None-Match` and a `304 Not Modified` — which GitHub does not
+    count against the rate limit — is answered from here. Bounded (least recently used first): `entries` URLs per
+    installation, `installations` installations, `max_bytes` of bodies in all, none over `max_body`. One
+    installation's responses never answer another's requests."""
+
+    def __init__(
+        self,
+        *,
+        entries: int = ETAG_ENTRIES,
+        installations: int = ETAG_INSTALLATIONS,
+        max_body: int = ETAG_MAX_BODY,
+        max_bytes: int = ETAG_MAX_BYTES,
+    ) -> None:
+        self._entries = entries
+        self._installations = installations
+        self._max_body = max_body
+        self._max_bytes = max_bytes
+        self._held: collections.OrderedDict[int | None, collections.OrderedDict[str, httpx.Response]] = (
+            collections.OrderedDict()
+        )
+        self.bytes = 0
+        self.hits = 0
+
+    @staticmethod
+    def key(path: str, params: Params | None) -> str:
+        return str(httpx.URL(path, params=dict(params) if params else None))
+
+    def get(self, installation_id: int | None, key: str) -> httpx.Response | None:
+        bucket = self._held.get(installation_id)
+        if bucket is None or key not in bucket:
+            return None
+        self._held.move_to_end(installation_id)
+        bucket.move_to_end(key)
+        return bucket[key]
+
+    def put(self, installation_id: int | None, key: str, response: httpx.Response) -> None:
+        self.discard(installation_id, key)
+        if "etag" not in response.headers or len(response.content) > self._max_body:
+            return
+        bucket = self._held.setdefault(installation_id, collections.OrderedDict())
+        self._held.move_to_end(installation_id)
+        bucket[key] = response
+        self.bytes += len(response.content)
+        while len(bucket) > self._entries:
+            self._evict(bucket)
+        while len(self._held) > self._installations:
+            self.forget_installation(next(iter(self._held)))
+        while self.bytes > self._max_bytes and self._held:
+            oldest = next(iter(self._held))
+            self._evict(self._held[oldest])
+            if not self._held[oldest]:
+                del self._held[oldest]
+
+    def _evict(self, bucket: collections.OrderedDict[str, httpx.Response]) -> None:
+        _, dropped = bucket.popitem(last=False)
+        self.bytes -= len(dropped.content)
+
+    def discard(self, installation_id: int | None, key: str) -> None:
+        bucket = self._held.get(installation_id)
+        dropped = bucket.pop(key, None) if bucket is not None else None
+        if dropped is not None:
+            self.bytes -= len(dropped.content)
+
+    def forget_path(self, installation_id: int | None, path: str) -> int:
+        """Drop the installation's stored responses for `path` (any query, names compared case-insensitively)."""
+        bucket = self._held.get(installation_id)
+        if bucket is None:
+            return 0
+        wanted = path.rstrip("/").lower()
+        stale = [key for key in bucket if httpx.URL(key).path.rstrip("/").lower().endswith(wanted)]
+        for key in stale:
+            self.discard(installation_id, key)
+        return len(stale)
+
+    def forget_installation(self, installation_id: int | None) -> None:
+        bucket = self._held.pop(installation_id, None)
+        if bucket is not None:
+            self.bytes -= sum(len(response.content) for response in bucket.values())
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for bucket in self._held.values())
 
 
 class _Transient(Exception):
@@ -137,7 +229,10 @@ class GitHubTransport:
     """GitHub through githubkit for one App: every request as the App (JWT) or as an installation.
 
     `sleep`, `now` (wall clock, for token expiry and `x-ratelimit-reset`) and `monotonic` (for pacing) are
-    injectable so tests never wait. `rate_limit_remaining` holds the last `x-ratelimit-remaining` per installation.
+    injectable so tests never wait. GETs are conditional (`ConditionalCache`). What GitHub's rate limit saw is kept
+    for `/metrics` and the dashboard: `rate_limit_remaining` and `rate_limit_limit` (the last `x-ratelimit-remaining`
+    and `x-ratelimit-limit` per installation), `request_counts` by (method, status) and `endpoint_counts` by
+    (method, endpoint, status), where an endpoint is its route template (`/repos/{owner}/{repo}/pulls/{number}`).
     """
 
     def __init__(
@@ -161,7 +256,10 @@ class GitHubTransport:
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
         self.rate_limit_remaining: dict[int, int] = {}
+        self.rate_limit_limit: dict[int, int] = {}
         self.request_counts: collections.Counter[tuple[str, int]] = collections.Counter()  # (method, status)
+        self.endpoint_counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+        self.conditional = ConditionalCache()
         self._sleep = sleep
         self._now = now
         self._max_attempts = max_attempts
@@ -202,9 +300,25 @@ class GitHubTransport:
         await self.aclose()
 
     def forget_installation(self, installation_id: int) -> None:
-        """Drop an installation's cached tokens (it was deleted or suspended)."""
+        """Drop an installation's cached tokens and responses (it was deleted or suspended)."""
         self._tokens.forget_installation(installation_id)
+        self.conditional.forget_installation(installation_id)
         self.rate_limit_remaining.pop(installation_id, None)
+        self.rate_limit_limit.pop(installation_id, None)
+
+    def forget_response(self, installation_id: int, path: str) -> None:
+        """Drop the stored copy of a GET's answer (`/repos/o/r/contents/.github/kickoff.yml`): a push changed it, so
+        the next read is a plain GET."""
+        self.conditional.forget_path(installation_id, path)
+
+    def budget_low(self, installation_id: int, share: float = LOW_BUDGET_SHARE) -> bool:
+        """Whether the installation's last known remaining rate limit is below `share` of its limit (False while
+        GitHub has not said)."""
+        remaining = self.rate_limit_remaining.get(installation_id)
+        limit = self.rate_limit_limit.get(installation_id)
+        if remaining is None or not limit:
+            return False
+        return remaining < share * limit
 
     # The raw REST call the verbs are written with; features never see it (GitHubAPI is the verbs alone).
 
@@ -403,11 +517,14 @@ class GitHubTransport:
         json: Any,
     ) -> httpx.Response:
         where: dict[str, Any] = {"method": method, "path": httpx.URL(path).path}
+        headers = {"X-GitHub-Api-Version": API_VERSION}
+        cache_key = ConditionalCache.key(path, params) if method == "GET" else None
+        cached = self.conditional.get(installation_id, cache_key) if cache_key is not None else None
+        if cached is not None:
+            headers["If-None-Match"] = cached.headers["etag"]
         try:
             response = (
-                await client.arequest(
-                    method, path, params=params, json=json, headers={"X-GitHub-Api-Version": API_VERSION}
-                )
+                await client.arequest(method, path, params=params, json=json, headers=headers)
             ).raw_response
         except RequestFailed as exc:
             response = exc.response.raw_response
@@ -420,15 +537,28 @@ class GitHubTransport:
                 raise _Transient(error, None) from inner
             raise GitHubError(f"request could not be sent ({type(inner).__name__})", **where) from inner
         self._observe(installation_id, response)
+        if cache_key is not None:
+            if response.status_code == 304 and cached is not None:
+                self.conditional.hits += 1
+                return cached  # unchanged: the body GitHub sent last time, at no cost to the rate limit
+            if response.status_code == 200:
+                self.conditional.put(installation_id, cache_key, response)
+            else:
+                self.conditional.discard(installation_id, cache_key)
         if response.status_code < 400:
             return response
         raise self._failure(installation_id, response)
 
     def _observe(self, installation_id: int | None, response: httpx.Response) -> None:
-        self.request_counts[(response.request.method, response.status_code)] += 1
+        method, status = response.request.method, response.status_code
+        self.request_counts[(method, status)] += 1
+        self.endpoint_counts[(method, endpoint_of(response.request.url.path, self._config.base_url.path), status)] += 1
         remaining = _int_header(response.headers, "x-ratelimit-remaining")
         if installation_id is not None and remaining is not None:
             self.rate_limit_remaining[installation_id] = remaining
+            limit = _int_header(response.headers, "x-ratelimit-limit")
+            if limit is not None:
+                self.rate_limit_limit[installation_id] = limit
 
     def _failure(self, installation_id: int | None, response: httpx.Response) -> Exception:
         """Classify an error response: retry (`_Transient`), re-mint (`_TokenRejected`), or our final exception."""
@@ -506,3 +636,53 @@ class GitHubTransport:
 def _path(response: httpx.Response) -> str:
     return response.request.url.path
 
+
+# What follows each of these path segments is a value, not a resource (`/pulls/12`, `/users/octocat`); a `#` marks a
+# value that is a number (`/issues/comments/7`: `comments` is a resource there, not the issue's number).
+_VALUES: Final = {
+    "repos": ("{owner}", "{repo}"),
+    "users": ("{username}",),
+    "orgs": ("{org}",),
+    "installations": ("#{installation_id}",),
+    "issues": ("#{number}",),
+    "pulls": ("#{number}",),
+    "comments": ("#{comment_id}",),
+    "check-runs": ("#{check_run_id}",),
+    "check-suites": ("#{check_suite_id}",),
+    "runs": ("#{run_id}",),
+    "jobs": ("#{job_id}",),
+    "deliveries": ("#{delivery_id}",),
+    "workflows": ("{workflow_id}",),
+    "collaborators": ("{username}",),
+    "labels": ("{name}",),
+    "blobs": ("{sha}",),
+    "commits": ("{ref}",),
+}
+# What follows each of these is a value that runs to the end of the path (it may hold slashes).
+_TAIL: Final = {"contents": "{path}", "ref": "{ref}", "refs": "{ref}", "matching-refs": "{ref}",
+                "branches": "{branch}", "compare": "{basehead}"}
+
+
+def endpoint_of(path: str, base_path: str = "/") -> str:
+    """A request path as its route template — `/repos/o/r/pulls/12/reviews` is `/repos/{owner}/{repo}/pulls/{number}/
+    reviews` — so requests are counted by endpoint over a bounded set of labels. A segment is told a value from a
+    resource's name by what precedes it, as GitHub's paths are built."""
+    prefix = base_path.rstrip("/")
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix):]
+    parts = [p for p in path.split("/") if p]
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        out.append(part)
+        i += 1
+        if part in _TAIL and i < len(parts):
+            out.append(_TAIL[part])
+            break
+        for name in _VALUES.get(part, ()):
+            if i >= len(parts) or (name.startswith("#") and not parts[i].isdigit()):
+                break
+            out.append(name.removeprefix("#"))
+            i += 1
+    return "/" + "/".join(out)

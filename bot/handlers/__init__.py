@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from bot.features import Features
-from bot.handlers import commands, installations, labels, pull_requests, queue, run_commands, workflow_runs
+from bot.handlers import commands, configs, installations, labels, pull_requests, queue, run_commands, workflow_runs
 from bot.handlers.verbs import CommandRouter
 from bot.routing import Router
 
@@ -25,5 +25,6 @@ def root_router(plugins: str = "", *, verbs: CommandRouter | None = None) -> Rou
         if not isinstance(router, Router):
             raise TypeError(f"plugin {spec!r} is not a Router")
         extra.append(router)
-    return Router(installations.router, labels.router, commands.router(verbs or root_commands()),
+    # configs first: a push forgets what is remembered of a config before the others' handlers read it.
+    return Router(configs.router, installations.router, labels.router, commands.router(verbs or root_commands()),
                   pull_requests.router, workflow_runs.router, queue.router, *extra)

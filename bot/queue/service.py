@@ -132,6 +132,9 @@ class QueueService:
         self._queue_sizes: dict[QueueKey, int] = {}
         self._contains: _Cache[tuple[str, str, str], bool] = _Cache()
         self.writer = QueueWriter(services, self.store)
+        self.deferred: dict[int, datetime] = {}
+        """Installations whose queues the last sweep left alone because their GitHub budget ran low, and since when
+        (the dashboard says so; a sweep with budget again clears them)."""
         self.link = services.settings.public_url.rstrip("/") + "/"
         """The dashboard, where the whole order of every queue is (named in each queued entry's check)."""
 
@@ -173,10 +176,25 @@ class QueueService:
         """Reconcile several queues, each once, one at a time."""
         return [await self.reconcile(key) for key in dict.fromkeys(keys)]
 
+    def budget_low(self, installation_id: int) -> bool:
+        """Whether the installation's rate limit is nearly spent (below `LOW_BUDGET_SHARE` of its limit, by the last
+        `x-ratelimit-*` headers the gateway saw); a fake gateway that does not tell is never low."""
+        low = getattr(self.services.github, "budget_low", None)
+        return bool(low(installation_id)) if callable(low) else False
+
     async def sweep(self) -> int:
-        """Reconcile every queue with an open entry; failures are logged and left for the next sweep."""
+        """Reconcile every queue with an open entry; failures are logged and left for the next sweep. The sweep is
+        the one read that can wait: the queues of an installation whose rate limit is nearly spent are deferred to
+        a later sweep (events still reconcile them), and `deferred` says which."""
         count = 0
         for key in await self.store.queues():
+            if self.budget_low(key.installation_id):
+                if key.installation_id not in self.deferred:
+                    log.warning("GitHub rate limit of installation %s is nearly spent: the queue sweep waits",
+                                key.installation_id)
+                    self.deferred[key.installation_id] = self.services.clock()
+                continue
+            self.deferred.pop(key.installation_id, None)
             try:
                 await self.reconcile(key, wait=False)
                 count += 1

@@ -94,6 +94,7 @@ class SpecBuilder:
         self._policy = OperatorPolicy.from_settings(services.settings)
         self._pass: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
         self._identity: CommitIdentity | None = None
+        self._identity_lock = asyncio.Lock()  # runs that start together learn it with one request, not one each
 
     def end_pass(self) -> None:
         """Forget what the runs of this pass shared: the next pass reads it afresh."""
@@ -209,9 +210,16 @@ class SpecBuilder:
         return repository.default_branch
 
     async def _commit_identity(self, installation_id: int) -> CommitIdentity:
-        """The App's bot user (`<slug>[bot]`, with GitHub's noreply address), learnt once per process."""
+        """The App's bot user (`<slug>[bot]`, with GitHub's noreply address), learnt once per process (concurrent
+        first callers wait for one answer; a failure is not kept, so the next run asks again)."""
         if self._identity is not None:
             return self._identity
+        async with self._identity_lock:
+            if self._identity is not None:
+                return self._identity
+            return await self._learn_identity(installation_id)
+
+    async def _learn_identity(self, installation_id: int) -> CommitIdentity:
         github = self.services.require_github()
         try:
             app = await github.get_app()

@@ -7,6 +7,7 @@ pytest fixtures (`with SandboxServer(sb) as url:`) and from async tests (`async 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import traceback
 from types import TracebackType
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.sandbox import payloads as P
 from bot.sandbox.auth import Principal
+from bot.sandbox.budget import BudgetMiddleware
 from bot.sandbox.conformance import Conformance, ConformanceMiddleware
 from bot.sandbox.control import build_control_router
 from bot.sandbox.engine import Engine, Violation
@@ -32,6 +34,9 @@ from bot.sandbox.state import RequestKind, RequestRecord
 
 if TYPE_CHECKING:
     from bot.sandbox.sandbox import Sandbox
+
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")  # `{path:path}` → `{path}`: the template as GitHub writes it
 
 
 class RecordingMiddleware:
@@ -46,11 +51,20 @@ class RecordingMiddleware:
             await self.app(scope, receive, send)
             return
         status = 0
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.engine.requests.append(_record(scope, status))
 
         async def capture(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last byte leaves: a client that has its answer finds the request logged
             await send(message)
 
         try:
@@ -62,32 +76,40 @@ class RecordingMiddleware:
             )
             if status == 0:
                 status = 500
+                record()
                 await send(
                     {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
                 )
                 await send({"type": "http.response.body", "body": b'{"message":"Server Error"}'})
-        path = scope["path"]
-        principal = scope.get("state", {}).get("principal")
-        kind: RequestKind = "rest"
-        if path.startswith("/_sandbox/"):
-            kind = "control"
-        elif ".git/" in path:
-            kind = "git"
-        elif path.endswith("/settings/apps/new"):
-            kind = "web"
-        record = RequestRecord(scope["method"], path, status, kind=kind)
-        if isinstance(principal, Principal):
-            actor = principal.actor
-            record = RequestRecord(
-                scope["method"],
-                path,
-                status,
-                installation_id=principal.installation.id if principal.installation else None,
-                app_id=principal.app.id if principal.app else None,
-                actor=actor.login if actor else None,
-                kind=kind,
-            )
-        self.engine.requests.append(record)
+        record()
+
+
+def _record(scope: Scope, status: int) -> RequestRecord:
+    path = scope["path"]
+    principal = scope.get("state", {}).get("principal")
+    kind: RequestKind = "rest"
+    if path.startswith("/_sandbox/"):
+        kind = "control"
+    elif ".git/" in path:
+        kind = "git"
+    elif path.endswith("/settings/apps/new"):
+        kind = "web"
+    found = scope.get("route")
+    route = getattr(found, "path", None) if found is not None else None
+    route = _CONVERTER.sub(r"{\1}", route) if isinstance(route, str) else None
+    if not isinstance(principal, Principal):
+        return RequestRecord(scope["method"], path, status, kind=kind, route=route)
+    actor = principal.actor
+    return RequestRecord(
+        scope["method"],
+        path,
+        status,
+        installation_id=principal.installation.id if principal.installation else None,
+        app_id=principal.app.id if principal.app else None,
+        actor=actor.login if actor else None,
+        kind=kind,
+        route=route,
+    )
 
 
 def build_asgi(engine: Engine, conformance: Conformance) -> FastAPI:
@@ -117,6 +139,7 @@ def build_asgi(engine: Engine, conformance: Conformance) -> FastAPI:
 
     app.router.routes.append(Route("/{owner}/{repo}.git/{rest:path}", git_endpoint, methods=["GET", "POST"]))
     app.add_middleware(ConformanceMiddleware, engine=engine, conformance=conformance)
+    app.add_middleware(BudgetMiddleware, limits=engine.rate_limits)  # outside the checks: they see the whole 200
     app.add_middleware(RecordingMiddleware, engine=engine)
     return app
 

@@ -347,6 +347,18 @@ class RequestRecord:
     app_id: int | None = None
     actor: str | None = None
     kind: RequestKind = "rest"
+    route: str | None = None
+    """The route template that served it (`/repos/{owner}/{repo}/pulls/{pull_number}`), None when none did."""
+
+    @property
+    def endpoint(self) -> str:
+        """`METHOD /route/template`, or the bare path when no route matched."""
+        return f"{self.method} {self.route or self.path}"
+
+    @property
+    def not_modified(self) -> bool:
+        """A `304 Not Modified`: an ETag matched, and GitHub does not count it against the rate limit."""
+        return self.status == 304
 
 
 class Ids:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.sandbox import payloads as P
+from bot.sandbox.budget import RateLimits
 from bot.sandbox.clock import Clock
 from bot.sandbox.engine.base import Json, Violation
 from bot.sandbox.engine.checks import Checks
@@ -53,6 +54,7 @@ class Engine:
             clock=clock, lookup_app=self.state.apps.get, retry_delays=retry_delays, timeout=webhook_timeout
         )
         self.requests: list[RequestRecord] = []
+        self.rate_limits = RateLimits(clock)
         self.violations: list[Violation] = []
         self.unimplemented: list[str] = []
         self.webhook_validator: WebhookValidator | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request, Response
 
 from bot.sandbox import payloads as P
+from bot.sandbox.budget import budget_key
 from bot.sandbox.engine import Engine
 from bot.sandbox.errors import ApiError, not_found, validation_failed
 from bot.sandbox.routes.common import Gate, json_body, paginate, respond
@@ -101,11 +104,27 @@ def build_router(engine: Engine) -> APIRouter:
             {"total_count": len(repos), "repository_selection": selection, "repositories": page}, headers=headers
         )
 
+    @router.get("/users/{username}")
+    async def get_user(request: Request, username: str) -> Response:
+        gate.principal(request)
+        who = engine.state.user(username)
+        if who is None:
+            raise not_found()
+        out = P.user(engine.urls, who)
+        out.update(name=None, company=None, blog="", location=None, email=None, hireable=None, bio=None,
+                   public_repos=0, public_gists=0, followers=0, following=0,
+                   created_at="2020-01-01T00:00:00Z", updated_at="2020-01-01T00:00:00Z")
+        return respond(out)
+
     @router.get("/rate_limit")
     async def rate_limit(request: Request) -> Response:
-        gate.principal(request)
+        key = budget_key(gate.principal(request))
         reset = int(engine.clock().timestamp()) + 3600
         core = {"limit": 5000, "used": 0, "remaining": 5000, "reset": reset}
+        if key is not None:
+            budget = engine.rate_limits.budget(key)
+            core = {"limit": budget.limit, "used": budget.used, "remaining": budget.remaining,
+                    "reset": math.ceil(budget.reset_at.timestamp())}
         return respond({"resources": {"core": core, "search": core, "graphql": core}, "rate": core})
 
     @router.post("/app-manifests/{code}/conversions")

@@ -1,0 +1,96 @@
+"""GitHub's rate limit spent by `kickoff demo`'s story: requests by endpoint, counted total, and 304s.
+
+Plays the demo's story (`bot.demo`: the sandbox and Kickoff in this process, three scripted agents, three pull
+requests, one merge, two superseded) and reads the sandbox's request log: every REST request Kickoff made with its
+App JWT or its installation tokens, by endpoint (method and route template), split into reads, writes and
+`304 Not Modified` answers (which GitHub does not count against the primary rate limit). Prints the counted total
+against the figure measured before issue 15 (`BEFORE`) and the target (`TARGET`).
+
+Usage: `.venv/bin/python bench/github_budget.py [--json FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.demo import sample  # noqa: E402
+from bot.demo.harness import kickoff_world  # noqa: E402
+from bot.demo.story import Phase, Progress, Story, Timeouts  # noqa: E402
+from bot.demo.summary import request_budget  # noqa: E402
+
+BEFORE = 366
+"""Counted requests of the story before issue 15 (312 reads)."""
+TARGET = 90
+
+
+async def play(root: Path) -> dict[str, Any]:
+    progress = Progress()
+    started = time.monotonic()
+    async with kickoff_world(root) as world:
+        seen: list[tuple[str, int]] = []  # (phase, requests so far) as each phase ends
+
+        def phase_done(phase: Phase) -> None:
+            seen.append((phase.key, len(world.kickoff_requests())))
+
+        story = Story(world, progress, agents=tuple(sample.SCRIPTED_AGENTS), timeouts=Timeouts(),
+                      on_phase=phase_done)
+        await story.play()
+        requests = world.kickoff_requests()
+        budget = request_budget(requests)
+        budget["webhooks_received"] = len(world.sandbox.deliveries(world.creds.app_id))
+    phases: dict[str, dict[str, int]] = {}
+    start = 0
+    for key, end in seen:
+        part = request_budget(requests[start:end])
+        phases[key] = {"counted": part["counted"], "writes": part["writes"], "not_modified": part["not_modified"],
+                       "by_endpoint": part["by_endpoint"]}
+        start = end
+    budget["by_phase"] = phases
+    budget["seconds"] = round(time.monotonic() - started, 1)
+    return budget
+
+
+def report(budget: dict[str, Any]) -> str:
+    lines = [f"{'endpoint':<72} {'counted':>7} {'304':>5}"]
+    for endpoint, row in budget["by_endpoint"].items():
+        lines.append(f"{endpoint:<72} {row['counted']:>7} {row['not_modified']:>5}")
+    lines += ["", f"{'phase (requests seen by its end)':<40} {'counted':>7} {'writes':>6} {'304':>5}"]
+    for key, row in budget["by_phase"].items():
+        lines.append(f"{key:<40} {row['counted']:>7} {row['writes']:>6} {row['not_modified']:>5}")
+    counted = budget["counted"]
+    lines += [
+        "",
+        f"webhooks received:       {budget['webhooks_received']}",
+        f"counted requests:        {counted} (reads {budget['reads']}, writes {budget['writes']}); "
+        f"before issue 15: {BEFORE}; target: <= {TARGET}",
+        f"304 Not Modified:        {budget['not_modified']} (not counted by GitHub)",
+        f"story took:              {budget['seconds']} s",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="kickoff-budget-") as tmp:
+        budget = asyncio.run(play(Path(tmp)))
+    print(report(budget))
+    if args.json:
+        args.json.write_text(json.dumps(budget, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
