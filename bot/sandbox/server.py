@@ -63,8 +63,9 @@ class RecordingMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                record()  # before the last byte leaves: a client that has its answer finds the request logged
+                # Before the first byte leaves: a client that has its answer finds the request logged (a 304's or a
+                # 204's answer is whole with its headers; the client does not wait for the empty body).
+                record()
             await send(message)
 
         try:
