@@ -1,11 +1,11 @@
 """Running an untrusted program: a deadline, cancellation, bounded output, and nothing left alive afterwards.
 
-The program runs in a new session, sandboxed (bot.runner_program.sandbox: bwrap, its own PID namespace) or not. Either
-way, when `run_process` returns every process it started is gone. Sandboxed, the kernel guarantees it: when the PID
-namespace's init dies, everything in it dies. Unsandboxed, the caller is made a child subreaper for the call, so a
-process that leaves the session or double-forks (`setsid env -i sh -c 'sleep 300' &`) is reparented to it instead of
-to init, and the whole tree (found through /proc's parent links, not process groups or the environment) is killed
-until nothing of it is left.
+The program runs in a new session at the lowest CPU priority (bot.runner_program.priority), sandboxed
+(bot.runner_program.sandbox: bwrap, its own PID namespace) or not. Either way, when `run_process` returns every
+process it started is gone. Sandboxed, the kernel guarantees it: when the PID namespace's init dies, everything in
+it dies. Unsandboxed, the caller is made a child subreaper for the call, so a process that leaves the session or
+double-forks (`setsid env -i sh -c 'sleep 300' &`) is reparented to it instead of to init, and the whole tree (found
+through /proc's parent links, not process groups or the environment) is killed until nothing of it is left.
 
 That clean-up needs the runner alive. So that a runner killed with SIGKILL takes its agent along too, the program is
 never the runner's own child: sandboxed, bwrap runs with `--die-with-parent` (and its PID namespace takes every
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from bot.runner_program import tether
+from bot.runner_program import priority, tether
 from bot.runner_program.sandbox import SandboxError, SandboxPolicy, prepare
 
 KILL_GRACE_SECONDS: Final = 5.0
@@ -330,6 +330,9 @@ def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: flo
         )
     except OSError as exc:
         return ProcessResult(exit_code=None, start_error=f"{argv[0]}: {exc.strerror or exc}")
+    else:
+        # Its own session, so its own autogroup: down to the lowest CPU priority at once (the sandbox stays in it).
+        priority.lower_runner(proc.pid, what="agent")
     finally:
         if stdin_file is not None:
             stdin_file.close()

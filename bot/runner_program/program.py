@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from bot import messages
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
 from bot.agents.command import CommandError
+from bot.runner_program import priority
 from bot.runner_program.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
 from bot.runner_program.paths import protected
 from bot.runner_program.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
@@ -516,6 +517,9 @@ def main(spec_path: Path, result_path: Path | None = None, workspace: Path | Non
     with cancellation() as cancel:
         secrets = take_secrets()
         _configure_logging()
+        # Kickoff lowered this session already where it could; a runner started otherwise (or refused by the
+        # kernel's rate limit) does it here. Git and the agent's sandbox inherit it.
+        priority.lower_runner(what="runner")
         try:
             spec = load_spec(spec_path, secrets)
             if spec.report_url is not None and not secrets.run_secret:

@@ -209,7 +209,10 @@ def _split_args(policy: SandboxPolicy, argv: Sequence[str], env: Mapping[str, st
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", HOSTNAME, "--unshare-cgroup-try"]
     if policy.network == "none":
         args.append("--unshare-net")
-    args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    # No --new-session: the runner starts bwrap in a session of its own already (no controlling terminal, so nothing
+    # to inject input into), whose autogroup it has put at the lowest CPU priority (bot.runner_program.priority);
+    # another setsid would give the sandbox a fresh autogroup at full weight.
+    args += ["--die-with-parent", "--cap-drop", "ALL"]
 
     systems = _system_roots()
     for root in systems:

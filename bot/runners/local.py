@@ -52,6 +52,7 @@ import bot
 from bot import messages
 from bot.config.model import DEFAULT_AGENT_ENV, is_kickoff_env
 from bot.logs import redact
+from bot.runner_program import priority
 from bot.runner_program.process import descendants, process_table
 from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, probe_here
 from bot.runs.backend import RUNNER_SECRETS, ExitHandler, RunnerError, RunnerExit
@@ -608,6 +609,10 @@ class LocalRunner:
                 )
             finally:
                 os.close(log_fd)
+            # Its own session, so its own autogroup: down to the lowest CPU priority before it gets far, so that
+            # 32 runners starting weigh less than the server (bot.runner_program.priority). The runner does it
+            # again itself, retrying, if the kernel's rate limit refuses it here.
+            priority.lower_runner(popen.pid, retry=False)
             WorkspaceOwner(spec.run_id, self.owner, ProcessIdentity.of(popen.pid, self.host)).write(workspace)
         except OSError as exc:
             shutil.rmtree(workspace, ignore_errors=True)

@@ -16,6 +16,8 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from bot import messages
 from bot.config import ConfigError, RepoConfig
 from bot.github import GitHubError, NotFound, PermissionDenied
@@ -82,19 +84,62 @@ class ClaimPolicy:
             if config is not None:
                 configs[repo] = config
 
-        claimed: list[Claim] = []
+        backends: dict[str, RunnerBackend] = {}
+        for repo, config in list(configs.items()):
+            backend = self._backend_for(config)
+            if backend is None:  # nothing here can ever start its runs
+                runner = config.runner or self.services.settings.runner
+                reason = messages.RUN_RUNNER_UNAVAILABLE.format(
+                    runner=runner, available=", ".join(sorted(self.backends)))
+                for run in queues.pop(repo):
+                    await self.fail_unstarted(run, reason)
+                del configs[repo]
+            else:
+                backends[repo] = backend
+
+        # The whole pass's claims in one transaction, off the event loop: a fan-out of 32 claimed one transaction at
+        # a time blocked the loop (and so the webhook acks) for 70-125 ms.
         room = {repo: config.limits.max_parallel_runs - busy[repo] for repo, config in configs.items()}
+        taken: list[tuple[Run, str, str]] = []
+        if global_room > 0 and any(left > 0 for left in room.values()):
+            taken = await self.runs.claim_batch(lambda conn: self._claim_all(
+                conn, queues, configs, backends, busy, room, global_room, global_limit, lingering))
+        claimed: list[Claim] = []
+        for run, repo, secret in taken:
+            run.worker_id = self.services.worker_id
+            register_secret(secret, run_id=run.id)
+            claimed.append(Claim(run, configs[repo], backends[repo], secret))
+
+        for repo in configs:
+            for run in queues[repo]:
+                if run.state == RunState.WAITING:  # review capacity is back, but no runner is free yet
+                    await self.runs.explain_wait(run.id, messages.RUN_WAITING_FOR_SLOT)
+        return claimed
+
+    def _claim_all(
+        self,
+        conn: Connection,
+        queues: Mapping[str, deque[Run]],
+        configs: Mapping[str, RepoConfig],
+        backends: Mapping[str, RunnerBackend],
+        busy: dict[str, int],
+        room: dict[str, int],
+        global_room: int,
+        global_limit: int,
+        lingering: Mapping[str, int],
+    ) -> list[tuple[Run, str, str]]:
+        """In the claim transaction: claim oldest first, round-robin by repository, within the limits; the runs
+        taken, with their repository and report secret. The runs left in `queues` wait."""
+        lingering_total = sum(lingering.values())
+        taken: list[tuple[Run, str, str]] = []
         eligible = {repo for repo in configs if room[repo] > 0}
         while global_room > 0 and eligible:
             # Fair share: the repository with the fewest runs on runners goes next; ties by its oldest run.
             repo = min(eligible, key=lambda r: (busy[r], queues[r][0].created_at, queues[r][0].id))
             run = queues[repo].popleft()
-            backend = self._backend_for(configs[repo])
-            if backend is None:
-                runner = configs[repo].runner or self.services.settings.runner
-                await self.fail_unstarted(run, messages.RUN_RUNNER_UNAVAILABLE.format(
-                    runner=runner, available=", ".join(sorted(self.backends))))
-            elif await self.runs.claim(
+            secret = secrets.token_urlsafe(32)
+            if self.runs.claim_in(
+                conn,
                 run,
                 global_limit=global_limit,
                 repo_limit=configs[repo].limits.max_parallel_runs,
@@ -102,30 +147,23 @@ class ClaimPolicy:
                 busy_repo=lingering.get(repo, 0),
                 # The report secret's hash is stored with the claim, before any runner could report.
                 # The claim names this worker: if it dies before the runner exists, another requeues the run.
-                values={"runner": backend.name, "secret_hash": secret_hash(secret := secrets.token_urlsafe(32)),
+                values={"runner": backends[repo].name, "secret_hash": secret_hash(secret),
                         "worker_id": self.services.worker_id},
             ):
-                run.worker_id = self.services.worker_id
-                register_secret(secret, run_id=run.id)
-                claimed.append(Claim(run, configs[repo], backend, secret))
+                taken.append((run, repo, secret))
                 busy[repo] += 1
                 room[repo] -= 1
                 global_room -= 1
-            elif await self.runs.state_of(run.id) == run.state:
+            elif self.runs.state_in(conn, run.id) == run.state:
                 # Not taken by someone else, so another worker reached a limit first: recount (the run itself
                 # waits for the next pass).
-                on_runner = await self.runs.on_runner()
+                on_runner = self.runs.on_runner_in(conn)
                 global_room = global_limit - on_runner.total - lingering_total
                 busy[repo] = on_runner.by_repo.get(repo, 0) + lingering.get(repo, 0)
                 room[repo] = configs[repo].limits.max_parallel_runs - busy[repo]
             if room[repo] <= 0 or not queues[repo]:
                 eligible.discard(repo)
-
-        for repo in configs:
-            for run in queues[repo]:
-                if run.state == RunState.WAITING:  # review capacity is back, but no runner is free yet
-                    await self.runs.explain_wait(run.id, messages.RUN_WAITING_FOR_SLOT)
-        return claimed
+        return taken
 
     async def _startable_config(self, repo: str, queue: deque[Run]) -> RepoConfig | None:
         """The repository's config if its runs may start now; otherwise hold (or fail) its runs and return None."""

@@ -81,19 +81,22 @@ class SqliteWriter:
         self._last_checkpoint = 0.0
         self._checkpointing: asyncio.Future[None] | None = None
 
-    async def transaction(self, work: Callable[[Connection], R]) -> R:
-        """Run SQLAlchemy Core `work` as one transaction."""
-        return await self._run(partial(_sqlalchemy_transaction, work))
+    async def transaction(self, work: Callable[[Connection], R], *, inline: bool = True) -> R:
+        """Run SQLAlchemy Core `work` as one transaction; on the writer's thread when not `inline` (a long one,
+        which would block the event loop)."""
+        return await self._run(partial(_sqlalchemy_transaction, work), inline=inline)
 
     async def raw_transaction(self, work: Callable[[sqlite3.Connection], R]) -> R:
         """Run DB-API `work` as one transaction, without SQLAlchemy's per-transaction cost (the ingress's inserts)."""
         return await self._run(partial(_raw_transaction, work))
 
-    async def _run(self, transaction: Callable[[_Connection, bool], R]) -> R:
+    async def _run(self, transaction: Callable[[_Connection, bool], R], *, inline: bool = True) -> R:
         loop = asyncio.get_running_loop()
         if self._inline is None:
             self._inline = _Connection(self.path, inline=True)
         try:
+            if not inline:
+                raise _Busy
             result = transaction(self._inline, True)
         except _Busy:
             result = await loop.run_in_executor(self._executor, transaction, self._threaded_connection(), False)
@@ -220,14 +223,15 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    async def write(self, work: Callable[[Connection], R]) -> R:
+    async def write(self, work: Callable[[Connection], R], *, long: bool = False) -> R:
         """Run `work` (SQLAlchemy Core on a synchronous connection) as one write transaction.
 
-        On a SQLite file it runs through the `SqliteWriter`, in one call that never holds the lock across an await;
-        elsewhere on a connection of the async engine.
+        On a SQLite file it runs through the `SqliteWriter`, in one call that never holds the lock across an await:
+        inline on the event loop, or on the writer's thread when `long` (many statements, which would block the
+        loop for milliseconds); elsewhere on a connection of the async engine, each statement awaited.
         """
         if self.sqlite_writer is not None:
-            return await self.sqlite_writer.transaction(work)
+            return await self.sqlite_writer.transaction(work, inline=not long)
         async with self.engine.begin() as conn:
             return await conn.run_sync(work)
 

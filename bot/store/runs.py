@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, CursorResult, Result, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,7 @@ MAX_TRANSCRIPT_CHARS: Final = 32_000
 """The end of an agent's transcript a stored result keeps: what the pull request's body reads of it (its last 8,000
 characters once cleaned), whatever a runner reports (docs/operations.md, "What is kept, and for how long")."""
 _MOVE_RETRIES: Final = 5
+R = TypeVar("R")
 
 
 class RunNotFound(LookupError):
@@ -296,6 +297,43 @@ class RunStore:
         `busy_*` count runner processes this worker still has alive for runs already final in the database.
         """
         check_transition(run.state, RunState.STARTING)
+
+        def take(conn: Connection) -> bool:
+            self.lock_claims(conn)
+            return self.claim_in(conn, run, global_limit=global_limit, repo_limit=repo_limit,
+                                 busy_global=busy_global, busy_repo=busy_repo, values=values)
+
+        return await self.store.write(take)
+
+    async def claim_batch(self, work: Callable[[Connection], R]) -> R:
+        """Run `work`, which claims through `claim_in`, as one transaction holding the claim lock: a whole fan-out's
+        claims at once, off the event loop (on SQLite on the writer's thread; on PostgreSQL each statement awaited).
+        """
+        def batch(conn: Connection) -> R:
+            self.lock_claims(conn)
+            return work(conn)
+
+        return await self.store.write(batch, long=True)
+
+    def lock_claims(self, conn: Connection) -> None:
+        """Serialise claims across workers until this transaction ends (on SQLite its write lock does)."""
+        if self.store.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+
+    def claim_in(
+        self,
+        conn: Connection,
+        run: Run,
+        *,
+        global_limit: int,
+        repo_limit: int,
+        busy_global: int = 0,
+        busy_repo: int = 0,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """`claim`, inside a transaction that holds the claim lock (`lock_claims`): the guarded UPDATE counts the
+        runs holding a slot, this transaction's earlier claims included."""
+        check_transition(run.state, RunState.STARTING)
         everywhere, here = aliased(Run), aliased(Run)
         total = select(func.count()).select_from(everywhere).where(everywhere.state.in_(ON_RUNNER)).scalar_subquery()
         in_repo = (
@@ -315,19 +353,22 @@ class RunStore:
             )
             .values(state=RunState.STARTING, reason=None, started_at=now, updated_at=now, **(values or {}))
         )
-        moved = insert(RunTransition).values(run_id=run.id, from_state=run.state, to_state=RunState.STARTING, at=now)
-        postgres = self.store.dialect == "postgresql"
+        if _rowcount(conn.execute(stmt)) != 1:
+            return False
+        conn.execute(insert(RunTransition).values(run_id=run.id, from_state=run.state, to_state=RunState.STARTING,
+                                                  at=now))
+        return True
 
-        def take(conn: Connection) -> bool:
-            if postgres:
-                # Serialises claims across workers; released at commit. (On SQLite the UPDATE takes the write lock.)
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
-            if _rowcount(conn.execute(stmt)) != 1:
-                return False
-            conn.execute(moved)
-            return True
+    def state_in(self, conn: Connection, run_id: int) -> str | None:
+        """`state_of`, inside a transaction."""
+        return conn.execute(select(Run.state).where(Run.id == run_id)).scalar()
 
-        return await self.store.write(take)
+    def on_runner_in(self, conn: Connection) -> OnRunner:
+        """`on_runner`, inside a transaction."""
+        rows = conn.execute(
+            select(Run.repository, func.count()).where(Run.state.in_(ON_RUNNER)).group_by(Run.repository))
+        by_repo = {repo: int(count) for repo, count in rows}
+        return OnRunner(sum(by_repo.values()), by_repo)
 
     async def finish(self, run_id: int, result: RunResult) -> bool:
         """Record a runner's result and move the run to the state of its outcome; False if it was already final.

@@ -148,9 +148,12 @@ def test_the_agent_finds_no_secret_of_kickoff_or_the_runner_in_proc_or_any_file(
     remote = make_remote(tmp_path)
     digest = hashlib.sha256(secret.encode()).hexdigest()
     scan = "scan" if mode == "required" else "noscan"  # unsandboxed, the whole host is readable: /proc suffices
-    spec = make_spec(remote, agent(SNOOP, SECRET_PREFIX, digest, str(len(secret)), scan), sandbox=mode)
+    # The scan reads every file it can reach, at the runner's lowest CPU priority: on a machine busy with other
+    # work it gets little CPU, so it has minutes, not the usual one.
+    spec = make_spec(remote, agent(SNOOP, SECRET_PREFIX, digest, str(len(secret)), scan), sandbox=mode,
+                     timeout_seconds=600)
     env = runner_env(token=secret, DATABASE_URL=f"postgresql://kickoff:{secret}@db.internal/kickoff")
-    out = run_program(tmp_path, spec, env=env)
+    out = run_program(tmp_path, spec, env=env, timeout=660)
     assert out.process.returncode == 0, out.process.stderr
     assert out.result.outcome == "no_changes", out.result.reason
     seen = tagged(out.result.transcript_tail, "SNOOP")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from bot import messages
 from bot.config import ConfigError, ConfigProblem, RepoConfig
@@ -413,6 +414,38 @@ async def test_claims_racing_from_two_workers_never_exceed_the_limit(w: World, d
         assert (await w.runs.on_runner()).total == 3
     finally:
         await other_store.close()
+
+
+async def test_a_fan_out_is_claimed_in_one_transaction_off_the_event_loop(w: World) -> None:
+    """32 runs of one trigger, claimed in one pass, in one transaction: on PostgreSQL every claimed row carries the
+    same writing transaction (`xmin`); on SQLite that transaction runs on the writer's thread, not the event loop's
+    (the injected clock, read by each claim, says on which thread it was read)."""
+    names = [f"a{i}" for i in range(32)]
+    w.services.settings.max_parallel_runs = 32
+    w.default_config = repo_config(names, max_parallel_runs=32)
+    _, runs = await w.add_trigger(names)
+    start, readings = utcnow(), {}
+
+    def clock() -> datetime:
+        now = start + timedelta(microseconds=len(readings) + 1)  # each reading its own, to tell them apart
+        readings[now.replace(tzinfo=None)] = threading.get_ident()
+        return now
+
+    w.services.clock = clock
+    started = await w.scheduler(FakeBackend()).step()
+    assert sorted(started) == sorted(run.id for run in runs)
+    async with w.services.store.sessions() as session:
+        claimed_at = list(await session.scalars(
+            select(RunTransition.at).where(RunTransition.to_state == RunState.STARTING)))
+        assert len(claimed_at) == 32
+        if w.services.store.dialect == "postgresql":
+            writers = await session.scalars(
+                text("SELECT xmin::text FROM run_transitions WHERE to_state = 'starting'"))
+            assert len(set(writers)) == 1
+        else:
+            threads = {readings[at.replace(tzinfo=None)] for at in claimed_at}
+            assert threading.get_ident() not in threads
+            assert len(threads) == 1
 
 
 @pytest.mark.parametrize(("api", "expected"), [
