@@ -88,13 +88,15 @@ async def test_every_ending(w: World) -> None:
         "quiet": ["sleep=0.1", "outcome=no_changes"],
         "gives-up": ["outcome=failed"],
         "silent": ["silent", "sleep=0.1"],  # reports nothing: the result file tells
-        "slow": ["sleep=60"],
+        "slow": ["sleep=600"],
     }
     w.default_config = repo_config(agents, max_parallel_runs=10)
     _, runs = await w.add_trigger(list(agents))
-    scheduler = w.scheduler(w.local_runner(), run_deadline=lambda timeout: 1.5)
+    # Long enough for the other four to end even on a loaded machine, where runners (at the lowest CPU priority)
+    # start slowly; only the slow one reaches it.
+    scheduler = w.scheduler(w.local_runner(), run_deadline=lambda timeout: 10.0)
     async with running(scheduler):
-        await eventually(lambda: all_final(w, runs), 30, "every run to end")
+        await eventually(lambda: all_final(w, runs), 60, "every run to end")
     ended = {run.agent: await w.runs.require(run.id) for run in runs}
     assert (ended["crash"].state, ended["crash"].reason) == (RunState.FAILED, messages.RUN_RUNNER_EXITED.format(
         code=3))
