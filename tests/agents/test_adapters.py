@@ -4,6 +4,7 @@ programs; the others follow the shapes their sources and docs define)."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,11 @@ PROMPT = Path("/ws/prompt.md")
 HOME = Path("/ws/home")
 
 
-def context(adapter: str, model: str | None = None, command: tuple[str, ...] = ()) -> AgentContext:
+def context(adapter: str, model: str | None = None, command: tuple[str, ...] = (), env: dict[str, str] | None = None,
+            sandboxed: bool = False) -> AgentContext:
     agent = AgentCommand.model_validate({"name": adapter, "adapter": adapter, "model": model, "command": command})
-    return AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME)
+    return AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME, env=env or {},
+                        sandboxed=sandboxed)
 
 
 def output(stdout: str = "", transcript: str | None = None, exit_code: int | None = 0) -> AgentOutput:
@@ -79,6 +82,35 @@ def test_claude_fixed_environment() -> None:
     invocation = get_adapter("claude").invocation(context("claude"))
     assert invocation.env == {"DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
                               "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+
+
+def test_codex_gets_the_vendors_key_and_endpoint_names_through_its_own_config_in_home() -> None:
+    ctx = context("codex", env={"OPENAI_API_KEY": "sk-1", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1/"})
+    invocation = get_adapter("codex").invocation(ctx)
+    assert invocation.env == {"CODEX_HOME": str(HOME / ".codex")}
+    config = tomllib.loads(invocation.files[".codex/config.toml"])
+    assert config["model_provider"] == "kickoff"
+    assert config["model_providers"]["kickoff"] == {
+        "name": "OpenAI (via Kickoff)", "base_url": "http://127.0.0.1:9/v1", "env_key": "OPENAI_API_KEY",
+        "wire_api": "responses", "supports_websockets": False}
+    assert "sk-1" not in invocation.files[".codex/config.toml"]  # the key stays in the environment
+
+
+def test_codex_without_an_endpoint_uses_openais_and_reads_codex_api_key_too() -> None:
+    invocation = get_adapter("codex").invocation(context("codex", env={"CODEX_API_KEY": "sk-2"}))
+    provider = tomllib.loads(invocation.files[".codex/config.toml"])["model_providers"]["kickoff"]
+    assert (provider["base_url"], provider["env_key"]) == ("https://api.openai.com/v1", "CODEX_API_KEY")
+
+
+def test_codex_without_a_key_is_left_to_its_own_configuration() -> None:
+    invocation = get_adapter("codex").invocation(context("codex", env={"CODEX_HOME": "/elsewhere"}))
+    assert invocation.files == {}
+    assert invocation.env == {}
+
+
+def test_codex_runs_commands_unsandboxed_only_inside_the_runners_sandbox() -> None:
+    argv = get_adapter("codex").invocation(context("codex", sandboxed=True)).argv
+    assert argv[argv.index("--sandbox") + 1] == "danger-full-access"
 
 
 def test_agent_environment_is_an_allow_list() -> None:
