@@ -92,7 +92,8 @@ class ScriptedResponses(Recorder):
 
 
 class ScriptedChat(Recorder):
-    """POST /v1/chat/completions: a whole-file edit in aider's format, then a final text."""
+    """POST /v1/chat/completions: an edit creating the file, in aider's SEARCH/REPLACE format (the `diff` edit
+    format, whose empty SEARCH section makes a new file), with a line of explanation before it."""
 
     def __init__(self, file_path: str, content: str) -> None:
         super().__init__()
@@ -100,13 +101,8 @@ class ScriptedChat(Recorder):
         self.content = content
 
     def reply(self, body: dict[str, Any]) -> str:
-        messages = body.get("messages") or []
-        text = json.dumps(messages)
-        if self.file_path in text and self.content.strip() in text and len(messages) > 2 and \
-                any(m.get("role") == "assistant" and self.content.strip() in str(m.get("content")) for m in messages
-                    if isinstance(m, dict)):
-            return FINAL_TEXT
-        return f"{self.file_path}\n```\n{self.content}```\n"
+        return (f"{FINAL_TEXT}\n\n{self.file_path}\n```\n<<<<<<< SEARCH\n=======\n{self.content}"
+                ">>>>>>> REPLACE\n```\n")
 
 
 def _handler(script: Recorder) -> type[BaseHTTPRequestHandler]:

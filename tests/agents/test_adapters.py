@@ -58,7 +58,9 @@ def test_the_registry_knows_every_adapter_the_spec_allows() -> None:
                                       "current directory."), PROMPT),
         ("aider", "sonnet", ("aider", "--message-file", str(PROMPT), "--yes-always", "--no-auto-commits",
                              "--no-dirty-commits", "--no-gitignore", "--no-check-update", "--no-analytics",
-                             "--no-pretty", "--no-stream", "--no-show-model-warnings", "--model", "sonnet"), None),
+                             "--no-pretty", "--no-stream", "--no-show-model-warnings", "--no-show-release-notes",
+                             "--chat-history-file", str(HOME / ".aider.chat.history.md"), "--input-history-file",
+                             str(HOME / ".aider.input.history"), "--model", "sonnet"), None),
     ],
 )
 def test_argv(adapter: str, model: str | None, argv: tuple[str, ...], stdin: Path | None) -> None:
@@ -111,6 +113,17 @@ def test_codex_without_a_key_is_left_to_its_own_configuration() -> None:
 def test_codex_runs_commands_unsandboxed_only_inside_the_runners_sandbox() -> None:
     argv = get_adapter("codex").invocation(context("codex", sandboxed=True)).argv
     assert argv[argv.index("--sandbox") + 1] == "danger-full-access"
+
+
+def test_aider_pins_the_openai_endpoint_whenever_it_has_an_openai_key() -> None:
+    def endpoint(env: dict[str, str]) -> str | None:
+        argv = get_adapter("aider").invocation(context("aider", env=env)).argv
+        return argv[argv.index("--openai-api-base") + 1] if "--openai-api-base" in argv else None
+
+    assert endpoint({"OPENAI_API_KEY": "k", "OPENAI_API_BASE": "http://127.0.0.1:9/v1"}) == "http://127.0.0.1:9/v1"
+    assert endpoint({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:8/v1"}) == "http://127.0.0.1:8/v1"
+    assert endpoint({"OPENAI_API_KEY": "k"}) == "https://api.openai.com/v1"
+    assert endpoint({"ANTHROPIC_API_KEY": "k"}) is None
 
 
 def test_agent_environment_is_an_allow_list() -> None:
@@ -208,7 +221,7 @@ def test_gemini_error_on_stderr() -> None:
 def test_aider_cost_lines() -> None:
     report = get_adapter("aider").parse(output(transcript=sample("aider.txt")))
     assert report.summary == ""
-    assert report.usage == Usage(input_tokens=2400 + 3100, output_tokens=310 + 95, cost_usd=0.01)
+    assert report.usage == Usage(input_tokens=2400 + 3100, output_tokens=310 + 95, cost_usd=0.01, turns=2)
     assert get_adapter("aider").parse(output("no cost lines")).usage == Usage()
 
 
