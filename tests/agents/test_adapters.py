@@ -4,6 +4,7 @@ programs; the others follow the shapes their sources and docs define)."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -124,6 +125,19 @@ def test_aider_pins_the_openai_endpoint_whenever_it_has_an_openai_key() -> None:
     assert endpoint({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:8/v1"}) == "http://127.0.0.1:8/v1"
     assert endpoint({"OPENAI_API_KEY": "k"}) == "https://api.openai.com/v1"
     assert endpoint({"ANTHROPIC_API_KEY": "k"}) is None
+
+
+def test_gemini_selects_key_auth_in_its_own_settings_and_gets_its_shell_only_in_the_runners_sandbox() -> None:
+    adapter = get_adapter("gemini")
+    keyed = adapter.invocation(context("gemini", env={"GEMINI_API_KEY": "AIza-secret", "GOOGLE_GEMINI_BASE_URL": "x"}))
+    settings = json.loads(keyed.files[".gemini/settings.json"])
+    assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
+    assert "AIza-secret" not in keyed.files[".gemini/settings.json"]  # the key stays in the environment
+    assert adapter.invocation(context("gemini")).files == {}
+    argv = adapter.invocation(context("gemini", sandboxed=True)).argv
+    assert argv[argv.index("--approval-mode") + 1] == "yolo"
+    argv = adapter.invocation(context("gemini")).argv
+    assert argv[argv.index("--approval-mode") + 1] == "auto_edit"
 
 
 def test_agent_environment_is_an_allow_list() -> None:
