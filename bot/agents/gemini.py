@@ -9,7 +9,9 @@ env:    the allow-list plus the names the repo lists (built-in: GEMINI_API_KEY);
         GOOGLE_GEMINI_BASE_URL (the CLI's own name).
 files:  HOME/.gemini/settings.json (HOME is the run's scratch directory, outside the checkout) when GEMINI_API_KEY
         is set: it selects API-key auth (`security.auth.selectedType`), without which GOOGLE_GEMINI_BASE_URL
-        makes the CLI pick a "gateway" auth and exit 41, and turns usage statistics and update checks off.
+        makes the CLI pick a "gateway" auth and exit 41; it turns usage statistics and update checks off, and the
+        loading of a `.env` from the checkout (`advanced.ignoreLocalEnv`: a repository's `.env` could otherwise
+        set GOOGLE_GEMINI_BASE_URL and send the key elsewhere).
 output: one (pretty-printed) JSON object on stdout (on stderr for an error): `response` (the summary),
         `error.message`, and `stats.models` keyed by model name, each with `api.totalRequests` and
         `tokens.prompt` / `tokens.candidates` / `tokens.thoughts`.
@@ -43,6 +45,7 @@ SETTINGS: Final = {
     "security": {"auth": {"selectedType": "gemini-api-key"}},
     "privacy": {"usageStatisticsEnabled": False},
     "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+    "advanced": {"ignoreLocalEnv": True},
 }
 """The CLI's user settings for a run keyed with GEMINI_API_KEY."""
 
