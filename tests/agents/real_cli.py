@@ -42,7 +42,9 @@ def _works(program: Path, version: str) -> bool:
 
 
 def _last_line(text: str) -> str:
-    return (text.strip().splitlines() or ["no output"])[-1]
+    """The last line that says something (npm ends with where its log is)."""
+    lines = [line for line in text.strip().splitlines() if line.strip() and "complete log" not in line]
+    return (lines or ["no output"])[-1]
 
 
 def _install(label: str, cache: Path, program: Path, version: str, steps: Sequence[Sequence[str]]) -> Path:
