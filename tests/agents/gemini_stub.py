@@ -20,10 +20,12 @@ FINAL_TEXT = "Wrote FIXED.txt with the fix."
 
 
 class ScriptedGemini(Recorder):
-    def __init__(self, file_path: str, content: str) -> None:
+    def __init__(self, file_path: str, content: str, hang: bool = False) -> None:
         super().__init__()
         self.file_path = file_path
         self.content = content
+        self.hang = hang  # a dead endpoint: every request is accepted and never answered (until the server stops)
+        self.stopping = threading.Event()
 
     def turn_requests(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -63,6 +65,9 @@ def _handler(script: ScriptedGemini) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 body = {}
             script.record(self.path, body, dict(self.headers.items()))
+            if script.hang:
+                script.stopping.wait(600)
+                return
             path = self.path.split("?", 1)[0]
             model = path.rsplit("/", 1)[-1].split(":", 1)[0] or "gemini-2.5-pro"
             if path.endswith(":countTokens"):
@@ -114,6 +119,7 @@ def serve(script: ScriptedGemini) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        script.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join(5)

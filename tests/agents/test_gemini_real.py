@@ -71,3 +71,25 @@ def test_the_real_gemini_cli_runs_a_shell_command_that_edits_a_file_the_runner_p
     assert "KICKOFF_RUN_MARKER" in json.dumps(turns[1]["body"]["contents"])
     assert token not in stub.sent(), "the git token must never reach the agent (or its model)"
     assert api_key not in result.transcript_tail
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_the_real_gemini_cli_on_an_endpoint_that_never_answers_is_stopped_by_the_watchdog(
+        tmp_path: Path, gemini_bin: Path) -> None:
+    remote = make_remote(tmp_path)
+    stub = ScriptedGemini(file_path="FIXED.txt", content="never\n", hang=True)
+    with serve(stub) as base_url:
+        spec = make_spec(remote, [], agent={"name": "gemini", "adapter": "gemini", "command": [],
+                                            "env": ["GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL"],
+                                            "model": "gemini-2.5-pro"},
+                         prompt="Create FIXED.txt.\n", sandbox="required", timeout_seconds=600,
+                         idle_timeout_seconds=10)
+        env = runner_env(token=new_token(), GEMINI_API_KEY=f"AIza-test-{new_token()}",
+                         GOOGLE_GEMINI_BASE_URL=base_url, PATH=f"{gemini_bin}{os.pathsep}{os.environ['PATH']}")
+        out = run_program(tmp_path, spec, env=env, timeout=300)
+    result = out.result
+    assert result.outcome == "timed_out", f"{result.reason}\n{result.transcript_tail}"
+    assert result.reason is not None
+    assert result.reason.startswith("the agent printed nothing and changed no file for 10 s")
+    assert stub.requests, "the CLI did reach the endpoint, which never answered"
+    assert result.branch is None
