@@ -284,8 +284,9 @@ def setup(
 
 @app.command()
 def demo(
-    real_agents: Annotated[bool, typer.Option("--real-agents", help="Use the real claude and codex agents (installed "
-                                              "and keyed) instead of the scripted ones.")] = False,
+    real_agents: Annotated[bool, typer.Option("--real-agents", help="Use the real built-in agents (claude, codex, "
+                                              "gemini, aider: those installed and keyed) instead of the scripted "
+                                              "ones.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the sandbox and Kickoff running afterwards; prints the "
                                        "dashboard URL (Ctrl-C to stop).")] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON to this file.",

@@ -430,3 +430,21 @@ SANDBOX_STARTUP_UNSAFE: Final = (
     "KICKOFF_UNSAFE_NO_SANDBOX is set: local agents run WITHOUT a sandbox, as Kickoff's own user, and can read "
     "whatever it can"
 )
+
+# The runner program's no-progress watchdog (RunSpec.idle_timeout_seconds, `limits.agent_idle_minutes`).
+AGENT_IDLE: Final = (
+    "the agent printed nothing and changed no file for {seconds} s (`limits.agent_idle_minutes`) and was stopped; "
+    "{cause}"
+)
+AGENT_IDLE_ENDPOINT: Final = (
+    "its last words were about the connection ({line}): its model endpoint is likely unreachable (check the base URL "
+    "and the network the agent gets)"
+)
+AGENT_IDLE_LOGIN: Final = (
+    "its last words were about signing in ({line}): it is likely waiting for a login (check that its API key "
+    "reaches it under the name the CLI reads)"
+)
+AGENT_IDLE_UNKNOWN: Final = (
+    "likely causes: its model endpoint is unreachable (a wrong base URL, no network) or it is waiting for a login "
+    "or an answer on a terminal (no API key under the name the CLI reads)"
+)

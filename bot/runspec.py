@@ -63,6 +63,9 @@ class RunSpec(_Model):
     output: Literal["pr", "report"] = "pr"
     report_path: str | None = None  # where a research run writes its report, e.g. research/12-slug.md
     timeout_seconds: int = Field(default=1800, ge=10)
+    # The no-progress watchdog: an agent that prints nothing and changes no file (in its checkout or HOME) this
+    # long is stopped as timed out, long before `timeout_seconds` (a dead endpoint, a login prompt).
+    idle_timeout_seconds: int = Field(default=300, ge=1)
     protected_paths: tuple[str, ...] = ()
     max_changed_files: int = Field(default=200, ge=1)
     verify_command: str | None = None  # the repository's own trusted config; split with shlex, never a shell

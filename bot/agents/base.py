@@ -42,14 +42,29 @@ def is_forbidden(name: str) -> bool:
     return upper in NEVER_PASSED or upper.startswith(FORBIDDEN_ENV_PREFIXES)
 
 
+SCRATCH_PATTERNS: Final = (".aider*", ".claude/settings.local.json")
+"""Agent CLIs' own state files in a checkout (aider's chat history and tags cache, Claude Code's local settings):
+the runner never takes an untracked file matching these into a commit, whichever adapter ran (a tracked one is
+still taken when changed). Adapters also point what they can into the agent's HOME."""
+
+
 @dataclass(frozen=True)
 class AgentContext:
-    """Where the agent works: the checkout, the prompt file (outside the checkout) and its throw-away HOME."""
+    """Where the agent works: the checkout, the prompt file (outside the checkout) and its throw-away HOME.
+
+    `env` is the environment the agent will get before the adapter's own additions: only the allow-list, never a
+    Kickoff credential, so an adapter may derive its settings from it (a key under the CLI's own name, a config
+    file naming the endpoint). `sandboxed` says whether the runner's own sandbox (bubblewrap: only the workspace
+    writable, no host processes, no further namespaces) holds the agent: then a CLI's shell tool may run without
+    the CLI's own sandbox, which cannot nest inside it.
+    """
 
     agent: AgentCommand
     workdir: Path
     prompt_file: Path
     home: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    sandboxed: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,9 @@ class Invocation:
     argv: tuple[str, ...]
     stdin: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files the runner writes (mode 0600) before the agent starts, by path relative to the agent's HOME: the
+    CLI's own settings, kept out of the checkout."""
 
 
 @dataclass(frozen=True)

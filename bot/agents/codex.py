@@ -1,20 +1,30 @@
 """OpenAI Codex CLI (`@openai/codex`), `codex exec` non-interactive.
 
-argv:   codex exec --json --color never --sandbox workspace-write --skip-git-repo-check --ephemeral
-        --cd WORKDIR [--model MODEL] -
+argv:   codex exec --json --color never --sandbox MODE --skip-git-repo-check --ephemeral --cd WORKDIR
+        [--model MODEL] -
+        MODE is `workspace-write` (Codex's own sandbox) unless the runner's sandbox holds the agent: Codex's
+        sandbox cannot nest inside it (no user namespaces there), so there it is `danger-full-access`, and the
+        shell commands Codex runs (the repository's tests) are confined by the runner's sandbox.
 stdin:  the prompt file (`-` reads the instructions from stdin)
-env:    the allow-list plus the names the repo lists (built-in: OPENAI_API_KEY); HOME is the run's own, so Codex
-        reads no user's config.toml (CODEX_HOME, if the repo lists it, points elsewhere)
+env:    the allow-list plus the names the repo lists (built-in: OPENAI_API_KEY, OPENAI_BASE_URL).
+        Current Codex reads neither name itself: `codex exec` takes its key from CODEX_API_KEY (or a stored login)
+        and its endpoint only from a config.toml. So when the agent's environment holds OPENAI_API_KEY (or
+        CODEX_API_KEY), the adapter writes HOME/.codex/config.toml (HOME is the run's own scratch directory, outside
+        the checkout) selecting a model provider `kickoff` with `base_url` = OPENAI_BASE_URL (default
+        https://api.openai.com/v1), `env_key` = the name that holds the key, the Responses API over HTTPS
+        (server-sent events; no WebSocket), and CODEX_HOME pointing there. With neither key Codex is left to its
+        own configuration (a CODEX_HOME the repo lists, holding a login).
 output: JSON Lines events. The summary is the text of the last `item.completed` whose item is an `agent_message`;
         usage is the last `turn.completed` `usage` (cumulative for the thread: input_tokens, which include
         cached_input_tokens, and output_tokens); older releases printed `token_count` events instead, read the
         same way. `turn.failed` is the agent's error; `error` events are often transient ("Reconnecting... 2/5") and
-        count only when no turn completed. Codex reports no cost.
+        count only when no turn completed. Codex reports no cost, and no turn count.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Final
 
 from bot.agents.base import (
     Adapter,
@@ -29,11 +39,48 @@ from bot.agents.base import (
 )
 from bot.runspec import Usage
 
+KEY_NAMES: Final = ("OPENAI_API_KEY", "CODEX_API_KEY")
+"""Where the key may be, in order: the vendor's usual name first."""
+BASE_URL_ENV: Final = "OPENAI_BASE_URL"
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+PROVIDER: Final = "kickoff"
+CONFIG_DIR: Final = ".codex"
+"""CODEX_HOME, relative to the agent's HOME."""
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are a subset TOML reads)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def config_toml(base_url: str, env_key: str) -> str:
+    """Codex's config.toml: the `kickoff` model provider, the only one it uses."""
+    return (
+        "# Written by Kickoff for this run only.\n"
+        f"model_provider = {_toml_string(PROVIDER)}\n"
+        "check_for_update_on_startup = false\n\n"
+        f"[model_providers.{PROVIDER}]\n"
+        f"name = {_toml_string('OpenAI (via Kickoff)')}\n"
+        f"base_url = {_toml_string(base_url)}\n"
+        f"env_key = {_toml_string(env_key)}\n"
+        'wire_api = "responses"\n'
+        "supports_websockets = false\n"
+    )
+
 
 def invocation(ctx: AgentContext) -> Invocation:
-    argv = ("codex", "exec", "--json", "--color", "never", "--sandbox", "workspace-write", "--skip-git-repo-check",
+    # Codex's own sandbox (bubblewrap, user namespaces) cannot nest inside the runner's, which allows no further
+    # namespaces: in it, Codex runs its commands directly, confined by the runner's sandbox instead.
+    mode = "danger-full-access" if ctx.sandboxed else "workspace-write"
+    argv = ("codex", "exec", "--json", "--color", "never", "--sandbox", mode, "--skip-git-repo-check",
             "--ephemeral", "--cd", str(ctx.workdir), *model_args("--model", ctx.agent), "-")
-    return Invocation(argv=argv, stdin=ctx.prompt_file)
+    key = next((name for name in KEY_NAMES if ctx.env.get(name)), None)
+    if key is None:
+        return Invocation(argv=argv, stdin=ctx.prompt_file)
+    base_url = ctx.env.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    home = ctx.home / CONFIG_DIR
+    return Invocation(argv=argv, stdin=ctx.prompt_file, env={"CODEX_HOME": str(home)},
+                      files={f"{CONFIG_DIR}/config.toml": config_toml(base_url.rstrip("/"), key)})
 
 
 def _token_counts(event: dict[str, Any]) -> dict[str, Any] | None:

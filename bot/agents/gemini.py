@@ -1,8 +1,17 @@
 """Gemini CLI (`@google/gemini-cli`), headless mode.
 
-argv:   gemini --output-format json --approval-mode auto_edit --skip-trust [--model MODEL] --prompt INSTRUCTION
+argv:   gemini --output-format json --approval-mode MODE --skip-trust [--model MODEL] --prompt INSTRUCTION
+        MODE is `yolo` (every tool approved, the shell tool included, so it can run the repository's tests) when
+        the runner's sandbox holds the agent, and `auto_edit` (file edits only: headless Gemini then offers no
+        shell tool) when it does not.
 stdin:  the prompt file; `--prompt` is appended to stdin, so it only says to carry out the task above
-env:    the allow-list plus the names the repo lists (built-in: GEMINI_API_KEY)
+env:    the allow-list plus the names the repo lists (built-in: GEMINI_API_KEY); a custom endpoint is
+        GOOGLE_GEMINI_BASE_URL (the CLI's own name).
+files:  HOME/.gemini/settings.json (HOME is the run's scratch directory, outside the checkout) when GEMINI_API_KEY
+        is set: it selects API-key auth (`security.auth.selectedType`), without which GOOGLE_GEMINI_BASE_URL
+        makes the CLI pick a "gateway" auth and exit 41; it turns usage statistics and update checks off, and the
+        loading of a `.env` from the checkout (`advanced.ignoreLocalEnv`: a repository's `.env` could otherwise
+        set GOOGLE_GEMINI_BASE_URL and send the key elsewhere).
 output: one (pretty-printed) JSON object on stdout (on stderr for an error): `response` (the summary),
         `error.message`, and `stats.models` keyed by model name, each with `api.totalRequests` and
         `tokens.prompt` / `tokens.candidates` / `tokens.thoughts`.
@@ -12,7 +21,8 @@ output: one (pretty-printed) JSON object on stdout (on stderr for an error): `re
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Final
 
 from bot.agents.base import (
     Adapter,
@@ -31,10 +41,21 @@ from bot.runspec import Usage
 INSTRUCTION = "Carry out the task described in the input above, editing the files in the current directory."
 
 
+SETTINGS: Final = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+    "advanced": {"ignoreLocalEnv": True},
+}
+"""The CLI's user settings for a run keyed with GEMINI_API_KEY."""
+
+
 def invocation(ctx: AgentContext) -> Invocation:
-    argv = ("gemini", "--output-format", "json", "--approval-mode", "auto_edit", "--skip-trust",
+    mode = "yolo" if ctx.sandboxed else "auto_edit"
+    argv = ("gemini", "--output-format", "json", "--approval-mode", mode, "--skip-trust",
             *model_args("--model", ctx.agent), "--prompt", INSTRUCTION)
-    return Invocation(argv=argv, stdin=ctx.prompt_file)
+    files = {".gemini/settings.json": json.dumps(SETTINGS, indent=2) + "\n"} if ctx.env.get("GEMINI_API_KEY") else {}
+    return Invocation(argv=argv, stdin=ctx.prompt_file, files=files)
 
 
 def _mapping(value: object) -> dict[str, Any]:

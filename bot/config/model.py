@@ -215,6 +215,10 @@ class Limits(_Section):
         description="Review capacity: no new run starts while this many agent pull requests await review.",
     )
     run_timeout_minutes: Int = Field(default=30, ge=1, le=720, description="A run is stopped after this long.")
+    agent_idle_minutes: Int = Field(
+        default=5, ge=1, le=720,
+        description="An agent that prints nothing and changes no file this long is stopped as timed out.",
+    )
     max_fix_attempts: Int = Field(
         default=2, ge=0, le=10, description="Automatic fix runs on red CI or conflicts, per pull request; 0 disables."
     )

@@ -34,18 +34,38 @@ EXIT_INCOMPLETE: Final = 1
 EXIT_UNAVAILABLE: Final = 2
 LOG_TAIL_LINES: Final = 25
 
-REAL_AGENT_NEEDS: Final = {"claude": ("claude", "ANTHROPIC_API_KEY"), "codex": ("codex", "OPENAI_API_KEY")}
+REAL_AGENT_NEEDS: Final = {
+    "claude": ("claude", ("ANTHROPIC_API_KEY",)),
+    "codex": ("codex", ("OPENAI_API_KEY",)),
+    "gemini": ("gemini", ("GEMINI_API_KEY",)),
+    "aider": ("aider", ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")),
+}
+"""Each built-in agent: its program, and the keys of which it needs one (docs/agents.md)."""
+
+
+def _usable(agent: str, env: dict[str, str]) -> tuple[bool, bool]:
+    program, keys = REAL_AGENT_NEEDS[agent]
+    return shutil.which(program, path=env.get("PATH")) is not None, any(env.get(key) for key in keys)
+
+
+def available_real_agents(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The built-in agents `--real-agents` can use here: program on PATH and a key in the environment."""
+    env = dict(os.environ if environ is None else environ)
+    return tuple(agent for agent in REAL_AGENT_NEEDS if all(_usable(agent, env)))
 
 
 def missing_real_agents(environ: dict[str, str] | None = None) -> list[str]:
-    """What `--real-agents` lacks: each agent's program on PATH and its API key in the environment."""
+    """Why `--real-agents` cannot run: nothing when one agent is installed and keyed, else what each lacks."""
     env = dict(os.environ if environ is None else environ)
+    if available_real_agents(env):
+        return []
     missing: list[str] = []
-    for agent, (program, key) in REAL_AGENT_NEEDS.items():
-        if shutil.which(program, path=env.get("PATH")) is None:
+    for agent, (program, keys) in REAL_AGENT_NEEDS.items():
+        installed, keyed = _usable(agent, env)
+        if not installed:
             missing.append(f"`{program}` is not on PATH ({agent})")
-        if not env.get(key):
-            missing.append(f"{key} is not set ({agent})")
+        if not keyed:
+            missing.append(f"{' or '.join(keys)} is not set ({agent})")
     return missing
 
 
@@ -95,7 +115,7 @@ async def play(
 ) -> int:
     """Run the story in `root`; print the live view and the summary; the exit code."""
     progress = Progress()
-    agents = sample.REAL_AGENTS if real_agents else tuple(sample.SCRIPTED_AGENTS)
+    agents = available_real_agents() if real_agents else tuple(sample.SCRIPTED_AGENTS)
     timeouts = Timeouts.for_real_agents() if real_agents else Timeouts()
     live_view = console.is_terminal
     world: World | None = None
@@ -116,7 +136,7 @@ async def play(
     animation: asyncio.Task[None] | None = None
     try:
         async with kickoff_world(root) as world:
-            story = Story(world, progress, agents=agents, timeouts=timeouts, on_phase=phase_done)
+            story = Story(world, progress, agents=agents, timeouts=timeouts, on_phase=phase_done, real=real_agents)
             if live is not None:
                 live.start()
                 animation = asyncio.create_task(animate(), name="demo-view")

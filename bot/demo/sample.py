@@ -17,7 +17,8 @@ ISSUE_BODY: Final = (
 )
 SCRIPTED_AGENTS: Final = {"operator": "operator_fix", "rewrite": "rewrite", "fix-and-test": "fix_and_test"}
 """Agent name → its module in `bot.demo.agents`: three different, deterministic fixes."""
-REAL_AGENTS: Final = ("claude", "codex")
+REAL_AGENTS: Final = ("claude", "codex", "gemini", "aider")
+"""The built-in agents `kickoff demo --real-agents` picks from: those installed and keyed (bot.demo.run)."""
 
 CALC_PY: Final = '''"""A tiny calculator."""
 

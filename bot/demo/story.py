@@ -101,8 +101,10 @@ class Story:
         agents: tuple[str, ...],
         timeouts: Timeouts,
         on_phase: Callable[[Phase], None] | None = None,
+        real: bool = False,
     ) -> None:
         self.world = world
+        self.real = real  # the built-in adapters (`kickoff demo --real-agents`), not the scripted agents
         self.progress = progress
         self.agents = agents
         self.timeouts = timeouts
@@ -156,7 +158,7 @@ class Story:
 
     async def _setup(self) -> str:
         w = self.world
-        await w.create_sample_repo(sample.files(self.agents, real=self.agents == sample.REAL_AGENTS))
+        await w.create_sample_repo(sample.files(self.agents, real=self.real))
         # `review-queue` is a required check, as docs/review-queue.md asks (without "up to date before merging":
         # Kickoff brings the head up to date itself); so is CI.
         await w.sandbox.aio.protect_branch(w.owner, w.repo, "main", required_checks=[CI_CHECK, QUEUE_CHECK])

@@ -54,6 +54,8 @@ SAFE_CONFIG: Final = (
     "-c", "maintenance.auto=false",
     "-c", "commit.gpgSign=false",
 )
+EXCLUDES_FILE: Final = "excludes"
+"""In the private directory: the snapshot's ignore patterns, rewritten before each use (so not sealed)."""
 # Files by which a git directory can point somewhere else or pull in more configuration.
 REDIRECTS: Final = ("commondir", "config.worktree", "gitdir")
 
@@ -226,7 +228,7 @@ class Git:
             here = Path(top)
             for name in [*dirs, *files]:
                 path = here / name
-                if here == self.private and name.startswith("index"):
+                if here == self.private and (name.startswith("index") or name == EXCLUDES_FILE):
                     continue
                 info = path.lstat()
                 if stat.S_ISLNK(info.st_mode):
@@ -257,16 +259,23 @@ class Git:
 
     # Publish
 
-    def snapshot(self, work_tree: Path, base: str, only: Sequence[str] | None = None) -> Entries:
+    def snapshot(self, work_tree: Path, base: str, only: Sequence[str] | None = None,
+                 exclude: Sequence[str] = ()) -> Entries:
         """The base commit's tree plus the agent's work tree (all of it, or only `only`), in a private index
-        whose blobs are written into the private clone. The agent's `.git` is never read."""
+        whose blobs are written into the private clone. The agent's `.git` is never read. An untracked file
+        matching an `exclude` pattern (gitignore syntax: agent CLIs' scratch files) is left out."""
         extra = {"GIT_INDEX_FILE": str(self._index)}
         for stale in (self._index, self._index.with_name("index.lock")):
             if stale.is_symlink() or stale.exists():
                 stale.unlink()
         self.run("read-tree", base, extra_env=extra)
         if only is None:
-            self.run("add", "--all", "--", ".", work_tree=work_tree, extra_env=extra, what="git add")
+            excludes = self.private / EXCLUDES_FILE  # written anew here, after the agent is gone
+            if excludes.is_symlink() or excludes.exists():
+                excludes.unlink()
+            excludes.write_text("".join(f"{pattern}\n" for pattern in exclude), encoding="utf-8")
+            self.run("-c", f"core.excludesFile={excludes}", "add", "--all", "--", ".", work_tree=work_tree,
+                     extra_env=extra, what="git add")
         else:
             self.run("add", "--all", "--force", "--", *only, work_tree=work_tree, extra_env=extra, what="git add")
         return _entries(self.run("ls-files", "--stage", "-z", extra_env=extra), object_field=1)

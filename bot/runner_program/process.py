@@ -89,6 +89,64 @@ class ProcessResult:
     cancelled: bool = False
     start_error: str | None = None
     duration_seconds: float = 0.0
+    idle: bool = False  # stopped by the no-progress watchdog (then timed_out too)
+
+
+WATCH_ENTRY_LIMIT: Final = 200_000
+"""Bound on the entries one progress scan of the watched directories looks at (a huge checkout stays cheap)."""
+
+
+def tree_signature(roots: Sequence[Path]) -> tuple[int, int]:
+    """(entries, latest mtime in ns) under `roots`, not following symbolic links: it changes when a file is
+    written, added or removed."""
+    count = latest = 0
+    stack = [str(root) for root in roots]
+    while stack and count < WATCH_ENTRY_LIMIT:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as entries:
+                for entry in entries:
+                    count += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    latest = max(latest, info.st_mtime_ns)
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return count, latest
+
+
+@dataclass
+class Watchdog:
+    """No progress: nothing printed (to any of `outputs`) and nothing changed under `watch` for `idle_seconds`."""
+
+    idle_seconds: float
+    watch: Sequence[Path]
+    outputs: Sequence[TailBuffer]
+
+    def __post_init__(self) -> None:
+        self.scan_every = min(30.0, max(0.5, self.idle_seconds / 10))
+        now = time.monotonic()
+        self._printed = self._output_total()
+        self._tree = tree_signature(self.watch)
+        self._last_progress = self._last_scan = now
+
+    def _output_total(self) -> int:
+        return sum(output.total for output in self.outputs)
+
+    def stalled(self, now: float) -> bool:
+        printed = self._output_total()
+        if printed != self._printed:
+            self._printed, self._last_progress = printed, now
+        if now - self._last_scan >= self.scan_every:
+            self._last_scan = now
+            tree = tree_signature(self.watch)
+            if tree != self._tree:
+                self._tree, self._last_progress = tree, now
+        return now - self._last_progress >= self.idle_seconds
 
 
 def _pump(pipe: IO[bytes], sinks: Sequence[TailBuffer]) -> None:
@@ -285,22 +343,26 @@ def run_process(
     grace: float = KILL_GRACE_SECONDS,
     sandbox: SandboxPolicy | None = None,
     tethered: bool = True,
+    watchdog: Watchdog | None = None,
 ) -> ProcessResult:
     """Run argv (no shell) with exactly `env`, in `sandbox` when given; on deadline or cancel, SIGTERM its tree, then
-    SIGKILL it. When this returns, no process the program started is alive; unsandboxed and `tethered`, none
-    outlives this process either, even killed with SIGKILL.
+    SIGKILL it. With a `watchdog`, a program that makes no progress for its idle time is stopped the same way (a
+    timeout, `idle` set). When this returns, no process the program started is alive; unsandboxed and `tethered`,
+    none outlives this process either, even killed with SIGKILL.
 
     Assumes nothing else in this process starts child processes while it runs (true of the runner program).
     """
     started = time.monotonic()
     with child_subreaper():
         return _run(argv, cwd=cwd, env=env, timeout=timeout, cancel=cancel, stdout=stdout, stderr=stderr,
-                    stdin=stdin, grace=grace, sandbox=sandbox, tethered=tethered, started=started)
+                    stdin=stdin, grace=grace, sandbox=sandbox, tethered=tethered, started=started,
+                    watchdog=watchdog)
 
 
 def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float, cancel: threading.Event,
          stdout: Sequence[TailBuffer], stderr: Sequence[TailBuffer], stdin: Path | None, grace: float,
-         sandbox: SandboxPolicy | None, tethered: bool, started: float) -> ProcessResult:
+         sandbox: SandboxPolicy | None, tethered: bool, started: float, watchdog: Watchdog | None = None
+         ) -> ProcessResult:
     command, environment = list(argv), dict(env)
     pass_fds: tuple[int, ...] = ()
     args_fd: int | None = None
@@ -348,9 +410,11 @@ def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: flo
         pump.start()
     tree = _Tree(proc.pid, before)
     deadline = started + timeout
-    timed_out = cancelled = False
+    timed_out = cancelled = idle = False
     while not _exited(proc.pid):
-        if cancel.is_set() or time.monotonic() >= deadline:
+        now = time.monotonic()
+        idle = not cancel.is_set() and now < deadline and watchdog is not None and watchdog.stalled(now)
+        if cancel.is_set() or now >= deadline or idle:
             cancelled = cancel.is_set()
             timed_out = not cancelled
             tree.signal(signal.SIGTERM, skip=tree.sandbox_inits() if sandbox is not None else set())
@@ -369,4 +433,5 @@ def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: flo
         timed_out=timed_out,
         cancelled=cancelled,
         duration_seconds=time.monotonic() - started,
+        idle=idle and timed_out,
     )

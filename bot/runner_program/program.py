@@ -38,11 +38,12 @@ from pydantic import ValidationError
 
 from bot import messages
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
+from bot.agents.base import SCRATCH_PATTERNS
 from bot.agents.command import CommandError
 from bot.runner_program import priority
 from bot.runner_program.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
 from bot.runner_program.paths import protected
-from bot.runner_program.process import MARKER_ENV, ProcessResult, TailBuffer, run_process
+from bot.runner_program.process import MARKER_ENV, ProcessResult, TailBuffer, Watchdog, run_process
 from bot.runner_program.report import Reporter
 from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, Decision, SandboxPolicy, decide, workspace_policy
 from bot.runner_program.secrets import Secrets, take_secrets
@@ -334,7 +335,7 @@ class Run:
             raise Stop("failed", "the agent replaced its working copy with something else; nothing was pushed")
         try:
             self.git.check_sealed()
-            after = self.git.snapshot(ws.repo, self.state.base_sha or "", only)
+            after = self.git.snapshot(ws.repo, self.state.base_sha or "", only, exclude=SCRATCH_PATTERNS)
         except Tampered as exc:
             raise Stop("failed", f"{exc}; nothing was pushed") from None
         except GitError as exc:
@@ -369,25 +370,31 @@ class Run:
     def _run_agent(self) -> None:
         spec, ws = self.spec, self.workspace
         adapter = get_adapter(spec.agent.adapter)
-        context = AgentContext(agent=spec.agent, workdir=ws.repo, prompt_file=ws.prompt, home=ws.home)
+        transcript = TailBuffer(spec.transcript_limit_bytes)
+        stdout = TailBuffer(max(STDOUT_PARSE_LIMIT, spec.transcript_limit_bytes))
+        sandbox = self._sandbox("the agent", transcript)
+        context = AgentContext(agent=spec.agent, workdir=ws.repo, prompt_file=ws.prompt, home=ws.home,
+                               env=self._environment(), sandboxed=sandbox is not None)
         try:
             invocation = adapter.invocation(context)
         except CommandError as exc:
             raise Stop("failed", str(exc)) from None
+        _write_home_files(ws.home, invocation.files)
         env = self._environment(invocation.env)
-        transcript = TailBuffer(spec.transcript_limit_bytes)
-        stdout = TailBuffer(max(STDOUT_PARSE_LIMIT, spec.transcript_limit_bytes))
         log.info("run %s: running agent %s (%s)", spec.run_id, spec.agent.name, spec.agent.adapter)
-        sandbox = self._sandbox("the agent", transcript)
+        watchdog = Watchdog(idle_seconds=spec.idle_timeout_seconds, watch=(ws.repo, ws.home), outputs=(transcript,))
         outcome = run_process(invocation.argv, cwd=ws.repo, env=env, timeout=spec.timeout_seconds,
                               cancel=self.cancel, stdout=(transcript, stdout), stderr=(transcript,),
-                              stdin=invocation.stdin, sandbox=sandbox)
+                              stdin=invocation.stdin, sandbox=sandbox, watchdog=watchdog)
         self.state.transcript = transcript.text()
         output = AgentOutput(exit_code=outcome.exit_code, stdout=stdout.text(note=False),
                              transcript=transcript.text(note=False))
         report = adapter.parse(output)
         self.state.agent = report
         reason = _agent_failure(outcome, report, spec.timeout_seconds)
+        if outcome.idle:
+            reason = messages.AGENT_IDLE.format(seconds=spec.idle_timeout_seconds,
+                                                cause=idle_cause(self.redact(output.transcript)))
         self.reporter.send("agent_done", detail=self.redact(reason or f"exit 0 after {outcome.duration_seconds:.1f} s"))
         if outcome.cancelled:
             raise Stop("cancelled", "cancelled while the agent was running")
@@ -487,6 +494,40 @@ def _agent_failure(outcome: ProcessResult, report: AgentReport, timeout: int) ->
         detail = f": {report.error}" if report.error else ""
         return f"the agent exited with code {outcome.exit_code}{detail}"
     return report.error
+
+
+def _write_home_files(home: Path, files: Mapping[str, str]) -> None:
+    """An adapter's settings files, under the agent's HOME only (0600, directories 0700)."""
+    root = home.resolve()
+    for relative, content in files.items():
+        target = (root / relative).resolve()
+        if root not in target.parents:
+            raise Stop("failed", f"runner error: the adapter's file {relative} is outside the agent's HOME")
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(content)
+
+
+_ENDPOINT_WORDS: Final = ("reconnect", "econnrefused", "connection refused", "enotfound", "could not resolve",
+                          "timed out", "timeout", "fetch failed", "network", "unreachable", "stream disconnected",
+                          "error sending request", "connect error", "retrying")
+_LOGIN_WORDS: Final = ("login", "log in", "sign in", "signin", "authenticat", "api key", "api_key", "oauth",
+                       "browser", "credential", "unauthorized", "401")
+
+
+def idle_cause(transcript: str) -> str:
+    """The likely cause of an agent's silence, from the last line it printed."""
+    lines = [line.strip() for line in transcript.splitlines() if line.strip() and not line.startswith("[kickoff")]
+    if lines:
+        last = lines[-1]
+        shown = last if len(last) <= 200 else last[:199] + "…"
+        lowered = last.lower()
+        if any(word in lowered for word in _LOGIN_WORDS):
+            return messages.AGENT_IDLE_LOGIN.format(line=shown)
+        if any(word in lowered for word in _ENDPOINT_WORDS):
+            return messages.AGENT_IDLE_ENDPOINT.format(line=shown)
+    return messages.AGENT_IDLE_UNKNOWN
 
 
 def _shown(paths: list[str]) -> str:

@@ -149,6 +149,7 @@ class SpecBuilder:
             output=task.output,
             report_path=report_path,
             timeout_seconds=config.limits.run_timeout_minutes * 60,
+            idle_timeout_seconds=config.limits.agent_idle_minutes * 60,
             protected_paths=config.protected_paths,
             max_changed_files=config.limits.max_changed_files,
             verify_command=config.verify.command,

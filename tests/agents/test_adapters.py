@@ -4,6 +4,8 @@ programs; the others follow the shapes their sources and docs define)."""
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,11 @@ PROMPT = Path("/ws/prompt.md")
 HOME = Path("/ws/home")
 
 
-def context(adapter: str, model: str | None = None, command: tuple[str, ...] = ()) -> AgentContext:
+def context(adapter: str, model: str | None = None, command: tuple[str, ...] = (), env: dict[str, str] | None = None,
+            sandboxed: bool = False) -> AgentContext:
     agent = AgentCommand.model_validate({"name": adapter, "adapter": adapter, "model": model, "command": command})
-    return AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME)
+    return AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME, env=env or {},
+                        sandboxed=sandboxed)
 
 
 def output(stdout: str = "", transcript: str | None = None, exit_code: int | None = 0) -> AgentOutput:
@@ -55,7 +59,9 @@ def test_the_registry_knows_every_adapter_the_spec_allows() -> None:
                                       "current directory."), PROMPT),
         ("aider", "sonnet", ("aider", "--message-file", str(PROMPT), "--yes-always", "--no-auto-commits",
                              "--no-dirty-commits", "--no-gitignore", "--no-check-update", "--no-analytics",
-                             "--no-pretty", "--no-stream", "--no-show-model-warnings", "--model", "sonnet"), None),
+                             "--no-pretty", "--no-stream", "--no-show-model-warnings", "--no-show-release-notes",
+                             "--chat-history-file", str(HOME / ".aider.chat.history.md"), "--input-history-file",
+                             str(HOME / ".aider.input.history"), "--model", "sonnet"), None),
     ],
 )
 def test_argv(adapter: str, model: str | None, argv: tuple[str, ...], stdin: Path | None) -> None:
@@ -79,6 +85,59 @@ def test_claude_fixed_environment() -> None:
     invocation = get_adapter("claude").invocation(context("claude"))
     assert invocation.env == {"DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
                               "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+
+
+def test_codex_gets_the_vendors_key_and_endpoint_names_through_its_own_config_in_home() -> None:
+    ctx = context("codex", env={"OPENAI_API_KEY": "sk-1", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1/"})
+    invocation = get_adapter("codex").invocation(ctx)
+    assert invocation.env == {"CODEX_HOME": str(HOME / ".codex")}
+    config = tomllib.loads(invocation.files[".codex/config.toml"])
+    assert config["model_provider"] == "kickoff"
+    assert config["model_providers"]["kickoff"] == {
+        "name": "OpenAI (via Kickoff)", "base_url": "http://127.0.0.1:9/v1", "env_key": "OPENAI_API_KEY",
+        "wire_api": "responses", "supports_websockets": False}
+    assert "sk-1" not in invocation.files[".codex/config.toml"]  # the key stays in the environment
+
+
+def test_codex_without_an_endpoint_uses_openais_and_reads_codex_api_key_too() -> None:
+    invocation = get_adapter("codex").invocation(context("codex", env={"CODEX_API_KEY": "sk-2"}))
+    provider = tomllib.loads(invocation.files[".codex/config.toml"])["model_providers"]["kickoff"]
+    assert (provider["base_url"], provider["env_key"]) == ("https://api.openai.com/v1", "CODEX_API_KEY")
+
+
+def test_codex_without_a_key_is_left_to_its_own_configuration() -> None:
+    invocation = get_adapter("codex").invocation(context("codex", env={"CODEX_HOME": "/elsewhere"}))
+    assert invocation.files == {}
+    assert invocation.env == {}
+
+
+def test_codex_runs_commands_unsandboxed_only_inside_the_runners_sandbox() -> None:
+    argv = get_adapter("codex").invocation(context("codex", sandboxed=True)).argv
+    assert argv[argv.index("--sandbox") + 1] == "danger-full-access"
+
+
+def test_aider_pins_the_openai_endpoint_whenever_it_has_an_openai_key() -> None:
+    def endpoint(env: dict[str, str]) -> str | None:
+        argv = get_adapter("aider").invocation(context("aider", env=env)).argv
+        return argv[argv.index("--openai-api-base") + 1] if "--openai-api-base" in argv else None
+
+    assert endpoint({"OPENAI_API_KEY": "k", "OPENAI_API_BASE": "http://127.0.0.1:9/v1"}) == "http://127.0.0.1:9/v1"
+    assert endpoint({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:8/v1"}) == "http://127.0.0.1:8/v1"
+    assert endpoint({"OPENAI_API_KEY": "k"}) == "https://api.openai.com/v1"
+    assert endpoint({"ANTHROPIC_API_KEY": "k"}) is None
+
+
+def test_gemini_selects_key_auth_in_its_own_settings_and_gets_its_shell_only_in_the_runners_sandbox() -> None:
+    adapter = get_adapter("gemini")
+    keyed = adapter.invocation(context("gemini", env={"GEMINI_API_KEY": "AIza-secret", "GOOGLE_GEMINI_BASE_URL": "x"}))
+    settings = json.loads(keyed.files[".gemini/settings.json"])
+    assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
+    assert "AIza-secret" not in keyed.files[".gemini/settings.json"]  # the key stays in the environment
+    assert adapter.invocation(context("gemini")).files == {}
+    argv = adapter.invocation(context("gemini", sandboxed=True)).argv
+    assert argv[argv.index("--approval-mode") + 1] == "yolo"
+    argv = adapter.invocation(context("gemini")).argv
+    assert argv[argv.index("--approval-mode") + 1] == "auto_edit"
 
 
 def test_agent_environment_is_an_allow_list() -> None:
@@ -176,7 +235,7 @@ def test_gemini_error_on_stderr() -> None:
 def test_aider_cost_lines() -> None:
     report = get_adapter("aider").parse(output(transcript=sample("aider.txt")))
     assert report.summary == ""
-    assert report.usage == Usage(input_tokens=2400 + 3100, output_tokens=310 + 95, cost_usd=0.01)
+    assert report.usage == Usage(input_tokens=2400 + 3100, output_tokens=310 + 95, cost_usd=0.01, turns=2)
     assert get_adapter("aider").parse(output("no cost lines")).usage == Usage()
 
 

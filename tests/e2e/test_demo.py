@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.demo import sample
-from bot.demo.run import missing_real_agents
+from bot.demo.run import available_real_agents, missing_real_agents
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def test_the_demo_tells_the_whole_story_in_under_a_minute(tmp_path: Path) -> Non
 
 def test_real_agents_without_their_programs_or_keys_exit_2_with_one_line(tmp_path: Path) -> None:
     if not missing_real_agents():
-        pytest.skip("claude and codex are installed and keyed here")
+        pytest.skip("a built-in agent is installed and keyed here")
     done, _ = _demo(tmp_path, "--real-agents", timeout=30)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -86,7 +86,19 @@ def test_missing_real_agents_names_each_program_and_key() -> None:
     assert missing_real_agents({"PATH": "/nonexistent"}) == [
         "`claude` is not on PATH (claude)", "ANTHROPIC_API_KEY is not set (claude)",
         "`codex` is not on PATH (codex)", "OPENAI_API_KEY is not set (codex)",
+        "`gemini` is not on PATH (gemini)", "GEMINI_API_KEY is not set (gemini)",
+        "`aider` is not on PATH (aider)", "OPENAI_API_KEY or ANTHROPIC_API_KEY is not set (aider)",
     ]
+
+
+def test_real_agents_uses_whichever_built_in_agents_are_installed_and_keyed(tmp_path: Path) -> None:
+    for program in ("gemini", "aider", "codex"):
+        tool = tmp_path / program
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+    env = {"PATH": str(tmp_path), "GEMINI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}
+    assert available_real_agents(env) == ("gemini", "aider")  # codex has no key, claude no program
+    assert missing_real_agents(env) == []
 
 
 @pytest.mark.parametrize("real", [False, True], ids=["scripted", "real-agents"])
