@@ -389,7 +389,10 @@ class QueueService:
             else:
                 outcome.reads += 2
                 runs = await github.list_check_runs(key.installation_id, key.owner, key.repo, sha)
-                by_id = {r.id: (r.name, r.status, r.conclusion, r.app_id) for r in runs if r.head_sha == sha}
+                own = self.services.settings.app_id
+                # Kickoff's own checks count for nothing (and their webhooks are ignored): not kept.
+                by_id = {r.id: (r.name, r.status, r.conclusion, r.app_id) for r in runs
+                         if r.head_sha == sha and r.name not in ignore and (own is None or r.app_id != own)}
                 fact.runs = [by_id[run_id] for run_id in sorted(by_id)]
                 fact.statuses = await github.list_commit_statuses(key.installation_id, key.owner, key.repo, sha)
                 drifted = await self.facts.synced_commit(key.repository, sha, by_id, fact.statuses, known=commit)
