@@ -137,7 +137,8 @@ async def test_first_sight_reads_then_webhooks_keep_the_facts(h: Harness) -> Non
     assert sorted(reads) == ["get_branch_sha", "list_check_runs", "list_commit_statuses"]
     assert writes  # #1's check moves to its new head (CI pending)
     row = await h.services.queue.store.get(FULL_NAME, 1)
-    assert row is not None and row.head_sha == new_head
+    assert row is not None
+    assert row.head_sha == new_head
     # CI finishes: known from the webhook alone.
     h.gh.foreign_check_runs[(OWNER, REPO, new_head)] = [ci_run(1, new_head, "success")]
     before = len(h.gh.calls)
@@ -166,7 +167,9 @@ async def test_late_twice_and_out_of_order_deliveries_do_not_go_back(h: Harness)
     stale["pull_request"]["draft"] = False
     await h.deliver("pull_request", stale)
     known = await facts.pull(FULL_NAME, 2)
-    assert known is not None and known.pull is not None and known.pull.draft
+    assert known is not None
+    assert known.pull is not None
+    assert known.pull.draft
     # The sweep finds nothing to repair: every delivery was applied, in the right order.
     before = facts.drift.total
     await h.services.queue.sweep()
