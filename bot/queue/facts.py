@@ -101,6 +101,15 @@ class Drift:
         return self.pulls + self.labels + self.reviews + self.checks
 
 
+def latest_runs(runs: Mapping[int, RunFact]) -> dict[int, RunFact]:
+    """The latest run (highest id) of each name and App, as GitHub counts them."""
+    latest: dict[tuple[str, int | None], int] = {}
+    for run_id, run in runs.items():
+        name = (run[0], run[3])
+        latest[name] = max(run_id, latest.get(name, run_id))
+    return {run_id: runs[run_id] for run_id in sorted(latest.values())}
+
+
 def pull_json(pull: PullRequestInfo) -> str:
     return json.dumps(asdict(pull), sort_keys=True)
 
@@ -331,6 +340,13 @@ class FactStore:
             return  # a late delivery of an earlier state
         if previous == run:
             return
+        # GitHub counts the latest run of each name (a re-run is a new run): an older one gives way, a late one
+        # of an older run is not kept.
+        same = [other for other, fact in runs.items() if (fact[0], fact[3]) == (run[0], run[3]) and other != run_id]
+        if any(other > run_id for other in same):
+            return
+        for other in same:
+            del runs[other]
         runs[run_id] = run
         await self.put_commit(repository, sha, runs=runs_json(runs))
 
@@ -367,6 +383,7 @@ __all__ = [
     "StoredDecision",
     "decision_json",
     "labels_json",
+    "latest_runs",
     "pull_json",
     "reviews_json",
 ]

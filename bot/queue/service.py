@@ -28,7 +28,16 @@ from bot.config.model import Queue as QueueConfig
 from bot.github import GitHubAPI, NotFound, PermissionDenied, PullRequestInfo, ValidationFailed
 from bot.github.models import Permission
 from bot.queue.effects import QueueWriter, Updated
-from bot.queue.facts import FactStore, KnownPull, StoredDecision, decision_json, labels_json, pull_json, reviews_json
+from bot.queue.facts import (
+    FactStore,
+    KnownPull,
+    StoredDecision,
+    decision_json,
+    labels_json,
+    latest_runs,
+    pull_json,
+    reviews_json,
+)
 from bot.queue.model import Entry, Plan, Review, Snapshot, UpdateBranch, blocker, diff
 from bot.queue.reconcile import (
     AGENT_CHECK,
@@ -391,8 +400,10 @@ class QueueService:
                 runs = await github.list_check_runs(key.installation_id, key.owner, key.repo, sha)
                 own = self.services.settings.app_id
                 # Kickoff's own checks count for nothing (and their webhooks are ignored): not kept.
-                by_id = {r.id: (r.name, r.status, r.conclusion, r.app_id) for r in runs
-                         if r.head_sha == sha and r.name not in ignore and (own is None or r.app_id != own)}
+                by_id = latest_runs({
+                    r.id: (r.name, r.status, r.conclusion, r.app_id) for r in runs
+                    if r.head_sha == sha and r.name not in ignore and (own is None or r.app_id != own)
+                })
                 fact.runs = [by_id[run_id] for run_id in sorted(by_id)]
                 fact.statuses = await github.list_commit_statuses(key.installation_id, key.owner, key.repo, sha)
                 drifted = await self.facts.synced_commit(key.repository, sha, by_id, fact.statuses, known=commit)
