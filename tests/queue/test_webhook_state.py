@@ -7,21 +7,15 @@ webhook never said (a missed delivery) is found and repaired by the sweep, and c
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
-from bot.github import CheckRunInfo, PullRequestInfo
-from bot.github.models import PullReview
-from bot.store.models import PullRequest
-from tests.deliveries import load
-from tests.handlers.harness import DEFAULT_BRANCH, FULL_NAME, INSTALLATION_ID, OWNER, REPO, Harness, harness
+from tests.handlers.harness import DEFAULT_BRANCH, FULL_NAME, OWNER, REPO, Harness, harness
 from tests.queue.support import sha
+from tests.queue.webhooks import CI_APP, add_prs, check_run_payload, ci_run, pull_payload
 
-CI_APP = 15368
 WRITES = frozenset({"create_check_run", "update_check_run", "update_branch", "merge_pull", "comment"})
 CONFIG_READS = frozenset({"get_file"})  # the repository config: cached by issue 15 part 3, not the queue's
 
@@ -32,64 +26,6 @@ async def h(database_url: str) -> AsyncIterator[Harness]:
         world.gh.branch_shas[(OWNER, REPO, DEFAULT_BRANCH)] = sha("base")
         world.gh.permissions["rev"] = "write"
         yield world
-
-
-async def add_prs(h: Harness, count: int, *, first: int = 1) -> None:
-    now = h.clock()
-    async with h.services.store.sessions.begin() as session:
-        for number in range(first, count + 1):
-            head = sha(f"head-{number}")
-            pull = PullRequestInfo(
-                number=number, state="open", merged=False, draft=False, title=f"Change {number}",
-                author="kickoff[bot]", head_ref=f"kickoff/{number}", head_sha=head, head_repo=FULL_NAME,
-                base_ref=DEFAULT_BRANCH, mergeable=True, html_url=f"https://github.com/{FULL_NAME}/pull/{number}",
-            )
-            h.gh.pulls[(OWNER, REPO, number)] = pull
-            h.gh.labels[(OWNER, REPO, number)] = []
-            h.gh.pull_files[(OWNER, REPO, number)] = [f"file{number}.py"]
-            h.gh.foreign_check_runs[(OWNER, REPO, head)] = [ci_run(number, head, "success")]
-            if number % 3 == 0:  # some approved (by a writer: the permission is asked)
-                h.gh.pull_reviews[(OWNER, REPO, number)] = [PullReview(number, "rev", "APPROVED")]
-            session.add(PullRequest(
-                installation_id=INSTALLATION_ID, repository=FULL_NAME, number=number, agent="claude",
-                title=pull.title, head_ref=pull.head_ref, head_sha=head, base_ref=DEFAULT_BRANCH, state="open",
-                created_at=now, updated_at=now,
-            ))
-
-
-def ci_run(number: int, head: str, conclusion: str | None) -> CheckRunInfo:
-    return CheckRunInfo(id=1000 + number, name="ci", head_sha=head, status="completed" if conclusion else
-                        "in_progress", conclusion=conclusion, app_id=CI_APP, title="", summary="")
-
-
-def check_run_payload(h: Harness, number: int, action: str, conclusion: str | None) -> dict[str, Any]:
-    payload = copy.deepcopy(load("check_run.completed.1.json"))
-    head = h.gh.pulls[(OWNER, REPO, number)].head_sha
-    payload["action"] = action
-    payload["installation"] = {"id": INSTALLATION_ID}
-    payload["repository"]["full_name"] = FULL_NAME
-    payload["check_run"].update(
-        id=1000 + number, name="ci", head_sha=head, status="completed" if conclusion else "in_progress",
-        conclusion=conclusion, pull_requests=[], app={**payload["check_run"]["app"], "id": CI_APP},
-    )
-    return payload
-
-
-def pull_payload(h: Harness, number: int, action: str, updated_at: str) -> dict[str, Any]:
-    payload = copy.deepcopy(load("pull_request.synchronize.1.json"))
-    pull = h.gh.pulls[(OWNER, REPO, number)]
-    payload["action"] = action
-    payload["installation"] = {"id": INSTALLATION_ID}
-    payload["repository"]["full_name"] = FULL_NAME
-    body = payload["pull_request"]
-    body.update(number=number, state=pull.state, merged=pull.merged, draft=pull.draft, title=pull.title,
-                mergeable=pull.mergeable, html_url=pull.html_url, updated_at=updated_at,
-                labels=[{"name": name} for name in h.gh.labels[(OWNER, REPO, number)]])
-    body["head"].update(ref=pull.head_ref, sha=pull.head_sha)
-    body["head"]["repo"]["full_name"] = FULL_NAME
-    body["base"]["ref"] = DEFAULT_BRANCH
-    body["user"]["login"] = pull.author
-    return payload
 
 
 def calls(h: Harness, since: int) -> tuple[list[str], list[str]]:
