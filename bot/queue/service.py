@@ -1,15 +1,19 @@
-"""The review queue's I/O: build a snapshot of one queue from `pull_requests` and GitHub, decide (`reconcile`), then
-write the `review-queue` checks that changed and run the merge lane (`effects`).
+"""The review queue's I/O: build a snapshot of one queue from `pull_requests`, the facts kept from webhooks
+(`bot.queue.facts`) and GitHub, decide (`reconcile`), then write the `review-queue` checks that changed and run the
+merge lane (`effects`).
 
-A reconcile is idempotent: with nothing changed on GitHub it reads and writes nothing but reads. It runs on every
-event that can move a queue (`bot.handlers.queue`), on the queue commands, and from a periodic sweep that repairs
-missed webhooks and times out checks that never report. Reconciles of one queue are serialized in this process.
+A reconcile is idempotent: with nothing changed it writes nothing. It runs on every event that can move a queue
+(`bot.handlers.queue`, focused on the pull requests the event is about), on the queue commands, and from a periodic
+sweep that repairs missed webhooks and times out checks that never report. Reconciles of one queue are serialized.
 
-GitHub reads per reconcile: the base branch's commit, and per open entry the pull request and its labels; then,
-only for entries that could be eligible, their check runs, statuses and reviews, and the live permission of each
-reviewer whose latest review approves or requests changes (once per reviewer per reconcile, see `ReviewerPermissions`);
-changed files (cached per head commit) when two or more are eligible and `hold_overlaps` is on; and one comparison
-for an approved head (cached per head and base commit).
+GitHub reads of a focused reconcile: the base branch's commit, the live permission of each approving or
+change-requesting reviewer of the focused entries (once per reviewer per reconcile, see `ReviewerPermissions`), and
+only the facts the database does not hold or trust (first sight, a downtime past `QueueService.trust`); the entries
+the merge lane acts on, or that a check would grant `success`, are read again first. A full reconcile (no focus:
+the sweep, a push to the base, the commands) reads per open entry the pull request and its labels; then, only for
+entries that could be eligible, their check runs, statuses and reviews; it repairs the stored facts and counts the
+drift (`FactStore.drift`). Both read changed files (cached per head commit) when two or more are eligible and
+`hold_overlaps` is on, and one comparison for an approved head (cached per head and base commit).
 """
 
 from __future__ import annotations
