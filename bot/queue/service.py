@@ -10,7 +10,7 @@ GitHub reads of a focused reconcile: the base branch's commit, the live permissi
 change-requesting reviewer of the focused entries (once per reviewer per reconcile, see `ReviewerPermissions`), and
 only the facts the database does not hold or trust (first sight, a downtime past `QueueService.trust`); the entries
 the merge lane acts on, or that a check would grant `success`, are read again first. A full reconcile (no focus:
-the sweep, a push to the base, the commands) reads per open entry the pull request and its labels; then, only for
+the sweep, a push to the base) reads per open entry the pull request and its labels; then, only for
 entries that could be eligible, their check runs, statuses and reviews; it repairs the stored facts and counts the
 drift (`FactStore.drift`). Both read changed files (cached per head commit) when two or more are eligible and
 `hold_overlaps` is on, and one comparison for an approved head (cached per head and base commit).
@@ -179,7 +179,7 @@ class QueueService:
         `focus`: the pull requests an event was about. Then every entry's facts come from the database where they
         are trusted (`bot.queue.facts`), and only the focused entries' review decisions are worked out again with
         live permissions: a reconcile for one pull request's event reads that one at most. Without `focus` (the
-        sweep, a push to the base, the queue commands) every entry is read from GitHub, and what differs from the
+        sweep, a push to the base) every entry is read from GitHub, and what differs from the
         stored facts is repaired and counted (`facts.drift`).
 
         One reconcile of a repository at a time across every worker of the database (`Store.exclusive`): an event
