@@ -7,6 +7,8 @@ real `QueueService`), the first reconcile (which creates every check), then
 - model:      `plan` of that queue in CPU ms (the least of 3), first with nothing remembered (every check rendered)
               and then again (an unchanged entry's check is a lookup), and the overlap index alone;
 - no change:  a reconcile with nothing changed: CPU ms (the least of 3), GitHub writes, and GitHub reads per PR;
+- one PR event: a reconcile focused on one pull request with nothing changed (what its webhook causes: the others'
+  facts come from the database, `bot.queue.facts`): CPU ms, GitHub reads and writes, which must not grow with size;
 - head merge: the head merged by hand, then a reconcile: CPU ms and GitHub writes.
 
 CPU time is the process's (`time.process_time`), so the figures do not count waiting; it includes the in-process
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config.model import Queue  # noqa: E402
 from bot.queue import model  # noqa: E402
-from tests.queue.support import World, world  # noqa: E402
+from tests.queue.support import KEY, World, world  # noqa: E402
 
 REPEATS = 3
 """The model and the no-change reconcile are measured this many times, keeping the least (a busy machine only ever
@@ -58,6 +60,13 @@ async def _measure(size: int, directory: Path) -> dict[str, float]:
             figures["nochange_writes"] = max(figures["nochange_writes"], len(w.writes(before)))
             figures["nochange_reads"] = len(w.gh.calls) - before - len(w.writes(before))
         figures["nochange_ms"] = min(nochange)
+        # One pull request's event with nothing changed: the others' facts come from the database.
+        before = len(w.gh.calls)
+        start = time.process_time()
+        await w.service.reconcile(KEY, focus={size})
+        figures["event_ms"] = _cpu_ms(start)
+        figures["event_writes"] = len(w.writes(before))
+        figures["event_reads"] = len(w.gh.calls) - before - figures["event_writes"]
         w.merge_by_hand(1)
         before = len(w.gh.calls)
         start = time.process_time()
@@ -90,7 +99,7 @@ async def _model(w: World) -> dict[str, float]:
 async def main(sizes: list[int]) -> None:
     print(f"{'PRs':>6} | {'model cold':>10} {'warm':>8} {'overlaps':>8} | {'no change':>9} {'writes':>6} | "
           f"{'head merge':>10} {'writes':>6} | {'µs per PR: model':>16} {'no change':>9} {'merge':>6} | "
-          f"{'reads per PR':>12}")
+          f"{'reads per PR':>12} | {'one PR event':>12} {'reads':>5} {'writes':>6}")
     with tempfile.TemporaryDirectory(prefix="kickoff-queue-bench-") as name:
         for size in sizes:
             f = await _measure(size, Path(name))
@@ -98,7 +107,8 @@ async def main(sizes: list[int]) -> None:
             print(f"{size:>6} | {f['model_cold_ms']:>8.1f}ms {f['model_warm_ms']:>6.1f}ms {f['overlaps_ms']:>6.2f}ms"
                   f" | {f['nochange_ms']:>7.0f}ms {f['nochange_writes']:>6.0f} | {f['merge_ms']:>8.0f}ms "
                   f"{f['merge_writes']:>6.0f} | {per['model_cold_ms']:>16.0f} {per['nochange_ms']:>9.0f} "
-                  f"{per['merge_ms']:>6.0f} | {f['nochange_reads'] / size:>12.2f}", flush=True)
+                  f"{per['merge_ms']:>6.0f} | {f['nochange_reads'] / size:>12.2f} | {f['event_ms']:>10.0f}ms "
+                  f"{f['event_reads']:>5.0f} {f['event_writes']:>6.0f}", flush=True)
 
 
 if __name__ == "__main__":

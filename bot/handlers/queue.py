@@ -1,13 +1,16 @@
 """Events that can move a review queue, the `review-queue` check's buttons, and the queue's `/agent` verbs.
 
-Every handler finds the queues (repository + base branch) an event touches and reconciles each once. Deliveries
-that Kickoff's own check writes cause (`check_run` and `check_suite` of its App) are ignored, so a reconcile never
-triggers another. Human pull requests join when labelled `kickoff:queue`.
+Every handler first keeps what the payload says of the pull request in the queue's stored facts (`bot.queue.facts`:
+the pull request and its labels, a review, a check run, a commit status), then finds the queues (repository + base
+branch) the event touches and reconciles each once, focused on the pull requests the event was about: the others'
+facts come from the database. Deliveries that Kickoff's own check writes cause (`check_run` and `check_suite` of its
+App) are ignored, so a reconcile never triggers another. Human pull requests join when labelled `kickoff:queue`.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,19 +21,19 @@ from bot.events import (
     CheckSuiteEvent,
     InstallationRef,
     PullNumber,
-    PullRequestReviewEvent,
     PushEvent,
     Repository,
-    StatusEvent,
     User,
 )
 from bot.features import Features
 from bot.gate import Sender, Verdict
+from bot.github import PullRequestInfo
+from bot.github.models import PullReview
 from bot.handlers.verbs import CommandContext, CommandRouter
 from bot.queue.model import QUEUE_LABEL
 from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
 from bot.queue.service import AGENT_CHECK
-from bot.queue.store import OPEN, QueueKey
+from bot.queue.store import OPEN, QueueKey, memory_of
 from bot.routing import Event, Router
 from bot.triggers import post_reply, refusal, site_of
 
@@ -62,12 +65,29 @@ class _Branch(_Model):
 class _Pull(_Model):
     number: int
     state: str = "open"
-    draft: bool = False
+    draft: bool | None = False
+    merged: bool | None = None
+    merged_at: datetime | None = None
+    mergeable: bool | None = None
+    html_url: str = ""
+    updated_at: datetime | None = None
     title: str = ""
     user: User | None = None
     head: _Branch
     base: _Branch
-    labels: list[_Name] = []
+    labels: list[_Name] | None = None
+
+    def info(self) -> PullRequestInfo | None:
+        """The pull request as the queue keeps it (None without a head commit)."""
+        if self.head.sha is None:
+            return None
+        return PullRequestInfo(
+            number=self.number, state=self.state, merged=bool(self.merged) or self.merged_at is not None,
+            draft=bool(self.draft), title=self.title, author=self.user.login if self.user else "ghost",
+            head_ref=self.head.ref, head_sha=self.head.sha,
+            head_repo=self.head.repo.full_name if self.head.repo else None, base_ref=self.base.ref,
+            mergeable=self.mergeable, html_url=self.html_url,
+        )
 
 
 class _From(_Model):
@@ -90,6 +110,47 @@ class PullRequestEvent(_Model):
     installation: InstallationRef | None = None
 
 
+class _Review(_Model):
+    id: int
+    state: str
+    user: User | None = None
+
+
+class _ReviewPull(_Model):
+    number: int
+
+
+class ReviewEvent(_Model):
+    action: str
+    review: _Review
+    pull_request: _ReviewPull
+    repository: Repository
+    installation: InstallationRef | None = None
+
+
+class _Status(_Model):
+    id: int = -1
+    sha: str
+    state: str
+    context: str = ""
+    repository: Repository
+    installation: InstallationRef | None = None
+
+
+class _IssueRef(_Model):
+    number: int
+    labels: list[_Name] = []
+    updated_at: datetime | None = None
+    pull_request: dict[str, object] | None = None
+
+
+class LabelEvent(_Model):
+    action: str
+    issue: _IssueRef
+    repository: Repository
+    installation: InstallationRef | None = None
+
+
 def _installation(event: Event, installation: InstallationRef | None) -> int | None:
     return event.installation_id or (installation.id if installation is not None else None)
 
@@ -98,20 +159,22 @@ def _own(services: Features, app: CheckApp | None) -> bool:
     return app is not None and services.settings.app_id is not None and app.id == services.settings.app_id
 
 
-async def _reconcile(services: Features, keys: set[QueueKey]) -> None:
-    """Each queue the delivery touched, once."""
-    if keys:
-        await services.queue.reconcile_all(sorted(keys, key=lambda k: (k.repository, k.base)))
+async def _reconcile(services: Features, keys: set[QueueKey], focus: set[int] | None = None) -> None:
+    """Each queue the delivery touched, once; focused on the pull requests it was about (None: read them all)."""
+    for key in sorted(keys, key=lambda k: (k.repository, k.base)):
+        await services.queue.reconcile(key, focus=focus)
 
 
 async def _queues_of_head(
     services: Features, installation_id: int, repository: str, sha: str, pulls: list[PullNumber]
-) -> set[QueueKey]:
-    """The queues of the pull requests GitHub names, and of those whose head is `sha`."""
+) -> tuple[set[QueueKey], set[int]]:
+    """The queues of the pull requests GitHub names, and of those whose head is `sha`; and those pull requests."""
     store = services.queue.store
     rows = [row for pull in pulls if (row := await store.get(repository, pull.number)) is not None]
     rows += await store.by_head(repository, sha)
-    return {QueueKey(installation_id, repository, row.base_ref) for row in rows if row.state == OPEN}
+    open_rows = [row for row in rows if row.state == OPEN]
+    return ({QueueKey(installation_id, repository, row.base_ref) for row in open_rows},
+            {row.number for row in open_rows})
 
 
 @router.on(
@@ -128,16 +191,20 @@ async def pull_request_changed(event: Event, services: Features) -> None:
     store = services.queue.store
     row = await store.get(repository, pull.number)
     if row is None:
-        labelled = QUEUE_LABEL in {label.name.lower() for label in pull.labels}
+        labelled = QUEUE_LABEL in {label.name.lower() for label in pull.labels or []}
         if not labelled or pull.state != OPEN or pull.head.sha is None:
             return
         await store.add_human(
             installation_id=installation_id, repository=repository, number=pull.number, title=pull.title,
             author=pull.user.login if pull.user else "ghost", head_ref=pull.head.ref, head_sha=pull.head.sha,
-            base_ref=pull.base.ref, draft=pull.draft,
+            base_ref=pull.base.ref, draft=bool(pull.draft),
         )
     elif payload.action == "reopened" and row.state != OPEN:
         await store.update(row.id, state=OPEN, closed_at=None)
+    info = pull.info()
+    if info is not None:
+        labels = [label.name for label in pull.labels] if pull.labels is not None else None
+        await services.queue.facts.observe_pull(repository, info, labels, pull.updated_at)
     keys = {QueueKey(installation_id, repository, pull.base.ref)}
     previous = payload.changes.base.ref.previous if payload.changes and payload.changes.base and \
         payload.changes.base.ref else None
@@ -145,30 +212,72 @@ async def pull_request_changed(event: Event, services: Features) -> None:
         keys.add(QueueKey(installation_id, repository, previous))
     if row is not None and row.base_ref != pull.base.ref:
         keys.add(QueueKey(installation_id, repository, row.base_ref))
-    await _reconcile(services, keys)
+    await _reconcile(services, keys, {pull.number})
 
 
-@router.on("pull_request_review.submitted", "pull_request_review.dismissed")
+@router.on("issues.labeled", "issues.unlabeled")
+async def pull_request_labels(event: Event, services: Features) -> None:
+    """A label on a pull request, as an issue event: its whole label set is kept (GitHub may send either)."""
+    payload = event.parse(LabelEvent)
+    installation_id = _installation(event, payload.installation)
+    if installation_id is None or payload.issue.pull_request is None:
+        return
+    repository = payload.repository.full_name
+    row = await services.queue.store.get(repository, payload.issue.number)
+    if row is None or row.state != OPEN:
+        return
+    await services.queue.facts.observe_labels(repository, row.number, [label.name for label in payload.issue.labels],
+                                              payload.issue.updated_at)
+    await _reconcile(services, {QueueKey(installation_id, repository, row.base_ref)}, {row.number})
+
+
+@router.on("pull_request_review.submitted", "pull_request_review.dismissed", "pull_request_review.edited")
 async def review_changed(event: Event, services: Features) -> None:
-    payload = event.parse(PullRequestReviewEvent)
+    payload = event.parse(ReviewEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None:
         return
-    row = await services.queue.store.get(payload.repository.full_name, payload.pull_request.number)
-    if row is not None:
-        await _reconcile(services, {QueueKey(installation_id, row.repository, row.base_ref)})
+    repository = payload.repository.full_name
+    row = await services.queue.store.get(repository, payload.pull_request.number)
+    if row is None:
+        return
+    review = payload.review
+    author = review.user.login if review.user is not None else "ghost"
+    await services.queue.facts.observe_review(repository, row.number, PullReview(review.id, author, review.state))
+    await _reconcile(services, {QueueKey(installation_id, row.repository, row.base_ref)}, {row.number})
 
 
-@router.on("check_run.completed")
-async def check_run_completed(event: Event, services: Features) -> None:
+@router.on("check_run.created", "check_run.completed")
+async def check_run_changed(event: Event, services: Features) -> None:
+    """A check run started or finished: kept on its commit; a start reconciles only where it takes a `success`
+    away (elsewhere it changes nothing the checks show until it finishes)."""
     payload = event.parse(CheckRunEvent)
     installation_id = _installation(event, payload.installation)
     if installation_id is None or _own(services, payload.check_run.app) or payload.check_run.name == AGENT_CHECK:
         return
     run = payload.check_run
-    keys = await _queues_of_head(services, installation_id, payload.repository.full_name, run.head_sha,
-                                 run.pull_requests)
-    await _reconcile(services, keys)
+    repository = payload.repository.full_name
+    keys, numbers = await _queues_of_head(services, installation_id, repository, run.head_sha, run.pull_requests)
+    if not keys:
+        return  # no open entry has this head (yet): its checks are read when one does
+    app_id = run.app.id if run.app is not None else None
+    await services.queue.facts.observe_check_run(
+        repository, run.head_sha, run.id, (run.name, run.status or "queued", run.conclusion, app_id)
+    )
+    if payload.action == "created" and run.status != "completed" and not await _shows_success(services, repository,
+                                                                                              numbers):
+        return
+    await _reconcile(services, keys, numbers)
+
+
+async def _shows_success(services: Features, repository: str, numbers: set[int]) -> bool:
+    """Whether one of these pull requests' `review-queue` check is a success now."""
+    for number in numbers:
+        row = await services.queue.store.get(repository, number)
+        check = memory_of(row).check if row is not None else None
+        if check is not None and check.conclusion == "success":
+            return True
+    return False
 
 
 @router.on("check_suite.completed")
@@ -178,19 +287,23 @@ async def check_suite_completed(event: Event, services: Features) -> None:
     if installation_id is None or _own(services, payload.check_suite.app):
         return
     suite = payload.check_suite
-    keys = await _queues_of_head(services, installation_id, payload.repository.full_name, suite.head_sha,
-                                 suite.pull_requests)
-    await _reconcile(services, keys)
+    keys, numbers = await _queues_of_head(services, installation_id, payload.repository.full_name, suite.head_sha,
+                                          suite.pull_requests)
+    await _reconcile(services, keys, numbers)
 
 
 @router.on("status")
 async def status_changed(event: Event, services: Features) -> None:
-    payload = event.parse(StatusEvent)
+    payload = event.parse(_Status)
     installation_id = _installation(event, payload.installation)
     if installation_id is None:
         return
-    await _reconcile(services, await _queues_of_head(services, installation_id, payload.repository.full_name,
-                                                     payload.sha, []))
+    repository = payload.repository.full_name
+    keys, numbers = await _queues_of_head(services, installation_id, repository, payload.sha, [])
+    if not keys:
+        return
+    await services.queue.facts.observe_status(repository, payload.sha, payload.context, payload.state, payload.id)
+    await _reconcile(services, keys, numbers)
 
 
 @router.on("push")

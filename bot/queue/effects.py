@@ -16,6 +16,7 @@ from bot import messages
 from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.github import CheckRunAction, GitHubAPI, GitHubError, NotFound, ValidationFailed
+from bot.queue.facts import FactStore
 from bot.queue.model import DesiredCheck, Merge, Plan, UpdateBranch, diff
 from bot.queue.reconcile import Outcome, buttons_for
 from bot.queue.store import MERGED, Memory, QueueKey, QueueStore, memory_of
@@ -42,9 +43,10 @@ class Updated(StrEnum):
 class QueueWriter:
     """The writes of one process's queue service (`QueueService.writer`)."""
 
-    def __init__(self, services: Services, store: QueueStore) -> None:
+    def __init__(self, services: Services, store: QueueStore, facts: FactStore | None = None) -> None:
         self.services = services
         self.store = store
+        self.facts = facts
 
     async def save_state(
         self,
@@ -183,6 +185,9 @@ class QueueWriter:
         try:
             await github.update_branch(key.installation_id, key.owner, key.repo, row.number, head_sha)
         except ValidationFailed as exc:
+            if self.facts is not None:
+                # GitHub's answer says something of the pull request (moved, conflicting): read it again next time.
+                await self.facts.mark_stale(key.repository, [row.number])
             text = exc.message.lower()
             if "no new commits" in text:
                 await self._remember_update(row, memory, head_sha, base_sha)

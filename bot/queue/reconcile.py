@@ -61,6 +61,7 @@ class Outcome:
     updated: list[int] = field(default_factory=list)  # update-branch calls (or agent rebases planned)
     merged: list[int] = field(default_factory=list)
     reads: int = 0
+    drift: int = 0  # stored facts a read from GitHub found wrong (and repaired)
     elsewhere: set[QueueKey] = field(default_factory=set)  # queues entries moved to (a changed base branch)
 
 

@@ -2,7 +2,8 @@
 and the `review-queue` check's buttons ("Move to front" is `bump`, "Remove" is `unqueue`).
 
 The sender has passed the permission gate (the queue's handlers, for a comment or a button). Each command changes
-the pull request's queue state and reconciles its queue at once (so the checks show the result); the handler posts
+the pull request's queue state and reconciles its queue at once (so the checks show the result), focused on that
+pull request (the others' facts come from the database, `bot.queue.facts`); the handler posts
 the answer, a button answers through the check.
 """
 
@@ -59,7 +60,7 @@ async def apply(service: QueueService, request: Request) -> str:
     now = service.services.clock()
     number = request.number
     if request.verb == "queue":
-        outcome = await service.reconcile(key)
+        outcome = await service.reconcile(key, focus={number})
         check = outcome.plan.checks.get(number) if outcome.plan is not None else None
         if check is None:
             return messages.QUEUE_NOT_QUEUED.format(number=number)
@@ -74,13 +75,13 @@ async def apply(service: QueueService, request: Request) -> str:
     if request.verb == "rebase":
         return await _rebase(service, request, row, key)
     if request.verb == "skip":
-        outcome = await service.reconcile(key)
+        outcome = await service.reconcile(key, focus={number})
         other = outcome.plan.behind(number) if outcome.plan is not None else None
         if other is None:
             return messages.QUEUE_SKIP_NOTHING.format(number=number)
         await store.update(row.id, let_ahead=other)
-        return messages.QUEUE_SKIPPED.format(number=number, other=other, now=_now_text(await service.reconcile(key),
-                                                                                        number))
+        again = await service.reconcile(key, focus={number})
+        return messages.QUEUE_SKIPPED.format(number=number, other=other, now=_now_text(again, number))
     values: dict[str, object]
     template: str
     if request.verb == "bump":
@@ -103,7 +104,7 @@ async def apply(service: QueueService, request: Request) -> str:
     else:
         raise ValueError(f"not a queue verb: {request.verb}")
     await store.update(row.id, **values)
-    outcome = await service.reconcile(key)
+    outcome = await service.reconcile(key, focus={number})
     return template.format(
         number=number, sender=request.sender, priority=request.priority, now=_now_text(outcome, number)
     )
@@ -122,7 +123,7 @@ async def _rebase(service: QueueService, request: Request, row: PullRequest, key
         done = await service.update(key, row, pull.head_sha, base_sha, request.config, agent_on_conflict=True)
     except GitHubError as exc:
         return messages.QUEUE_REBASE_FAILED.format(number=request.number, base=pull.base_ref, error=exc.message)
-    await service.reconcile(key)
+    await service.reconcile(key, focus={request.number})
     replies = {
         Updated.UPDATED: messages.QUEUE_REBASED,
         Updated.CURRENT: messages.QUEUE_REBASE_CURRENT,
@@ -139,7 +140,7 @@ async def show_repository(service: QueueService, installation_id: int, repositor
     """`/agent queue` on an issue: every queue of the repository as a table."""
     parts: list[str] = []
     for base in await service.store.bases(repository):
-        outcome = await service.reconcile(QueueKey(installation_id, repository, base))
+        outcome = await service.reconcile(QueueKey(installation_id, repository, base), focus=())
         if outcome.plan is None or outcome.snapshot is None:
             continue
         rows = [

@@ -1,15 +1,19 @@
-"""The review queue's I/O: build a snapshot of one queue from `pull_requests` and GitHub, decide (`reconcile`), then
-write the `review-queue` checks that changed and run the merge lane (`effects`).
+"""The review queue's I/O: build a snapshot of one queue from `pull_requests`, the facts kept from webhooks
+(`bot.queue.facts`) and GitHub, decide (`reconcile`), then write the `review-queue` checks that changed and run the
+merge lane (`effects`).
 
-A reconcile is idempotent: with nothing changed on GitHub it reads and writes nothing but reads. It runs on every
-event that can move a queue (`bot.handlers.queue`), on the queue commands, and from a periodic sweep that repairs
-missed webhooks and times out checks that never report. Reconciles of one queue are serialized in this process.
+A reconcile is idempotent: with nothing changed it writes nothing. It runs on every event that can move a queue
+(`bot.handlers.queue`, focused on the pull requests the event is about), on the queue commands, and from a periodic
+sweep that repairs missed webhooks and times out checks that never report. Reconciles of one queue are serialized.
 
-GitHub reads per reconcile: the base branch's commit, and per open entry the pull request and its labels; then,
-only for entries that could be eligible, their check runs, statuses and reviews, and the live permission of each
-reviewer whose latest review approves or requests changes (once per reviewer per reconcile, see `ReviewerPermissions`);
-changed files (cached per head commit) when two or more are eligible and `hold_overlaps` is on; and one comparison
-for an approved head (cached per head and base commit).
+GitHub reads of a focused reconcile: the base branch's commit, the live permission of each approving or
+change-requesting reviewer of the focused entries (once per reviewer per reconcile, see `ReviewerPermissions`), and
+only the facts the database does not hold or trust (first sight, a downtime past `QueueService.trust`); the entries
+the merge lane acts on, or that a check would grant `success`, are read again first. A full reconcile (no focus:
+the sweep, a push to the base) reads per open entry the pull request and its labels; then, only for
+entries that could be eligible, their check runs, statuses and reviews; it repairs the stored facts and counts the
+drift (`FactStore.drift`). Both read changed files (cached per head commit) when two or more are eligible and
+`hold_overlaps` is on, and one comparison for an approved head (cached per head and base commit).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -28,7 +32,17 @@ from bot.config.model import Queue as QueueConfig
 from bot.github import GitHubAPI, NotFound, PermissionDenied, PullRequestInfo, ValidationFailed
 from bot.github.models import Permission
 from bot.queue.effects import QueueWriter, Updated
-from bot.queue.model import Entry, Plan, Snapshot, blocker
+from bot.queue.facts import (
+    FactStore,
+    KnownPull,
+    StoredDecision,
+    decision_json,
+    labels_json,
+    latest_runs,
+    pull_json,
+    reviews_json,
+)
+from bot.queue.model import Entry, Plan, Review, Snapshot, UpdateBranch, blocker, diff
 from bot.queue.reconcile import (
     AGENT_CHECK,
     COUNTED,
@@ -56,6 +70,8 @@ from bot.store.models import PullRequest
 
 log = logging.getLogger(__name__)
 
+COMMIT_FACTS_DAYS = 7
+"""Stored checks of a commit no webhook or read touched for this long are forgotten (old heads)."""
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -123,6 +139,8 @@ class QueueService:
         self.services = services
         self.settings = services.settings.queue
         self.store = QueueStore(services.store, clock=services.clock)
+        self.facts = FactStore(services.store, clock=services.clock)
+        """The pull requests' facts kept from webhooks (`bot.queue.facts`); `facts.drift` counts the repairs."""
         self._config_for = config_for
         self._locks: dict[str, asyncio.Lock] = {}
         self._files: _Cache[tuple[str, str], frozenset[str]] = _Cache(files_cache)
@@ -131,7 +149,7 @@ class QueueService:
         one of them, every reconcile (the pull requests' files listed again: one read per entry)."""
         self._queue_sizes: dict[QueueKey, int] = {}
         self._contains: _Cache[tuple[str, str, str], bool] = _Cache()
-        self.writer = QueueWriter(services, self.store)
+        self.writer = QueueWriter(services, self.store, self.facts)
         self.deferred: dict[int, datetime] = {}
         """Installations whose queues the last sweep left alone because their GitHub budget ran low, and since when
         (the dashboard says so; a sweep with budget again clears them)."""
@@ -142,25 +160,45 @@ class QueueService:
     def checks_timeout(self) -> timedelta:
         return timedelta(minutes=self.settings.checks_timeout_minutes)
 
-    async def reconcile(self, key: QueueKey, *, wait: bool = True) -> Outcome:
-        """Bring one queue's checks and merge lane up to date with GitHub.
+    @property
+    def trust(self) -> timedelta:
+        """How long facts read from GitHub are trusted without a new read: two sweeps and a minute, so a downtime
+        (no sweep, webhooks lost) longer than that reads everything again."""
+        return timedelta(seconds=2 * self.settings.sweep_seconds + 60)
+
+    def trust_for(self, installation_id: int) -> timedelta:
+        """`trust`, or no limit while the installation's sweep is deferred for its budget: that gap is known, not a
+        delivery gap, and reading whole queues on every event would spend the budget the sweep is saving."""
+        return timedelta.max if installation_id in self.deferred else self.trust
+
+    async def reconcile(
+        self, key: QueueKey, *, wait: bool = True, focus: Collection[int] | None = None
+    ) -> Outcome:
+        """Bring one queue's checks and merge lane up to date.
+
+        `focus`: the pull requests an event was about. Then every entry's facts come from the database where they
+        are trusted (`bot.queue.facts`), and only the focused entries' review decisions are worked out again with
+        live permissions: a reconcile for one pull request's event reads that one at most. Without `focus` (the
+        sweep, a push to the base) every entry is read from GitHub, and what differs from the
+        stored facts is repaired and counted (`facts.drift`).
 
         One reconcile of a repository at a time across every worker of the database (`Store.exclusive`): an event
         waits for the one under way; with `wait=False` (the sweep) a repository being reconciled raises `Busy`.
         """
         async with self._exclusive(key, wait=wait):
             reviewers = ReviewerPermissions()  # this reconcile's: never carried over to the next one
-            outcome = await self._reconcile(key, reviewers)
+            outcome = await self._reconcile(key, reviewers, focus)
             if outcome.merged:
                 # The head merged: the queue advances now rather than at the next webhook.
-                again = await self._reconcile(key, reviewers)
+                again = await self._reconcile(key, reviewers, focus)
                 again.merged[:0] = outcome.merged
                 again.writes[:0] = outcome.writes
                 again.updated[:0] = outcome.updated
                 again.reads += outcome.reads
+                again.drift += outcome.drift
                 outcome = again
         for other in outcome.elsewhere:
-            await self.reconcile(other)
+            await self.reconcile(other, focus=focus)
         return outcome
 
     @contextlib.asynccontextmanager
@@ -183,10 +221,13 @@ class QueueService:
         return bool(low(installation_id)) if callable(low) else False
 
     async def sweep(self) -> int:
-        """Reconcile every queue with an open entry; failures are logged and left for the next sweep. The sweep is
-        the one read that can wait: the queues of an installation whose rate limit is nearly spent are deferred to
-        a later sweep (events still reconcile them), and `deferred` says which."""
+        """Reconcile every queue with an open entry, reading every entry from GitHub (repairing what webhooks
+        missed, counted in `facts.drift`); failures are logged and left for the next sweep. The sweep is the one
+        read that can wait: the queues of an installation whose rate limit is nearly spent are deferred to a later
+        sweep (events still reconcile them, on stored facts however old: see `trust_for`), and `deferred` says
+        which."""
         count = 0
+        await self.facts.prune(timedelta(days=COMMIT_FACTS_DAYS))
         for key in await self.store.queues():
             if self.budget_low(key.installation_id):
                 if key.installation_id not in self.deferred:
@@ -228,8 +269,13 @@ class QueueService:
             key, row, head_sha, base_sha, config, memory, agent_on_conflict=agent_on_conflict
         )
 
-    async def _reconcile(self, key: QueueKey, reviewers: ReviewerPermissions) -> Outcome:
-        """One pass over one queue: read the facts, decide, then store and write what changed."""
+    async def _reconcile(
+        self, key: QueueKey, reviewers: ReviewerPermissions, focus: Collection[int] | None,
+        force: frozenset[int] = frozenset(),
+    ) -> Outcome:
+        """One pass over one queue: read the facts (stored ones where trusted), decide, then store and write what
+        changed. The merge lane acts, and a check grants `success`, only on facts read from GitHub in this pass: an
+        entry that would act on stored facts is read again first."""
         outcome = Outcome(key)
         rows = await self.store.queue_rows(key.repository, key.base)
         self._queue_sizes[key] = len(rows)
@@ -239,7 +285,9 @@ class QueueService:
         github = self.services.require_github()
         config = await self.config(key)
         now = self.services.clock()
-        facts, closed = await self._open_facts(github, key, rows, outcome)
+        known = await self.facts.pulls(key.repository, [row.number for row in rows if row.state == OPEN])
+        reading = _Reading(focus, force, known, now, self.trust_for(key.installation_id))
+        facts, closed = await self._open_facts(github, key, rows, reading, outcome)
         if not facts and not closed:
             return outcome
         try:
@@ -248,7 +296,7 @@ class QueueService:
         except NotFound:
             log.info("base branch %s of %s is gone; its queue waits", key.base, key.repository)
             return outcome
-        memories = await self._live_facts(github, key, config.queue, facts, reviewers, outcome)
+        memories = await self._live_facts(github, key, config.queue, facts, reading, reviewers, outcome)
 
         entries: dict[int, Entry] = {}
         changes: dict[int, dict[str, Any]] = {}
@@ -259,6 +307,13 @@ class QueueService:
             memories[row.number] = memory_of(row)
         snapshot, result = await self._decide(github, key, config.queue, base_sha, entries, memories, changes, now,
                                               outcome)
+        unverified = _acting(result, memories, facts) - reading.fresh
+        if unverified:
+            # Stored facts would move the merge lane or grant `success`: read those entries from GitHub first.
+            again = await self._reconcile(key, reviewers, focus, force | unverified)
+            again.reads += outcome.reads
+            again.elsewhere |= outcome.elsewhere
+            return again
         outcome.snapshot, outcome.plan = snapshot, result
 
         rows_by_number = {fact.row.number: fact.row for fact in facts.values()} | {row.number: row for row in closed}
@@ -268,10 +323,11 @@ class QueueService:
         return outcome
 
     async def _open_facts(
-        self, github: GitHubAPI, key: QueueKey, rows: Sequence[PullRequest], outcome: Outcome
+        self, github: GitHubAPI, key: QueueKey, rows: Sequence[PullRequest], reading: _Reading, outcome: Outcome
     ) -> tuple[dict[int, Facts], list[PullRequest]]:
-        """The live pull request of each open row (the row kept current with it), and the rows that closed with a
-        check to finish (a row never checked is dequeued without a word)."""
+        """The pull request of each open row (stored where trusted, else read and stored; the row kept current
+        with it), and the rows that closed with a check to finish (a row never checked is dequeued without a
+        word)."""
         facts: dict[int, Facts] = {}
         closed: list[PullRequest] = []
         for row in rows:
@@ -281,12 +337,21 @@ class QueueService:
                 else:
                     closed.append(row)
                 continue
-            outcome.reads += 1
-            try:
-                pull = await github.get_pull_request(key.installation_id, key.owner, key.repo, row.number)
-            except NotFound:
-                log.warning("%s#%s: GitHub does not know the pull request; left out", key.repository, row.number)
-                continue
+            stored = reading.known.get(row.number)
+            if reading.trusted(row.number) and stored is not None and stored.pull is not None:
+                pull = stored.pull
+            else:
+                outcome.reads += 1
+                try:
+                    pull = await github.get_pull_request(key.installation_id, key.owner, key.repo, row.number)
+                except NotFound:
+                    log.warning("%s#%s: GitHub does not know the pull request; left out", key.repository, row.number)
+                    continue
+                reading.fresh.add(row.number)
+                if reading.was_trusted(row.number) and stored is not None and _drifted(stored.pull, pull):
+                    self._drift(outcome, "pulls", key, row.number)
+                await self.facts.put_pull(key.repository, row.number, pull=pull_json(pull),
+                                          synced_at=reading.now, stale=False)
             found = await self._refresh_row(row, pull, key, outcome)
             if found is None:
                 continue
@@ -302,28 +367,54 @@ class QueueService:
         key: QueueKey,
         queue: QueueConfig,
         facts: dict[int, Facts],
+        reading: _Reading,
         reviewers: ReviewerPermissions,
         outcome: Outcome,
     ) -> dict[int, Memory]:
-        """Labels, CI and reviews, read only where they can matter (into `facts`); the queue's memory of each
-        entry, as the CI verdicts leave it."""
+        """Labels, CI and reviews where they can matter (into `facts`): stored where trusted, else read and
+        stored. The queue's memory of each entry, as the CI verdicts leave it."""
         ignore = {queue.check_name, AGENT_CHECK}
         memories: dict[int, Memory] = {}
+        commits = await self.facts.commits(key.repository, [fact.pull.head_sha for fact in facts.values()])
         for number, fact in facts.items():
             row = fact.row
+            stored = reading.known.get(number)
+            trusted = reading.trusted(number) and stored is not None
             memories[number] = memory_of(row)
             if not is_kickoff(row) or may_be_eligible(row, fact.pull):
-                outcome.reads += 1
-                fact.labels = await self._labels(github, key, number)
+                if trusted and stored is not None and stored.labels is not None:
+                    fact.labels = stored.labels
+                else:
+                    outcome.reads += 1
+                    fact.labels = await self._labels(github, key, number)
+                    if reading.was_trusted(number) and stored is not None and stored.labels is not None \
+                            and stored.labels != fact.labels:
+                        self._drift(outcome, "labels", key, number)
+                    if stored is None or stored.labels != fact.labels:
+                        await self.facts.put_pull(key.repository, number, labels=labels_json(fact.labels))
             if not wants_checks(fact):
                 continue
-            outcome.reads += 3
             sha = fact.pull.head_sha
-            runs = await github.list_check_runs(key.installation_id, key.owner, key.repo, sha)
-            fact.runs = [(r.name, r.status, r.conclusion, r.app_id) for r in runs if r.head_sha == sha]
-            fact.statuses = await github.list_commit_statuses(key.installation_id, key.owner, key.repo, sha)
+            commit = commits.get(sha)
+            if trusted and commit is not None and commit.trusted(reading.now, reading.trust):
+                fact.runs = commit.run_list()
+                fact.statuses = commit.status_list()
+            else:
+                outcome.reads += 2
+                runs = await github.list_check_runs(key.installation_id, key.owner, key.repo, sha)
+                own = self.services.settings.app_id
+                # Kickoff's own checks count for nothing (and their webhooks are ignored): not kept.
+                by_id = latest_runs({
+                    r.id: (r.name, r.status, r.conclusion, r.app_id) for r in runs
+                    if r.head_sha == sha and r.name not in ignore and (own is None or r.app_id != own)
+                })
+                fact.runs = [by_id[run_id] for run_id in sorted(by_id)]
+                fact.statuses = await github.list_commit_statuses(key.installation_id, key.owner, key.repo, sha)
+                drifted = await self.facts.synced_commit(key.repository, sha, by_id, fact.statuses, known=commit)
+                if drifted and reading.was_trusted(number):
+                    self._drift(outcome, "checks", key, number)
             fact.checked = True
-            fact.reviews = await self._reviews(github, key, number, reviewers, outcome)
+            fact.reviews = await self._reviews(github, key, number, stored, trusted, reading, reviewers, outcome)
         judge_ci(facts, memories, ignore=ignore, own_app_id=self.services.settings.app_id)
         return memories
 
@@ -365,18 +456,49 @@ class QueueService:
         return snapshot, result
 
     async def _reviews(
-        self, github: GitHubAPI, key: QueueKey, number: int, reviewers: ReviewerPermissions, outcome: Outcome
+        self,
+        github: GitHubAPI,
+        key: QueueKey,
+        number: int,
+        stored: KnownPull | None,
+        trusted: bool,
+        reading: _Reading,
+        reviewers: ReviewerPermissions,
+        outcome: Outcome,
     ) -> Reviews:
-        """The pull request's review decision from reviewers who may approve (see `REVIEW_FLOOR`)."""
-        reviews = await github.list_reviews(key.installation_id, key.owner, key.repo, number)
+        """The pull request's review decision from reviewers who may approve (see `REVIEW_FLOOR`): worked out with
+        live permissions for the pull requests this reconcile is about (and any read from GitHub), the stored
+        decision for the others (worked out alike when they were last read or had an event)."""
+        listed = stored.review_list() if trusted and stored is not None else None
+        if listed is None:
+            outcome.reads += 1
+            listed = await github.list_reviews(key.installation_id, key.owner, key.repo, number)
+            if stored is not None and stored.reviews is not None and reading.was_trusted(number) \
+                    and latest_reviews(stored.review_list() or []) != latest_reviews(listed):
+                self._drift(outcome, "reviews", key, number)
+            if stored is None or stored.review_list() != sorted(listed, key=lambda r: r.id):
+                await self.facts.put_pull(key.repository, number, reviews=reviews_json(listed))
+        elif stored is not None and stored.decision is not None and not reading.about(number):
+            decision = stored.decision
+            return Reviews(_review_state(decision.decision), decision.uncounted_approvals,
+                           decision.uncounted_changes)
         held: dict[str, Permission] = {}
         before = reviewers.asked
-        for login, review in latest_reviews(reviews).items():
+        for login, review in latest_reviews(listed).items():
             if review.state in COUNTED:
                 held[login] = await reviewers.get(github, key, review.author)
         outcome.reads += reviewers.asked - before
-        return review_of(reviews, held)
+        found = review_of(listed, held)
+        decided = StoredDecision(found.decision, found.uncounted_approvals, found.uncounted_changes)
+        if stored is None or stored.decision != decided:
+            await self.facts.put_pull(key.repository, number, decision=decision_json(decided))
+        return found
 
+    def _drift(self, outcome: Outcome, kind: str, key: QueueKey, number: int) -> None:
+        """A full read found a trusted fact wrong: a webhook was missed (or arrived out of order)."""
+        setattr(self.facts.drift, kind, getattr(self.facts.drift, kind) + 1)
+        outcome.drift += 1
+        log.info("%s#%s: %s drifted from the stored facts; repaired", key.repository, number, kind)
 
     async def _refresh_row(
         self, row: PullRequest, pull: PullRequestInfo, key: QueueKey, outcome: Outcome
@@ -429,6 +551,58 @@ class QueueService:
             found = comparison.head_contains_base
             self._contains.put(cache_key, found)
         return found
+
+
+@dataclass
+class _Reading:
+    """Which stored facts one reconcile pass may use, and which entries it read from GitHub (`fresh`)."""
+
+    focus: Collection[int] | None
+    force: frozenset[int]
+    known: Mapping[int, KnownPull]
+    now: datetime
+    trust: timedelta
+    fresh: set[int] = field(default_factory=set)
+
+    def was_trusted(self, number: int) -> bool:
+        """The stored facts were trusted (so a difference from GitHub is drift, not first sight)."""
+        stored = self.known.get(number)
+        return stored is not None and stored.trusted(self.now, self.trust)
+
+    def trusted(self, number: int) -> bool:
+        """Use the stored facts in this pass."""
+        return self.focus is not None and number not in self.force and self.was_trusted(number)
+
+    def about(self, number: int) -> bool:
+        """The pass is about this entry (its event): its review decision is worked out with live permissions."""
+        return self.focus is None or number in self.focus or number in self.force
+
+
+def _acting(result: Plan, memories: Mapping[int, Memory], facts: Mapping[int, Facts]) -> set[int]:
+    """The open entries the merge lane will act on, or whose check will grant `success`."""
+    acting: set[int] = set()
+    for action in result.actions:
+        if isinstance(action, UpdateBranch):
+            memory = memories[action.number]
+            if (memory.updated_from, memory.update_base) == (action.expected_head_sha, action.base_sha):
+                continue  # done once for this head and base: nothing is done now
+        acting.add(action.number)
+    current = {number: memory.check for number, memory in memories.items() if memory.check is not None}
+    acting |= {write.number for write in diff(current, result.checks) if write.check.conclusion == "success"}
+    return acting & set(facts)
+
+
+def _drifted(stored: PullRequestInfo | None, live: PullRequestInfo) -> bool:
+    """The stored pull request differs from GitHub's (mergeable aside: GitHub recomputes it after every push)."""
+    return stored is None or replace(stored, mergeable=None) != replace(live, mergeable=None)
+
+
+def _review_state(value: str) -> Review:
+    if value == "approved":
+        return "approved"
+    if value == "changes_requested":
+        return "changes_requested"
+    return "pending"
 
 
 __all__ = [

@@ -326,3 +326,45 @@ class PullRequest(Base):
         Index("ix_pull_requests_queue", "repository", "base_ref", "state"),
         Index("ix_pull_requests_open", "state", "repository", "base_ref"),  # every open pull request
     )
+
+
+class PullFacts(Base):
+    """What Kickoff knows of one pull request's GitHub state, kept from webhooks (`bot.queue.facts`): the pull
+    request, its labels and reviews, and when it was last read from GitHub in full (`synced_at`). The queue reads
+    GitHub again only when these are not trusted: never read, `stale`, or older than the sweep's window."""
+
+    __tablename__ = "pull_facts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)
+    pull: Mapped[str | None] = mapped_column(Text)  # JSON of `PullRequestInfo`; None: never seen
+    pull_stamp: Mapped[datetime | None] = mapped_column(UTCDateTime())  # GitHub's `updated_at` of `pull`
+    labels: Mapped[str | None] = mapped_column(Text)  # JSON list; None: unknown
+    reviews: Mapped[str | None] = mapped_column(Text)  # JSON {review id: [login, STATE]}; None: unknown
+    decision: Mapped[str | None] = mapped_column(Text)  # JSON of the last review decision with live permissions
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("repository", "number", name="uq_pull_facts_repository_number"),)
+
+
+class CommitFacts(Base):
+    """The check runs and commit statuses of one commit, kept from `check_run` and `status` webhooks; complete
+    (trusted) only once read from GitHub (`synced_at`), and kept current by the webhooks after that."""
+
+    __tablename__ = "commit_facts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    sha: Mapped[str] = mapped_column(String(64))
+    runs: Mapped[str] = mapped_column(Text, default="{}")  # JSON {check run id: [name, status, conclusion, app]}
+    statuses: Mapped[str] = mapped_column(Text, default="{}")  # JSON {context: [state, status id or -1]}
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("repository", "sha", name="uq_commit_facts_repository_sha"),
+        Index("ix_commit_facts_updated", "updated_at"),
+    )

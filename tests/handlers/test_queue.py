@@ -217,6 +217,7 @@ async def test_events_reconcile_and_kickoffs_own_checks_do_not(h: Harness) -> No
     review = copy.deepcopy(load("pull_request_review.submitted.2.json"))
     review["installation"] = {"id": INSTALLATION_ID}
     review["pull_request"]["number"] = 1
+    review["review"].update(id=1, state="approved", user=user("rev"))  # what the fake holds, as GitHub says it
     await h.deliver("pull_request_review", review)
     assert [args[3] for args in h.gh.calls_to("update_branch")] == [1]
     # A push to the base branch reconciles its queue.

@@ -4,6 +4,9 @@ Agents open pull requests, CI passes or fails, reviewers approve or ask for chan
 moves, pull requests close and time passes. After every step the test reconciles like the service will: it updates
 each entry's `eligible_since` with the helper, evaluates the queue, writes the check diff and executes the actions
 (update-branch makes the head contain the current base and resets CI; merge advances the base).
+
+The same rules with the service, a database and webhooks delivered late, twice, out of order or not at all:
+`tests/queue/test_delivery_faults.py`.
 """
 
 from __future__ import annotations
