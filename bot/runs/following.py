@@ -129,6 +129,11 @@ class RunnerFollower:
                 deadline=self._run_deadline(spec.timeout_seconds),
             )
             if not await self.runs.attach_runner(run.id, ref, run.worker_id):
+                now = await self.runs.get(run.id)
+                if now is not None and is_final(now.state) and self._holds(now):
+                    # A quick runner reported its end before its ref was written: its exit settles the rest here.
+                    log.info("run %s ended before its runner's ref was recorded", run.id)
+                    return
                 # Taken from this worker meanwhile (thought dead, it was requeued or failed): one runner per run.
                 log.warning("run %s was taken over while its runner started; stopping that runner", run.id)
                 await self._revoke_own(run.id)  # this start's token; the run's new start keeps its own
