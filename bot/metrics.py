@@ -116,6 +116,30 @@ class _GitHubCollector(Collector):
         yield hourly
 
 
+class _QueueCollector(Collector):
+    """Reads the drift the queue's sweeps found between its webhook-fed facts and GitHub (`bot.queue.facts.Drift`),
+    in this process."""
+
+    KINDS = ("pulls", "labels", "reviews", "checks")
+
+    def __init__(self) -> None:
+        self.drift: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        drift = self.drift
+        if drift is None:
+            return
+        found = CounterMetricFamily(
+            "kickoff_queue_drift",
+            "Facts the queue's sweep found different on GitHub from what the webhooks had told (each repaired), by "
+            "kind, since this process started: missed or late webhooks.",
+            labels=["kind"],
+        )
+        for kind in self.KINDS:
+            found.add_metric([kind], int(getattr(drift, kind, 0)))
+        yield found
+
+
 class _IngressCollector(Collector):
     """Reads the webhook ingress's body guard (its budget of unauthenticated bytes and its read deadlines)."""
 
@@ -174,9 +198,15 @@ class Metrics:
         self._database = _DatabaseCollector()
         self._github = _GitHubCollector()
         self._ingress = _IngressCollector()
+        self._queue = _QueueCollector()
         r.register(self._database)
         r.register(self._github)
         r.register(self._ingress)
+        r.register(self._queue)
+
+    def watch_queue(self, drift: object) -> None:
+        """Report the queue's drift counts (`bot.queue.facts.Drift`, kept by this process's sweeps) at each scrape."""
+        self._queue.drift = drift
 
     def watch_ingress(self, guard: object) -> None:
         """Report the ingress's body guard (`bot.ingress.BodyGuard`) at each scrape."""

@@ -76,6 +76,7 @@ def create_app(
         warn_about_open_surfaces(settings)
         reaper = asyncio.create_task(app.webhook_ingress.guard.run(), name="webhook-read-deadlines")
         app.state.services = services
+        app.state.metrics.watch_queue(services.queue.facts.drift)
         app.state.inbox_writer = writer
         app.state.webhook_secret = webhook_secret
         stop = asyncio.Event()

@@ -11,6 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import Metrics
+from bot.queue.facts import Drift
 from bot.routing import Event, Router
 from bot.services import Services
 from bot.store.models import RunState
@@ -71,6 +72,10 @@ def test_metrics_after_deliveries_failures_and_runs(database_url: str, seeded: S
         assert before[("kickoff_run_duration_seconds_count", ())] == 5
         assert before[("kickoff_run_duration_seconds_bucket", (("le", "600.0"),))] == 3
         assert before[("kickoff_inbox_deliveries", (("status", "dead"),))] == 1
+        # The queue's sweeps have found nothing webhooks missed yet (tests/queue/test_webhook_state.py counts some).
+        assert {kind: before[("kickoff_queue_drift_total", (("kind", kind),))]
+                for kind in ("pulls", "labels", "reviews", "checks")} == dict.fromkeys(
+            ("pulls", "labels", "reviews", "checks"), 0)
 
         assert send(client, "issues", {"action": "opened", "repository": repo}, "m-1") == 202
         assert send(client, "issues", {"action": "closed", "repository": repo}, "m-2") == 202
@@ -134,3 +139,19 @@ def test_github_requests_and_rate_limit_come_from_the_gateway() -> None:
     assert samples[("kickoff_github_requests_total", (("method", "GET"), ("status", "200")))] == 3
     assert samples[("kickoff_github_requests_total", (("method", "POST"), ("status", "403")))] == 1
     assert samples[("kickoff_github_rate_limit_remaining", (("installation", "7"),))] == 4990
+
+
+def test_queue_drift_is_what_the_sweeps_counted() -> None:
+    drift = Drift(pulls=2, checks=1)
+    metrics = Metrics()
+    metrics.watch_queue(drift)
+    drift.labels += 3  # counted later by a sweep: read at the scrape, not copied
+    text = metrics.render().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert {kind: samples[("kickoff_queue_drift_total", (("kind", kind),))]
+            for kind in ("pulls", "labels", "reviews", "checks")} == {"pulls": 2, "labels": 3, "reviews": 0,
+                                                                      "checks": 1}
