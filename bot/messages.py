@@ -433,7 +433,8 @@ SANDBOX_STARTUP_UNSAFE: Final = (
 
 # The runner program's no-progress watchdog (RunSpec.idle_timeout_seconds, `limits.agent_idle_minutes`).
 AGENT_IDLE: Final = (
-    "the agent printed nothing and changed no file for {seconds} s (`limits.agent_idle_minutes`) and was stopped; "
+    "the agent printed nothing (but that it was retrying or waiting) and changed no file for {seconds} s "
+    "(`limits.agent_idle_minutes`) and was stopped; "
     "{cause}"
 )
 AGENT_IDLE_ENDPOINT: Final = (

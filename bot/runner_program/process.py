@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
@@ -121,11 +121,15 @@ def tree_signature(roots: Sequence[Path]) -> tuple[int, int]:
 
 @dataclass
 class Watchdog:
-    """No progress: nothing printed (to any of `outputs`) and nothing changed under `watch` for `idle_seconds`."""
+    """No progress: nothing printed (to any of `outputs`) and nothing changed under `watch` for `idle_seconds`.
+
+    Output whose every line only says the agent is waiting (`waiting`: a CLI retrying an endpoint it cannot reach,
+    printing "Reconnecting... 3/5" again and again) is not progress either."""
 
     idle_seconds: float
     watch: Sequence[Path]
     outputs: Sequence[TailBuffer]
+    waiting: Callable[[str], bool] | None = None
 
     def __post_init__(self) -> None:
         self.scan_every = min(30.0, max(0.5, self.idle_seconds / 10))
@@ -140,13 +144,24 @@ class Watchdog:
     def stalled(self, now: float) -> bool:
         printed = self._output_total()
         if printed != self._printed:
-            self._printed, self._last_progress = printed, now
+            if not self._only_waiting(printed - self._printed):
+                self._last_progress = now
+            self._printed = printed
         if now - self._last_scan >= self.scan_every:
             self._last_scan = now
             tree = tree_signature(self.watch)
             if tree != self._tree:
                 self._tree, self._last_progress = tree, now
         return now - self._last_progress >= self.idle_seconds
+
+    def _only_waiting(self, new_bytes: int) -> bool:
+        if self.waiting is None or not self.outputs:
+            return False
+        text = self.outputs[0].text(note=False)
+        if new_bytes > len(text):
+            return False  # more than the tail holds: whatever it was, it was a lot of output
+        lines = [line for line in text[len(text) - new_bytes:].splitlines() if line.strip()]
+        return bool(lines) and all(self.waiting(line) for line in lines)
 
 
 def _pump(pipe: IO[bytes], sinks: Sequence[TailBuffer]) -> None:

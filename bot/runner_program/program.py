@@ -382,7 +382,8 @@ class Run:
         _write_home_files(ws.home, invocation.files)
         env = self._environment(invocation.env)
         log.info("run %s: running agent %s (%s)", spec.run_id, spec.agent.name, spec.agent.adapter)
-        watchdog = Watchdog(idle_seconds=spec.idle_timeout_seconds, watch=(ws.repo, ws.home), outputs=(transcript,))
+        watchdog = Watchdog(idle_seconds=spec.idle_timeout_seconds, watch=(ws.repo, ws.home), outputs=(transcript,),
+                            waiting=only_waiting)
         outcome = run_process(invocation.argv, cwd=ws.repo, env=env, timeout=spec.timeout_seconds,
                               cancel=self.cancel, stdout=(transcript, stdout), stderr=(transcript,),
                               stdin=invocation.stdin, sandbox=sandbox, watchdog=watchdog)
@@ -514,6 +515,17 @@ _ENDPOINT_WORDS: Final = ("reconnect", "econnrefused", "connection refused", "en
                           "error sending request", "connect error", "retrying")
 _LOGIN_WORDS: Final = ("login", "log in", "sign in", "signin", "authenticat", "api key", "api_key", "oauth",
                        "browser", "credential", "unauthorized", "401")
+
+
+_RETRY_WORDS: Final = ("reconnecting", "retrying", "econnrefused", "connection refused", "error sending request",
+                       "stream disconnected", "waiting for authentication")
+
+
+def only_waiting(line: str) -> bool:
+    """Whether an output line only says the agent is waiting (retrying an endpoint, waiting for a login): the
+    watchdog does not take it for progress, so a CLI retrying a dead endpoint forever is stopped too."""
+    lowered = line.lower()
+    return any(word in lowered for word in _RETRY_WORDS)
 
 
 def idle_cause(transcript: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import messages
-from bot.runner_program.program import idle_cause
+from bot.runner_program.program import idle_cause, only_waiting
 from tests.runner_program.support import PYTHON, make_remote, make_spec, process_gone, run_program, script
 
 BRANCH = "kickoff/7-fix-house-42"
@@ -41,11 +41,43 @@ def test_a_silent_agent_is_stopped_by_the_watchdog_with_the_likely_cause(tmp_pat
     result = out.result
     assert result.outcome == "timed_out", result.reason
     assert result.reason is not None
-    assert result.reason.startswith("the agent printed nothing and changed no file for 5 s "
-                                    "(`limits.agent_idle_minutes`) and was stopped; ")
+    assert result.reason.startswith("the agent printed nothing (but that it was retrying or waiting) and changed no "
+                                    "file for 5 s (`limits.agent_idle_minutes`) and was stopped; ")
     assert cause in result.reason
     assert remote.branch_sha(BRANCH) is None
     assert process_gone(int(pid_file.read_text()))
+
+
+RETRYING_FOREVER = """
+import sys, time
+from pathlib import Path
+Path(sys.argv[1]).write_text(str(__import__("os").getpid()))
+n = 0
+while True:  # as Codex does against a dead endpoint: a reconnect line every moment, never giving up
+    n += 1
+    print(f"Reconnecting... {n}/5 (error sending request for url (http://127.0.0.1:9/v1/responses))", flush=True)
+    time.sleep(0.3)
+"""
+
+
+def test_an_agent_that_only_prints_retries_is_stopped_by_the_watchdog(tmp_path: Path) -> None:
+    """Printing "Reconnecting..." forever is not progress: the run ends at the idle time, not at its timeout."""
+    remote = make_remote(tmp_path)
+    pid_file = tmp_path / "pid"
+    spec = make_spec(remote, [PYTHON, "-c", RETRYING_FOREVER, str(pid_file)], timeout_seconds=600,
+                     idle_timeout_seconds=5)
+    out = run_program(tmp_path, spec, timeout=120)
+    assert out.result.outcome == "timed_out", out.result.reason
+    assert out.result.reason is not None
+    assert "its model endpoint is likely unreachable" in out.result.reason
+    assert process_gone(int(pid_file.read_text()))
+
+
+def test_only_retry_lines_count_as_waiting() -> None:
+    assert only_waiting("Reconnecting... 2/5 (error sending request for url (http://127.0.0.1:9))")
+    assert only_waiting("Retrying in 4s: ECONNREFUSED")
+    assert not only_waiting("Edited calculator.py: fixed the timeout handling")
+    assert not only_waiting("Running the tests")
 
 
 def test_an_agent_that_keeps_changing_files_without_printing_is_not_idle(tmp_path: Path) -> None:
