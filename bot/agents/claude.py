@@ -1,6 +1,7 @@
 """Claude Code (`@anthropic-ai/claude-code`), non-interactive print mode.
 
-argv:   claude -p --output-format json --permission-mode acceptEdits [--model MODEL]
+argv:   claude -p --output-format json --permission-mode bypassPermissions [--model MODEL] (in Kickoff's sandbox:
+        every tool, Bash included, so it can run the tests; outside it `acceptEdits`, edits only)
 stdin:  the prompt file (so a long prompt never meets the argv size limit, and never shows in `ps`)
 env:    the allow-list plus the names the repo lists (built-in: ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL if listed);
         DISABLE_TELEMETRY=1, DISABLE_AUTOUPDATER=1, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
@@ -36,10 +37,20 @@ FIXED_ENV = {
 }
 
 
+SANDBOXED_ENV = {
+    # Claude Code refuses to skip its permission prompts as root unless told it is in a sandbox; it is (bubblewrap).
+    "IS_SANDBOX": "1",
+}
+
+
 def invocation(ctx: AgentContext) -> Invocation:
-    argv = ("claude", "-p", "--output-format", "json", "--permission-mode", "acceptEdits",
+    # Inside Kickoff's sandbox every tool may run without asking (there is nobody to ask, and the sandbox is the
+    # boundary): Bash included, so it can run the repository's tests. Outside it, edits only.
+    mode = "bypassPermissions" if ctx.sandboxed else "acceptEdits"
+    argv = ("claude", "-p", "--output-format", "json", "--permission-mode", mode,
             *model_args("--model", ctx.agent))
-    return Invocation(argv=argv, stdin=ctx.prompt_file, env=FIXED_ENV)
+    env = {**FIXED_ENV, **SANDBOXED_ENV} if ctx.sandboxed else FIXED_ENV
+    return Invocation(argv=argv, stdin=ctx.prompt_file, env=env)
 
 
 def _result_object(stdout: str) -> dict[str, Any] | None:

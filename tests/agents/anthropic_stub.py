@@ -20,9 +20,10 @@ FINAL_TEXT = "Wrote FIXED.txt with the fix."
 class ScriptedAnthropic:
     """Answers /v1/messages: a Write tool call until a tool result comes back, then `end_turn` text."""
 
-    def __init__(self, file_path: str, content: str) -> None:
+    def __init__(self, file_path: str, content: str, *, bash: str | None = None) -> None:
         self.file_path = file_path
         self.content = content
+        self.bash = bash  # a Bash tool call instead of Write
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -36,7 +37,10 @@ class ScriptedAnthropic:
             for block in message["content"]
         )
         tools = [tool.get("name") for tool in body.get("tools") or []]
-        if "Write" in tools and not has_result:
+        if self.bash is not None and "Bash" in tools and not has_result:
+            return [{"type": "tool_use", "id": "toolu_01KickoffBash", "name": "Bash",
+                     "input": {"command": self.bash, "description": "Write the fix with the shell"}}], "tool_use"
+        if self.bash is None and "Write" in tools and not has_result:
             return [{"type": "tool_use", "id": "toolu_01KickoffWrite", "name": "Write",
                      "input": {"file_path": self.file_path, "content": self.content}}], "tool_use"
         return [{"type": "text", "text": FINAL_TEXT}], "end_turn"

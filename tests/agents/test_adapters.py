@@ -116,6 +116,15 @@ def test_codex_runs_commands_unsandboxed_only_inside_the_runners_sandbox() -> No
     assert argv[argv.index("--sandbox") + 1] == "danger-full-access"
 
 
+def test_claude_gets_every_tool_only_inside_the_runners_sandbox() -> None:
+    inside = get_adapter("claude").invocation(context("claude", sandboxed=True))
+    assert inside.argv[inside.argv.index("--permission-mode") + 1] == "bypassPermissions"
+    assert inside.env["IS_SANDBOX"] == "1"
+    outside = get_adapter("claude").invocation(context("claude"))
+    assert outside.argv[outside.argv.index("--permission-mode") + 1] == "acceptEdits"
+    assert "IS_SANDBOX" not in outside.env
+
+
 def test_aider_pins_the_openai_endpoint_whenever_it_has_an_openai_key() -> None:
     def endpoint(env: dict[str, str]) -> str | None:
         argv = get_adapter("aider").invocation(context("aider", env=env)).argv

@@ -61,3 +61,29 @@ def test_the_real_claude_code_cli_writes_a_file_that_the_runner_pushes(tmp_path:
     sent = json.dumps(stub.requests) + json.dumps(stub.headers)
     assert token not in sent, "the git token must never reach the agent (or its model)"
     assert api_key not in result.transcript_tail
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_the_real_claude_code_cli_runs_the_shell_inside_the_sandbox_without_asking(
+    tmp_path: Path, claude_bin: Path
+) -> None:
+    """In the sandbox Claude Code may use Bash (to run the repository's tests) without a prompt nobody could answer:
+    the scripted model asks for a shell command, the CLI runs it, and the file it wrote is pushed."""
+    remote = make_remote(tmp_path)
+    stub = ScriptedAnthropic(file_path="FIXED.txt", content="", bash="sh -c \"echo 'fixed by the shell' > FIXED.txt\"")
+    with serve(stub) as base_url:
+        spec = make_spec(remote, [], agent={"name": "claude", "adapter": "claude", "command": [],
+                                            "env": ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"]},
+                         prompt="Fix it with the shell.\n", sandbox="required")
+        env = runner_env(token=new_token(), ANTHROPIC_API_KEY=f"sk-ant-test-{new_token()}", ANTHROPIC_BASE_URL=base_url,
+                         PATH=f"{claude_bin}{os.pathsep}{os.environ['PATH']}")
+        out = run_program(tmp_path, spec, env=env, timeout=300)
+    result = out.result
+    results = [block for r in stub.requests if r["path"].startswith("/v1/messages")
+               for message in r["body"].get("messages") or [] if isinstance(message.get("content"), list)
+               for block in message["content"] if isinstance(block, dict) and block.get("type") == "tool_result"]
+    assert results
+    assert not any(block.get("is_error") for block in results), results  # run, not refused for want of a prompt
+    assert result.outcome == "succeeded", f"{result.reason}\n{results}"
+    assert result.files_changed == ("FIXED.txt",)
+    assert remote.show(result.branch or "", "FIXED.txt") == "fixed by the shell\n"
