@@ -166,6 +166,9 @@ class Trigger(Base):
     sender: Mapped[str] = mapped_column(String(255))
     instructions: Mapped[str] = mapped_column(Text, default="")
     tracking_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The fan-out's attempts ranked for review, as published (JSON; `bot.ranking`), once its runs have ended.
+    ranking: Mapped[str | None] = mapped_column(Text)
+    ranked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
@@ -315,6 +318,10 @@ class PullRequest(Base):
     dequeued: Mapped[str | None] = mapped_column(String(32))
     queue_check_run_id: Mapped[int | None] = mapped_column(BigInteger)
     queue_check: Mapped[str | None] = mapped_column(Text)  # JSON of the last check written (for diffing)
+    # Its place among its fan-out's siblings (1: the best attempt) and why; `/agent prefer` makes it the leader.
+    rank: Mapped[int | None] = mapped_column(Integer)
+    rank_reason: Mapped[str | None] = mapped_column(Text)
+    preferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
