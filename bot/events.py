@@ -225,6 +225,10 @@ class CheckApp(_Model):
     slug: str | None = None
 
 
+class CheckRunSuite(_Model):
+    head_branch: str | None = None
+
+
 class CheckRunPayload(_Model):
     id: int
     name: str
@@ -234,6 +238,7 @@ class CheckRunPayload(_Model):
     external_id: str | None = None
     app: CheckApp | None = None
     pull_requests: list[PullNumber] = []
+    check_suite: CheckRunSuite | None = None
 
 
 class RequestedAction(_Model):

@@ -36,7 +36,7 @@ from datetime import timedelta
 
 from bot.dispatcher import Dispatcher
 from bot.features import Features
-from bot.prs.opening import PullRequestOpener
+from bot.prs.opening import OpenedHook, PullRequestOpener
 from bot.queue.sweeper import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.routing import Router
@@ -76,11 +76,11 @@ async def wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) ->
 class RunLoops:
     """The loops around runs, sharing one scheduler (its run store, its config cache, its tracker)."""
 
-    def __init__(self, services: Services, scheduler: Scheduler) -> None:
+    def __init__(self, services: Services, scheduler: Scheduler, *, on_opened: OpenedHook | None = None) -> None:
         self.services = services
         self.scheduler = scheduler
         self.tracker = scheduler.tracker
-        self.opener = PullRequestOpener(services, scheduler.runs, config_for=scheduler.config)
+        self.opener = PullRequestOpener(services, scheduler.runs, config_for=scheduler.config, on_opened=on_opened)
         # `services.runs_changed` has two consumers; each gets its own copy, so neither clears the other's.
         self._schedule_due = asyncio.Event()
         self._tracking_due = asyncio.Event()
@@ -272,7 +272,7 @@ def build_worker(services: Features, router: Router[Features], *, redeliver: boo
     """The worker of `kickoff serve` and `kickoff worker`. `redeliver`: GitHub is the App's own gateway (not a
     stand-in), so its deliveries can be asked for again, every `KICKOFF_REDELIVER_SECONDS` (0 = never)."""
     dispatcher = Dispatcher(services, router)
-    runs = RunLoops(services, build_scheduler(services))
+    runs = RunLoops(services, build_scheduler(services), on_opened=services.queue.seed_opened)
     loops = [Loop("dispatcher", dispatcher.run), *runs.loops(), Loop("queue-sweep", build_sweeper(services.queue).run)]
     dispatch = services.settings.dispatch
     retention = Retention(services.store, days=dispatch.delivery_retention_days, batch=dispatch.retention_batch)

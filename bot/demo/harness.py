@@ -44,7 +44,7 @@ AGENT_CHECK: Final = "agent-run"
 # The harness's tuning of Kickoff's parts (the scheduler and the local runner), on top of `kickoff_settings`.
 HARNESS_SETTINGS: Final = {
     "KICKOFF_SCHEDULER_TICK_SECONDS": "0.5",
-    "KICKOFF_TRACKING_INTERVAL_SECONDS": "0.5",
+    "KICKOFF_TRACKING_INTERVAL_SECONDS": "2",
     "KICKOFF_RUNNER_GRACE_SECONDS": "2",
     "KICKOFF_KEEP_WORKSPACES": "false",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,36 @@ def request_budget(requests: Iterable[RequestRecord]) -> dict[str, Any]:
     ordered = sorted(rows.items(), key=lambda item: (-item[1]["counted"], -item[1]["not_modified"], item[0]))
     return {"counted": reads + writes, "reads": reads, "writes": writes, "not_modified": not_modified,
             "by_endpoint": dict(ordered)}
+
+
+def until_pulls_ready(requests: Sequence[RequestRecord], numbers: Iterable[int]) -> dict[str, Any] | None:
+    """`request_budget` of the requests up to the moment every pull request in `numbers` had its labels, its
+    review request and its `agent-run` check (the check run Kickoff creates right after labelling), from the
+    first request of the process: what reaching the pull requests cost, queue work done meanwhile included.
+    None when one of them never got that far."""
+    wanted = set(numbers)
+    labelled: dict[int, int] = {}
+    reviewed: set[int] = set()
+    for index, record in enumerate(requests):
+        if record.method != "POST":
+            continue
+        parts = record.path.rstrip("/").split("/")
+        if len(parts) >= 3 and parts[-1] == "labels" and parts[-3] == "issues" and parts[-2].isdigit():
+            if int(parts[-2]) in wanted:
+                labelled.setdefault(int(parts[-2]), index)
+        elif len(parts) >= 3 and parts[-1] == "requested_reviewers" and parts[-2].isdigit():
+            reviewed.add(int(parts[-2]))
+    if not wanted or set(labelled) != wanted:
+        return None
+    last = max(labelled.values())
+    end = next((i for i in range(last + 1, len(requests))
+                if requests[i].method == "POST" and requests[i].path.endswith("/check-runs")), None)
+    if end is None:
+        return None
+    budget = request_budget(requests[: end + 1])
+    budget["pull_requests"] = len(wanted)
+    budget["review_requested"] = len(reviewed & wanted)
+    return budget
 
 
 def _check(pull: PullView, name: str) -> dict[str, Any] | None:
@@ -92,6 +122,11 @@ def build_summary(progress: Progress, world: World | None, *, ok: bool, duration
             "by_method": dict(sorted(Counter(r.method for r in rest).items())),
             "errors": sum(1 for r in rest if r.status >= 400),
             "by_endpoint": budget["by_endpoint"],
+        }
+        ready = until_pulls_ready(rest, [p.number for p in pulls])
+        # From the process's start (the label comes first) to the pull requests with labels, reviewers and checks.
+        summary["github_requests"]["until_pull_requests"] = None if ready is None else {
+            key: ready[key] for key in ("counted", "reads", "writes", "not_modified", "pull_requests", "by_endpoint")
         }
         summary["violations"] = [{"where": v.where, "problems": list(v.problems)} for v in world.violations()]
     return summary

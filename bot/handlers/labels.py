@@ -138,11 +138,10 @@ async def _consider_labels(
 
 
 async def _acknowledge(services: Features, site: Site, planned: list[PlannedTrigger]) -> None:
-    """The paced writes of planned triggers: the 👀 and their tracking comments."""
+    """The paced writes of planned triggers: their tracking comments. A label has no comment to react 👀 to, and
+    the tracking comment, posted at once, is the acknowledgement (a reaction on the issue as well would be one more
+    write per trigger against the rate limit, issue 15)."""
     if not planned:
         return
-    # A label has no comment to react to, so the 👀 goes on the issue itself.
-    repo = services.require_github().for_repo(site.installation_id, site.repository)
-    await repo.add_reaction_to_issue(site.issue_number, "eyes")
     for trigger in planned:
         await services.triggers.ensure_tracking_comment(site, trigger)

@@ -86,6 +86,7 @@ async def pull_request_closed(event: Event, services: Features) -> None:
     payload = event.parse(PullRequestEvent)
     pull = payload.pull_request
     merged = bool(pull.merged)
+    before = await services.pulls.by_number(payload.repository.full_name, pull.number)
     row = await services.pulls.track(payload.repository.full_name, pull.number, state=MERGED if merged else CLOSED,
                                        head_sha=pull.head.sha)
     if row is None or row.run_id is None:
@@ -97,6 +98,8 @@ async def pull_request_closed(event: Event, services: Features) -> None:
     github = services.require_github()
     if merged:
         await siblings.close_superseded(services, github, row, await _config(services, site))
+    elif before is not None and before.state == CLOSED:
+        return  # closed by Kickoff (superseded: its branch is gone already), or this delivery came twice
     elif pull.head.repo is None or pull.head.repo.full_name.lower() == row.repository.lower():
         await siblings.delete_branch(github, row)
 

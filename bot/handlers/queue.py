@@ -35,6 +35,7 @@ from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
 from bot.queue.service import AGENT_CHECK
 from bot.queue.store import OPEN, QueueKey, memory_of
 from bot.routing import Event, Router
+from bot.runs.spec_builder import BRANCH_PREFIX
 from bot.triggers import post_reply, refusal, site_of
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class _Status(_Model):
     sha: str
     state: str
     context: str = ""
+    branches: list[_Name] = []
     repository: Repository
     installation: InstallationRef | None = None
 
@@ -205,6 +207,8 @@ async def pull_request_changed(event: Event, services: Features) -> None:
     if info is not None:
         labels = [label.name for label in pull.labels] if pull.labels is not None else None
         await services.queue.facts.observe_pull(repository, info, labels, pull.updated_at)
+        if payload.action == "synchronize" and row is not None:
+            await services.queue.facts.observe_new_head(repository, info.head_sha)
     keys = {QueueKey(installation_id, repository, pull.base.ref)}
     previous = payload.changes.base.ref.previous if payload.changes and payload.changes.base and \
         payload.changes.base.ref else None
@@ -258,16 +262,25 @@ async def check_run_changed(event: Event, services: Features) -> None:
     run = payload.check_run
     repository = payload.repository.full_name
     keys, numbers = await _queues_of_head(services, installation_id, repository, run.head_sha, run.pull_requests)
-    if not keys:
+    branch = run.check_suite.head_branch if run.check_suite is not None else None
+    if not keys and not _kickoff_branch(branch):
         return  # no open entry has this head (yet): its checks are read when one does
     app_id = run.app.id if run.app is not None else None
     await services.queue.facts.observe_check_run(
         repository, run.head_sha, run.id, (run.name, run.status or "queued", run.conclusion, app_id)
     )
+    if not keys:
+        return  # a run's branch before its pull request is open: kept for it (`FactStore.seed_opened`)
     if payload.action == "created" and run.status != "completed" and not await _shows_success(services, repository,
                                                                                               numbers):
         return
     await _reconcile(services, keys, numbers)
+
+
+def _kickoff_branch(name: str | None) -> bool:
+    """A branch Kickoff's runs push (`kickoff/<issue>-…`): the checks of its commits are kept before its pull
+    request exists, so the queue need not read them when it does."""
+    return name is not None and name.startswith(BRANCH_PREFIX)
 
 
 async def _shows_success(services: Features, repository: str, numbers: set[int]) -> bool:
@@ -300,9 +313,11 @@ async def status_changed(event: Event, services: Features) -> None:
         return
     repository = payload.repository.full_name
     keys, numbers = await _queues_of_head(services, installation_id, repository, payload.sha, [])
-    if not keys:
+    if not keys and not any(_kickoff_branch(branch.name) for branch in payload.branches):
         return
     await services.queue.facts.observe_status(repository, payload.sha, payload.context, payload.state, payload.id)
+    if not keys:
+        return  # a run's branch before its pull request is open: kept for it (`FactStore.seed_opened`)
     await _reconcile(services, keys, numbers)
 
 
@@ -316,7 +331,7 @@ async def base_pushed(event: Event, services: Features) -> None:
     branch = payload.ref.removeprefix("refs/heads/")
     repository = payload.repository.full_name
     if branch in await services.queue.store.bases(repository):
-        await _reconcile(services, {QueueKey(installation_id, repository, branch)})
+        await services.queue.reconcile(QueueKey(installation_id, repository, branch), base_moved=True)
 
 
 @router.on("check_run.requested_action")

@@ -38,6 +38,7 @@ from bot.github import (
     ValidationFailed,
 )
 from bot.prs import texts
+from bot.runs.snapshot import Snapshot, SnapshotError
 from bot.runspec import RunResult
 from bot.services import Services
 from bot.store.lifecycle import branch_problem
@@ -48,6 +49,23 @@ from bot.store.runs import RunStore
 log = logging.getLogger(__name__)
 
 ConfigLookup = Callable[[int, str], Awaitable[RepoConfig]]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A pull request Kickoff has just opened and decorated, for whoever keeps facts about pull requests (the
+    review queue seeds its webhook-fed facts with it: `bot.queue.facts.FactStore.seed_opened`), so nothing asks
+    GitHub again what Kickoff was just told."""
+
+    repository: str
+    pull: PullRequestInfo  # GitHub's answer to `POST /pulls` (or the adopted pull request)
+    labels: tuple[str, ...] | None  # the labels Kickoff added; None when adding them failed
+    files: tuple[str, ...]  # the files the run changed: the pull request's own on `head_sha`
+    head_sha: str | None  # the commit the run pushed (the files are of that commit)
+    fresh: bool  # opened just now by this call; False: adopted from an earlier attempt
+
+
+OpenedHook = Callable[[Opened], Awaitable[None]]
 BATCH: Final = 50
 ALREADY_EXISTS: Final = "already exists"
 
@@ -81,9 +99,11 @@ class PullRequestOpener:
     """Opens the pull requests of succeeded runs and reports follow-ups on theirs."""
 
     def __init__(
-        self, services: Services, runs: RunStore | None = None, *, config_for: ConfigLookup | None = None
+        self, services: Services, runs: RunStore | None = None, *, config_for: ConfigLookup | None = None,
+        on_opened: OpenedHook | None = None,
     ) -> None:
         self.services = services
+        self._on_opened = on_opened
         self.runs = runs or RunStore(services.store, clock=services.clock)
         self.pulls = PullRequestStore(
             services.store, clock=services.clock,
@@ -148,7 +168,8 @@ class PullRequestOpener:
         base = run.base_branch or ""
         if not base:
             base = (await github.get_repository(where.installation_id, where.owner, where.repo)).default_branch
-        row, mine = await self.pulls.reserve(run, head_ref=head, base_ref=base, worker_id=self.services.worker_id)
+        row, mine, fresh = await self.pulls.reserve(run, head_ref=head, base_ref=base,
+                                                    worker_id=self.services.worker_id)
         if not mine:
             if row.state != OPENING:
                 await self.pulls.delivered(run.id, pr_number=None if followup_of else row.number)
@@ -171,8 +192,11 @@ class PullRequestOpener:
         draft = config.pull_requests.draft or texts.verify_failed(result)
         title = texts.title(config, run, issue_title)
         # Idempotent by construction: a worker that died after `POST /pulls` left the head's pull request open,
-        # and the one taking over adopts it rather than asking GitHub for a second.
-        existing = await github.find_pull_requests(where.installation_id, where.owner, where.repo, head=head)
+        # and the one taking over adopts it rather than asking GitHub for a second. A new reservation has no
+        # earlier attempt to adopt from (and GitHub's "already exists" still leads to adopting).
+        existing = [] if fresh else await github.find_pull_requests(where.installation_id, where.owner, where.repo,
+                                                                    head=head)
+        created = False
         try:
             if existing:
                 pull = existing[0]
@@ -182,6 +206,7 @@ class PullRequestOpener:
                     where.installation_id, where.owner, where.repo, head=head, base=base, title=title,
                     body=texts.body(run, result, parts), draft=draft,
                 )
+                created = fresh
         except GitHubError as exc:
             adopted = await self._adopt(github, where, head, exc) if isinstance(exc, ValidationFailed) else None
             if adopted is None:
@@ -192,11 +217,16 @@ class PullRequestOpener:
                 await self.pulls.fail_delivery(run.id, messages.PR_OPEN_REFUSED.format(error=reason_of(exc)))
                 return
             pull = adopted
+        labels = tuple(dict.fromkeys([*config.pull_requests.labels, f"agent:{run.agent}"]))
+        # Before the row opens (and the queue sees it): what GitHub just said, so the first reconcile reads none
+        # of it again; the labels as they will be once added (unknown again should adding them fail).
+        await self._seed(Opened(run.repository, pull, labels, result.files_changed, result.head_sha, created), run)
         await self.pulls.opened(row.id, pull)
         if followup_of is None:
             await self.runs.update(run.id, pr_number=pull.number)  # the tracking comment links it from now on
         log.info("run %s opened pull request #%s in %s", run.id, pull.number, run.repository)
-        await self._decorate(run, result, config, trigger, pull, row)
+        if not await self._decorate(run, result, config, trigger, pull, row, labels) and created:
+            await self._seed(Opened(run.repository, pull, None, (), None, created), run)
         if followup_of is not None:
             await self.pulls.delivered(run.id, reason=messages.FOLLOWUP_OPENED.format(number=pull.number,
                                                                                       branch=base))
@@ -215,6 +245,13 @@ class PullRequestOpener:
         return found[0] if found else None
 
     async def _issue_title(self, github: GitHubAPI, run: Run) -> str:
+        """The issue's title as its trigger's snapshot froze it (no read), else as GitHub has it now."""
+        stored = await self.runs.snapshot(run.trigger_id)
+        if stored is not None:
+            try:
+                return Snapshot.load(*stored).title
+            except SnapshotError:
+                pass  # the run would not have started from it; read the title live
         try:
             issue = await github.for_repo(run.installation_id, run.repository).get_issue(run.issue_number)
         except NotFound:
@@ -230,9 +267,10 @@ class PullRequestOpener:
 
     async def _decorate(
         self, run: Run, result: RunResult, config: RepoConfig, trigger: Trigger | None, pull: PullRequestInfo,
-        row: PullRequest,
-    ) -> None:
-        """Labels, reviewer, the agent-run check, the research comment: each best effort once the PR exists."""
+        row: PullRequest, labels: tuple[str, ...],
+    ) -> bool:
+        """Labels, reviewer, the agent-run check, the research comment: each best effort once the PR exists.
+        Whether the labels were added."""
         github = self.services.require_github()
         where = _Where.of(run)
         sender = trigger.sender if trigger else None
@@ -240,15 +278,23 @@ class PullRequestOpener:
                 and sender.lower() != pull.author.lower()):
             await self._try("request a review", github.request_reviewers(
                 where.installation_id, where.owner, where.repo, pull.number, [sender]))
-        labels = list(dict.fromkeys([*config.pull_requests.labels, f"agent:{run.agent}"]))
-        await self._try("label", github.add_labels(where.installation_id, where.owner, where.repo, pull.number,
-                                                   labels))
+        labelled = await self._try("label", github.add_labels(where.installation_id, where.owner, where.repo,
+                                                              pull.number, labels))
         await self._check(run, result, row.id, pull.head_sha)
         if result.report and (task := config.task(run.task)) is not None and task.output == texts.REPORT_TASK_OUTPUT:
             path = self._report_path(result, config) or config.pull_requests.research_folder
             await self._try("comment the report", github.comment(
                 where.installation_id, where.owner, where.repo, run.issue_number,
                 texts.research_comment(run, result, pull.number, path)))
+        return labelled
+
+    async def _seed(self, opened: Opened, run: Run) -> None:
+        if self._on_opened is None:
+            return
+        try:
+            await self._on_opened(opened)
+        except Exception:
+            log.exception("run %s: keeping the facts of pull request #%s failed", run.id, opened.pull.number)
 
     async def _check(self, run: Run, result: RunResult, row_id: int, head_sha: str | None) -> None:
         sha = result.head_sha or head_sha
@@ -268,11 +314,13 @@ class PullRequestOpener:
             return
         await self.pulls.set_check(row_id, check_id, sha)
 
-    async def _try(self, what: str, call: Awaitable[None] | Awaitable[int]) -> None:
+    async def _try(self, what: str, call: Awaitable[None] | Awaitable[int]) -> bool:
         try:
             await call
         except GitHubError as exc:
             log.warning("could not %s: %s", what, exc)
+            return False
+        return True
 
     async def _update_siblings(self, trigger: Trigger, config: RepoConfig) -> None:
         """Once no run of the trigger is still on its way to a pull request, give every earlier one the full list

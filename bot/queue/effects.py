@@ -16,6 +16,7 @@ from bot import messages
 from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.github import CheckRunAction, GitHubAPI, GitHubError, NotFound, ValidationFailed
+from bot.prs import siblings
 from bot.queue.facts import FactStore
 from bot.queue.model import DesiredCheck, Merge, Plan, UpdateBranch, diff
 from bot.queue.reconcile import Outcome, buttons_for
@@ -164,6 +165,14 @@ class QueueWriter:
                 await self.store.update(row.id, state=MERGED, merged_at=now)
                 outcome.merged.append(action.number)
                 log.info("%s#%s merged by the queue (%s)", key.repository, action.number, action.method)
+                # Its fan-out's siblings close now, before the queue advances (the `pull_request.closed` webhook
+                # would close them too, later): the advancing reconcile then sees them closed, rather than
+                # writing each a "conflicts with its base" check first and a "closed" one after.
+                try:
+                    await siblings.close_superseded(self.services, github, row, config)
+                except GitHubError as exc:
+                    log.warning("%s#%s merged; closing its siblings failed (the merge's webhook tries again): %s",
+                                key.repository, action.number, exc)
 
     async def update(
         self,

@@ -264,6 +264,46 @@ class FactStore:
                 continue  # inserted by another delivery meanwhile: update it
         raise RuntimeError(f"could not store facts for {key}")
 
+    async def seed_opened(
+        self, repository: str, pull: PullRequestInfo, labels: Iterable[str] | None, *, fresh: bool
+    ) -> None:
+        """Kickoff just opened `pull` (GitHub's answer to `POST /pulls`), so its facts need no first-sight read:
+        the pull request itself, and when Kickoff created it just now (`fresh`, not adopted from an earlier
+        attempt) also its labels (the ones Kickoff adds; `labels` None when adding them failed), its reviews
+        (none yet) and its head commit's checks. That commit was pushed moments ago by the run's runner, so every
+        check run and status it gets arrives as a webhook, which `observe_check_run` keeps for Kickoff's own
+        branches even before the pull request is known (`bot.handlers.queue`). Whatever a webhook stored first
+        wins: a seed only fills what is unknown. A lost webhook is repaired by the sweep, and the merge lane reads
+        GitHub again before it acts (`bot.queue.service`)."""
+        now = self.clock()
+        known = await self.pull(repository, pull.number)
+        values: dict[str, Any] = {"stale": False}
+        if known is None or known.pull is None:
+            values["pull"] = pull_json(pull)
+        if known is None or known.synced_at is None:
+            values["synced_at"] = now
+        if fresh:
+            if labels is None:
+                values["labels"] = None  # adding them failed: unknown, read at the next reconcile
+            elif known is None or known.labels is None:
+                values["labels"] = labels_json(labels)
+            if known is None or known.reviews is None:
+                values["reviews"] = reviews_json([])
+        await self.put_pull(repository, pull.number, **values)
+        if fresh and pull.head_sha:
+            commit = (await self.commits(repository, [pull.head_sha])).get(pull.head_sha)
+            if commit is None or commit.synced_at is None:
+                await self.put_commit(repository, pull.head_sha, synced_at=now)
+
+    async def observe_new_head(self, repository: str, sha: str) -> None:
+        """A `pull_request.synchronize` to `sha`: a commit pushed just now, so its check runs and statuses all
+        arrive as webhooks from here on and its stored checks are trusted without a read. (A push back to an
+        older commit whose checks Kickoff never heard of shows too few checks until the sweep reads it; the merge
+        lane reads GitHub before it acts either way.)"""
+        commit = (await self.commits(repository, [sha])).get(sha)
+        if commit is None or commit.synced_at is None:
+            await self.put_commit(repository, sha, synced_at=self.clock())
+
     async def mark_stale(self, repository: str, numbers: Iterable[int]) -> None:
         """These pull requests' facts are read from GitHub again at their next reconcile."""
         wanted = list(numbers)

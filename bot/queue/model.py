@@ -382,12 +382,11 @@ def _render(
     base = texts.plain(snapshot.base, 100)
     sha = texts.plain(snapshot.base_sha[:7], 7)
     first = first_to_review or head or 0
-    front_rows = []
-    for position, number in enumerate(order[: texts.NEAR], start=1):
-        entry, verdict = entries[number], verdicts[number]
-        shown = texts.title(verdict.state, _fields(entry, verdict, base, sha, first, head or 0))
-        front_rows.append(texts.TableRow(number, entry.url, entry.title, position, shown))
-    front = texts.table(snapshot.repository, snapshot.base, front_rows) if front_rows else None
+    front_rows = [
+        texts.TableRow(number, entries[number].url, entries[number].title, position, "")
+        for position, number in enumerate(order[: texts.NEAR], start=1)
+    ]
+    front = texts.table(snapshot.repository, snapshot.base, front_rows, states=False) if front_rows else None
     checks: dict[int, DesiredCheck] = {}
     for number, verdict in verdicts.items():
         near = not _far(verdict)

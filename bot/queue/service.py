@@ -31,6 +31,7 @@ from bot.config import RepoConfig
 from bot.config.model import Queue as QueueConfig
 from bot.github import GitHubAPI, NotFound, PermissionDenied, PullRequestInfo, ValidationFailed
 from bot.github.models import Permission
+from bot.prs.opening import Opened
 from bot.queue.effects import QueueWriter, Updated
 from bot.queue.facts import (
     FactStore,
@@ -172,22 +173,26 @@ class QueueService:
         return timedelta.max if installation_id in self.deferred else self.trust
 
     async def reconcile(
-        self, key: QueueKey, *, wait: bool = True, focus: Collection[int] | None = None
+        self, key: QueueKey, *, wait: bool = True, focus: Collection[int] | None = None, base_moved: bool = False
     ) -> Outcome:
         """Bring one queue's checks and merge lane up to date.
 
         `focus`: the pull requests an event was about. Then every entry's facts come from the database where they
         are trusted (`bot.queue.facts`), and only the focused entries' review decisions are worked out again with
         live permissions: a reconcile for one pull request's event reads that one at most. Without `focus` (the
-        sweep, a push to the base) every entry is read from GitHub, and what differs from the
-        stored facts is repaired and counted (`facts.drift`).
+        sweep) every entry is read from GitHub, and what differs from the stored facts is repaired and counted
+        (`facts.drift`). `base_moved` (a push to the base branch): every entry's pull request is read again (whether
+        it now conflicts with its base), while its labels, reviews and checks, which a base push does not change,
+        come from the stored facts where trusted.
 
         One reconcile of a repository at a time across every worker of the database (`Store.exclusive`): an event
         waits for the one under way; with `wait=False` (the sweep) a repository being reconciled raises `Busy`.
         """
         async with self._exclusive(key, wait=wait):
             reviewers = ReviewerPermissions()  # this reconcile's: never carried over to the next one
-            outcome = await self._reconcile(key, reviewers, focus)
+            if base_moved and focus is None:
+                focus = ()  # nobody's event: reviews from the stored decisions
+            outcome = await self._reconcile(key, reviewers, focus, base_moved=base_moved)
             if outcome.merged:
                 # The head merged: the queue advances now rather than at the next webhook.
                 again = await self._reconcile(key, reviewers, focus)
@@ -219,6 +224,13 @@ class QueueService:
         `x-ratelimit-*` headers the gateway saw); a fake gateway that does not tell is never low."""
         low = getattr(self.services.github, "budget_low", None)
         return bool(low(installation_id)) if callable(low) else False
+
+    async def seed_opened(self, opened: Opened) -> None:
+        """Kickoff just opened a pull request: keep what it was told (the pull request, its labels, no reviews,
+        its head's checks from webhooks, its files from the run), so the first reconcile reads none of it."""
+        await self.facts.seed_opened(opened.repository, opened.pull, opened.labels, fresh=opened.fresh)
+        if opened.head_sha is not None and opened.head_sha == opened.pull.head_sha and opened.files:
+            self._files.put((opened.repository, opened.head_sha), frozenset(opened.files))
 
     async def sweep(self) -> int:
         """Reconcile every queue with an open entry, reading every entry from GitHub (repairing what webhooks
@@ -271,7 +283,7 @@ class QueueService:
 
     async def _reconcile(
         self, key: QueueKey, reviewers: ReviewerPermissions, focus: Collection[int] | None,
-        force: frozenset[int] = frozenset(),
+        force: frozenset[int] = frozenset(), *, base_moved: bool = False,
     ) -> Outcome:
         """One pass over one queue: read the facts (stored ones where trusted), decide, then store and write what
         changed. The merge lane acts, and a check grants `success`, only on facts read from GitHub in this pass: an
@@ -286,7 +298,7 @@ class QueueService:
         config = await self.config(key)
         now = self.services.clock()
         known = await self.facts.pulls(key.repository, [row.number for row in rows if row.state == OPEN])
-        reading = _Reading(focus, force, known, now, self.trust_for(key.installation_id))
+        reading = _Reading(focus, force, known, now, self.trust_for(key.installation_id), base_moved=base_moved)
         facts, closed = await self._open_facts(github, key, rows, reading, outcome)
         if not facts and not closed:
             return outcome
@@ -310,7 +322,7 @@ class QueueService:
         unverified = _acting(result, memories, facts) - reading.fresh
         if unverified:
             # Stored facts would move the merge lane or grant `success`: read those entries from GitHub first.
-            again = await self._reconcile(key, reviewers, focus, force | unverified)
+            again = await self._reconcile(key, reviewers, focus, force | unverified, base_moved=base_moved)
             again.reads += outcome.reads
             again.elsewhere |= outcome.elsewhere
             return again
@@ -338,7 +350,8 @@ class QueueService:
                     closed.append(row)
                 continue
             stored = reading.known.get(row.number)
-            if reading.trusted(row.number) and stored is not None and stored.pull is not None:
+            if reading.trusted(row.number) and not reading.base_moved and stored is not None \
+                    and stored.pull is not None:
                 pull = stored.pull
             else:
                 outcome.reads += 1
@@ -347,7 +360,8 @@ class QueueService:
                 except NotFound:
                     log.warning("%s#%s: GitHub does not know the pull request; left out", key.repository, row.number)
                     continue
-                reading.fresh.add(row.number)
+                if not reading.trusted(row.number):
+                    reading.fresh.add(row.number)  # read in full this pass (its checks and reviews too)
                 if reading.was_trusted(row.number) and stored is not None and _drifted(stored.pull, pull):
                     self._drift(outcome, "pulls", key, row.number)
                 await self.facts.put_pull(key.repository, row.number, pull=pull_json(pull),
@@ -563,6 +577,7 @@ class _Reading:
     now: datetime
     trust: timedelta
     fresh: set[int] = field(default_factory=set)
+    base_moved: bool = False  # every pull request is read again; the rest is stored where trusted
 
     def was_trusted(self, number: int) -> bool:
         """The stored facts were trusted (so a difference from GitHub is drift, not first sight)."""

@@ -310,34 +310,42 @@ class Table:
     numbers: tuple[int, ...]
     lines: tuple[str, ...]
     own_lines: tuple[str, ...]
+    head: tuple[str, ...] = ()
 
 
 TABLE_HEAD: Final = ("| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |")
+CHECK_TABLE_HEAD: Final = ("| Position | Pull request | Title |", "| ---: | --- | --- |")
 
 
-def table(repository: str, base: str, rows: Sequence[TableRow]) -> Table:
+def table(repository: str, base: str, rows: Sequence[TableRow], *, states: bool = True) -> Table:
+    """The rows as a table; without `states` (the front of the queue on a check) no row shows its state: a
+    check then changes when the front's order does, not whenever an entry ahead of it moves on (issue 19: one
+    entry's news must not rewrite its neighbours' checks), and each entry's state is on its own check."""
     heading = f"#### Front of the review queue of {cell(repository, 140)} → {cell(base, 100)}"
     return Table(
         heading,
         tuple(row.number for row in rows),
-        tuple(_table_row(row, own=False) for row in rows),
-        tuple(_table_row(row, own=True) for row in rows),
+        tuple(_table_row(row, own=False, state=states) for row in rows),
+        tuple(_table_row(row, own=True, state=states) for row in rows),
+        TABLE_HEAD if states else CHECK_TABLE_HEAD,
     )
 
 
 def summary(
     *, number: int, intro: str, details: Sequence[str], front: Table | None, link: str | None, queued: bool = True
 ) -> str:
-    """The check's Markdown: what this state means, the front of the queue (for an entry among the first `NEAR`),
-    and (`queued`) where the whole order is. Nothing in it depends on how long the queue is or on entries further
-    back."""
+    """The check's Markdown: what this state means, the front of the queue up to this entry (for an entry among
+    the first `NEAR`), and (`queued`) where the whole order is. Nothing in it depends on how long the queue is or
+    on entries behind it."""
     lines = [intro]
     if details:
         lines += ["", " · ".join(details)]
-    if front is not None and number in front.numbers:
+    if front is not None and number in front.numbers and front.numbers.index(number) > 0:
+        # Only the entries ahead of this one, and this one: a pull request joining (or moving) behind it does not
+        # change its check. The head has nothing ahead of it, so no table.
         mine = front.numbers.index(number)  # at most NEAR rows
-        shown = [front.own_lines[i] if i == mine else line for i, line in enumerate(front.lines)]
-        lines += ["", front.heading, "", *TABLE_HEAD, *shown]
+        shown = [*front.lines[:mine], front.own_lines[mine]]
+        lines += ["", front.heading, "", *(front.head or TABLE_HEAD), *shown]
     if queued:
         where = "The whole review order: `/agent queue` on this pull request"
         if link is not None and _URL.fullmatch(link):
@@ -346,11 +354,13 @@ def summary(
     return clip("\n".join(lines), SUMMARY_LIMIT)
 
 
-def _table_row(row: TableRow, *, own: bool) -> str:
+def _table_row(row: TableRow, *, own: bool, state: bool = True) -> str:
     position = "—" if row.position is None else str(row.position)
     link = f"[#{row.number}]({row.url})" if _URL.fullmatch(row.url) else f"#{row.number}"
     if own:
         position, link = f"**{position}**", f"**{link}** (this one)"
+    if not state:
+        return f"| {position} | {link} | {cell(row.title, 100)} |"
     return f"| {position} | {link} | {cell(row.title, 100)} | {cell(row.state, 120)} |"
 
 

@@ -270,8 +270,13 @@ class IssueText:
 
 async def issue_text(
     github: GitHubAPI, trust: Trust, number: int, snapshot: Snapshot | None, sha256: str | None,
+    *, read_live: bool = True,
 ) -> IssueText:
-    """Decide what of the issue reaches the agent (module docstring): snapshot, live permission, live text."""
+    """Decide what of the issue reaches the agent (module docstring): snapshot, live permission, live text.
+
+    Without `read_live` (a run starting moments after its trigger) the snapshot's text and comments are used as they
+    are, with the same live permission check of each author: the snapshot is never less safe than the live text,
+    and an edit in the seconds since the trigger is not worth two GitHub reads per fan-out (issue 15)."""
     repo = github.for_repo(trust.installation_id, f"{trust.owner}/{trust.repo}")
     if snapshot is None:
         live = await repo.get_issue(number)
@@ -282,19 +287,22 @@ async def issue_text(
         author = snapshot.author
         trusted = await trust(author, snapshot.author_type)
         title, body, frozen = snapshot.title, snapshot.body, True
-        if trusted:
+        if trusted and read_live:
             try:
                 live = await repo.get_issue(number)
                 title, body, frozen = live.title, live.body, False
             except GitHubError as exc:
                 log.info("the issue could not be read again, the snapshot is used: %s", exc)
-    try:
-        listed = await github.list_issue_comments(trust.installation_id, trust.owner, trust.repo, number)
-        candidates = [(c.author, c.author_type, c.body) for c in listed]
-    except GitHubError:
-        if snapshot is None:
-            raise
+    if snapshot is not None and not read_live and snapshot.comments_complete:
         candidates = [(c.author, c.author_type, c.body) for c in snapshot.comments]
+    else:
+        try:
+            listed = await github.list_issue_comments(trust.installation_id, trust.owner, trust.repo, number)
+            candidates = [(c.author, c.author_type, c.body) for c in listed]
+        except GitHubError:
+            if snapshot is None:
+                raise
+            candidates = [(c.author, c.author_type, c.body) for c in snapshot.comments]
     kept: list[tuple[str, str]] = []
     left_out = 0
     for author_login, author_type, text in reversed(candidates):  # newest first: the prompt keeps the latest

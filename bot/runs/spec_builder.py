@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from bot import messages
@@ -41,9 +42,15 @@ def clone_url_for(api_url: str, repository: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}/{repository}.git"
 
 
+LIVE_AFTER: Final = timedelta(minutes=2)
+"""A trigger older than this reads its issue's text and comments live for its runs (trusted authors' edits)."""
+BRANCH_PREFIX: Final = "kickoff/"
+"""Every run's branch starts with it (and no person's should)."""
+
+
 def branch_name(issue_number: int, task: str, agent: str, run_id: int) -> str:
     """`kickoff/<issue>-<task>-<agent>-<run id>`, each part made branch-safe."""
-    return f"kickoff/{issue_number}-{slugify(task, fallback='task')}-{slugify(agent, fallback='agent')}-{run_id}"
+    return f"{BRANCH_PREFIX}{issue_number}-{slugify(task, fallback='task')}-{slugify(agent, fallback='agent')}-{run_id}"
 
 
 class _Context:
@@ -197,7 +204,10 @@ class SpecBuilder:
         trust = Trust(github, run.installation_id, owner, name, run.task,
                       min_permission=config.permissions.min_permission,
                       allow_users=frozenset(user.lower() for user in config.permissions.allow_users))
-        text = await issue_text(github, trust, run.issue_number, snapshot, stored[1] if stored else None)
+        # A run starting within `LIVE_AFTER` of its trigger takes the issue as the snapshot froze it moments ago.
+        live = self.services.clock() - trigger.created_at >= LIVE_AFTER
+        text = await issue_text(github, trust, run.issue_number, snapshot, stored[1] if stored else None,
+                               read_live=live)
         return _Context(trigger, text)
 
     async def _pull_request(self, run: Run) -> PullRequestInfo:

@@ -2,6 +2,11 @@
 
 Edits are coalesced: a comment is edited at most once per `interval` seconds, and never when the rendered text is
 unchanged (a running run shows when it started, not a ticking duration, so an idle fan-out renders identically).
+Each edit costs a request against the installation's rate limit (issue 15), so only a fan-out's milestones are
+shown within `interval`: its first run starting, a run waiting (and why), and every run settled (ended, and its
+pull request open). Everything else (a run starting or ending while others still run, its progress reports:
+cloning, the agent, verifying, pushing; a pull request opening) waits for `progress_interval` (30 s) since the
+last edit: a fan-out of three costs three edits or so, not one per report.
 Which triggers changed is read from the runs table (`updated_at`), so the tracker also sees changes made by other
 processes (the report endpoint of a `kickoff serve --no-worker`, another worker).
 """
@@ -19,6 +24,7 @@ from bot import messages
 from bot.github import GitHubError, NotFound
 from bot.services import Services
 from bot.store.models import Run, RunState, Trigger
+from bot.store.pulls import DELIVERED
 from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted
 
@@ -29,6 +35,8 @@ RENDERED_CACHE: Final = 2048
 # How far back the first scan looks, and how much a scan overlaps the previous one (commit order across processes).
 FIRST_SCAN: Final = timedelta(minutes=10)
 SCAN_OVERLAP: Final = timedelta(seconds=5)
+PROGRESS_INTERVAL: Final = 30.0
+"""Seconds between edits that change no milestone of the fan-out."""
 
 
 def cell(text: str, limit: int = CELL_CHARS) -> str:
@@ -75,6 +83,17 @@ def state_text(state: str) -> str:
     return messages.RUN_STATE_LABELS.get(state, state)
 
 
+def milestones(runs: Sequence[Run]) -> tuple[object, ...]:
+    """What of a fan-out is news at once (module docstring): whether it started, which runs wait and why, and
+    whether every run has settled (final, and a succeeded one's pull request delivered)."""
+    started = any(run.state not in (RunState.QUEUED, RunState.WAITING) for run in runs)
+    waiting = tuple((run.id, run.reason) for run in runs if run.state == RunState.WAITING)
+    settled = bool(runs) and all(
+        run.state in RunState.FINAL and (run.state != RunState.SUCCEEDED or run.progress == DELIVERED) for run in runs
+    )
+    return started, waiting, settled
+
+
 def render_tracking(trigger: Trigger, runs: Sequence[Run]) -> str:
     """The tracking comment of `trigger`: one row per run."""
     attempts: dict[str, int] = {}
@@ -111,27 +130,35 @@ class Tracker:
         runs: RunStore,
         *,
         interval: float = 3.0,
+        progress_interval: float = PROGRESS_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
         self.runs = runs
         self.interval = interval
+        self.progress_interval = max(interval, progress_interval)
         self.monotonic = monotonic
         self._dirty: set[int] = set()
         self._last_edit: dict[int, float] = {}
-        self._rendered: OrderedDict[int, str] = OrderedDict()
+        # Per trigger: the text last written, and its milestones then.
+        self._rendered: OrderedDict[int, tuple[str, tuple[object, ...]]] = OrderedDict()
+        self._progress_only: set[int] = set()  # dirty, and last seen to change no milestone
         self._scanned_to: datetime | None = None
 
     def note(self, trigger_id: int) -> None:
         """Mark a trigger's comment as possibly out of date."""
         self._dirty.add(trigger_id)
+        self._progress_only.discard(trigger_id)
 
     def due_in(self) -> float | None:
         """Seconds until a pending edit may be made; None when nothing is pending."""
         if not self._dirty:
             return None
         now = self.monotonic()
-        return max(0.0, min(self._last_edit.get(t, -self.interval) + self.interval - now for t in self._dirty))
+        return max(0.0, min(self._last_edit.get(t, -self.interval) + self._gap(t) - now for t in self._dirty))
+
+    def _gap(self, trigger_id: int) -> float:
+        return self.progress_interval if trigger_id in self._progress_only else self.interval
 
     async def refresh(self) -> int:
         """Look for triggers whose runs changed, then edit the comments that are due; how many were edited."""
@@ -141,17 +168,25 @@ class Tracker:
     async def scan(self) -> None:
         now = self.services.clock()
         since = (self._scanned_to - SCAN_OVERLAP) if self._scanned_to is not None else now - FIRST_SCAN
-        self._dirty.update(await self.runs.triggers_changed_since(since))
+        changed = set(await self.runs.triggers_changed_since(since))
+        self._dirty |= changed
+        self._progress_only -= changed  # something changed since: render it again at the short interval
         self._scanned_to = now
 
     async def flush(self) -> int:
         edited = 0
         now = self.monotonic()
         for trigger_id in sorted(self._dirty):
-            if now - self._last_edit.get(trigger_id, -self.interval) < self.interval:
+            since = now - self._last_edit.get(trigger_id, -self.progress_interval)
+            if since < self._gap(trigger_id):
                 continue
             try:
-                if await self._update(trigger_id):
+                done = await self._update(trigger_id, progress_due=since >= self.progress_interval)
+                if done is None:
+                    self._progress_only.add(trigger_id)  # kept for later: no milestone changed
+                    continue
+                self._progress_only.discard(trigger_id)
+                if done:
                     edited += 1
                     self._last_edit[trigger_id] = now
                 self._dirty.discard(trigger_id)
@@ -164,13 +199,19 @@ class Tracker:
                     del self._last_edit[trigger_id]
         return edited
 
-    async def _update(self, trigger_id: int) -> bool:
+    async def _update(self, trigger_id: int, *, progress_due: bool = True) -> bool | None:
+        """Edit the comment if its text changed; None when no milestone changed and `progress_due` is False."""
         trigger = await self.runs.trigger(trigger_id)
         if trigger is None or trigger.tracking_comment_id is None or self.services.github is None:
             return False
-        body = render_tracking(trigger, await self.runs.runs_of_trigger(trigger_id))
-        if self._rendered.get(trigger_id) == body:
+        runs = await self.runs.runs_of_trigger(trigger_id)
+        body = render_tracking(trigger, runs)
+        states = milestones(runs)
+        last = self._rendered.get(trigger_id)
+        if last is not None and last[0] == body:
             return False
+        if last is not None and last[1] == states and not progress_due:
+            return None
         owner, _, repo = trigger.repository.partition("/")
         try:
             await self.services.github.edit_comment(
@@ -178,7 +219,7 @@ class Tracker:
             )
         except NotFound:
             log.info("the tracking comment of trigger %s is gone; not updating it", trigger_id)
-        self._rendered[trigger_id] = body
+        self._rendered[trigger_id] = (body, states)
         self._rendered.move_to_end(trigger_id)
         while len(self._rendered) > RENDERED_CACHE:
             self._rendered.popitem(last=False)

@@ -156,9 +156,9 @@ class PullRequestStore:
 
     async def reserve(
         self, run: Run, *, head_ref: str, base_ref: str, worker_id: int | None = None
-    ) -> tuple[PullRequest, bool]:
-        """The run's row, and whether this caller (worker `worker_id`) may open the pull request (False: another
-        did or does)."""
+    ) -> tuple[PullRequest, bool, bool]:
+        """The run's row; whether this caller (worker `worker_id`) may open the pull request (False: another did
+        or does); and whether the row is new (True: no earlier attempt can have opened a pull request for it)."""
         now = self.clock()
         row = PullRequest(
             installation_id=run.installation_id, repository=run.repository, number=-run.id, run_id=run.id,
@@ -173,7 +173,7 @@ class PullRequestStore:
             if existing is None:  # pragma: no cover - a conflicting row cannot vanish
                 raise
             if existing.state != OPENING:
-                return existing, False
+                return existing, False, False
             # The worker that reserved it died: take over (its pull request, if it got that far, is adopted).
             async with self.store.sessions.begin() as session:
                 taken = await session.execute(
@@ -184,8 +184,8 @@ class PullRequestStore:
                     .values(updated_at=now, worker_id=worker_id)
                     .execution_options(synchronize_session=False)
                 )
-            return existing, _rowcount(taken) == 1
-        return row, True
+            return existing, _rowcount(taken) == 1, False
+        return row, True, True
 
     async def opened(self, row_id: int, pull: OpenedPull) -> None:
         now = self.clock()

@@ -72,8 +72,9 @@ class Triggers:
         return True
 
     async def load_config(self, site: Site) -> RepoConfig:
-        """The repo's config from its default branch (never a pull request's head); raises `ConfigError`."""
-        return await self.services.configs.load(site.installation_id, site.repository, ref=site.default_branch)
+        """The repo's config from its default branch (never a pull request's head); raises `ConfigError`. Read
+        as every other reader reads it (no `ref`: the default branch), so one stored ETag serves them all."""
+        return await self.services.configs.load(site.installation_id, site.repository)
 
     async def config_for(self, event: Event, site: Site, sender: Sender) -> RepoConfig | None:
         """The repo config for a delivery from `sender`, or None when there is nothing to do: the sender is Kickoff

@@ -63,6 +63,14 @@ def test_the_demo_tells_the_whole_story_in_under_a_minute(tmp_path: Path) -> Non
     assert requests["counted"] == requests["reads"] + requests["writes"]
     assert requests["not_modified"] > requests["reads"], requests
     assert requests["counted"] <= 3 * requests["webhooks_received"], requests
+    # Issue 15's target for the whole story (366 before it), and the part from the label to the three pull requests
+    # with their labels, reviewers and `agent-run` checks (49 before it; the issue's target of 30 is not reached:
+    # two of the eight a run are the run's own token, minted and revoked, docs/performance.md).
+    assert requests["counted"] <= 90, requests
+    ready = requests["until_pull_requests"]
+    assert ready is not None, requests
+    assert ready["pull_requests"] == 3
+    assert ready["counted"] <= 40, ready
     # Who Kickoff is, learnt once per process for the three runs: the App, and its bot user (the commits' author).
     assert requests["by_endpoint"]["GET /app"] == {"counted": 1, "not_modified": 0}
     assert requests["by_endpoint"]["GET /users/{username}"] == {"counted": 1, "not_modified": 0}

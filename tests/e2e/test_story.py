@@ -82,9 +82,6 @@ async def test_each_successful_run_becomes_a_pull_request_with_its_checks(world:
     await world.wait_for(checked, 30, f"`{AGENT_CHECK}` and `{QUEUE_CHECK}` on every PR",
                          seen=lambda: _pulls_text(world))
     pulls = await world.pulls()
-    # Nothing is approved yet, so nothing may merge: exactly one is next for review, the others wait (in_progress).
-    heads = [p.number for p in pulls if (c := p.check(QUEUE_CHECK)) is not None and c.title == NEXT_FOR_REVIEW]
-    assert len(heads) == 1, _pulls_text_of(pulls)
     for pull in pulls:
         queue = pull.check(QUEUE_CHECK)
         assert queue is not None, f"#{pull.number} has no {QUEUE_CHECK} check"
@@ -104,11 +101,18 @@ async def test_each_successful_run_becomes_a_pull_request_with_its_checks(world:
             assert response.status_code == 200, response.text
             rows[:] = response.json()
             titles = {p.number: c.title for p in await world.pulls() if (c := p.check(QUEUE_CHECK)) is not None}
-            return {row["number"]: row["check_title"] for row in rows} == titles
+            # ...once CI has reported on every head (its webhooks keep the queue's facts; until the last one is
+            # in, that pull request waits for CI, with no place in the order).
+            settled = len(rows) == 3 and all(row["position"] is not None for row in rows)
+            return settled and {row["number"]: row["check_title"] for row in rows} == titles
 
-        await world.wait_for(agrees, 10, "the dashboard's queue to match the checks on GitHub",
+        await world.wait_for(agrees, 20, "the dashboard's queue to match the checks on GitHub, CI in",
                              seen=lambda: asyncio.sleep(0, repr(rows)))
     assert [row["position"] for row in rows] == [1, 2, 3]
+    # Nothing is approved yet, so nothing may merge: exactly one is next for review, the others wait (in_progress).
+    pulls = await world.pulls()
+    heads = [p.number for p in pulls if (c := p.check(QUEUE_CHECK)) is not None and c.title == NEXT_FOR_REVIEW]
+    assert len(heads) == 1, _pulls_text_of(pulls)
     assert rows[0]["number"] == heads[0]
 
 

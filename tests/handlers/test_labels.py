@@ -58,8 +58,8 @@ async def test_label_plans_one_run_per_agent_and_attempt(h: Harness) -> None:
     assert f"| claude (attempt 2) | #{runs[1].id} | queued |" in tracking.body
     assert h.gh.labels[(OWNER, REPO, ISSUE)] == ["bug"]
     assert h.gh.calls_to("remove_label") == [(INSTALLATION_ID, OWNER, REPO, ISSUE, "agent:fix")]
-    # 👀 on the issue, since a label has no comment to react to.
-    assert h.gh.calls_to("add_reaction_to_issue") == [(INSTALLATION_ID, OWNER, REPO, ISSUE, "eyes")]
+    # No 👀 on the issue: the tracking comment is the label's acknowledgement (one write fewer, issue 15).
+    assert h.gh.calls_to("add_reaction_to_issue") == []
 
 
 async def test_config_is_read_from_the_default_branch(h: Harness) -> None:
@@ -70,8 +70,9 @@ async def test_config_is_read_from_the_default_branch(h: Harness) -> None:
     await h.deliver("issues", labeled("agent:fix"))
 
     assert [r.agent for r in await h.runs()] == ["codex"]
+    # No `ref`: GitHub's default branch, never the feature branch's copy (and one URL, so one stored ETag).
     reads = {(args[2], args[3], args[4]) for args in h.gh.calls_to("get_file")}
-    assert reads == {(REPO, CONFIG, DEFAULT_BRANCH), (".github", CONFIG, None)}
+    assert reads == {(REPO, CONFIG, None), (".github", CONFIG, None)}
 
 
 async def test_no_config_file_means_the_builtin_defaults(h: Harness) -> None:

@@ -96,7 +96,7 @@ async def saturate(gateway: GitHubGateway, gate: Gate) -> None:
     assert gate.sleeps == []  # it fitted; the next paced write for this installation must wait an hour
 
 
-PACED = ("comment", "reaction", "unlabel")
+PACED = ("comment", "unlabel")
 
 
 async def test_runs_are_planned_while_the_paced_writes_wait(
@@ -111,9 +111,9 @@ async def test_runs_are_planned_while_the_paced_writes_wait(
             # The runs are already in the database, queued for the scheduler, before any paced write went out.
             runs = await world.runs()
             assert [(r.agent, r.state) for r in runs] == [("claude", "queued"), ("codex", "queued")]
-            # ...and claimable: the scheduler's claim moves one to `starting` while the 👀 still waits.
+            # ...and claimable: the scheduler's claim moves one to `starting` while the tracking comment waits.
             assert await world.services.runs.claim(runs[0], global_limit=10, repo_limit=10)
-            assert [github[name].call_count for name in PACED] == [0, 0, 0]
+            assert [github[name].call_count for name in PACED] == [0, 0]
             assert not delivering.done()
         finally:
             gate.open()
@@ -121,7 +121,8 @@ async def test_runs_are_planned_while_the_paced_writes_wait(
 
     assert (row.status, row.last_error) == ("done", None)
     assert gate.sleeps[:1] == [pytest.approx(3600.0)]
-    assert [github[name].call_count for name in PACED] == [1, 1, 1]
+    assert [github[name].call_count for name in PACED] == [1, 1]
+    assert github["reaction"].call_count == 0  # a label's acknowledgement is its tracking comment
 
 
 async def test_workflow_dispatch_and_cancel_skip_a_saturated_pacer(

@@ -191,6 +191,14 @@ async def test_a_merge_closes_the_siblings_and_deletes_their_branches(w: World) 
     deleted = {branch for _, _, branch in w.github.deleted_branches}
     assert deleted == {rows[0].head_ref, rows[2].head_ref}  # type: ignore[union-attr]
     assert await w.runs.open_kickoff_prs(FULL_NAME) == 0
+    # GitHub then tells of each sibling's closing: Kickoff closed them and deleted their branches already, so it
+    # asks GitHub for nothing more (issue 15: no second delete answered 422).
+    calls = len(w.github.calls)
+    for row in (rows[0], rows[2]):
+        assert row is not None
+        await handlers.pull_request_closed(event("pull_request", pull_payload("closed", row)), w.services)
+    assert len(w.github.deleted_branches) == 2
+    assert w.github.calls[calls:] == []
 
 
 async def test_pull_request_state_follows_github(w: World) -> None:

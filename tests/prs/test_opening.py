@@ -149,7 +149,8 @@ async def test_a_pull_request_an_interrupted_worker_opened_is_adopted(w: World) 
     # A worker reserved the row, opened the pull request on GitHub, and died before recording it.
     stale = (await w.runs.require(run.id)).updated_at - timedelta(minutes=10)
     pulls = PullRequestStore(w.store)
-    _row, mine = await pulls.reserve(await w.runs.require(run.id), head_ref=result.branch or "", base_ref="main")
+    _row, mine, _fresh = await pulls.reserve(await w.runs.require(run.id), head_ref=result.branch or "",
+                                             base_ref="main")
     assert mine
     assert result.branch is not None
     await w.github.open_pull_request(7, OWNER, REPO, head=result.branch, base="main", title="t", body="b")
@@ -238,7 +239,7 @@ async def test_a_dead_workers_pull_request_is_taken_over_at_once_and_adopted_wit
     assert result.branch is not None
     killed = await dead_worker(w)
     pulls = PullRequestStore(w.store)
-    _row, mine = await pulls.reserve(await w.runs.require(run.id), head_ref=result.branch, base_ref="main",
+    _row, mine, _fresh = await pulls.reserve(await w.runs.require(run.id), head_ref=result.branch, base_ref="main",
                                      worker_id=killed)
     assert mine
     await w.github.open_pull_request(7, OWNER, REPO, head=result.branch, base="main", title="t", body="b")

@@ -442,7 +442,7 @@ def test_untrusted_titles_cannot_break_the_table() -> None:
     evil = "a | b\n| --- |\n<img src=x> [link](http://evil) @everyone `x` **y**"
     summary = evaluate(ready(1, title=evil), ready(2, minutes=1)).checks[2].summary
     row = next(line for line in summary.splitlines() if line.startswith("| 1 |"))
-    assert row.count("|") - row.count("\\|") == 5
+    assert row.count("|") - row.count("\\|") == 4  # position, pull request, title
     assert "<img" not in summary.replace("\\<img", "")
     assert "[link]" not in summary
     assert "\\@everyone" in summary
@@ -455,8 +455,10 @@ def test_only_the_front_shows_the_front_and_every_queued_check_says_where_the_wh
                   link=link)
     second = result.checks[2].summary
     assert "#### Front of the review queue of octo/repo → main" in second
-    assert second.count("\n| ") == 2 + NEAR  # header, separator and the first NEAR rows
+    assert second.count("\n| ") == 2 + 2  # header, separator, the one ahead of it and itself
     assert "| **2** | **[#2](https://github.com/octo/repo/pull/2)** (this one) |" in second
+    assert result.checks[NEAR].summary.count("\n| ") == 2 + NEAR
+    assert "Front of the review queue" not in result.checks[1].summary  # nothing is ahead of the head
     last = result.checks[120].summary
     assert "Front of the review queue" not in last
     assert "| " not in last
@@ -476,6 +478,8 @@ def test_a_head_merge_in_a_queue_of_a_thousand_rewrites_a_handful_of_checks() ->
     changed = _checks_written(before, after)
     assert changed == [2, 3, 4]  # the new head, and the two that moved up into the front
     assert _checks_written(before, evaluate(*entries, ready(2000, minutes=2000))) == [2000]
+    # Short queues alike: one joining behind the front rewrites no check but its own.
+    assert _checks_written(evaluate(*entries[:2]), evaluate(*entries[:3])) == [3]
     failing = evaluate(*entries[:500], replace(entries[500], ci="failure"), *entries[501:])
     assert _checks_written(before, failing) == [501]
 

@@ -57,14 +57,18 @@ async def test_edits_are_coalesced_and_never_repeat(w: World) -> None:
     trigger, (run, other) = await w.add_trigger(["a", "b"])
     assert trigger.tracking_comment_id is not None
     clock = Clock()
-    tracker = Tracker(w.services, w.runs, interval=3.0, monotonic=clock)
+    tracker = Tracker(w.services, w.runs, interval=3.0, progress_interval=30.0, monotonic=clock)
 
     def edits() -> int:
         return len(w.github.calls_to("edit_comment"))
 
+    def body() -> str:
+        assert trigger.tracking_comment_id is not None
+        return w.github.comments[trigger.tracking_comment_id].body
+
     assert await tracker.refresh() == 1
-    assert "⏳ queued" in w.github.comments[trigger.tracking_comment_id].body
-    await w.runs.transition(run.id, RunState.STARTING)
+    assert "⏳ queued" in body()
+    await w.runs.transition(run.id, RunState.STARTING)  # a milestone: the fan-out started
     clock.now += 1
     assert await tracker.refresh() == 0  # too soon: kept for later
     assert tracker.due_in() == pytest.approx(2.0)
@@ -76,9 +80,23 @@ async def test_edits_are_coalesced_and_never_repeat(w: World) -> None:
     clock.now += 10
     assert await tracker.refresh() == 0
     assert edits() == 2
-    await w.runs.finish(run.id, result_of(run.id))
+    # No milestone: progress, and one run ending while the other still runs. They wait for the progress interval
+    # (30 s since the last edit), then go out in one edit.
+    await w.runs.update(run.id, progress="agent")
+    await w.runs.finish(run.id, result_of(run.id, "failed", reason="the agent gave up"))
+    assert await tracker.refresh() == 0
+    assert tracker.due_in() == pytest.approx(20.0)
+    clock.now += 19
+    assert await tracker.refresh() == 0
+    clock.now += 1
     assert await tracker.refresh() == 1
-    assert "✅ succeeded" in w.github.comments[trigger.tracking_comment_id].body
+    assert "the agent gave up" in body()
+    # Every run settled: a milestone, shown within the short interval.
+    await w.runs.finish(other.id, result_of(other.id, "no_changes"))
+    clock.now += 3
+    assert await tracker.refresh() == 1
+    assert "➖ no changes" in body()
+    assert edits() == 4
 
 
 async def test_failures_to_edit_are_retried_and_a_deleted_comment_is_left_alone(w: World) -> None:
