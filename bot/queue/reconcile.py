@@ -247,6 +247,9 @@ def entry_of(fact: Facts, memory: Memory, now: datetime) -> tuple[Entry, Memory,
         let_ahead=row.let_ahead,
         dequeued=dequeued,
         eligible_since=row.eligible_since,
+        fanout=row.trigger_id if row.run_id is not None else None,
+        rank=row.rank,
+        preferred_at=row.preferred_at,
     )
     since = next_eligible_since(entry, push, now)
     entry = replace(entry, eligible_since=since)
