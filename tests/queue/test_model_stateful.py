@@ -454,7 +454,9 @@ class QueueMachine(RuleBasedStateMachine):
             assert result.checks[number].conclusion is None
         for number, leader in result.alternatives.items():
             entry, head = entries[number], entries[leader]
-            assert not head.closed and not head.unqueued and head.dequeued is None
+            assert not head.closed
+            assert not head.unqueued
+            assert head.dequeued is None
             # The leader: not rejected unless every sibling is, then the latest preference, the rank, the number.
             assert (head.review == "changes_requested") <= (entry.review == "changes_requested")
         event(f"fan-outs in the window: {len(in_window)}")
