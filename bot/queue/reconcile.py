@@ -282,7 +282,8 @@ def closed_entry(row: PullRequest) -> Entry:
 
 def plan_queue(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | None = None) -> Plan:
     """`plan` of one queue, closed entries included for their own final check: a closed entry has no place, and no
-    other entry's check depends on it (nor on anything but its own facts and, near the front, the few ahead of it)."""
+    other entry's check depends on it (nor on anything but its own facts, near the front the few ahead of it, and for
+    a fan-out's alternative the number of its leader)."""
     return plan(snapshot, config, now, link=link)
 
 

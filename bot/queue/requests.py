@@ -167,7 +167,8 @@ async def show_repository(service: QueueService, installation_id: int, repositor
             for entry in outcome.snapshot.entries
             if entry.number in outcome.plan.checks and entry.in_queue and not entry.closed
         ]
-        rows.sort(key=lambda row: (row.position is None, row.position or 0, row.number))
+        at = {number: index for index, number in enumerate(outcome.plan.order)}  # alternatives behind leaders
+        rows.sort(key=lambda row: (row.number not in at, at.get(row.number, 0), row.number))
         table = texts.table(repository, base, rows)
         lines = ["| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |", *table.lines[:50]]
         parts.append(messages.QUEUE_SHOW_ISSUE.format(base=base, table="\n".join(lines)))
