@@ -348,6 +348,10 @@ QUEUE_PREFERRED: Final = (
 QUEUE_PREFER_ALONE: Final = (
     "#{number} is not one of several open attempts at the same request, so there is nothing to prefer it over."
 )
+QUEUE_PREFER_PASSED_OVER: Final = (
+    "Preferred #{number} (by @{sender}), but it does not lead its fan-out while it has changes requested or is out "
+    "of the queue: a sibling without either keeps the review slot. {now}"
+)
 QUEUE_PREFER_CLOSED: Final = "#{number} is not open, so it cannot lead its fan-out."
 QUEUE_UNQUEUED: Final = "Took #{number} out of the review queue. `/agent requeue` puts it back. {now}"
 QUEUE_REQUEUED: Final = "Put #{number} back into the review queue. {now}"

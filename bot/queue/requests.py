@@ -123,9 +123,13 @@ async def _prefer(service: QueueService, request: Request, row: PullRequest, key
         return messages.QUEUE_PREFER_ALONE.format(number=number)
     await service.store.update(row.id, preferred_at=service.services.clock())
     outcome = await service.reconcile(key, focus={number})
+    now = _now_text(outcome, number)
+    alternatives = outcome.plan.alternatives if outcome.plan is not None else {}
+    if number in alternatives or row.unqueued or row.dequeued is not None:
+        # Taken out, or changes requested while a sibling has none: the preference stands, but it does not lead.
+        return messages.QUEUE_PREFER_PASSED_OVER.format(number=number, sender=request.sender, now=now)
     shown = ", ".join(f"#{sibling.number}" for sibling in siblings)
-    return messages.QUEUE_PREFERRED.format(number=number, sender=request.sender, siblings=shown,
-                                           now=_now_text(outcome, number))
+    return messages.QUEUE_PREFERRED.format(number=number, sender=request.sender, siblings=shown, now=now)
 
 
 async def _rebase(service: QueueService, request: Request, row: PullRequest, key: QueueKey) -> str:

@@ -168,6 +168,20 @@ async def test_prefer_makes_a_sibling_the_leader_for_writers_only(h: Harness) ->
     assert title(h, PULL) == "Alternative to #3 — review only if #3 is rejected"
 
 
+async def test_prefer_on_a_sibling_with_changes_requested_says_it_does_not_lead(h: Harness) -> None:
+    await add_fanout(h, {1: 1, PULL: 2})
+    h.gh.permissions["rev"] = "write"
+    h.gh.pull_reviews[(OWNER, REPO, PULL)] = [PullReview(1, "rev", "CHANGES_REQUESTED")]
+    reply = await say(h, "/agent prefer")
+    assert reply.split("\n\n<!-- kickoff:reply ")[0] == (
+        "Preferred #2 (by @Codertocat), but it does not lead its fan-out while it has changes requested or is out "
+        "of the queue: a sibling without either keeps the review slot. Its `review-queue` check now says: "
+        "**Alternative to #1 — review only if #1 is rejected**"
+    )
+    assert (await row(h, PULL)).preferred_at == h.clock()
+    assert title(h, 1) == "Next for review"
+
+
 async def test_prefer_on_a_pull_request_without_siblings_says_so(h: Harness) -> None:
     await add_pr(h, PULL)
     reply = await say(h, "/agent prefer")
