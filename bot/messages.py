@@ -176,8 +176,8 @@ TRACKING_SUMMARY_ACTIVE: Final = "{done} of {total} runs finished"
 TRACKING_SUMMARY_DONE: Final = "all {total} runs finished"
 
 RUN_WAITING_FOR_REVIEW: Final = (
-    "waiting for review capacity: {open} of {limit} Kickoff pull requests await review (`limits.max_open_prs`); "
-    "starts when one is merged or closed"
+    "waiting for review capacity: {open} of {limit} Kickoff pull requests await review (a fan-out's counting as "
+    "one; `limits.max_open_prs`); starts when one is merged or closed"
 )
 RUN_WAITING_FOR_SLOT: Final = "waiting for a free runner (`limits.max_parallel_runs` / `KICKOFF_MAX_PARALLEL_RUNS`)"
 RUN_START_FAILED: Final = "could not start: {error}"
@@ -341,6 +341,18 @@ QUEUE_BUMPED: Final = "Moved #{number} to the front of the review queue (by @{se
 QUEUE_PRIORITY_SET: Final = "Set the priority of #{number} to `{priority}` (it overrides `priority:*` labels). {now}"
 QUEUE_SKIPPED: Final = "#{number} lets #{other} go ahead of it, once. {now}"
 QUEUE_SKIP_NOTHING: Final = "Nothing to skip: no pull request is behind #{number} in the review order."
+QUEUE_PREFERRED: Final = (
+    "#{number} now leads its fan-out (preferred by @{sender}): it takes the fan-out's review slot, and {siblings} "
+    "wait as alternatives. {now}"
+)
+QUEUE_PREFER_ALONE: Final = (
+    "#{number} is not one of several open attempts at the same request, so there is nothing to prefer it over."
+)
+QUEUE_PREFER_PASSED_OVER: Final = (
+    "Preferred #{number} (by @{sender}), but it does not lead its fan-out while it has changes requested or is out "
+    "of the queue: a sibling without either keeps the review slot. {now}"
+)
+QUEUE_PREFER_CLOSED: Final = "#{number} is not open, so it cannot lead its fan-out."
 QUEUE_UNQUEUED: Final = "Took #{number} out of the review queue. `/agent requeue` puts it back. {now}"
 QUEUE_REQUEUED: Final = "Put #{number} back into the review queue. {now}"
 QUEUE_HELD: Final = "#{number} is on hold: it keeps its place but never becomes the head. `/agent unhold` releases it."

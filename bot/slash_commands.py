@@ -56,6 +56,11 @@ HELP_ROWS: Final[tuple[tuple[str, str], ...]] = (
     ("/agent bump", "Move this pull request to the front of the review queue."),
     ("/agent priority <urgent|high|normal|low>", "Set this pull request's priority in the review queue."),
     ("/agent skip", "Let the next pull request in the queue go ahead of this one."),
+    (
+        "/agent prefer",
+        "Make this attempt the leader of its fan-out: reviewed first, its sibling pull requests wait as "
+        "alternatives.",
+    ),
     ("/agent unqueue", "Take this pull request out of the review queue."),
     ("/agent requeue", "Put this pull request back into the review queue."),
     ("/agent hold", "Keep this pull request in the queue, but never make it the head until `/agent unhold`."),
@@ -79,6 +84,7 @@ RESERVED_VERBS: Final = frozenset(
         "bump",
         "priority",
         "skip",
+        "prefer",
         "unqueue",
         "requeue",
         "hold",

@@ -212,7 +212,8 @@ class Limits(_Section):
         default=5,
         ge=1,
         le=1000,
-        description="Review capacity: no new run starts while this many agent pull requests await review.",
+        description="Review capacity: no new run starts while this many agent pull requests await review (a "
+        "fan-out's siblings count as one: they take one review slot).",
     )
     run_timeout_minutes: Int = Field(default=30, ge=1, le=720, description="A run is stopped after this long.")
     agent_idle_minutes: Int = Field(

@@ -247,15 +247,22 @@ async def queue_rows(store: Store, now: datetime, *, repo: str | None = None) ->
         memories = {pull.number: _memory(pull.queue_check) for pull in members}
         if any(memory for memory in memories.values()):
             placed = {n: m["position"] for n, m in memories.items() if isinstance(m.get("position"), int)}
-            order = sorted(placed, key=lambda n: (placed[n], n))
+            # A fan-out's alternatives share their leader's position and follow it.
+            order = sorted(placed, key=lambda n: (placed[n], memories[n].get("state") == "alternative", n))
         else:
             snapshot = Snapshot(repository, base, "", tuple(_entry(pull) for pull in members))
             order = [entry.number for entry in review_order(snapshot, _DEFAULT_QUEUE, now)]
+        positions: dict[int, int] = {}
+        slot = 0
+        for number in order:  # one place per review slot: an alternative shares its leader's
+            if slot == 0 or memories[number].get("state") != "alternative":
+                slot += 1
+            positions[number] = slot
         by_number = {pull.number: pull for pull in members}
-        rest = sorted(number for number in by_number if number not in order)
+        rest = sorted(number for number in by_number if number not in positions)
         for number in [*order, *rest]:
             pull = by_number[number]
-            position = order.index(number) + 1 if number in order else None
+            position = positions.get(number)
             since = pull.eligible_since if position is not None and pull.eligible_since else pull.created_at
             rows.append(
                 QueueRow(

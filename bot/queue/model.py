@@ -8,6 +8,10 @@ entry, which would be updated in turn.
 
 Order: `/agent bump` first (latest bump in front), then the priority band after aging, then the time the entry last
 became eligible, then the number; `/agent skip` then moves an entry just behind the one it let go ahead.
+
+Fan-outs (the pull requests one trigger's runs opened, `Entry.fanout`) take one review slot: the order holds the
+slot of their leader (`leaders`), and right behind it, sharing its position, its eligible siblings best first as
+alternatives. Only a slot can be the head or in the review window.
 """
 
 from __future__ import annotations
@@ -84,6 +88,9 @@ class Entry:
     let_ahead: int | None = None  # `/agent skip`: the pull request this one let go ahead (see `Plan.behind`)
     dequeued: Reason | None = None  # recorded by the merge lane (UPDATE_FAILED, CHECKS_TIMED_OUT, CI_FAILED)
     eligible_since: datetime | None = None  # see `next_eligible_since`; None: it has no place
+    fanout: int | None = None  # the trigger whose runs opened it: siblings share it (see `leaders`)
+    rank: int | None = None  # its place among its siblings, 1 the best; None: not ranked (yet)
+    preferred_at: datetime | None = None  # `/agent prefer`: the latest preferred sibling leads
 
     @property
     def in_queue(self) -> bool:
@@ -171,12 +178,22 @@ class Plan:
     verdicts: Mapping[int, Verdict]
     checks: Mapping[int, DesiredCheck]
     actions: tuple[Action, ...] = field(default=())
+    alternatives: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Each alternative (a fan-out's sibling that does not lead it) → its leader, whether it is in the order or not."""
+
+    @property
+    def slots(self) -> int:
+        """The review slots in the order: a fan-out's leader and its alternatives take one."""
+        return sum(1 for number in self.order if number not in self.alternatives)
 
     def behind(self, number: int) -> int | None:
-        """The entry right behind `number` in the order: the one `/agent skip` on `number` lets go ahead."""
-        if number not in self.order:
+        """The slot right behind `number`'s in the order: the one `/agent skip` on `number` lets go ahead. An
+        alternative has no slot of its own to give up."""
+        if number not in self.order or number in self.alternatives:
             return None
         index = self.order.index(number) + 1
+        while index < len(self.order) and self.order[index] in self.alternatives:
+            index += 1
         return self.order[index] if index < len(self.order) else None
 
 
@@ -241,27 +258,71 @@ def next_eligible_since(entry: Entry, push: Push, now: datetime) -> datetime | N
 
 
 def review_order(snapshot: Snapshot, config: QueueConfig, now: datetime) -> list[Entry]:
-    """The eligible entries in review order."""
+    """The eligible entries in review order (each fan-out's alternatives right behind its leader)."""
     return _ordered(snapshot, config, now)[0]
 
 
-def _ordered(snapshot: Snapshot, config: QueueConfig, now: datetime) -> tuple[list[Entry], dict[int, Priority]]:
-    """The review order, and each ordered entry's band after aging (worked out once)."""
+def sibling_key(entry: Entry) -> tuple[bool, bool, float, bool, int, int]:
+    """Best sibling first: not rejected (changes requested), the latest `/agent prefer`, the rank, the number."""
+    preferred = -entry.preferred_at.timestamp() if entry.preferred_at is not None else 0.0
+    return (
+        entry.review == "changes_requested",
+        entry.preferred_at is None,
+        preferred,
+        entry.rank is None,
+        entry.rank or 0,
+        entry.number,
+    )
+
+
+def may_lead(entry: Entry) -> bool:
+    """Whether a sibling can lead its fan-out or stand in as an alternative: open, queued, not taken out."""
+    return entry.fanout is not None and entry.in_queue and not entry.closed and not entry.unqueued \
+        and entry.dequeued is None
+
+
+def leaders(entries: Sequence[Entry]) -> dict[int, list[Entry]]:
+    """Each fan-out's siblings that may lead (`may_lead`), best first (`sibling_key`): the first leads, the others
+    are its alternatives. A sibling with changes requested leads only when every one has them. One pass and a sort
+    per fan-out."""
+    groups: dict[int, list[Entry]] = {}
+    for entry in entries:
+        if entry.fanout is not None and may_lead(entry):
+            groups.setdefault(entry.fanout, []).append(entry)
+    for members in groups.values():
+        members.sort(key=sibling_key)
+    return groups
+
+
+def _ordered(
+    snapshot: Snapshot, config: QueueConfig, now: datetime
+) -> tuple[list[Entry], dict[int, Priority], dict[int, int]]:
+    """The review order, each ordered entry's band after aging (worked out once), and each alternative → its
+    leader (`Plan.alternatives`)."""
     eligible = [entry for entry in snapshot.entries if entry.in_queue and blocker(entry) is None]
     bands = {entry.number: band(entry, config, now) for entry in eligible}
+    groups = leaders(snapshot.entries)
+    led = {members[0].number: members[1:] for members in groups.values() if len(members) > 1}
+    following = {entry.number: leader for leader, rest in led.items() for entry in rest}
 
     def key(entry: Entry) -> tuple[int, float, int, float, int]:
         bumped = -entry.bumped_at.timestamp() if entry.bumped_at is not None else 0.0
         since = (entry.eligible_since or now).timestamp()
         return (0 if entry.bumped_at is not None else 1, bumped, BAND[bands[entry.number]], since, entry.number)
 
-    result = sorted(eligible, key=key)
+    result = sorted((entry for entry in eligible if entry.number not in following), key=key)
     for skipper in [entry for entry in result if entry.let_ahead is not None]:
         numbers = [entry.number for entry in result]
         if skipper.let_ahead in numbers and numbers.index(skipper.let_ahead) > numbers.index(skipper.number):
             result.remove(skipper)
             result.insert(numbers.index(skipper.let_ahead), skipper)
-    return result, bands
+    if not led:
+        return result, bands, following
+    together: list[Entry] = []
+    for entry in result:
+        together.append(entry)
+        together.extend(other for other in led.get(entry.number, ()) if other.number in bands)
+    return together, bands, following
 
 
 def plan(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | None = None) -> Plan:
@@ -273,17 +334,24 @@ def plan(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | 
         off = {entry.number: Verdict(entry.number, State.QUEUE_OFF) for entry in snapshot.entries}
         return _render(snapshot, config, verdicts=off, link=link)
 
-    ordered, bands = _ordered(snapshot, config, now)
-    overlaps = _overlaps(ordered) if config.hold_overlaps else {}
-    window = tuple(entry.number for entry in ordered if entry.number not in overlaps)[: config.review_window]
-    head = ordered[0] if ordered else None
+    ordered, bands, alternatives = _ordered(snapshot, config, now)
+    slots = [entry for entry in ordered if entry.number not in alternatives]
+    overlaps = _overlaps(slots) if config.hold_overlaps else {}
+    window = tuple(entry.number for entry in slots if entry.number not in overlaps)[: config.review_window]
+    head = slots[0] if slots else None
     entries = _by_number(snapshot)
     in_window = frozenset(window)
     first_to_review = next((number for number in window if entries[number].review == "pending"), None)
     verdicts: dict[int, Verdict] = {}
     actions: list[Action] = []
-    for position, entry in enumerate(ordered, start=1):
+    position = 0
+    for entry in ordered:
         entry_band = bands[entry.number]
+        if entry.number in alternatives:  # right behind its leader, in the leader's slot
+            leader = alternatives[entry.number]
+            verdicts[entry.number] = Verdict(entry.number, State.ALTERNATIVE, None, position, entry_band, leader)
+            continue
+        position += 1
         if entry is head:
             state = _head_state(entry)
             if state is State.UPDATING:
@@ -307,7 +375,9 @@ def plan(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | 
         if entry.number in verdicts:
             continue
         blocked = blocker(entry) if entry.in_queue else (State.NOT_IN_QUEUE, None)
-        assert blocked is not None  # every eligible entry is in the order
+        if blocked is None:  # eligible, not in the order: an alternative whose leader is not ready
+            verdicts[entry.number] = Verdict(entry.number, State.ALTERNATIVE, other=alternatives[entry.number])
+            continue
         verdicts[entry.number] = Verdict(entry.number, *blocked)
     return _render(
         snapshot,
@@ -319,6 +389,7 @@ def plan(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | 
         actions=tuple(actions),
         first_to_review=first_to_review,
         link=link,
+        alternatives=alternatives,
     )
 
 
@@ -377,15 +448,18 @@ def _render(
     actions: tuple[Action, ...] = (),
     first_to_review: int | None = None,
     link: str | None = None,
+    alternatives: Mapping[int, int] | None = None,
 ) -> Plan:
     entries = _by_number(snapshot)
     base = texts.plain(snapshot.base, 100)
     sha = texts.plain(snapshot.base_sha[:7], 7)
     first = first_to_review or head or 0
-    front_rows = [
-        texts.TableRow(number, entries[number].url, entries[number].title, position, "")
-        for position, number in enumerate(order[: texts.NEAR], start=1)
-    ]
+    front_rows = []
+    for number in order:
+        if _far(verdicts[number]):  # the first `NEAR` slots (a fan-out's alternatives share its leader's)
+            break
+        entry = entries[number]
+        front_rows.append(texts.TableRow(number, entry.url, entry.title, verdicts[number].position, ""))
     front = texts.table(snapshot.repository, snapshot.base, front_rows, states=False) if front_rows else None
     checks: dict[int, DesiredCheck] = {}
     for number, verdict in verdicts.items():
@@ -409,6 +483,7 @@ def _render(
         verdicts=MappingProxyType(dict(verdicts)),
         checks=MappingProxyType(checks),
         actions=actions,
+        alternatives=MappingProxyType(dict(alternatives or {})),
     )
 
 

@@ -247,6 +247,9 @@ def entry_of(fact: Facts, memory: Memory, now: datetime) -> tuple[Entry, Memory,
         let_ahead=row.let_ahead,
         dequeued=dequeued,
         eligible_since=row.eligible_since,
+        fanout=row.trigger_id if row.run_id is not None else None,
+        rank=row.rank,
+        preferred_at=row.preferred_at,
     )
     since = next_eligible_since(entry, push, now)
     entry = replace(entry, eligible_since=since)
@@ -279,7 +282,8 @@ def closed_entry(row: PullRequest) -> Entry:
 
 def plan_queue(snapshot: Snapshot, config: QueueConfig, now: datetime, *, link: str | None = None) -> Plan:
     """`plan` of one queue, closed entries included for their own final check: a closed entry has no place, and no
-    other entry's check depends on it (nor on anything but its own facts and, near the front, the few ahead of it)."""
+    other entry's check depends on it (nor on anything but its own facts, near the front the few ahead of it, and for
+    a fan-out's alternative the number of its leader)."""
     return plan(snapshot, config, now, link=link)
 
 

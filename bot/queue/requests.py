@@ -1,5 +1,5 @@
-"""The queue commands: `/agent queue`, `bump`, `priority`, `skip`, `unqueue`, `requeue`, `hold`, `unhold`, `rebase`,
-and the `review-queue` check's buttons ("Move to front" is `bump`, "Remove" is `unqueue`).
+"""The queue commands: `/agent queue`, `bump`, `priority`, `skip`, `prefer`, `unqueue`, `requeue`, `hold`, `unhold`,
+`rebase`, and the `review-queue` check's buttons ("Move to front" is `bump`, "Remove" is `unqueue`).
 
 The sender has passed the permission gate (the queue's handlers, for a comment or a button). Each command changes
 the pull request's queue state and reconciles its queue at once (so the checks show the result), focused on that
@@ -21,7 +21,7 @@ from bot.queue.texts import Reason
 from bot.slash_commands import Priority
 from bot.store.models import PullRequest
 
-QUEUE_VERBS = ("queue", "bump", "priority", "skip", "unqueue", "requeue", "hold", "unhold", "rebase")
+QUEUE_VERBS = ("queue", "bump", "priority", "skip", "prefer", "unqueue", "requeue", "hold", "unhold", "rebase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +67,15 @@ async def apply(service: QueueService, request: Request) -> str:
         assert outcome.plan is not None  # it has a check
         verdict = outcome.plan.verdicts[number]
         place = (
-            messages.QUEUE_PLACE.format(position=verdict.position, total=len(outcome.plan.order))
+            messages.QUEUE_PLACE.format(position=verdict.position, total=outcome.plan.slots)
             if verdict.position is not None
             else messages.QUEUE_NO_PLACE
         )
         return messages.QUEUE_SHOW.format(number=number, title=check.title, place=place, summary=check.summary)
     if request.verb == "rebase":
         return await _rebase(service, request, row, key)
+    if request.verb == "prefer":
+        return await _prefer(service, request, row, key)
     if request.verb == "skip":
         outcome = await service.reconcile(key, focus={number})
         other = outcome.plan.behind(number) if outcome.plan is not None else None
@@ -108,6 +110,26 @@ async def apply(service: QueueService, request: Request) -> str:
     return template.format(
         number=number, sender=request.sender, priority=request.priority, now=_now_text(outcome, number)
     )
+
+
+async def _prefer(service: QueueService, request: Request, row: PullRequest, key: QueueKey) -> str:
+    """`/agent prefer`: this attempt leads its fan-out (the latest preferred open sibling leads, whatever the
+    ranks say), and the fan-out's review slot is its."""
+    number = request.number
+    if row.state != OPEN:
+        return messages.QUEUE_PREFER_CLOSED.format(number=number)
+    siblings = await service.store.siblings(row) if row.trigger_id is not None and row.run_id is not None else []
+    if not siblings:
+        return messages.QUEUE_PREFER_ALONE.format(number=number)
+    await service.store.update(row.id, preferred_at=service.services.clock())
+    outcome = await service.reconcile(key, focus={number})
+    now = _now_text(outcome, number)
+    alternatives = outcome.plan.alternatives if outcome.plan is not None else {}
+    if number in alternatives or row.unqueued or row.dequeued is not None:
+        # Taken out, or changes requested while a sibling has none: the preference stands, but it does not lead.
+        return messages.QUEUE_PREFER_PASSED_OVER.format(number=number, sender=request.sender, now=now)
+    shown = ", ".join(f"#{sibling.number}" for sibling in siblings)
+    return messages.QUEUE_PREFERRED.format(number=number, sender=request.sender, siblings=shown, now=now)
 
 
 async def _rebase(service: QueueService, request: Request, row: PullRequest, key: QueueKey) -> str:
@@ -149,7 +171,8 @@ async def show_repository(service: QueueService, installation_id: int, repositor
             for entry in outcome.snapshot.entries
             if entry.number in outcome.plan.checks and entry.in_queue and not entry.closed
         ]
-        rows.sort(key=lambda row: (row.position is None, row.position or 0, row.number))
+        at = {number: index for index, number in enumerate(outcome.plan.order)}  # alternatives behind leaders
+        rows.sort(key=lambda row: (row.number not in at, at.get(row.number, 0), row.number))
         table = texts.table(repository, base, rows)
         lines = ["| Position | Pull request | Title | State |", "| ---: | --- | --- | --- |", *table.lines[:50]]
         parts.append(messages.QUEUE_SHOW_ISSUE.format(base=base, table="\n".join(lines)))

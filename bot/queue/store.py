@@ -166,6 +166,23 @@ class QueueStore:
                 select(PullRequest).where(PullRequest.repository == repository, PullRequest.number == number)
             )
 
+    async def siblings(self, row: PullRequest) -> list[PullRequest]:
+        """The other open pull requests of `row`'s fan-out (the runs of its trigger) in its queue, by number."""
+        async with self.store.sessions() as session:
+            found = await session.scalars(
+                select(PullRequest)
+                .where(
+                    PullRequest.trigger_id == row.trigger_id,
+                    PullRequest.run_id.is_not(None),
+                    PullRequest.state == OPEN,
+                    PullRequest.repository == row.repository,
+                    PullRequest.base_ref == row.base_ref,
+                    PullRequest.id != row.id,
+                )
+                .order_by(PullRequest.number)
+            )
+            return list(found.all())
+
     async def by_head(self, repository: str, sha: str) -> list[PullRequest]:
         async with self.store.sessions() as session:
             found = await session.scalars(

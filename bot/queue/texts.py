@@ -39,6 +39,7 @@ class State(StrEnum):
     APPROVED_WAITING = "approved_waiting"
     QUEUED = "queued"
     OVERLAP = "overlap"
+    ALTERNATIVE = "alternative"
     ON_HOLD = "on_hold"
     DRAFT = "draft"
     CI_FAILING = "ci_failing"
@@ -144,6 +145,15 @@ STATES: Final[Mapping[State, Row]] = MappingProxyType(
             "Waiting: overlaps with #{other} ({files})",
             "It changes files that #{other}, ahead of it, also changes ({files}). It waits until #{other} merges "
             "or leaves the queue, so it is reviewed against the result.",
+        ),
+        State.ALTERNATIVE: Row(
+            _PENDING,
+            None,
+            "Alternative to #{other} — review only if #{other} is rejected",
+            "Another attempt at the same request as #{other}, which leads their fan-out (ranked above this one, or "
+            "chosen with `/agent prefer`). The fan-out takes one review slot: review #{other}; this one takes its "
+            "place if #{other} is closed without merging or gets changes requested, and closes as superseded when "
+            "a sibling merges. `/agent prefer` here makes this one the leader.",
         ),
         State.ON_HOLD: Row(
             "completed",

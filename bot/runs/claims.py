@@ -1,7 +1,8 @@
 """Claim policy: which queued runs may start now, on which backend.
 
-- the runs of repositories at review capacity (`limits.max_open_prs` Kickoff PRs awaiting review) are held back:
-  they go to `waiting`, with the reason, which the tracking comment shows;
+- the runs of repositories at review capacity (`limits.max_open_prs` Kickoff PRs awaiting review, a fan-out's
+  siblings counting as one, as they take one review slot) are held back: they go to `waiting`, with the reason,
+  which the tracking comment shows;
 - runs are claimed oldest first but round-robin by repository (the repository with the fewest runs on runners goes
   next), within `KICKOFF_MAX_PARALLEL_RUNS` and the repository's `limits.max_parallel_runs`. A claim is one guarded
   UPDATE that re-checks the limits, so several schedulers never start a run twice nor exceed a limit;
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 ConfigLookup = Callable[[int, str], Awaitable[RepoConfig]]
 """`(installation_id, "owner/name") → RepoConfig`: the repository's config from its default branch."""
 OpenPullRequests = Callable[[str], Awaitable[int]]
-"""`"owner/name" → how many Kickoff pull requests await review there`."""
+"""`"owner/name" → how many review slots Kickoff pull requests take there` (a fan-out's count once)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,11 +145,13 @@ class RunStore:
             return list(rows)
 
     async def open_kickoff_prs(self, repository: str) -> int:
-        """Kickoff pull requests of `repository` awaiting review: open rows of `pull_requests` that a run opened
-        (and those being opened right now); kept current from `pull_request` events by `bot.prs`."""
+        """Review slots Kickoff pull requests of `repository` take: open rows of `pull_requests` that a run opened
+        (and those being opened right now), a fan-out's (one trigger's) counting once, since its siblings take one
+        review slot in the queue; kept current from `pull_request` events by `bot.prs`."""
+        slot = func.coalesce(PullRequest.trigger_id, -PullRequest.id)  # a row without a trigger is its own slot
         async with self.store.sessions() as session:
             count = await session.scalar(
-                select(func.count())
+                select(func.count(func.distinct(slot)))
                 .select_from(PullRequest)
                 .where(
                     PullRequest.repository == repository,

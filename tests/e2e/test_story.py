@@ -108,12 +108,15 @@ async def test_each_successful_run_becomes_a_pull_request_with_its_checks(world:
 
         await world.wait_for(agrees, 20, "the dashboard's queue to match the checks on GitHub, CI in",
                              seen=lambda: asyncio.sleep(0, repr(rows)))
-    assert [row["position"] for row in rows] == [1, 2, 3]
+    # One fan-out of three attempts: one review slot, the leader first and its two alternatives sharing its place.
+    assert [row["position"] for row in rows] == [1, 1, 1]
     # Nothing is approved yet, so nothing may merge: exactly one is next for review, the others wait (in_progress).
     pulls = await world.pulls()
     heads = [p.number for p in pulls if (c := p.check(QUEUE_CHECK)) is not None and c.title == NEXT_FOR_REVIEW]
     assert len(heads) == 1, _pulls_text_of(pulls)
     assert rows[0]["number"] == heads[0]
+    assert [row["check_title"] for row in rows[1:]] == [f"Alternative to #{heads[0]} — review only if "
+                                                         f"#{heads[0]} is rejected"] * 2
 
 
 async def test_an_unknown_task_label_gets_a_reply_and_starts_nothing(world: World) -> None:

@@ -12,7 +12,7 @@ import pytest
 from bot import messages
 from bot.github import CheckRunInfo, PullRequestInfo
 from bot.github.models import PullReview
-from bot.store.models import PullRequest
+from bot.store.models import PullRequest, Run, RunState, Trigger
 from tests.deliveries import load
 from tests.handlers.harness import (
     APP_ID,
@@ -40,7 +40,10 @@ async def h(database_url: str) -> AsyncIterator[Harness]:
         yield world
 
 
-async def add_pr(h: Harness, number: int, *, kickoff: bool = True, labels: tuple[str, ...] = ()) -> PullRequestInfo:
+async def add_pr(
+    h: Harness, number: int, *, kickoff: bool = True, labels: tuple[str, ...] = (), run: Run | None = None,
+    rank: int | None = None,
+) -> PullRequestInfo:
     head = sha(f"head-{number}")
     pull = PullRequestInfo(
         number=number, state="open", merged=False, draft=False, title=f"Change {number}", author="kickoff[bot]",
@@ -58,9 +61,26 @@ async def add_pr(h: Harness, number: int, *, kickoff: bool = True, labels: tuple
             session.add(PullRequest(
                 installation_id=INSTALLATION_ID, repository=FULL_NAME, number=number, agent="claude",
                 title=pull.title, head_ref=pull.head_ref, head_sha=head, base_ref=DEFAULT_BRANCH, state="open",
-                created_at=now, updated_at=now,
+                created_at=now, updated_at=now, run_id=run.id if run else None,
+                trigger_id=run.trigger_id if run else None, rank=rank,
             ))
     return pull
+
+
+async def add_fanout(h: Harness, ranks: dict[int, int]) -> None:
+    """One trigger's runs, each with its open pull request (number → rank)."""
+    now = h.clock()
+    async with h.services.store.sessions.begin() as session:
+        trigger = Trigger(delivery_id="d-fanout", seq=0, installation_id=INSTALLATION_ID, repository=FULL_NAME,
+                          issue_number=1, source="label", task="fix", sender="Codertocat", created_at=now)
+        session.add(trigger)
+        await session.flush()
+        runs = [Run(trigger_id=trigger.id, installation_id=INSTALLATION_ID, repository=FULL_NAME, issue_number=1,
+                    task="fix", agent="claude", attempt=n, state=RunState.SUCCEEDED, created_at=now,
+                    updated_at=now) for n in range(1, len(ranks) + 1)]
+        session.add_all(runs)
+    for (number, rank), run in zip(sorted(ranks.items()), runs, strict=True):
+        await add_pr(h, number, run=run, rank=rank)
 
 
 async def row(h: Harness, number: int) -> PullRequest:
@@ -122,6 +142,51 @@ async def test_commands_need_write_except_queue(h: Harness) -> None:
     assert reply.startswith(f"Sorry @{READER}, `/agent bump` needs at least `write` permission")
     assert (await row(h, PULL)).bumped_at is None
     assert (await say(h, "/agent queue", sender=READER)).startswith("**Review queue** — #2: Next for review")
+
+
+async def test_prefer_makes_a_sibling_the_leader_for_writers_only(h: Harness) -> None:
+    await add_fanout(h, {1: 1, PULL: 2, 3: 3})
+    shown = await say(h, "/agent queue")
+    assert shown.startswith("**Review queue** — #2: Alternative to #1 — review only if #1 is rejected\n\n"
+                            "**Place in review order:** 1 of 1.")
+    reply = await say(h, "/agent prefer", sender=READER)
+    assert reply.startswith(f"Sorry @{READER}, `/agent prefer` needs at least `write` permission")
+    assert (await row(h, PULL)).preferred_at is None
+    assert title(h, PULL) == "Alternative to #1 — review only if #1 is rejected"
+    reply = await say(h, "/agent prefer")
+    assert reply.split("\n\n<!-- kickoff:reply ")[0] == (
+        "#2 now leads its fan-out (preferred by @Codertocat): it takes the fan-out's review slot, and #1, #3 wait "
+        "as alternatives. Its `review-queue` check now says: **Next for review**"
+    )
+    assert (await row(h, PULL)).preferred_at == h.clock()
+    assert title(h, PULL) == "Next for review"
+    assert title(h, 1) == "Alternative to #2 — review only if #2 is rejected"
+    assert title(h, 3) == "Alternative to #2 — review only if #2 is rejected"
+    h.clock.advance(60)
+    assert (await say(h, "/agent prefer", number=3)).startswith("#3 now leads its fan-out")
+    assert title(h, 3) == "Next for review"
+    assert title(h, PULL) == "Alternative to #3 — review only if #3 is rejected"
+
+
+async def test_prefer_on_a_sibling_with_changes_requested_says_it_does_not_lead(h: Harness) -> None:
+    await add_fanout(h, {1: 1, PULL: 2})
+    h.gh.permissions["rev"] = "write"
+    h.gh.pull_reviews[(OWNER, REPO, PULL)] = [PullReview(1, "rev", "CHANGES_REQUESTED")]
+    reply = await say(h, "/agent prefer")
+    assert reply.split("\n\n<!-- kickoff:reply ")[0] == (
+        "Preferred #2 (by @Codertocat), but it does not lead its fan-out while it has changes requested or is out "
+        "of the queue: a sibling without either keeps the review slot. Its `review-queue` check now says: "
+        "**Alternative to #1 — review only if #1 is rejected**"
+    )
+    assert (await row(h, PULL)).preferred_at == h.clock()
+    assert title(h, 1) == "Next for review"
+
+
+async def test_prefer_on_a_pull_request_without_siblings_says_so(h: Harness) -> None:
+    await add_pr(h, PULL)
+    reply = await say(h, "/agent prefer")
+    assert reply.split("\n\n<!-- kickoff:reply ")[0] == messages.QUEUE_PREFER_ALONE.format(number=PULL)
+    assert (await row(h, PULL)).preferred_at is None
 
 
 async def test_queue_on_an_issue_and_on_a_pull_request_not_queued(h: Harness) -> None:

@@ -19,7 +19,7 @@ from bot.queue.store import QueueKey
 from bot.root import compose
 from bot.services import Services
 from bot.store.db import Store
-from bot.store.models import PullRequest
+from bot.store.models import PullRequest, Run, RunState, Trigger
 from tests.fake_github import FakeGitHub
 from tests.support import make_settings
 
@@ -69,6 +69,7 @@ class World:
     async def add_pr(
         self, number: int, *, kickoff: bool = True, draft: bool = False, files: tuple[str, ...] = (),
         ci: str | None = "success", labels: tuple[str, ...] = (), contains_base: bool = False,
+        run: Run | None = None, rank: int | None = None,
     ) -> PullRequestInfo:
         head = sha(f"head-{number}-0")
         pull = PullRequestInfo(
@@ -89,8 +90,27 @@ class World:
                 installation_id=INSTALLATION, repository=FULL, number=number, agent="claude" if kickoff else None,
                 title=pull.title, author=pull.author, head_ref=pull.head_ref, head_sha=head, base_ref=BASE,
                 state="open", draft=draft, created_at=now, updated_at=now,
+                run_id=run.id if run is not None else None, trigger_id=run.trigger_id if run is not None else None,
+                rank=rank,
             ))
         return pull
+
+    async def add_fanout(self, ranks: dict[int, int | None], **options: Any) -> int:
+        """One trigger's fan-out: a run per pull request (number → its rank), as `bot.prs` records them. The
+        trigger's id."""
+        now = self.clock()
+        async with self.services.store.sessions.begin() as session:
+            trigger = Trigger(delivery_id=f"d-{min(ranks)}", seq=0, installation_id=INSTALLATION, repository=FULL,
+                              issue_number=1, source="label", task="fix", sender="ann", created_at=now)
+            session.add(trigger)
+            await session.flush()
+            runs = [Run(trigger_id=trigger.id, installation_id=INSTALLATION, repository=FULL, issue_number=1,
+                        task="fix", agent="claude", attempt=attempt, state=RunState.SUCCEEDED, created_at=now,
+                        updated_at=now) for attempt in range(1, len(ranks) + 1)]
+            session.add_all(runs)
+        for (number, rank), run in zip(sorted(ranks.items()), runs, strict=True):
+            await self.add_pr(number, run=run, rank=rank, **options)
+        return trigger.id
 
     def pull(self, number: int) -> PullRequestInfo:
         return self.gh.pulls[(OWNER, REPO, number)]
@@ -126,6 +146,10 @@ class World:
         if ci is not None:
             self.ci(number, ci)
         return new
+
+    def close(self, number: int) -> None:
+        """Closed without merging."""
+        self.gh.pulls[(OWNER, REPO, number)] = _replace(self.pull(number), state="closed")
 
     def merge_by_hand(self, number: int) -> None:
         """Someone presses the merge button: the pull request closes, the base moves."""

@@ -531,6 +531,9 @@ _entries = st.builds(
     let_ahead=st.none() | st.integers(1, 10**9),
     dequeued=st.none() | st.sampled_from(Reason),
     eligible_since=st.none() | st.datetimes(timezones=st.just(UTC)),
+    fanout=st.none() | st.integers(1, 4),
+    rank=st.none() | st.integers(1, 5),
+    preferred_at=st.none() | st.datetimes(timezones=st.just(UTC)),
 )
 _snapshots = st.builds(
     Snapshot,

@@ -1,7 +1,9 @@
 """Model-based test: the queue model drives a tiny simulated repository through random histories.
 
 Agents open pull requests, CI passes or fails, reviewers approve or ask for changes, people type commands, the base
-moves, pull requests close and time passes. After every step the test reconciles like the service will: it updates
+moves, pull requests close and time passes. Some pull requests are siblings of a fan-out (one trigger's runs): they
+are ranked, preferred with `/agent prefer`, and closed as superseded when one of them merges; the fan-out takes one
+review slot. After every step the test reconciles like the service will: it updates
 each entry's `eligible_since` with the helper, evaluates the queue, writes the check diff and executes the actions
 (update-branch makes the head contain the current base and resets CI; merge advances the base).
 
@@ -43,14 +45,17 @@ from bot.queue.texts import Reason
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 FILES = ("src/a.py", "src/b.py", "src/c.py", "src/d.py", "docs/e.md", "docs/f.md", "tests/g.py", "tests/h.py")
 MAX_OPEN = 8
-Command = Literal["hold", "unhold", "bump", "skip", "unqueue", "requeue", "priority"]
-PRSpec = tuple[frozenset[str], str | None, bool, bool, bool]  # files, priority label, by Kickoff, labelled, draft
+Command = Literal["hold", "unhold", "bump", "skip", "unqueue", "requeue", "priority", "prefer"]
+# files, priority label, by Kickoff, labelled, draft, fan-out (trigger), rank
+PRSpec = tuple[frozenset[str], str | None, bool, bool, bool, int | None, int | None]
 PR_SPECS = st.tuples(
     st.frozensets(st.sampled_from(FILES), min_size=1, max_size=2),
     st.sampled_from([None, "urgent", "high", "low"]),
     st.sampled_from([True, True, True, False]),
     st.booleans(),
     st.sampled_from([False, False, False, True]),
+    st.sampled_from([None, None, 1, 1, 2, 3]),
+    st.none() | st.integers(1, 3),
 )
 
 
@@ -75,6 +80,9 @@ class SimPR:
     dequeued: Reason | None = None
     eligible_since: datetime | None = None
     push: Push = Push.NONE
+    fanout: int | None = None
+    rank: int | None = None
+    preferred_at: datetime | None = None
 
 
 class QueueMachine(RuleBasedStateMachine):
@@ -145,6 +153,9 @@ class QueueMachine(RuleBasedStateMachine):
             let_ahead=pr.let_ahead,
             dequeued=pr.dequeued,
             eligible_since=pr.eligible_since,
+            fanout=pr.fanout if pr.kickoff else None,
+            rank=pr.rank,
+            preferred_at=pr.preferred_at,
         )
 
     def merge(self, pr: SimPR, expected_head_sha: str) -> None:
@@ -158,6 +169,11 @@ class QueueMachine(RuleBasedStateMachine):
         pr.merged = True
         self.base_commits.append(pr.files)
         event("merged")
+        if pr.fanout is not None and pr.kickoff:  # `queue.close_siblings`: the others are superseded
+            for other in self.open_prs():
+                if other.fanout == pr.fanout and other.kickoff:
+                    other.closed = True
+                    event("sibling superseded")
 
     def execute(self, action: Action) -> None:
         pr = self.prs[action.number]
@@ -191,12 +207,13 @@ class QueueMachine(RuleBasedStateMachine):
     # ---- Rules -------------------------------------------------------------------------------------------------
 
     def add_pr(self, spec: PRSpec) -> None:
-        files, priority, kickoff, labelled, draft = spec
+        files, priority, kickoff, labelled, draft, fanout, rank = spec
         labels = {f"priority:{priority}"} if priority else set()
         if labelled:
             labels.add("kickoff:queue")
         number = len(self.prs) + 1
-        pr = SimPR(number, files, kickoff, frozenset(labels), self.new_sha(), self.base_version, draft=draft)
+        pr = SimPR(number, files, kickoff, frozenset(labels), self.new_sha(), self.base_version, draft=draft,
+                   fanout=fanout if kickoff else None, rank=rank)
         pr.ci[pr.head_sha] = "pending"
         self.prs[number] = pr
 
@@ -317,7 +334,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(
         index=st.integers(0, 99),
-        command=st.sampled_from(["hold", "unhold", "bump", "skip", "unqueue", "requeue", "priority"]),
+        command=st.sampled_from(["hold", "unhold", "bump", "skip", "unqueue", "requeue", "priority", "prefer"]),
         priority=st.sampled_from(["urgent", "high", "normal", "low"]),
     )
     def command(self, index: int, command: Command, priority: Literal["urgent", "high", "normal", "low"]) -> None:
@@ -333,6 +350,9 @@ class QueueMachine(RuleBasedStateMachine):
                 pr.unqueued, pr.bumped_at = True, None
             elif command == "requeue":
                 pr.unqueued, pr.dequeued = False, None
+            elif command == "prefer":
+                if pr.fanout is not None:
+                    pr.preferred_at = self.now
             else:
                 pr.priority = priority
         self.reconcile()
@@ -343,6 +363,14 @@ class QueueMachine(RuleBasedStateMachine):
         pr = self.pick([pr for pr in self.open_prs() if pr.number == self.plan.head], index)
         if pr is not None:
             pr.dequeued = reason
+        self.reconcile()
+
+    @rule(index=st.integers(0, 99), rank=st.integers(1, 3))
+    def fanout_ranked(self, index: int, rank: int) -> None:
+        """The ranking (re)published: a sibling's rank changes (CI reported, a judge answered)."""
+        pr = self.pick([pr for pr in self.open_prs() if pr.fanout is not None], index)
+        if pr is not None:
+            pr.rank = rank
         self.reconcile()
 
     @rule(hours=st.integers(1, 30))
@@ -379,6 +407,7 @@ class QueueMachine(RuleBasedStateMachine):
             entries[number]
             for number in self.plan.order
             if entries[number].bumped_at is None and entries[number].let_ahead is None
+            and number not in self.plan.alternatives  # they follow their leader
         ]
 
         def rank(entry: Entry) -> int:
@@ -400,6 +429,37 @@ class QueueMachine(RuleBasedStateMachine):
                         (other.eligible_since, other.number) < (entry.eligible_since, entry.number)
                         for other in ordinary[:index]
                     )
+
+
+    @invariant()
+    def a_fanout_takes_one_review_slot_behind_its_leader(self) -> None:
+        result = self.plan
+        entries = {entry.number: entry for entry in self.snapshot.entries}
+        assert result.head not in result.alternatives
+        assert not set(result.window) & set(result.alternatives)
+        in_window: dict[int, int] = {}
+        for number in result.window:
+            fanout = entries[number].fanout
+            if fanout is not None:
+                assert fanout not in in_window, (fanout, in_window[fanout], number)
+                in_window[fanout] = number
+        for index, number in enumerate(result.order):
+            if number not in result.alternatives:
+                continue
+            leader = result.alternatives[number]
+            assert entries[leader].fanout == entries[number].fanout
+            start = result.order.index(leader)
+            assert all(result.alternatives.get(between) == leader for between in result.order[start + 1 : index])
+            assert result.verdicts[number].position == result.verdicts[leader].position
+            assert result.checks[number].conclusion is None
+        for number, leader in result.alternatives.items():
+            entry, head = entries[number], entries[leader]
+            assert not head.closed
+            assert not head.unqueued
+            assert head.dequeued is None
+            # The leader: not rejected unless every sibling is, then the latest preference, the rank, the number.
+            assert (head.review == "changes_requested") <= (entry.review == "changes_requested")
+        event(f"fan-outs in the window: {len(in_window)}")
 
 
 QueueMachine.TestCase.settings = settings(

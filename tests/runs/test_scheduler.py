@@ -628,3 +628,36 @@ async def test_a_start_that_fails_after_its_run_was_taken_over_leaves_the_run_to
     requeued = await w.runs.require(run.id)
     assert (requeued.state, requeued.reason) == (RunState.QUEUED, None)
     assert [t.token for t in w.github.revoked] == [t.token for t in w.github.run_tokens]  # its token, revoked
+
+
+async def test_review_capacity_counts_a_fanouts_open_pull_requests_once(w: World) -> None:
+    """`limits.max_open_prs` against the real count (`RunStore.open_kickoff_prs`): a fan-out of three open pull
+    requests takes one review slot, as in the queue; a closed sibling and a human pull request take none."""
+    w.default_config = repo_config({"ok": [], "two": [], "three": [], "new": []}, max_open_prs=2)
+    _, fanned = await w.add_trigger(["ok", "two", "three"])
+    _, (solo,) = await w.add_trigger(["ok"])
+    now = utcnow()
+    async with w.store.sessions.begin() as session:
+        await session.execute(update(Run).where(Run.id.in_([r.id for r in [*fanned, solo]]))
+                              .values(state=RunState.SUCCEEDED))
+        for number, run in enumerate([*fanned, solo], start=10):
+            session.add(PullRequest(installation_id=7, repository=FULL_NAME, number=number, run_id=run.id,
+                                    trigger_id=run.trigger_id, agent=run.agent, head_ref=f"kickoff/{number}",
+                                    base_ref="main", state="open", created_at=now, updated_at=now))
+        session.add(PullRequest(installation_id=7, repository=FULL_NAME, number=20, head_ref="human",
+                                base_ref="main", state="open", created_at=now, updated_at=now))
+    assert await w.runs.open_kickoff_prs(FULL_NAME) == 2  # the fan-out of three, and the single one
+    _, (new,) = await w.add_trigger(["new"])
+    scheduler = w.scheduler(FakeBackend(), open_prs=w.runs.open_kickoff_prs)
+    assert await settle(scheduler) == []
+    waiting = await w.runs.require(new.id)
+    reason = messages.RUN_WAITING_FOR_REVIEW.format(open=2, limit=2)
+    assert (waiting.state, waiting.reason) == (RunState.WAITING, reason)
+    async with w.store.sessions.begin() as session:  # two siblings close: the fan-out still takes its slot
+        await session.execute(update(PullRequest).where(PullRequest.number.in_([10, 11])).values(state="closed"))
+    assert await w.runs.open_kickoff_prs(FULL_NAME) == 2
+    assert await settle(scheduler) == []
+    async with w.store.sessions.begin() as session:  # the single one merges: a slot frees
+        await session.execute(update(PullRequest).where(PullRequest.number == 13).values(state="merged"))
+    assert await w.runs.open_kickoff_prs(FULL_NAME) == 1
+    assert await settle(scheduler) == [new.id]
