@@ -236,8 +236,8 @@ async def outcomes(store: Store, now: datetime, *, repo: str | None = None, wind
             tally.open += 1
     rows = tuple(
         Outcome(
-            repository=repository, agent=agent, runs=t.runs, cost_usd=math.fsum(t.costs) if t.costs else None, opened=t.opened, merged=t.merged,
-            closed=t.closed, open=t.open, review_rounds=t.rounds,
+            repository=repository, agent=agent, runs=t.runs, cost_usd=math.fsum(t.costs) if t.costs else None,
+            opened=t.opened, merged=t.merged, closed=t.closed, open=t.open, review_rounds=t.rounds,
             merge_seconds_median=statistics.median(t.merge_seconds) if t.merge_seconds else None,
         )
         for (repository, agent), t in sorted(tallies.items(), key=lambda item: (item[0][0].lower(), item[0]))

@@ -15,14 +15,14 @@ LAB = "octo/lab"
 
 EXPECTED = {
     # (repository, agent): runs, cost, opened, merged, closed unmerged, open, rounds, median seconds to merge
+    (LAB, "claude"): dict(runs=1, cost_usd=2.0, opened=1, merged=0, closed=1, open=0, review_rounds=0,
+                          merge_seconds_median=None),
+    (SHOP, "aider"): dict(runs=1, cost_usd=None, opened=0, merged=0, closed=0, open=0, review_rounds=0,
+                          merge_seconds_median=None),
     (SHOP, "claude"): dict(runs=6, cost_usd=3.0, opened=4, merged=3, closed=0, open=1, review_rounds=3,
                            merge_seconds_median=18000.0),
     (SHOP, "codex"): dict(runs=4, cost_usd=1.1, opened=2, merged=1, closed=1, open=0, review_rounds=3,
                           merge_seconds_median=1800.0),
-    (SHOP, "aider"): dict(runs=1, cost_usd=None, opened=0, merged=0, closed=0, open=0, review_rounds=0,
-                          merge_seconds_median=None),
-    (LAB, "claude"): dict(runs=1, cost_usd=2.0, opened=1, merged=0, closed=1, open=0, review_rounds=0,
-                          merge_seconds_median=None),
 }
 """In order: octo/lab before octo/shop, agents by name within a repository."""
 
