@@ -56,5 +56,5 @@ def percent(value: float | None) -> str:
 
 
 def rounds(review_rounds: int, per_pr: float | None) -> str:
-    """`3 (1.5 per PR)`; `0` with no pull request."""
-    return str(review_rounds) if per_pr is None else f"{review_rounds} ({per_pr:.1f} per PR)"
+    """`3 (1.5 per PR)`; `0` without one."""
+    return str(review_rounds) if not review_rounds or per_pr is None else f"{review_rounds} ({per_pr:.1f} per PR)"

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bot.dashboard.outcomes import Outcome, outcomes, review_rounds
-from bot.services import open_store
 from bot.store.db import Store
-from bot.store.models import utcnow
 from tests.dashboard.conftest import TOKEN, kickoff
 from tests.dashboard.outcome_history import EXPECTED, LAB, SHOP, seed_outcomes
 from tests.support import ServerThread, make_settings
@@ -80,20 +76,6 @@ def test_review_rounds_take_the_larger_count() -> None:
     assert review_rounds('["CHANGES_REQUESTED"]', 0) == 0
 
 
-@pytest.fixture
-def history(database_url: str) -> str:
-    """The known history, relative to the real clock (the server reads it), in `database_url`."""
-    async def main() -> None:
-        store = await open_store(make_settings(database_url))  # migrates a SQLite file
-        try:
-            await seed_outcomes(store, utcnow())
-        finally:
-            await store.close()
-
-    asyncio.run(main())
-    return database_url
-
-
 class _Rows(HTMLParser):
     """The cells of each `<tr data-agent>` of each `table.outcomes`, by repository."""
 
@@ -138,7 +120,7 @@ def test_the_dashboard_shows_the_table_and_the_chart(history: str, serve: Callab
     parser = _Rows()
     parser.feed(page.text)
     assert parser.tables == {
-        LAB: [["claude", "1", "1", "0", "1", "0", "0%", "—", "$2.00", "—", "0 (0.0 per PR)"]],
+        LAB: [["claude", "1", "1", "0", "1", "0", "0%", "—", "$2.00", "—", "0"]],
         SHOP: [
             ["aider", "1", "0", "0", "0", "0", "—", "—", "—", "—", "0"],
             ["claude", "6", "4", "3", "0", "1", "100%", "5h 00m", "$3.00", "$1.00", "3 (0.8 per PR)"],
