@@ -200,7 +200,9 @@ async def outcomes(store: Store, now: datetime, *, repo: str | None = None, wind
                        PullRequest.created_at, PullRequest.merged_at)
                 .where(PullRequest.run_id.in_(chunk))
             )
-            pulls.extend((r, n, openers[run_id], s, c, m) for run_id, r, n, s, c, m in found if run_id is not None)
+            # One still `opening` is reserved, not on GitHub yet (its number is a placeholder): not opened.
+            pulls.extend((r, n, openers[run_id], s, c, m) for run_id, r, n, s, c, m in found
+                         if run_id is not None and s != OPENING)
         numbers: dict[str, list[int]] = {}
         for repository, number, *_ in pulls:
             numbers.setdefault(repository, []).append(number)
@@ -221,8 +223,6 @@ async def outcomes(store: Store, now: datetime, *, repo: str | None = None, wind
                 )
                 followups.update((repository, number) for number in asked)
     for repository, number, agent, state, created_at, merged_at in pulls:
-        if state == OPENING:
-            continue  # reserved, not on GitHub yet
         tally = tallies.setdefault((repository, agent), _Tally())
         tally.opened += 1
         tally.rounds += review_rounds(reviews.get((repository, number)), followups[(repository, number)])
