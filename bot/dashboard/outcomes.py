@@ -44,7 +44,7 @@ MAX_WINDOW: Final = timedelta(days=90)
 CHANGES_REQUESTED: Final = "CHANGES_REQUESTED"
 PERSON_SOURCES: Final = ("comment", "review", "review_comment")
 """Trigger sources that are a person asking for more work on a pull request (not `fix`, `check`, `label`)."""
-CHUNK: Final = 500
+CHUNK: Final = 1000
 """Values per `IN (…)`: well under SQLite's and asyncpg's bound parameter limits."""
 
 _T = TypeVar("_T")
@@ -177,22 +177,20 @@ async def outcomes(store: Store, now: datetime, *, repo: str | None = None, wind
     async with store.sessions() as session:
         # The window of runs alone (`ix_runs_finished`): a filter on the repository would let the planner read all
         # of that repository's history along `ix_runs_repository_*` instead; one repository is picked out here.
-        finished = await session.execute(
-            select(Run.id, Run.repository, Run.agent, Run.cost_usd, Run.pr_number)
-            .where(Run.finished_at >= since, Run.finished_at <= now)
-        )
-        openers: dict[int, str] = {}  # run id → agent, for the runs that name a pull request
-        for run_id, repository, agent, cost, pr_number in finished:
+        in_window = (Run.finished_at >= since) & (Run.finished_at <= now)
+        finished = await session.execute(select(Run.id, Run.repository, Run.agent, Run.cost_usd).where(in_window))
+        openers: dict[int, str] = {}  # run id → agent
+        for run_id, repository, agent, cost in finished:
             if repo is not None and repository != repo:
                 continue
             tally = tallies.setdefault((repository, agent), _Tally())
             tally.runs += 1
             if cost is not None:
                 tally.costs.append(cost)
-            if pr_number is not None:
-                openers[run_id] = agent
-        # The pull requests those runs opened (a follow-up names the pull request it worked on, which another run
-        # opened: it matches none here).
+            openers[run_id] = agent
+        # The pull requests those runs opened (a follow-up opened none; asked of every run, since `runs.pr_number`
+        # is written after the pull request's row), each by `uq_pull_requests_run`. The ids are listed, not a
+        # subquery: PostgreSQL would answer a subquery with a hash join over every pull request.
         pulls: list[tuple[str, int, str, str, datetime, datetime | None]] = []
         for chunk in _chunks(sorted(openers)):
             found = await session.execute(
@@ -203,25 +201,26 @@ async def outcomes(store: Store, now: datetime, *, repo: str | None = None, wind
             # One still `opening` is reserved, not on GitHub yet (its number is a placeholder): not opened.
             pulls.extend((r, n, openers[run_id], s, c, m) for run_id, r, n, s, c, m in found
                          if run_id is not None and s != OPENING)
-        numbers: dict[str, list[int]] = {}
-        for repository, number, *_ in pulls:
-            numbers.setdefault(repository, []).append(number)
+        # Their reviews and follow-ups: `repository IN (…) AND number IN (…)` for the whole set at once (an index
+        # lookup per pair on SQLite; PostgreSQL may take each repository's range of the index instead), the pairs
+        # that are not among them dropped here.
+        repositories = sorted({repository for repository, *_ in pulls})
+        wanted = {(repository, number) for repository, number, *_ in pulls}
         reviews: dict[tuple[str, int], str | None] = {}
         followups: Counter[tuple[str, int]] = Counter()
-        for repository, wanted in sorted(numbers.items()):
-            for chunk in _chunks(sorted(wanted)):
-                facts = await session.execute(
-                    select(PullFacts.number, PullFacts.reviews)
-                    .where(PullFacts.repository == repository, PullFacts.number.in_(chunk))
+        for chunk in _chunks(sorted({number for _, number, *_ in pulls})):
+            facts = await session.execute(
+                select(PullFacts.repository, PullFacts.number, PullFacts.reviews)
+                .where(PullFacts.repository.in_(repositories), PullFacts.number.in_(chunk))
+            )
+            reviews.update(((r, n), text) for r, n, text in facts if (r, n) in wanted)
+            asked = await session.execute(
+                select(Trigger.repository, Trigger.issue_number).where(
+                    Trigger.repository.in_(repositories), Trigger.issue_number.in_(chunk),
+                    Trigger.is_pull_request.is_(True), Trigger.source.in_(PERSON_SOURCES),
                 )
-                reviews.update(((repository, number), text) for number, text in facts)
-                asked = await session.scalars(
-                    select(Trigger.issue_number).where(
-                        Trigger.repository == repository, Trigger.issue_number.in_(chunk),
-                        Trigger.is_pull_request.is_(True), Trigger.source.in_(PERSON_SOURCES),
-                    )
-                )
-                followups.update((repository, number) for number in asked)
+            )
+            followups.update((r, n) for r, n in asked if (r, n) in wanted)
     for repository, number, agent, state, created_at, merged_at in pulls:
         tally = tallies.setdefault((repository, agent), _Tally())
         tally.opened += 1
