@@ -191,7 +191,8 @@ def receive(
 def status(
     repo: Annotated[str | None, typer.Option(help="Only this repository (owner/name).")] = None,
 ) -> None:
-    """Print installations, review queues, runs and failed deliveries from the database (DATABASE_URL)."""
+    """Print installations, review queues, runs, outcomes and failed deliveries from the database (DATABASE_URL)."""
+    from bot.dashboard.outcomes import outcomes
     from bot.dashboard.queries import overview
     from bot.services import open_store
     from bot.status import print_status
@@ -202,7 +203,8 @@ def status(
     async def main() -> None:
         store = await open_store(settings)
         try:
-            print_status(await overview(store, utcnow(), repo=repo))
+            now = utcnow()
+            print_status(await overview(store, now, repo=repo), outcomes=await outcomes(store, now, repo=repo))
         finally:
             await store.close()
 

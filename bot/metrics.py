@@ -11,10 +11,10 @@ rate limit per installation from the gateway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -26,6 +26,35 @@ ACK_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 LAG_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 RUN_BUCKETS: Final = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0)
 RUN_STATES: Final = (*RunState.ACTIVE, *RunState.FINAL)
+OUTCOMES: Final = ("merged", "closed", "open")
+
+
+class OutcomeFigures(Protocol):
+    """One repository × agent's outcomes over the window (`bot.dashboard.outcomes.Outcome`)."""
+
+    @property
+    def repository(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def runs(self) -> int: ...
+    @property
+    def merged(self) -> int: ...
+    @property
+    def closed(self) -> int: ...
+    @property
+    def open(self) -> int: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def review_rounds(self) -> int: ...
+    @property
+    def merge_seconds_median(self) -> float | None: ...
+    @property
+    def acceptance(self) -> float | None: ...
+    @property
+    def cost_per_merged(self) -> float | None: ...
+
 
 @dataclass
 class DatabaseFigures:
@@ -36,6 +65,8 @@ class DatabaseFigures:
     run_seconds_sum: float = 0.0
     queue_length: dict[str, int] = field(default_factory=dict)
     inbox: dict[str, int] = field(default_factory=dict)
+    outcomes: Sequence[OutcomeFigures] = ()
+    outcome_days: int = 30
 
 
 class _DatabaseCollector(Collector):
@@ -71,6 +102,58 @@ class _DatabaseCollector(Collector):
         for status in DeliveryStatus.ALL:
             inbox.add_metric([status], figures.inbox.get(status, 0))
         yield inbox
+        yield from _outcome_families(figures)
+
+
+def _outcome_families(figures: DatabaseFigures) -> Iterable[Metric]:
+    """The `kickoff_outcome_*` gauges: one series per repository × agent with a run finished in the window (a
+    ratio, a median or a cost per merged PR only where it is defined: none merged, none decided, no cost reported
+    leave it out rather than write NaN)."""
+    window = f"the last {figures.outcome_days} days"
+    labels = ["repository", "agent"]
+    runs = GaugeMetricFamily("kickoff_outcome_runs", f"Agent runs finished in {window}.", labels=labels)
+    prs = GaugeMetricFamily(
+        "kickoff_outcome_prs",
+        f"Pull requests opened by the runs finished in {window}, by what became of them: merged, closed (unmerged, "
+        "superseded included), open (still undecided).",
+        labels=[*labels, "outcome"],
+    )
+    ratio = GaugeMetricFamily(
+        "kickoff_outcome_acceptance_ratio",
+        f"Merged over decided (merged or closed unmerged) pull requests of {window}.", labels=labels,
+    )
+    cost = GaugeMetricFamily(
+        "kickoff_outcome_cost_usd", f"The reported cost of the runs finished in {window}, in US dollars.", labels=labels
+    )
+    per_merged = GaugeMetricFamily(
+        "kickoff_outcome_cost_per_merged_usd",
+        f"The cost of every run finished in {window} (failed ones too) over the pull requests merged.", labels=labels,
+    )
+    median = GaugeMetricFamily(
+        "kickoff_outcome_merge_seconds_median",
+        f"The median time from opened to merged of the pull requests of {window} that merged.", labels=labels,
+    )
+    rounds = GaugeMetricFamily(
+        "kickoff_outcome_review_rounds",
+        f"Review rounds on the pull requests of {window}: per pull request, its reviews that requested changes or "
+        "the follow-ups people asked for on it, whichever are more.",
+        labels=labels,
+    )
+    for row in figures.outcomes:
+        key = [row.repository, row.agent]
+        runs.add_metric(key, row.runs)
+        for outcome, count in zip(OUTCOMES, (row.merged, row.closed, row.open), strict=True):
+            prs.add_metric([*key, outcome], count)
+        rounds.add_metric(key, row.review_rounds)
+        if row.acceptance is not None:
+            ratio.add_metric(key, row.acceptance)
+        if row.cost_usd is not None:
+            cost.add_metric(key, row.cost_usd)
+        if row.cost_per_merged is not None:
+            per_merged.add_metric(key, row.cost_per_merged)
+        if row.merge_seconds_median is not None:
+            median.add_metric(key, row.merge_seconds_median)
+    yield from (runs, prs, ratio, cost, per_merged, median, rounds)
 
 
 class _GitHubCollector(Collector):

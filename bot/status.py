@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.dashboard import format as fmt
+from bot.dashboard.outcomes import Outcomes
 from bot.dashboard.queries import Overview, RepositoryView, status_label
 from bot.store.models import DeliveryStatus
 
@@ -25,17 +26,19 @@ _STATE_STYLES = {
 }
 
 
-def render(view: Overview) -> RenderableType:
+def render(view: Overview, outcomes: Outcomes | None = None) -> RenderableType:
     parts: list[RenderableType] = [_summary(view), _installations(view)]
     for repo in view.repositories:
         parts.extend(_queues(repo))
         parts.append(_runs(repo))
+    if outcomes is not None:
+        parts.append(_outcomes(outcomes))
     parts.append(_deliveries(view))
     return Group(*parts)
 
 
-def print_status(view: Overview, console: Console | None = None) -> None:
-    (console or Console()).print(render(view))
+def print_status(view: Overview, console: Console | None = None, outcomes: Outcomes | None = None) -> None:
+    (console or Console()).print(render(view, outcomes))
 
 
 def _summary(view: Overview) -> Text:
@@ -96,6 +99,23 @@ def _runs(repo: RepositoryView) -> Table:
         )
     if not repo.runs:
         table.add_row("", "", "", "", "No run yet.", "", "", "", "", "")
+    return table
+
+
+def _outcomes(found: Outcomes) -> RenderableType:
+    if not found.rows:
+        return Text(f"Outcomes: no run finished in the last {found.label}.")
+    table = Table(title=f"Outcomes over the last {found.label}", title_justify="left")
+    columns = ("Repository", "Agent", "Runs", "PRs", "Merged", "Closed", "Open", "Accepted", "Median to merge",
+               "Cost", "Per merged PR", "Review rounds")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("Repository", "Agent") else "right")
+    for row in found.rows:
+        table.add_row(
+            row.repository, row.agent, str(row.runs), str(row.opened), str(row.merged), str(row.closed),
+            str(row.open), fmt.percent(row.acceptance), fmt.duration(row.merge_median), fmt.cost(row.cost_usd),
+            fmt.cost(row.cost_per_merged), str(row.review_rounds),
+        )
     return table
 
 

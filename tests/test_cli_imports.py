@@ -77,9 +77,9 @@ def test_kickoff_status_loads_neither_the_web_stack_nor_the_github_client(databa
     assert result.returncode == 0, result.stderr
     # The whole picture was read and printed: every section's modules ran.
     for title in ("1 installation(s), 2 repositories", f"Review queue of {REPO} into main", f"Runs in {REPO}",
-                  "Failed and dead deliveries"):
+                  "Outcomes over the last 30 days", "Failed and dead deliveries"):
         assert title in result.stdout
-    assert {"bot.dashboard.queries", "bot.queue.model", "bot.status", "sqlalchemy"} <= modules
+    assert {"bot.dashboard.queries", "bot.dashboard.outcomes", "bot.queue.model", "bot.status", "sqlalchemy"} <= modules
     assert loaded(modules, WEB_AND_GITHUB) == set()
     assert loaded(modules, SERVER) == set()
     # The schema is current, so opening the store never loads alembic and its migration scripts.

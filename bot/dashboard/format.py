@@ -48,3 +48,13 @@ def clip(value: str | None, limit: int = 120) -> str:
         return ""
     text = " ".join(value.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def percent(value: float | None) -> str:
+    """`75%`; an em dash for none."""
+    return "—" if value is None else f"{value:.0%}"
+
+
+def rounds(review_rounds: int, per_pr: float | None) -> str:
+    """`3 (1.5 per PR)`; `0` without one."""
+    return str(review_rounds) if not review_rounds or per_pr is None else f"{review_rounds} ({per_pr:.1f} per PR)"

@@ -2,7 +2,8 @@
 
 Every query reads a range of an index, never a whole table of history (tests/dashboard/test_query_plans.py): work
 still owed (active runs, deliveries not done) is counted whole, finished work over the last `WINDOW` (24 hours),
-and the labels say so. With a year of history the page costs what it costs with a day (docs/performance.md).
+and the labels say so. With a year of history the page costs what it costs with a day (docs/performance.md). The
+outcome metrics, over 30 days, are `bot.dashboard.outcomes`, under the same rule.
 
 Positions and check titles are what the queue service last wrote (`pull_requests.queue_check`, see
 `bot.queue.store`). For a queue it has not reconciled yet, the order is computed with the queue's pure model

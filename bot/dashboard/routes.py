@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot import __version__
 from bot.dashboard import format as fmt
-from bot.dashboard import queries
+from bot.dashboard import outcomes, queries
 from bot.dashboard.auth import (
     COOKIE,
     Access,
@@ -24,6 +25,7 @@ from bot.dashboard.auth import (
     token_matches,
     unsafe_message,
 )
+from bot.dashboard.chart import chart
 from bot.services import Services
 from bot.settings import Settings
 from bot.store.models import DeliveryStatus
@@ -45,7 +47,8 @@ templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 templates.filters.update(
-    duration=fmt.duration, cost=fmt.cost, clock=fmt.clock, outcome=fmt.outcome, state=fmt.state, clip=fmt.clip
+    duration=fmt.duration, cost=fmt.cost, clock=fmt.clock, outcome=fmt.outcome, state=fmt.state, clip=fmt.clip,
+    percent=fmt.percent, rounds=fmt.rounds,
 )
 
 
@@ -124,7 +127,13 @@ async def dashboard(request: Request) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
     context = await _render_context(request)
     logout = settings.dashboard_token is not None and COOKIE in request.cookies
-    body = templates.get_template("page.html.j2").render(nonce=nonce, logout=logout, **context)
+    # Read once per page, not by the 2-second poll of `/dashboard/live`: 30 days of figures move slowly.
+    services = _services(request)
+    figures = await outcomes.outcomes(services.store, services.clock())
+    charts = {name: chart(figures.of(name)) for name in figures.repositories}
+    body = templates.get_template("page.html.j2").render(
+        nonce=nonce, logout=logout, outcomes=figures, charts=charts, **context
+    )
     return _html(body, nonce=nonce)
 
 
@@ -191,6 +200,21 @@ async def queue_json(request: Request, repo: str | None = Query(default=None, de
     _check_repo(repo)
     rows = await queries.queue_rows(services.store, services.clock(), repo=repo)
     return [row.as_json() for row in rows]
+
+
+@router.get("/api/outcomes")
+async def outcomes_json(
+    request: Request,
+    repo: str | None = Query(default=None, description="owner/name"),
+    days: int = Query(default=outcomes.WINDOW.days, ge=1, le=outcomes.MAX_WINDOW.days),
+) -> dict[str, Any]:
+    """Per repository and agent, over the last `days` days: runs, pull requests merged, closed unmerged and open,
+    acceptance rate, median time to merge, cost per merged pull request, review rounds."""
+    services = _services(request)
+    require_viewer(request, services.settings)
+    _check_repo(repo)
+    found = await outcomes.outcomes(services.store, services.clock(), repo=repo, window=timedelta(days=days))
+    return found.as_json()
 
 
 def _check_repo(repo: str | None) -> None:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import ColumnElement, case, extract, func, select
 
 from bot.dashboard.auth import require_scraper
+from bot.dashboard.outcomes import outcomes
 from bot.dashboard.queries import WINDOW, delivery_counts, queue_rows, run_counts
 from bot.metrics import RUN_BUCKETS, DatabaseFigures, Metrics
 from bot.store.db import Store
@@ -26,7 +27,8 @@ router = APIRouter()
 
 async def read_database(store: Store, now: datetime) -> DatabaseFigures:
     """Active runs and deliveries still owed, whole; finished runs and handled deliveries of the last 24 hours
-    (`bot.dashboard.queries.WINDOW`): each figure reads an index range, however long the history."""
+    (`bot.dashboard.queries.WINDOW`); outcomes of the last 30 days (`bot.dashboard.outcomes.WINDOW`): each figure
+    reads an index range, however long the history."""
     figures = DatabaseFigures()
     seconds = _run_seconds(store.dialect)
     # `finished_at` is set only when a run becomes final: one range of `ix_runs_finished`.
@@ -46,6 +48,8 @@ async def read_database(store: Store, now: datetime) -> DatabaseFigures:
         figures.queue_length.setdefault(row.repository, 0)
         if row.position is not None:
             figures.queue_length[row.repository] += 1
+    found = await outcomes(store, now)
+    figures.outcomes, figures.outcome_days = found.rows, found.days
     return figures
 
 

@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.store.db import Store
 from bot.store.models import utcnow
 from bot.web import create_app
+from tests.dashboard.outcome_history import seed_outcomes
 from tests.dashboard.scenario import Seeded, seed
 from tests.support import ServerThread, make_settings
 
@@ -69,6 +70,20 @@ def seeded(database_url: str) -> Seeded:
             await store.close()
 
     return asyncio.run(main())
+
+
+@pytest.fixture
+def history(database_url: str) -> str:
+    """The known history, relative to the real clock (the server reads it), in `database_url`."""
+    async def main() -> None:
+        store = await open_store(make_settings(database_url))  # migrates a SQLite file
+        try:
+            await seed_outcomes(store, utcnow())
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    return database_url
 
 
 @pytest.fixture

@@ -142,3 +142,25 @@ def test_token_off_localhost_serves_with_the_token(sqlite_url: str, serve: Serve
         page = client.get("/", headers={"Authorization": f"Bearer {TOKEN}"})
         assert page.status_code == 200
         assert "script-src 'nonce-" in page.headers["content-security-policy"]
+
+
+def test_the_outcome_chart_and_table_render(history: str, serve: Serve, browser: Any) -> None:
+    server = serve(make_settings(history))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/")
+    figure = page.locator('figure.outcome-figure[data-repo="octo/shop"]')
+    assert figure.locator("svg title").first.text_content().startswith("Pull requests by outcome")
+    # Drawn, not only written: each bar has its share of the 300-pixel track on screen.
+    codex = figure.locator('g.outcome-bar[data-agent="codex"]')
+    widths = {kind: codex.locator(f'rect[data-kind="{kind}"]').bounding_box()["width"] for kind in ("merged", "closed")}
+    assert widths == {"merged": 150, "closed": 150}
+    assert codex.locator("rect.cost-bar").bounding_box()["width"] == 120
+    assert codex.locator("text.rate").text_content() == "50% accepted"
+    merged = codex.locator('rect[data-kind="merged"]').evaluate("e => getComputedStyle(e).fill")
+    closed = codex.locator('rect[data-kind="closed"]').evaluate("e => getComputedStyle(e).fill")
+    assert merged != closed
+    rows = page.locator('table.outcomes[data-repo="octo/shop"] tbody tr')
+    assert rows.locator("th").all_inner_texts() == ["aider", "claude", "codex"]
+    assert rows.nth(1).locator("td").all_inner_texts() == [
+        "6", "4", "3", "0", "1", "100%", "5h 00m", "$3.00", "$1.00", "3 (0.8 per PR)"
+    ]

@@ -12,13 +12,17 @@ from typing import Any
 
 from sqlalchemy import event
 
+from bot.dashboard.outcomes import outcomes
 from bot.dashboard.queries import overview
 from bot.dashboard.scrape import read_database
 from bot.store.db import Store
 from bot.store.models import utcnow
+from tests.dashboard.outcome_history import LAB, seed_outcomes
 from tests.dashboard.scenario import seed
 
-HISTORY = ("deliveries", "delivery_payloads", "runs", "run_transitions", "pull_requests", "triggers")
+HISTORY = (
+    "deliveries", "delivery_payloads", "runs", "run_transitions", "pull_requests", "triggers", "pull_facts",
+)
 """The tables that grow with use; installations and repositories are as long as the App's installations."""
 _SQLITE_SCAN = re.compile(r"^SCAN (\w+)")
 
@@ -74,13 +78,16 @@ async def test_the_page_and_the_scrape_read_only_index_ranges(database_url: str)
     now = utcnow()
     try:
         await seed(store, now)
+        await seed_outcomes(store, now)
         with explained(store) as plans:
             await overview(store, now)
             await overview(store, now, repo="octo/demo")
+            await outcomes(store, now)
+            await outcomes(store, now, repo=LAB)
             await read_database(store, now)
         postgres = store.dialect == "postgresql"
         tables = " ".join(statement for statement, _ in plans)
-        for table in ("deliveries", "runs", "pull_requests"):
+        for table in ("deliveries", "runs", "pull_requests", "pull_facts", "triggers"):
             assert f"FROM {table}" in tables  # the queries were seen, and explained
         scans = {statement: found for statement, plan in plans if (found := full_scans(plan, postgres))}
         assert not scans, "\n".join(f"{' '.join(sql.split())}\n  -> {found}" for sql, found in scans.items())
