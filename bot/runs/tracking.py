@@ -13,14 +13,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bot import messages
 from bot.github import GitHubError, NotFound
+from bot.ranking import DIVERGENCE_SHOWN, Ranking
 from bot.services import Services
 from bot.store.models import Run, RunState, Trigger
 from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted
+
+if TYPE_CHECKING:
+    from bot.runs.ranking import Ranker
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +79,57 @@ def state_text(state: str) -> str:
     return messages.RUN_STATE_LABELS.get(state, state)
 
 
+def path_text(path: str) -> str:
+    """A changed path (the agent chose it) as inline code in a table or a line."""
+    return "`" + cell(path, 120).replace("`", "'") + "`"
+
+
+def paths_text(paths: Sequence[str]) -> str:
+    shown = ", ".join(path_text(path) for path in paths[:DIVERGENCE_SHOWN])
+    more = len(paths) - DIVERGENCE_SHOWN
+    return shown + (messages.RANKING_MORE.format(count=more) if more > 0 else "")
+
+
+def render_ranking(ranking: Ranking) -> str:
+    """A fan-out's ranking as the tracking comment shows it: a head line, the note (a judge that failed), the
+    comparison table and what the attempts disagree on."""
+    attempts: dict[str, int] = {}
+    for row in ranking.rows:
+        attempts[row.agent] = max(attempts.get(row.agent, 0), row.attempt)
+    first = next((row for row in ranking.rows if row.pr is not None), None)
+    lines = [messages.RANKING_HEAD.format(
+        source=messages.RANKING_SOURCES.get(ranking.source, ranking.source),
+        first=messages.RUN_PULL_REQUEST.format(number=first.pr) if first is not None else messages.RANKING_NO_PR,
+    )]
+    if ranking.note:
+        lines.append(messages.RANKING_NOTE.format(note=cell(ranking.note).replace("_", "\\_")))
+    rows = []
+    for row in ranking.rows:
+        name = (messages.RUN_AGENT_ATTEMPT if attempts[row.agent] > 1 else "{agent}").format(
+            agent=cell(row.agent), attempt=row.attempt)
+        where = messages.RUN_PULL_REQUEST.format(number=row.pr) if row.pr is not None else messages.RANKING_NO_PR
+        rows.append(messages.RANKING_TABLE_ROW.format(
+            rank=row.rank, agent=f"{name} · {where}", verify=messages.RANKING_VERIFY.get(row.verify, "–"),
+            ci=messages.RANKING_CI.get(row.ci, "–") if row.pr is not None else "–",
+            lines=f"+{row.added}/−{row.removed}", files=row.files,
+            cost=f"${row.cost_usd:.2f}" if row.cost_usd is not None else "–", reason=cell(row.reason),
+        ))
+    lines.append("\n".join([messages.RANKING_TABLE_HEAD, *rows]))
+    divergence = ranking.divergence
+    notes = []
+    if divergence.files_only_some:
+        notes.append(messages.RANKING_FILES_ONLY_SOME.format(paths=paths_text(divergence.files_only_some)))
+    if divergence.tests_only_some:
+        notes.append(messages.RANKING_TESTS_ONLY_SOME.format(paths=paths_text(divergence.tests_only_some)))
+    if not notes and sum(row.files > 0 for row in ranking.rows) > 1:
+        notes.append(messages.RANKING_AGREE)
+    if notes:
+        lines.append("\n".join(f"- {note}" for note in notes))
+    return "\n\n".join(lines)
+
+
 def render_tracking(trigger: Trigger, runs: Sequence[Run]) -> str:
-    """The tracking comment of `trigger`: one row per run."""
+    """The tracking comment of `trigger`: one row per run, then the fan-out's ranking once it is published."""
     attempts: dict[str, int] = {}
     for run in runs:
         attempts[run.agent] = max(attempts.get(run.agent, 0), run.attempt)
@@ -96,6 +149,9 @@ def render_tracking(trigger: Trigger, runs: Sequence[Run]) -> str:
         else messages.TRACKING_SUMMARY_ACTIVE.format(done=done, total=len(runs))
     )
     table = "\n".join([messages.RUN_TABLE_HEAD, *rows])
+    ranking = Ranking.from_json(trigger.ranking)
+    if ranking is not None:
+        table = f"{table}\n\n{render_ranking(ranking)}"
     return messages.TRACKING_COMMENT.format(
         task=cell(trigger.task), summary=summary, table=table,
         marker=messages.TRACKING_MARKER.format(trigger_id=trigger.id),
@@ -112,9 +168,12 @@ class Tracker:
         *,
         interval: float = 3.0,
         monotonic: Callable[[], float] = time.monotonic,
+        ranker: Ranker | None = None,
     ) -> None:
         self.services = services
         self.runs = runs
+        self.ranker = ranker
+        """Publishes a fan-out's ranking (bot.runs.ranking) when its comment is next rendered after its runs end."""
         self.interval = interval
         self.monotonic = monotonic
         self._dirty: set[int] = set()
@@ -166,9 +225,14 @@ class Tracker:
 
     async def _update(self, trigger_id: int) -> bool:
         trigger = await self.runs.trigger(trigger_id)
-        if trigger is None or trigger.tracking_comment_id is None or self.services.github is None:
+        if trigger is None:
             return False
-        body = render_tracking(trigger, await self.runs.runs_of_trigger(trigger_id))
+        runs = await self.runs.runs_of_trigger(trigger_id)
+        if self.ranker is not None and trigger.ranked_at is None and await self.ranker.settle(trigger, runs):
+            trigger = await self.runs.trigger(trigger_id) or trigger
+        if trigger.tracking_comment_id is None or self.services.github is None:
+            return False
+        body = render_tracking(trigger, runs)
         if self._rendered.get(trigger_id) == body:
             return False
         owner, _, repo = trigger.repository.partition("/")
