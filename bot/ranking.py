@@ -19,11 +19,11 @@ by these criteria in order; the first that tells two attempts apart decides:
 11. the shorter duration (unknown last);
 12. the earlier run (a stable tie-break).
 
-Each row's reason says the criterion that separates it from its neighbour ("behind claude #1: verify failed"; the
-first: "ahead of codex: smaller diff (+12/−3 vs +420/−80)"). The published form is the JSON of
-`triggers.ranking` (`Ranking.to_json`, the shared contract of issue 16). An optional judge agent's answer is
-validated strictly here too (`judge_ranking`); a failed, late or nonsensical answer falls back to the evidence
-ranking, with a note saying so.
+Each row's reason says the criterion that separates it from its neighbour above ("behind claude #1: verify
+failed"); the first's, from the second ("ahead of codex: smaller diff (+12/−3 vs +420/−80)"). The published form
+is the JSON of `triggers.ranking` (`Ranking.to_json`, the shared contract of issue 16). An optional judge agent's
+answer is validated strictly here too (`judge_ranking`); a failed, late or nonsensical answer falls back to the
+evidence ranking, with a note saying so.
 """
 
 from __future__ import annotations
@@ -130,21 +130,34 @@ def _size(e: Evidence) -> str:
     return f"+{e.added}/−{e.removed}" if e.lines is not None else "unknown size"
 
 
-Criterion = tuple[Callable[[Evidence], Any], Callable[[Evidence, Evidence], str]]
+Describe = Callable[[Evidence, Evidence], str]
+Criterion = tuple[Callable[[Evidence], Any], Describe, Describe]
+"""The key of an attempt (lower is better); the better one's edge in words, then the worse one's (each called
+with the better attempt first)."""
+
+
+def _flag_names(e: Evidence) -> str:
+    return ", ".join(e.flags)
+
+
 CRITERIA: Final[tuple[Criterion, ...]] = (
-    (lambda e: e.pr is None, lambda a, b: "opened a pull request" if a.pr is not None else "no pull request"),
-    (lambda e: e.ci == "failure", lambda a, b: "CI not failing" if b.ci == "failure" else "CI failed"),
-    (lambda e: e.verify == "failed", lambda a, b: "verify not failing" if b.verify == "failed" else "verify failed"),
-    (lambda e: len(e.flags), lambda a, b: f"flagged {', '.join(b.flags)}" if len(b.flags) > len(a.flags)
-     else f"flagged {', '.join(a.flags)}"),
-    (lambda e: e.ci != "success", lambda a, b: "CI passed" if a.ci == "success" else f"CI {b.ci}"),
-    (lambda e: e.verify != "passed", lambda a, b: "verify passed" if a.verify == "passed" else "no verify"),
-    (lambda e: not e.tests, lambda a, b: "adds tests" if a.tests else "no tests"),
-    (lambda e: _inf(e.lines), lambda a, b: f"smaller diff ({_size(a)} vs {_size(b)})"),
-    (lambda e: len(e.files), lambda a, b: f"fewer files ({len(a.files)} vs {len(b.files)})"),
-    (lambda e: _inf(e.cost_usd), lambda a, b: f"cheaper ({_money(a.cost_usd)} vs {_money(b.cost_usd)})"),
-    (lambda e: _inf(e.duration_s), lambda a, b: f"faster ({_seconds(a.duration_s)} vs {_seconds(b.duration_s)})"),
-    (lambda e: e.run_id, lambda a, b: "earlier run"),
+    (lambda e: e.pr is None, lambda a, b: "opened a pull request", lambda a, b: "no pull request"),
+    (lambda e: e.ci == "failure", lambda a, b: "CI not failing", lambda a, b: "CI failed"),
+    (lambda e: e.verify == "failed", lambda a, b: "verify not failing", lambda a, b: "verify failed"),
+    (lambda e: len(e.flags), lambda a, b: f"not flagged {_flag_names(b)}" if not a.flags
+     else f"fewer flags ({_flag_names(a)})", lambda a, b: f"flagged {_flag_names(b)}"),
+    (lambda e: e.ci != "success", lambda a, b: "CI passed", lambda a, b: f"CI {b.ci}" if b.ci != "none" else "no CI"),
+    (lambda e: e.verify != "passed", lambda a, b: "verify passed", lambda a, b: "no verify command"),
+    (lambda e: not e.tests, lambda a, b: "adds tests", lambda a, b: "no tests"),
+    (lambda e: _inf(e.lines), lambda a, b: f"smaller diff ({_size(a)} vs {_size(b)})",
+     lambda a, b: f"larger diff ({_size(b)} vs {_size(a)})"),
+    (lambda e: len(e.files), lambda a, b: f"fewer files ({len(a.files)} vs {len(b.files)})",
+     lambda a, b: f"more files ({len(b.files)} vs {len(a.files)})"),
+    (lambda e: _inf(e.cost_usd), lambda a, b: f"cheaper ({_money(a.cost_usd)} vs {_money(b.cost_usd)})",
+     lambda a, b: f"costlier ({_money(b.cost_usd)} vs {_money(a.cost_usd)})"),
+    (lambda e: _inf(e.duration_s), lambda a, b: f"faster ({_seconds(a.duration_s)} vs {_seconds(b.duration_s)})",
+     lambda a, b: f"slower ({_seconds(b.duration_s)} vs {_seconds(a.duration_s)})"),
+    (lambda e: e.run_id, lambda a, b: "earlier run", lambda a, b: "later run"),
 )
 
 
@@ -157,14 +170,14 @@ def _seconds(value: float | None) -> str:
 
 
 def evidence_key(e: Evidence) -> tuple[Any, ...]:
-    return tuple(key(e) for key, _describe in CRITERIA)
+    return tuple(criterion[0](e) for criterion in CRITERIA)
 
 
-def separating(better: Evidence, worse: Evidence) -> str:
-    """The first criterion that puts `better` ahead of `worse`, in words (about `better`)."""
-    for key, describe in CRITERIA:
+def separating(better: Evidence, worse: Evidence, *, about: Literal["better", "worse"] = "better") -> str:
+    """The first criterion that puts `better` ahead of `worse`, in words about either of them."""
+    for key, edge, lack in CRITERIA:
         if key(better) != key(worse):
-            return describe(better, worse)
+            return (edge if about == "better" else lack)(better, worse)
     return "same evidence"
 
 
@@ -286,7 +299,7 @@ def rank_on_evidence(attempts: Sequence[Evidence], *, note: str | None = None) -
                                  if len(order) > 1 else "the only attempt")
         else:
             above = order[place - 1]
-            reasons[e.run_id] = f"behind {name_of(above, names)}: {separating(above, e)}"
+            reasons[e.run_id] = f"behind {name_of(above, names)}: {separating(above, e, about='worse')}"
     return Ranking("evidence", note, len(attempts), _rows(order, reasons), divergence_of(attempts))
 
 
@@ -302,9 +315,9 @@ def judge_ranking(answer: str, attempts: Sequence[Evidence]) -> Ranking:
     `{"ranking": [{"run": <run id>, "reason": "<one line>"}, ...]}` naming every attempt exactly once, best first,
     each with a non-empty reason of at most `REASON_CHARS` characters. A Markdown code fence around the object is
     allowed; nothing else is. JudgeError says what is wrong."""
-    text = answer.strip()
-    if len(text) > JUDGE_ANSWER_CHARS:
+    if len(answer) > JUDGE_ANSWER_CHARS:
         raise JudgeError("the answer is too long")
+    text = answer.strip()
     fenced = re.fullmatch(r"```(?:json)?\s*\n(.*)\n```", text, flags=re.DOTALL)
     if fenced:
         text = fenced.group(1).strip()

@@ -43,6 +43,8 @@ JudgeAnswer = tuple[str | None, str | None]
 Judge = Callable[[str, Trigger, Sequence[Evidence]], Awaitable[JudgeAnswer]]
 """Asks the judge agent (by name) to rank a fan-out's attempts: (its answer, None) or (None, why it failed)."""
 DEFAULT_DEADLINE: Final = timedelta(minutes=30)
+MIN_DEADLINE: Final = timedelta(minutes=1)
+"""The shortest deadline a config can set (`limits.run_timeout_minutes` ≥ 1): sooner, the config is not read."""
 
 
 def fan_out(runs: Sequence[Run]) -> list[Run]:
@@ -104,8 +106,9 @@ class Ranker:
             log.info("ranking trigger %s without its repository's config: %s", trigger.id, exc)
             return None
 
-    def due(self, runs: Sequence[Run], deadline: timedelta) -> bool:
-        """Whether a fan-out's attempts are ready to rank: all ended and delivered, or the deadline passed."""
+    def due(self, runs: Sequence[Run], deadline: timedelta | None) -> bool | None:
+        """Whether a fan-out's attempts are ready to rank: all ended and delivered, or the deadline passed. None:
+        it depends on the deadline (`deadline` None: not known yet)."""
         attempts = fan_out(runs)
         if not attempts:
             return False
@@ -115,16 +118,22 @@ class Ranker:
         ):
             return True
         first = min((run.finished_at for run in ended if run.finished_at is not None), default=None)
-        return first is not None and self.services.clock() - first >= deadline
+        waited = self.services.clock() - first if first is not None else None
+        if waited is None or waited < MIN_DEADLINE:
+            return False
+        return None if deadline is None else waited >= deadline
 
     async def settle(self, trigger: Trigger, runs: Sequence[Run]) -> Ranking | None:
         """Publish the fan-out's ranking if it is due and not published yet; the ranking published, or None."""
         if trigger.ranked_at is not None:
             return None
+        due = self.due(runs, None)  # most passes end here, without reading the config
+        if due is False:
+            return None
         config = await self._config(trigger)
         deadline = (timedelta(minutes=config.limits.run_timeout_minutes) if config is not None
                     else DEFAULT_DEADLINE)
-        if not self.due(runs, deadline):
+        if due is None and not self.due(runs, deadline):
             return None
         attempts = await self.evidence(trigger, runs)
         task = config.tasks.get(trigger.task) if config is not None else None

@@ -228,8 +228,12 @@ class Tracker:
         if trigger is None:
             return False
         runs = await self.runs.runs_of_trigger(trigger_id)
-        if self.ranker is not None and trigger.ranked_at is None and await self.ranker.settle(trigger, runs):
-            trigger = await self.runs.trigger(trigger_id) or trigger
+        if self.ranker is not None and trigger.ranked_at is None:
+            try:
+                if await self.ranker.settle(trigger, runs):
+                    trigger = await self.runs.trigger(trigger_id) or trigger
+            except Exception:  # the ranking is tried again at the next edit; the runs' table is shown meanwhile
+                log.exception("could not rank the attempts of trigger %s", trigger_id)
         if trigger.tracking_comment_id is None or self.services.github is None:
             return False
         body = render_tracking(trigger, runs)
