@@ -25,12 +25,12 @@ from bot.ranking import (
     rank_on_evidence,
 )
 from bot.runs.ranking import Ranker
-from bot.runs.tracking import Tracker
+from bot.runs.tracking import Tracker, render_ranking
 from bot.runspec import RunResult
 from bot.store.models import PullRequest, Run, RunState, Trigger
 from bot.untrusted import fence_untrusted
-from tests.prs.support import check_run_payload, deliverer, event, succeed, success
-from tests.runs.support import OWNER, REPO, World, world
+from tests.prs.support import check_run_payload, deliverer, event, repository, succeed, success
+from tests.runs.support import INSTALLATION, OWNER, REPO, World, world
 
 
 def fanout_config(judge: str | None = None) -> RepoConfig:
@@ -414,3 +414,28 @@ def test_a_judge_must_be_a_defined_agent() -> None:
 def test_an_older_runners_report_still_parses() -> None:
     old = RunResult.model_validate({"run_id": 1, "outcome": "succeeded", "files_changed": ["x.py"]})
     assert (old.lines_added, old.lines_removed) == (None, None)
+
+
+async def test_a_commit_status_re_ranks_too(w: World) -> None:
+    trigger, runs = await fan_out(w)
+    await tracker(w).refresh()
+    large = await w.services.pulls.for_run(runs["b"].id)
+    assert large is not None
+    assert large.head_sha is not None
+    payload = {"id": 77, "sha": large.head_sha, "state": "success", "context": "ci/build",
+               "repository": repository(), "installation": {"id": INSTALLATION}}
+    await queue_handlers.status_changed(event("status", payload, "d-status"), w.services)
+    ranking = Ranking.from_json((await w.runs.trigger(trigger.id) or trigger).ranking)
+    assert ranking is not None
+    # CI passed on b, but the large-diff flag weighs more (criterion 4 before 5): the order holds; b's row changed.
+    assert [(row.agent, row.ci) for row in ranking.rows] == [("c", "none"), ("b", "success"), ("a", "none")]
+
+
+def test_agent_written_paths_cannot_break_the_comment() -> None:
+    odd = attempt(1, "a", verify="passed", added=1, removed=0, files=("x.py", "a|b`<img src=x>`.py"))
+    plain = attempt(2, "b", verify="passed", added=1, removed=0, files=("x.py",))
+    text = render_ranking(rank_on_evidence([odd, plain]))
+    assert "- Only some attempts changed: `a\\|b'<img>'.py`" in text  # tag attributes stripped, in code
+    many = [attempt(i, f"g{i}", files=(f"f{i:02}.py",), added=1, removed=0) for i in range(1, 26)]
+    text = render_ranking(rank_on_evidence(many))
+    assert text.endswith("`f20.py` and 5 more")
