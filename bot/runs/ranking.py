@@ -123,6 +123,14 @@ class Ranker:
             return False
         return None if deadline is None else waited >= deadline
 
+    def waiting(self, runs: Sequence[Run]) -> bool:
+        """Whether an unranked fan-out has an attempt that ended and one that has not: its deadline may pass."""
+        attempts = fan_out(runs)
+        return any(run.state in RunState.FINAL for run in attempts) and not all(
+            run.state in RunState.FINAL and (run.state != RunState.SUCCEEDED or run.progress == DELIVERED)
+            for run in attempts
+        )
+
     async def settle(self, trigger: Trigger, runs: Sequence[Run]) -> Ranking | None:
         """Publish the fan-out's ranking if it is due and not published yet; the ranking published, or None."""
         if trigger.ranked_at is not None:

@@ -33,6 +33,7 @@ RENDERED_CACHE: Final = 2048
 # How far back the first scan looks, and how much a scan overlaps the previous one (commit order across processes).
 FIRST_SCAN: Final = timedelta(minutes=10)
 SCAN_OVERLAP: Final = timedelta(seconds=5)
+RANKING_RECHECK: Final = 60.0
 
 
 def cell(text: str, limit: int = CELL_CHARS) -> str:
@@ -180,6 +181,10 @@ class Tracker:
         self._last_edit: dict[int, float] = {}
         self._rendered: OrderedDict[int, str] = OrderedDict()
         self._scanned_to: datetime | None = None
+        # Fan-outs whose ranking waits on their deadline: looked at again every RANKING_RECHECK seconds, since a
+        # deadline passing changes no run.
+        self._awaiting_rank: set[int] = set()
+        self._rank_checked = monotonic()
 
     def note(self, trigger_id: int) -> None:
         """Mark a trigger's comment as possibly out of date."""
@@ -202,6 +207,9 @@ class Tracker:
         since = (self._scanned_to - SCAN_OVERLAP) if self._scanned_to is not None else now - FIRST_SCAN
         self._dirty.update(await self.runs.triggers_changed_since(since))
         self._scanned_to = now
+        if self._awaiting_rank and self.monotonic() - self._rank_checked >= RANKING_RECHECK:
+            self._rank_checked = self.monotonic()
+            self._dirty.update(self._awaiting_rank)
 
     async def flush(self) -> int:
         edited = 0
@@ -228,10 +236,13 @@ class Tracker:
         if trigger is None:
             return False
         runs = await self.runs.runs_of_trigger(trigger_id)
+        self._awaiting_rank.discard(trigger_id)
         if self.ranker is not None and trigger.ranked_at is None:
             try:
                 if await self.ranker.settle(trigger, runs):
                     trigger = await self.runs.trigger(trigger_id) or trigger
+                elif self.ranker.waiting(runs):
+                    self._awaiting_rank.add(trigger_id)
             except Exception:  # the ranking is tried again at the next edit; the runs' table is shown meanwhile
                 log.exception("could not rank the attempts of trigger %s", trigger_id)
         if trigger.tracking_comment_id is None or self.services.github is None:

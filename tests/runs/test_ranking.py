@@ -439,3 +439,38 @@ def test_agent_written_paths_cannot_break_the_comment() -> None:
     many = [attempt(i, f"g{i}", files=(f"f{i:02}.py",), added=1, removed=0) for i in range(1, 26)]
     text = render_ranking(rank_on_evidence(many))
     assert text.endswith("`f20.py` and 5 more")
+
+
+async def test_the_tracker_ranks_a_fan_out_whose_deadline_passed_without_a_run_changing(w: World) -> None:
+    trigger, runs = await w.add_trigger(["a", "b", "c"])
+    for run in runs[:2]:
+        await succeed(w, run, scripted(run))
+    await deliverer(w).process()
+    async def ended(minutes: int) -> None:
+        """a and b ended `minutes` ago, and nothing of the fan-out changed since."""
+        then = w.services.clock() - timedelta(minutes=minutes)
+        async with w.store.sessions.begin() as session:
+            await session.execute(update(Run).where(Run.trigger_id == trigger.id)
+                                  .values(finished_at=then, updated_at=then))
+            await session.execute(update(Run).where(Run.id == runs[2].id).values(finished_at=None))
+
+    await ended(20)
+    now = [1000.0]
+    tracking = Tracker(w.services, w.runs, interval=0.0, monotonic=lambda: now[0],
+                       ranker=Ranker(w.services, w.runs, config_for=w.config_for))
+    tracking.note(trigger.id)
+    await tracking.refresh()
+    assert (await w.runs.trigger(trigger.id) or trigger).ranked_at is None  # 20 minutes: before the deadline
+    await ended(31)  # c is still queued: no run changes as the deadline passes
+    now[0] += 30
+    await tracking.refresh()
+    assert (await w.runs.trigger(trigger.id) or trigger).ranked_at is None  # looked at again once a minute
+    now[0] += 30
+    await tracking.refresh()
+    stored = await w.runs.trigger(trigger.id)
+    ranking = Ranking.from_json(stored.ranking if stored else None)
+    assert ranking is not None
+    assert [(row.agent, row.pr is None) for row in ranking.rows] == [("b", False), ("a", False), ("c", True)]
+    assert trigger.tracking_comment_id is not None
+    assert "| 3 | c · no pull request | – | – | +0/−0 | 0 | – | behind a: no pull request |" in \
+        w.github.comments[trigger.tracking_comment_id].body
