@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any, Final, Literal
 
+from bot.logs import redact
 from bot.untrusted import clean_untrusted
 
 Verify = Literal["passed", "failed", "none"]
@@ -66,8 +67,8 @@ def is_test_path(path: str) -> bool:
 
 
 def one_line(text: str, limit: int = REASON_CHARS) -> str:
-    """Untrusted text as one bounded plain line."""
-    text = " ".join(clean_untrusted(text, limit * 2).split())
+    """Untrusted text as one bounded plain line: cleaned, redacted."""
+    text = " ".join(clean_untrusted(redact(text), limit * 2).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from bot.config import RepoConfig
 from bot.handlers import queue as queue_handlers
+from bot.logs import REDACTED
 from bot.ranking import (
     Evidence,
     JudgeError,
@@ -367,6 +368,8 @@ def test_the_judges_answer_is_validated_strictly() -> None:
 
     ok = [{"run": 3, "reason": "best"}, {"run": 1, "reason": "meh"}, {"run": 2, "reason": "big"}]
     assert [row.run_id for row in judged({"ranking": ok}).rows] == [3, 1, 2]
+    leaky = [{"run": 3, "reason": "works with ghp_0123456789abcdefABCDEF0123456789abcd <!-- hidden -->"}, *ok[1:]]
+    assert judged({"ranking": leaky}).rows[0].reason == f"works with ghp_{REDACTED}"
     cases: list[tuple[Any, str]] = [
         ([3, 1, 2], 'the answer is not {"ranking": [...]}'),
         ({"ranking": ok, "extra": 1}, 'the answer is not {"ranking": [...]}'),
