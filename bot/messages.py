@@ -173,6 +173,7 @@ TRACKING_COMMENT: Final = (
     "runs, `/agent retry [run]` starts failed ones again.</sub>\n\n{marker}"
 )
 RANKING_HEAD: Final = "**Ranked for review** ({source}) · review {first} first"
+RANKING_HEAD_NO_PR: Final = "**Ranked for review** ({source}) · no attempt opened a pull request"
 RANKING_SOURCES: Final = {"evidence": "on evidence", "judge": "by the judge"}
 RANKING_NOTE: Final = "_{note}_"
 RANKING_TABLE_HEAD: Final = (

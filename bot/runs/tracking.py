@@ -98,10 +98,9 @@ def render_ranking(ranking: Ranking) -> str:
     for row in ranking.rows:
         attempts[row.agent] = max(attempts.get(row.agent, 0), row.attempt)
     first = next((row for row in ranking.rows if row.pr is not None), None)
-    lines = [messages.RANKING_HEAD.format(
-        source=messages.RANKING_SOURCES.get(ranking.source, ranking.source),
-        first=messages.RUN_PULL_REQUEST.format(number=first.pr) if first is not None else messages.RANKING_NO_PR,
-    )]
+    source = messages.RANKING_SOURCES.get(ranking.source, ranking.source)
+    lines = [messages.RANKING_HEAD.format(source=source, first=messages.RUN_PULL_REQUEST.format(number=first.pr))
+             if first is not None and first.pr is not None else messages.RANKING_HEAD_NO_PR.format(source=source)]
     if ranking.note:
         lines.append(messages.RANKING_NOTE.format(note=cell(ranking.note).replace("_", "\\_")))
     rows = []

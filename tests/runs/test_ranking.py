@@ -477,3 +477,10 @@ async def test_the_tracker_ranks_a_fan_out_whose_deadline_passed_without_a_run_c
     assert trigger.tracking_comment_id is not None
     assert "| 3 | c · no pull request | – | – | +0/−0 | 0 | – | behind a: no pull request |" in \
         w.github.comments[trigger.tracking_comment_id].body
+
+
+def test_a_fan_out_without_any_pull_request() -> None:
+    failed = [attempt(1, "a", pr=None), attempt(2, "b", pr=None)]
+    text = render_ranking(rank_on_evidence(failed))
+    assert text.startswith("**Ranked for review** (on evidence) · no attempt opened a pull request\n\n")
+    assert "| 1 | a · no pull request | – | – | +0/−0 | 0 | – | ahead of b: earlier run |" in text
