@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from bot.config import RepoConfig
-from bot.ranking import CI, Evidence, Ranking, Verify, rank_on_evidence, rank_with_judge, refused_flag, with_ci
+from bot.ranking import CI, Evidence, Ranking, Verify, rank_on_evidence, rank_with_judge, refused_flag
 from bot.runspec import RunResult
 from bot.services import Services
 from bot.store.models import PullRequest, Run, RunState, Trigger
@@ -187,7 +187,7 @@ class Ranker:
             rows = tuple(replace(row, ci=ci.get(row.run_id, row.ci)) for row in old.rows)
             ranking = replace(old, rows=rows)
         else:
-            ranking = rank_on_evidence(with_ci(attempts, {}), note=old.note)
+            ranking = rank_on_evidence(attempts, note=old.note)
         if ranking == old:
             return None
         if not await self._publish(trigger_id, ranking, first=False, previous=trigger.ranking):
