@@ -172,6 +172,22 @@ TRACKING_COMMENT: Final = (
     "<sub>Updated as the runs progress. `/agent status` lists every run here; `/agent cancel [run|all]` stops "
     "runs, `/agent retry [run]` starts failed ones again.</sub>\n\n{marker}"
 )
+RANKING_HEAD: Final = "**Ranked for review** ({source}) · review {first} first"
+RANKING_HEAD_NO_PR: Final = "**Ranked for review** ({source}) · no attempt opened a pull request"
+RANKING_SOURCES: Final = {"evidence": "on evidence", "judge": "by the judge"}
+RANKING_NOTE: Final = "_{note}_"
+RANKING_TABLE_HEAD: Final = (
+    "| rank | agent | verify | CI | +/− lines | files | cost | reason |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+RANKING_TABLE_ROW: Final = "| {rank} | {agent} | {verify} | {ci} | {lines} | {files} | {cost} | {reason} |"
+RANKING_VERIFY: Final = {"passed": "✅ passed", "failed": "❌ failed", "none": "–"}
+RANKING_CI: Final = {"success": "✅ passed", "failure": "❌ failed", "pending": "⏳ pending", "none": "–"}
+RANKING_NO_PR: Final = "no pull request"
+RANKING_FILES_ONLY_SOME: Final = "Only some attempts changed: {paths}"
+RANKING_TESTS_ONLY_SOME: Final = "Only some attempts added or changed tests: {paths}"
+RANKING_AGREE: Final = "The attempts changed the same files."
+RANKING_MORE: Final = " and {count} more"
 TRACKING_SUMMARY_ACTIVE: Final = "{done} of {total} runs finished"
 TRACKING_SUMMARY_DONE: Final = "all {total} runs finished"
 

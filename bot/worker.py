@@ -37,6 +37,7 @@ from datetime import timedelta
 from bot.dispatcher import Dispatcher
 from bot.features import Features
 from bot.prs.opening import OpenedHook, PullRequestOpener
+from bot.queue.heads import HeadCI
 from bot.queue.sweeper import build_sweeper
 from bot.redelivery import redeliver_periodically
 from bot.routing import Router
@@ -80,6 +81,9 @@ class RunLoops:
         self.services = services
         self.scheduler = scheduler
         self.tracker = scheduler.tracker
+        if isinstance(services, Features) and self.tracker.ranker is not None and self.tracker.ranker.ci is None:
+            # The fan-out ranking weighs the CI the queue's webhooks keep on each head.
+            self.tracker.ranker.ci = HeadCI(services.queue.facts, services.settings.app_id)
         self.opener = PullRequestOpener(services, scheduler.runs, config_for=scheduler.config, on_opened=on_opened)
         # `services.runs_changed` has two consumers; each gets its own copy, so neither clears the other's.
         self._schedule_due = asyncio.Event()

@@ -198,6 +198,12 @@ class TaskSpec(_Section):
         description="Instructions for this task, added to the prompt before the issue text.",
     )
     description: str = Field(default="", max_length=300, description="One line shown by `/agent help`.")
+    judge: Name | None = Field(
+        default=None,
+        description="An agent that ranks the fan-out's attempts once they have ended: it reads the issue and every "
+        "attempt's diff, read-only, and answers a JSON ranking; Kickoff falls back to the evidence ranking (and says "
+        "so) when it fails or answers nonsense. null: ranked on evidence only.",
+    )
     enabled: Bool = Field(default=True, description="false turns the task's label and command off.")
 
     @field_validator("agents")
@@ -396,6 +402,11 @@ class RepoConfig(_Section):
                             f"agent `{agent}` is not defined; define it under `agents:` or use one of: {defined}",
                         )
                     )
+            if task.judge is not None and task.judge not in self.agents:
+                defined = ", ".join(sorted(self.agents))
+                problems.append((("tasks", task_name, "judge"),
+                                 f"agent `{task.judge}` is not defined; define it under `agents:` or use one of: "
+                                 f"{defined}"))
         if problems:
             raise CrossCheckError(problems)
         return self

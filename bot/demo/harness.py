@@ -29,11 +29,12 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from bot.demo import sample
+from bot.ranking import Ranking
 from bot.sandbox import AppCredentials, Sandbox, SandboxServer, Violation
 from bot.sandbox.state import RequestRecord
 from bot.settings import Settings
 from bot.store.db import Store
-from bot.store.models import Run, RunState
+from bot.store.models import Run, RunState, Trigger
 
 WEBHOOK_PATH: Final = "/api/github/webhooks"
 KICKOFF_APP_NAME: Final = "Kickoff"
@@ -171,6 +172,14 @@ class World:
         async with self.store.sessions() as session:
             rows = (await session.execute(query)).scalars().all()
         return [RunView(r.id, r.agent, r.kind, r.state, r.reason, r.branch, r.pr_number) for r in rows]
+
+    async def ranking(self, issue: int) -> Ranking | None:
+        """The ranking Kickoff published for the latest fan-out on `issue` (None until it has)."""
+        query = (select(Trigger.ranking).where(Trigger.repository == f"{self.owner}/{self.repo}",
+                                               Trigger.issue_number == issue, Trigger.ranking.is_not(None))
+                 .order_by(Trigger.id.desc()).limit(1))
+        async with self.store.sessions() as session:
+            return Ranking.from_json(await session.scalar(query))
 
     async def runs_settled(self, count: int, issue: int | None = None) -> bool:
         """Whether `count` runs exist and every one has ended."""

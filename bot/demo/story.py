@@ -15,6 +15,7 @@ from typing import Final, Literal
 from bot.demo import sample
 from bot.demo.harness import AGENT_CHECK, CI_CHECK, QUEUE_CHECK, PullView, RunView, StoryTimeout, World
 from bot.queue.texts import STATES, State
+from bot.ranking import Ranking
 from bot.store.models import RunState
 
 PhaseStatus = Literal["pending", "running", "done", "failed"]
@@ -58,8 +59,8 @@ PHASES: Final = (
     ("trigger", "A maintainer labels issue “add() returns the wrong result” with agent:fix"),
     ("runs", "The agents run in parallel, one run each"),
     ("pulls", "One pull request per run"),
-    ("queue", "The review queue publishes a review-queue check on every PR"),
-    ("review", "A reviewer approves the head; Kickoff brings it up to date and merges it"),
+    ("queue", "Kickoff ranks the three attempts; the best is next for review, the others its alternatives"),
+    ("review", "A reviewer approves the best attempt; Kickoff brings it up to date and merges it"),
     ("advance", "The queue advances; the siblings are superseded"),
 )
 
@@ -72,6 +73,7 @@ class Progress:
     runs: list[RunView] = field(default_factory=list)
     pulls: list[PullView] = field(default_factory=list)
     issue: int | None = None
+    ranking: Ranking | None = None  # the fan-out's attempts as Kickoff ranked them
     head: int | None = None
     merged: int | None = None
     started: float = field(default_factory=time.monotonic)
@@ -198,19 +200,28 @@ class Story:
 
     async def _queue(self) -> str:
         async def published() -> bool:
+            # The fan-out ranked first: its best attempt leads, and is the one the reviewer looks at.
+            assert self.progress.issue is not None
+            self.progress.ranking = await self.world.ranking(self.progress.issue)
+            if self.progress.ranking is None:
+                return False
             pulls = [p for p in self.progress.pulls if p.state == "open"]
             checks = [p.check(QUEUE_CHECK) for p in pulls]
             if len(pulls) < len(self.agents) or not all(c is not None and c.title for c in checks):
                 return False
             heads = [p for p in pulls if (c := p.check(QUEUE_CHECK)) is not None and c.title == NEXT_FOR_REVIEW]
-            if len(heads) != 1:
+            best = next((row.pr for row in self.progress.ranking.rows if row.pr is not None), None)
+            if len(heads) != 1 or heads[0].number != best:
                 return False
             self.progress.head = heads[0].number
             return True
 
         await self._wait(published, self.timeouts.queue_published,
-                         f"a {QUEUE_CHECK} check with a title on every PR, “{NEXT_FOR_REVIEW}” on exactly one")
-        return f"head of the queue: #{self.progress.head}"
+                         f"the attempts ranked, a {QUEUE_CHECK} check on every PR, “{NEXT_FOR_REVIEW}” on the "
+                         "best one alone")
+        assert self.progress.ranking is not None
+        order = ", ".join(f"#{row.pr}" for row in self.progress.ranking.rows if row.pr is not None)
+        return f"attempts ranked {order}: #{self.progress.head} is next for review, the others its alternatives"
 
     async def _review(self) -> str:
         aio, w = self.world.sandbox.aio, self.world

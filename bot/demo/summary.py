@@ -105,6 +105,13 @@ def build_summary(progress: Progress, world: World | None, *, ok: bool, duration
         ],
         "merged": merged,
         "superseded": superseded,
+        # The fan-out's attempts as Kickoff ranked them (rank 1 first): what the reviewer was shown first.
+        "ranking": None if progress.ranking is None else {
+            "source": progress.ranking.source, "note": progress.ranking.note,
+            "rows": [{"rank": row.rank, "pull_request": row.pr, "agent": row.agent, "reason": row.reason,
+                      "verify": row.verify, "ci": row.ci, "added": row.added, "removed": row.removed,
+                      "files": row.files} for row in progress.ranking.rows],
+        },
         "github_requests": None,
         "violations": [],
     }

@@ -30,11 +30,13 @@ from bot.gate import Sender, Verdict
 from bot.github import PullRequestInfo
 from bot.github.models import PullReview
 from bot.handlers.verbs import CommandContext, CommandRouter
+from bot.queue.heads import HeadCI
 from bot.queue.model import QUEUE_LABEL
 from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
 from bot.queue.service import AGENT_CHECK
 from bot.queue.store import OPEN, QueueKey, memory_of
 from bot.routing import Event, Router
+from bot.runs.ranking import Ranker
 from bot.runs.spec_builder import BRANCH_PREFIX
 from bot.triggers import post_reply, refusal, site_of
 
@@ -275,6 +277,24 @@ async def check_run_changed(event: Event, services: Features) -> None:
                                                                                               numbers):
         return
     await _reconcile(services, keys, numbers)
+    await rerank_heads(services, repository, run.head_sha)
+
+
+async def rerank_heads(services: Features, repository: str, sha: str) -> int:
+    """CI reported on `sha`: re-rank the published fan-outs of the open pull requests with that head (bot.runs.
+    ranking writes only a changed ranking; the tracker then edits the tracking comment). How many changed."""
+    triggers = {row.trigger_id for row in await services.pulls.open_with_head(repository, sha)
+                if row.trigger_id is not None and row.rank is not None}
+    if not triggers:
+        return 0
+    ranker = Ranker(services, services.runs, ci=HeadCI(services.queue.facts, services.settings.app_id))
+    changed = 0
+    for trigger_id in sorted(triggers):
+        if await ranker.rerank(trigger_id) is not None:
+            changed += 1
+    if changed:
+        services.runs_changed.set()  # this process's tracker, if it has one, edits at once
+    return changed
 
 
 def _kickoff_branch(name: str | None) -> bool:
@@ -303,6 +323,7 @@ async def check_suite_completed(event: Event, services: Features) -> None:
     keys, numbers = await _queues_of_head(services, installation_id, payload.repository.full_name, suite.head_sha,
                                           suite.pull_requests)
     await _reconcile(services, keys, numbers)
+    await rerank_heads(services, payload.repository.full_name, suite.head_sha)
 
 
 @router.on("status")
@@ -319,6 +340,7 @@ async def status_changed(event: Event, services: Features) -> None:
     if not keys:
         return  # a run's branch before its pull request is open: kept for it (`FactStore.seed_opened`)
     await _reconcile(services, keys, numbers)
+    await rerank_heads(services, repository, payload.sha)
 
 
 @router.on("push")

@@ -283,6 +283,18 @@ class Git:
     def write_tree(self) -> str:
         return self.run("write-tree", extra_env={"GIT_INDEX_FILE": str(self._index)}).strip()
 
+    def diff_size(self, base: str, tree: str) -> tuple[int, int]:
+        """Lines added and removed from `base` to `tree` (git's numstat, no rename detection; a binary file
+        counts 0)."""
+        out = self.run("diff-tree", "-r", "--numstat", "--no-renames", "-z", base, tree, what="git diff-tree")
+        added = removed = 0
+        for record in out.split("\0"):
+            fields = record.split("\t")
+            if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+                added += int(fields[0])
+                removed += int(fields[1])
+        return added, removed
+
     def blob(self, object_id: str) -> bytes:
         """The content of a blob in the private clone."""
         argv = [self._git, f"--git-dir={self.git_dir}", *SAFE_CONFIG, "cat-file", "blob", object_id]

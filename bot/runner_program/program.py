@@ -213,6 +213,7 @@ class _State:
     head_sha: str | None = None
     pushed: bool = False
     files_changed: tuple[str, ...] = ()
+    lines: tuple[int, int] | None = None  # added, removed
     agent: AgentReport = field(default_factory=AgentReport)
     transcript: str = ""
     verify: VerifyResult | None = None
@@ -274,6 +275,8 @@ class Run:
             head_sha=state.head_sha if state.pushed else None,
             pushed=state.pushed,
             files_changed=state.files_changed,
+            lines_added=state.lines[0] if state.lines is not None else None,
+            lines_removed=state.lines[1] if state.lines is not None else None,
             summary=self.redact(state.agent.summary),
             transcript_tail=self.redact(state.transcript),
             verify=state.verify,
@@ -347,6 +350,10 @@ class Run:
             self._tree = self.git.write_tree()
         except GitError as exc:
             raise Stop("failed", str(exc)) from None
+        try:
+            self.state.lines = self.git.diff_size(self.state.base_sha or "", self._tree)
+        except GitError as exc:  # the size is evidence for the ranking, not a reason to fail the run
+            log.warning("run %s: could not count the diff's lines: %s", self.spec.run_id, exc)
 
     def _publish(self) -> tuple[Outcome, str | None]:
         """Trusted: commit the snapshot on the recorded base and push it from the private clone."""

@@ -28,6 +28,7 @@ from bot.config import RepoConfig
 from bot.runs.backend import RunnerBackend
 from bot.runs.claims import ClaimPolicy, ConfigLookup, OpenPullRequests
 from bot.runs.following import RunnerFollower
+from bot.runs.ranking import Ranker
 from bot.runs.spec_builder import SpecBuilder, clone_url_for
 from bot.runs.tracking import Tracker
 from bot.runspec import RunSpec
@@ -63,7 +64,9 @@ class Scheduler:
         # Its moves to `succeeded` wake the worker's pull-request opener.
         self.runs = RunStore(services.store, clock=services.clock, succeeded=services.runs_succeeded)
         # The tracking comments of these runs; the worker's tracking loop keeps them current.
-        self.tracker = Tracker(services, self.runs, interval=tracking_interval)
+        # … and publishes a fan-out's ranking once its runs have ended (its CI: `ranker.ci`, set by bot.worker).
+        self.tracker = Tracker(services, self.runs, interval=tracking_interval,
+                               ranker=Ranker(services, self.runs, config_for=self.config))
         self.tick = tick
         self.sweep_interval = sweep_interval
         self.config_ttl = config_ttl

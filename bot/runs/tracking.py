@@ -18,15 +18,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bot import messages
 from bot.github import GitHubError, NotFound
+from bot.ranking import DIVERGENCE_SHOWN, Ranking
 from bot.services import Services
 from bot.store.models import Run, RunState, Trigger
 from bot.store.pulls import DELIVERED
 from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted
+
+if TYPE_CHECKING:
+    from bot.runs.ranking import Ranker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ FIRST_SCAN: Final = timedelta(minutes=10)
 SCAN_OVERLAP: Final = timedelta(seconds=5)
 PROGRESS_INTERVAL: Final = 30.0
 """Seconds between edits that change no milestone of the fan-out."""
+RANKING_RECHECK: Final = 60.0
 
 
 def cell(text: str, limit: int = CELL_CHARS) -> str:
@@ -83,19 +88,68 @@ def state_text(state: str) -> str:
     return messages.RUN_STATE_LABELS.get(state, state)
 
 
-def milestones(runs: Sequence[Run]) -> tuple[object, ...]:
+def milestones(trigger: Trigger, runs: Sequence[Run]) -> tuple[object, ...]:
     """What of a fan-out is news at once (module docstring): whether it started, which runs wait and why, and
-    whether every run has settled (final, and a succeeded one's pull request delivered)."""
+    whether every run has settled (final, and a succeeded one's pull request delivered); and the fan-out's
+    ranking, once published or re-ranked."""
     started = any(run.state not in (RunState.QUEUED, RunState.WAITING) for run in runs)
     waiting = tuple((run.id, run.reason) for run in runs if run.state == RunState.WAITING)
     settled = bool(runs) and all(
         run.state in RunState.FINAL and (run.state != RunState.SUCCEEDED or run.progress == DELIVERED) for run in runs
     )
-    return started, waiting, settled
+    return started, waiting, settled, trigger.ranking
+
+
+def path_text(path: str) -> str:
+    """A changed path (the agent chose it) as inline code in a table or a line."""
+    return "`" + cell(path, 120).replace("`", "'") + "`"
+
+
+def paths_text(paths: Sequence[str]) -> str:
+    shown = ", ".join(path_text(path) for path in paths[:DIVERGENCE_SHOWN])
+    more = len(paths) - DIVERGENCE_SHOWN
+    return shown + (messages.RANKING_MORE.format(count=more) if more > 0 else "")
+
+
+def render_ranking(ranking: Ranking) -> str:
+    """A fan-out's ranking as the tracking comment shows it: a head line, the note (a judge that failed), the
+    comparison table and what the attempts disagree on."""
+    attempts: dict[str, int] = {}
+    for row in ranking.rows:
+        attempts[row.agent] = max(attempts.get(row.agent, 0), row.attempt)
+    first = next((row for row in ranking.rows if row.pr is not None), None)
+    source = messages.RANKING_SOURCES.get(ranking.source, ranking.source)
+    lines = [messages.RANKING_HEAD.format(source=source, first=messages.RUN_PULL_REQUEST.format(number=first.pr))
+             if first is not None and first.pr is not None else messages.RANKING_HEAD_NO_PR.format(source=source)]
+    if ranking.note:
+        lines.append(messages.RANKING_NOTE.format(note=cell(ranking.note).replace("_", "\\_")))
+    rows = []
+    for row in ranking.rows:
+        name = (messages.RUN_AGENT_ATTEMPT if attempts[row.agent] > 1 else "{agent}").format(
+            agent=cell(row.agent), attempt=row.attempt)
+        where = messages.RUN_PULL_REQUEST.format(number=row.pr) if row.pr is not None else messages.RANKING_NO_PR
+        rows.append(messages.RANKING_TABLE_ROW.format(
+            rank=row.rank, agent=f"{name} · {where}", verify=messages.RANKING_VERIFY.get(row.verify, "–"),
+            ci=messages.RANKING_CI.get(row.ci, "–") if row.pr is not None else "–",
+            lines=f"+{row.added}/−{row.removed}", files=row.files,
+            cost=f"${row.cost_usd:.2f}" if row.cost_usd is not None else "–", reason=cell(row.reason),
+        ))
+    lines.append("\n".join([messages.RANKING_TABLE_HEAD, *rows]))
+    divergence = ranking.divergence
+    notes = []
+    if divergence.files_only_some:
+        notes.append(messages.RANKING_FILES_ONLY_SOME.format(paths=paths_text(divergence.files_only_some)))
+    if divergence.tests_only_some:
+        notes.append(messages.RANKING_TESTS_ONLY_SOME.format(paths=paths_text(divergence.tests_only_some)))
+    if not notes and sum(row.files > 0 for row in ranking.rows) > 1:
+        notes.append(messages.RANKING_AGREE)
+    if notes:
+        lines.append("\n".join(f"- {note}" for note in notes))
+    return "\n\n".join(lines)
 
 
 def render_tracking(trigger: Trigger, runs: Sequence[Run]) -> str:
-    """The tracking comment of `trigger`: one row per run."""
+    """The tracking comment of `trigger`: one row per run, then the fan-out's ranking once it is published."""
     attempts: dict[str, int] = {}
     for run in runs:
         attempts[run.agent] = max(attempts.get(run.agent, 0), run.attempt)
@@ -115,6 +169,9 @@ def render_tracking(trigger: Trigger, runs: Sequence[Run]) -> str:
         else messages.TRACKING_SUMMARY_ACTIVE.format(done=done, total=len(runs))
     )
     table = "\n".join([messages.RUN_TABLE_HEAD, *rows])
+    ranking = Ranking.from_json(trigger.ranking)
+    if ranking is not None:
+        table = f"{table}\n\n{render_ranking(ranking)}"
     return messages.TRACKING_COMMENT.format(
         task=cell(trigger.task), summary=summary, table=table,
         marker=messages.TRACKING_MARKER.format(trigger_id=trigger.id),
@@ -132,9 +189,12 @@ class Tracker:
         interval: float = 3.0,
         progress_interval: float = PROGRESS_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
+        ranker: Ranker | None = None,
     ) -> None:
         self.services = services
         self.runs = runs
+        self.ranker = ranker
+        """Publishes a fan-out's ranking (bot.runs.ranking) when its comment is next rendered after its runs end."""
         self.interval = interval
         self.progress_interval = max(interval, progress_interval)
         self.monotonic = monotonic
@@ -144,6 +204,10 @@ class Tracker:
         self._rendered: OrderedDict[int, tuple[str, tuple[object, ...]]] = OrderedDict()
         self._progress_only: set[int] = set()  # dirty, and last seen to change no milestone
         self._scanned_to: datetime | None = None
+        # Fan-outs whose ranking waits on their deadline: looked at again every RANKING_RECHECK seconds, since a
+        # deadline passing changes no run.
+        self._awaiting_rank: set[int] = set()
+        self._rank_checked = monotonic()
 
     def note(self, trigger_id: int) -> None:
         """Mark a trigger's comment as possibly out of date."""
@@ -172,6 +236,9 @@ class Tracker:
         self._dirty |= changed
         self._progress_only -= changed  # something changed since: render it again at the short interval
         self._scanned_to = now
+        if self._awaiting_rank and self.monotonic() - self._rank_checked >= RANKING_RECHECK:
+            self._rank_checked = self.monotonic()
+            self._dirty.update(self._awaiting_rank)
 
     async def flush(self) -> int:
         edited = 0
@@ -202,11 +269,22 @@ class Tracker:
     async def _update(self, trigger_id: int, *, progress_due: bool = True) -> bool | None:
         """Edit the comment if its text changed; None when no milestone changed and `progress_due` is False."""
         trigger = await self.runs.trigger(trigger_id)
-        if trigger is None or trigger.tracking_comment_id is None or self.services.github is None:
+        if trigger is None:
             return False
         runs = await self.runs.runs_of_trigger(trigger_id)
+        self._awaiting_rank.discard(trigger_id)
+        if self.ranker is not None and trigger.ranked_at is None:
+            try:
+                if await self.ranker.settle(trigger, runs):
+                    trigger = await self.runs.trigger(trigger_id) or trigger
+                elif self.ranker.waiting(runs):
+                    self._awaiting_rank.add(trigger_id)
+            except Exception:  # the ranking is tried again at the next edit; the runs' table is shown meanwhile
+                log.exception("could not rank the attempts of trigger %s", trigger_id)
+        if trigger.tracking_comment_id is None or self.services.github is None:
+            return False
         body = render_tracking(trigger, runs)
-        states = milestones(runs)
+        states = milestones(trigger, runs)
         last = self._rendered.get(trigger_id)
         if last is not None and last[0] == body:
             return False

@@ -46,6 +46,13 @@ def test_the_demo_tells_the_whole_story_in_under_a_minute(tmp_path: Path) -> Non
     assert sorted(r["pull_request"] for r in runs) == sorted(p["number"] for p in pulls)
     assert len(summary["merged"]) == 1
     assert sorted(summary["superseded"]) == sorted(p["number"] for p in pulls if p["number"] not in summary["merged"])
+    # The three attempts ranked (issue 16), and the reviewer approved the best one: the one that merged.
+    ranking = summary["ranking"]
+    assert ranking is not None
+    assert [row["rank"] for row in ranking["rows"]] == [1, 2, 3]
+    assert sorted(row["pull_request"] for row in ranking["rows"]) == sorted(p["number"] for p in pulls)
+    assert ranking["rows"][0]["pull_request"] == summary["merged"][0]
+    assert all(row["reason"] for row in ranking["rows"])
     for pull in pulls:
         queue = pull["review_queue"]
         assert queue is not None, pull

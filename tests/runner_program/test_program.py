@@ -43,6 +43,7 @@ def test_an_edit_is_committed_with_the_trailer_and_identity_and_pushed(tmp_path:
     assert result.base_sha == remote.base_sha
     assert result.head_sha == remote.branch_sha(BRANCH)
     assert result.files_changed == ("NOTES.md", "src/app.py")
+    assert (result.lines_added, result.lines_removed) == (2, 1)  # 41 → 42 in app.py, a new line in NOTES.md
     assert "edited src/app.py" in result.transcript_tail
     assert result.duration_seconds > 0
     assert remote.show(BRANCH, "src/app.py").strip().endswith("return 42")
