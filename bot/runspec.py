@@ -103,6 +103,11 @@ class RunResult(_Model):
     head_sha: str | None = None
     pushed: bool = False
     files_changed: tuple[str, ...] = ()
+    # Of `files_changed`, those the change deletes, and the diff's lines (git's numstat; binary files count none).
+    # Defaults, so a report from a runner older than these fields still parses: unknown, not zero.
+    files_deleted: tuple[str, ...] = ()
+    lines_added: int | None = None
+    lines_removed: int | None = None
     summary: str = ""
     transcript_tail: str = ""
     verify: VerifyResult | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Final
 
 from bot.runspec import CommitIdentity
+
+log = logging.getLogger(__name__)
 
 GIT_TIMEOUT_SECONDS: Final = 600
 TRAILER: Final = "Kickoff-Run"
@@ -282,6 +285,22 @@ class Git:
 
     def write_tree(self) -> str:
         return self.run("write-tree", extra_env={"GIT_INDEX_FILE": str(self._index)}).strip()
+
+    def numstat(self, base: str, tree: str) -> tuple[int, int] | None:
+        """Lines added and removed from `base`'s tree to `tree` (binary files count none); None when git cannot say:
+        the size of a change is a fact for the reviewer's brief, never a reason to fail the run."""
+        try:
+            out = self.run("diff-tree", "-r", "--numstat", "-z", "--no-renames", base, tree)
+        except GitError as exc:
+            log.warning("could not count the changed lines: %s", exc)
+            return None
+        added = removed = 0
+        for record in out.split("\0"):
+            fields = record.split("\t")
+            if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+                added += int(fields[0])
+                removed += int(fields[1])
+        return added, removed
 
     def blob(self, object_id: str) -> bytes:
         """The content of a blob in the private clone."""

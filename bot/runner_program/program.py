@@ -213,6 +213,8 @@ class _State:
     head_sha: str | None = None
     pushed: bool = False
     files_changed: tuple[str, ...] = ()
+    files_deleted: tuple[str, ...] = ()
+    lines: tuple[int, int] | None = None  # added, removed
     agent: AgentReport = field(default_factory=AgentReport)
     transcript: str = ""
     verify: VerifyResult | None = None
@@ -274,6 +276,9 @@ class Run:
             head_sha=state.head_sha if state.pushed else None,
             pushed=state.pushed,
             files_changed=state.files_changed,
+            files_deleted=state.files_deleted,
+            lines_added=state.lines[0] if state.lines is not None else None,
+            lines_removed=state.lines[1] if state.lines is not None else None,
             summary=self.redact(state.agent.summary),
             transcript_tail=self.redact(state.transcript),
             verify=state.verify,
@@ -342,11 +347,13 @@ class Run:
             raise Stop("failed", str(exc)) from None
         changed = _changed(self._before, after)
         self.state.files_changed = tuple(changed)
+        self.state.files_deleted = tuple(path for path in changed if path not in after)
         self._check_changes(changed, after)
         try:
             self._tree = self.git.write_tree()
         except GitError as exc:
             raise Stop("failed", str(exc)) from None
+        self.state.lines = self.git.numstat(self.state.base_sha or "", self._tree)
 
     def _publish(self) -> tuple[Outcome, str | None]:
         """Trusted: commit the snapshot on the recorded base and push it from the private clone."""
