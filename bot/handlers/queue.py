@@ -30,6 +30,7 @@ from bot.gate import Sender, Verdict
 from bot.github import PullRequestInfo
 from bot.github.models import PullReview
 from bot.handlers.verbs import CommandContext, CommandRouter
+from bot.prs.brief import refresh_heads
 from bot.queue.model import QUEUE_LABEL
 from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
 from bot.queue.service import AGENT_CHECK
@@ -275,6 +276,15 @@ async def check_run_changed(event: Event, services: Features) -> None:
                                                                                               numbers):
         return
     await _reconcile(services, keys, numbers)
+    if run.status == "completed":
+        await _ci_concluded(services, repository, numbers)
+
+
+async def _ci_concluded(services: Features, repository: str, numbers: set[int]) -> None:
+    """A check or status concluded on these pull requests' heads: their reviewer briefs say what CI says now (an
+    edit only where the text changed)."""
+    if numbers:
+        await refresh_heads(services, services.require_github(), repository, numbers)
 
 
 def _kickoff_branch(name: str | None) -> bool:
@@ -303,6 +313,7 @@ async def check_suite_completed(event: Event, services: Features) -> None:
     keys, numbers = await _queues_of_head(services, installation_id, payload.repository.full_name, suite.head_sha,
                                           suite.pull_requests)
     await _reconcile(services, keys, numbers)
+    await _ci_concluded(services, payload.repository.full_name, numbers)
 
 
 @router.on("status")
@@ -319,6 +330,8 @@ async def status_changed(event: Event, services: Features) -> None:
     if not keys:
         return  # a run's branch before its pull request is open: kept for it (`FactStore.seed_opened`)
     await _reconcile(services, keys, numbers)
+    if payload.state != "pending":
+        await _ci_concluded(services, repository, numbers)
 
 
 @router.on("push")

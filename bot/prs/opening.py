@@ -37,7 +37,7 @@ from bot.github import (
     RateLimited,
     ValidationFailed,
 )
-from bot.prs import texts
+from bot.prs import brief, texts
 from bot.runs.snapshot import Snapshot, SnapshotError
 from bot.runspec import RunResult
 from bot.services import Services
@@ -188,8 +188,10 @@ class PullRequestOpener:
             close_siblings=config.queue.close_siblings,
             followup_of=(followup_of, base) if followup_of is not None else None,
             report_path=self._report_path(result, config) if output == texts.REPORT_TASK_OUTPUT else None,
+            issue_title=issue_title,
         )
         draft = config.pull_requests.draft or texts.verify_failed(result)
+        body = texts.body(run, result, parts)
         title = texts.title(config, run, issue_title)
         # Idempotent by construction: a worker that died after `POST /pulls` left the head's pull request open,
         # and the one taking over adopts it rather than asking GitHub for a second. A new reservation has no
@@ -197,6 +199,7 @@ class PullRequestOpener:
         existing = [] if fresh else await github.find_pull_requests(where.installation_id, where.owner, where.repo,
                                                                     head=head)
         created = False
+        written: str | None = None
         try:
             if existing:
                 pull = existing[0]
@@ -204,9 +207,10 @@ class PullRequestOpener:
             else:
                 pull = await github.open_pull_request(
                     where.installation_id, where.owner, where.repo, head=head, base=base, title=title,
-                    body=texts.body(run, result, parts), draft=draft,
+                    body=body, draft=draft,
                 )
                 created = fresh
+                written = body
         except GitHubError as exc:
             adopted = await self._adopt(github, where, head, exc) if isinstance(exc, ValidationFailed) else None
             if adopted is None:
@@ -222,6 +226,9 @@ class PullRequestOpener:
         # of it again; the labels as they will be once added (unknown again should adding them fail).
         await self._seed(Opened(run.repository, pull, labels, result.files_changed, result.head_sha, created), run)
         await self.pulls.opened(row.id, pull)
+        # An adopted pull request's body is not known: its first refresh writes the brief.
+        await self.pulls.set_body(row.id, digest=brief.digest(written) if written is not None else None,
+                                  context=brief.BriefContext.of(parts).to_json())
         if followup_of is None:
             await self.runs.update(run.id, pr_number=pull.number)  # the tracking comment links it from now on
         log.info("run %s opened pull request #%s in %s", run.id, pull.number, run.repository)
@@ -331,9 +338,13 @@ class PullRequestOpener:
         runs = await self.pulls.runs_of([r.run_id for r in rows if r.run_id is not None])
         github = self.services.require_github()
         for row in rows[:-1]:  # the newest was opened with the full list
+            if row.brief_context is not None:
+                await brief.refresh_brief(self.services, github, row)
+                continue
             run = runs.get(row.run_id or 0)
             if run is None or not run.result:
                 continue
+            # Opened before the brief was kept: rendered from the config as it is now.
             result = RunResult.model_validate_json(run.result)
             task = config.task(run.task)
             output = task.output if task is not None else "pr"

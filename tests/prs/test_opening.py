@@ -45,7 +45,8 @@ async def test_a_succeeded_run_opens_its_pull_request_with_everything(w: World) 
     assert "| model | `house-1` |" in body
     assert "1,200 in · 340 out" in body
     assert "$0.42" in body
-    assert "<details><summary>Transcript" in body
+    assert "<details><summary>Summary, run facts and transcript</summary>" in body
+    assert "**Transcript** (the agent's last output, secrets redacted)" in body
     assert "editing app.py" in body
     assert messages.PR_MARKER.format(run=run.id) in body
     assert w.github.labels[(OWNER, REPO, 101)] == ["kickoff", "agent:ok"]
