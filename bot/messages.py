@@ -230,7 +230,7 @@ PR_MARKER: Final = "<!-- kickoff:run {run} -->"
 """Ends every pull request body and delivery comment Kickoff writes for a run."""
 PR_CLOSES: Final = "Closes #{issue}"
 PR_REFS: Final = "Refs #{issue}"
-PR_FOLLOWUP_OF: Final = "Follow-up to #{number}: merging this pull request updates its branch `{branch}`."
+PR_FOLLOWUP_OF: Final = "Follow-up to #{number}: merging it updates `{branch}`"
 PR_NO_SUMMARY: Final = "_The agent gave no summary._"
 PR_FACTS_HEAD: Final = "| run | |\n| --- | --- |"
 PR_FACT_ROW: Final = "| {name} | {value} |"
@@ -264,7 +264,6 @@ BRIEF_CI: Final = {
     "success": "CI ✅ passed",
     "failure": "CI ❌ failed",
 }
-BRIEF_CI_PASSED: Final = "CI ✅ passed ({count} {noun})"
 BRIEF_CI_FAILED: Final = "CI ❌ failed: {names}"
 BRIEF_FLAGS: Final = {
     "dependencies": "dependencies",

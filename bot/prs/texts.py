@@ -39,9 +39,9 @@ _BACKTICKS: Final = re.compile(r"`+")
 
 BRIEF_WORDS: Final = 150
 """The brief's bound in words (whitespace-separated, as `str.split` counts them); every part is capped below."""
-BRIEF_SUMMARY_WORDS: Final = 40
-BRIEF_TITLE_WORDS: Final = 14
-BRIEF_REASON_WORDS: Final = 14
+BRIEF_SUMMARY_WORDS: Final = 32
+BRIEF_TITLE_WORDS: Final = 12
+BRIEF_REASON_WORDS: Final = 10
 BRIEF_COMMAND_WORDS: Final = 6
 BRIEF_NAME_WORDS: Final = 3  # a path or a check name
 BRIEF_NAMES_SHOWN: Final = 2
@@ -211,8 +211,7 @@ def _verify_brief(result: RunResult) -> str:
 
 
 def _ci_brief(ci: CI) -> str:
-    if ci.state == "success" and ci.checks:
-        return messages.BRIEF_CI_PASSED.format(count=ci.checks, noun="check" if ci.checks == 1 else "checks")
+    """CI's conclusion, without counts: a further check passing changes nothing a reviewer needs, nor the body."""
     if ci.state == "failure" and ci.failing:
         return messages.BRIEF_CI_FAILED.format(names=_names(ci.failing))
     return messages.BRIEF_CI[ci.state]
@@ -232,7 +231,7 @@ def _risk_brief(result: RunResult) -> str:
 def _link(run: Run, parts: BodyParts) -> str:
     if parts.followup_of is not None:
         number, branch = parts.followup_of
-        return messages.PR_FOLLOWUP_OF.format(number=number, branch=one_line(branch, 60).replace("`", "'"))
+        return messages.PR_FOLLOWUP_OF.format(number=number, branch=code(branch, 2)[1:-1])
     if parts.output == REPORT_TASK_OUTPUT:
         return messages.PR_REFS.format(issue=run.issue_number)
     return messages.PR_CLOSES.format(issue=run.issue_number)
@@ -241,7 +240,7 @@ def _link(run: Run, parts: BodyParts) -> str:
 def brief(run: Run, result: RunResult, parts: BodyParts) -> str:
     """The reviewer brief: what changed and why, how it was checked, risk flags, size, the fan-out standing. At most
     `BRIEF_WORDS` words; agent and issue text in it is inert (`inert_markdown`, code spans)."""
-    summary = words(inert_markdown(safe(result.summary, 2000)), BRIEF_SUMMARY_WORDS) or messages.BRIEF_NO_SUMMARY
+    summary = words(inert_markdown(one_line(result.summary, 400)), BRIEF_SUMMARY_WORDS) or messages.BRIEF_NO_SUMMARY
     lines = [messages.BRIEF_WHAT.format(summary=summary)]
     title_text = words(inert_markdown(one_line(parts.issue_title, 200)), BRIEF_TITLE_WORDS)
     link = _link(run, parts)
