@@ -10,7 +10,8 @@ yet delivered (one worker wins each, see `bot.store.pulls`) and:
   `POST /pulls`; and the one GitHub says already exists, should one appear in between), then labels it, requests
   a review, creates the `agent-run` check, comments a research report's summary on the issue and, once the
   trigger's last pull request is out, updates the sibling links of the earlier ones (one edit each, not one per
-  sibling);
+  sibling). The body opens with the reviewer brief; the row keeps what it was rendered from and the digest of the
+  body written, so `bot.prs.brief.refresh_brief` edits it again only when CI or the ranking changed the text;
 - a follow-up or fix on a Kickoff pull request: comments on that pull request and puts an `agent-run` check on its
   new head (it pushed to the same branch; no new pull request).
 
