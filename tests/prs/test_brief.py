@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from bot import messages
 from bot.github import CheckRunInfo
+from bot.github.models import CommitStatus
 from bot.handlers import queue as queue_handlers
 from bot.prs import brief, texts
 from bot.runspec import RunResult
@@ -292,6 +293,16 @@ async def test_the_opened_body_is_remembered_and_ci_later_edits_it_once(w: World
     await ci_completed(w, row, name="lint", run_id=3, conclusion="failure", delivery="d-red")
     assert len(edits(w)) == 2
     assert "CI ❌ failed: `lint`" in edits(w)[-1]
+
+
+async def test_a_failing_commit_status_edits_the_brief(w: World) -> None:
+    _, (row,) = await opened(w)
+    status = {"id": 8, "sha": row.head_sha, "state": "failure", "context": "ci/deploy", "repository": repository(),
+              "installation": {"id": INSTALLATION}}
+    w.github.commit_statuses[(OWNER, REPO, row.head_sha or "")] = [CommitStatus("ci/deploy", "failure")]
+    await queue_handlers.status_changed(event("status", status, "d-status"), w.services)
+    (edited,) = edits(w)
+    assert "· CI ❌ failed: `ci/deploy`\n" in edited
 
 
 async def test_kickoffs_own_checks_and_other_heads_do_not_edit_the_brief(w: World) -> None:
