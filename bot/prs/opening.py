@@ -190,6 +190,8 @@ class PullRequestOpener:
             followup_of=(followup_of, base) if followup_of is not None else None,
             report_path=self._report_path(result, config) if output == texts.REPORT_TASK_OUTPUT else None,
             issue_title=issue_title,
+            # CI may have concluded on the pushed head already (its checks are kept from webhooks of kickoff/ branches).
+            ci=await brief.ci_of_head(self.services, run.repository, result.head_sha),
         )
         draft = config.pull_requests.draft or texts.verify_failed(result)
         body = texts.body(run, result, parts)

@@ -20,11 +20,12 @@ from bot.github import CheckRunInfo
 from bot.github.models import CommitStatus
 from bot.handlers import queue as queue_handlers
 from bot.prs import brief, texts
+from bot.queue.facts import FactStore
 from bot.runspec import RunResult
 from bot.store.models import PullRequest, Run, Trigger
 from bot.store.pulls import PullRequestStore
 from tests.prs.support import check_run_payload, config, deliverer, event, repository, succeed, success
-from tests.runs.support import INSTALLATION, ISSUE, OWNER, REPO, World, world
+from tests.runs.support import FULL_NAME, INSTALLATION, ISSUE, OWNER, REPO, World, world
 
 KICKOFF_HTML = {"<details>", "<summary>", "</summary>", "</details>", "<sub>", "</sub>"}
 
@@ -293,6 +294,16 @@ async def test_the_opened_body_is_remembered_and_ci_later_edits_it_once(w: World
     await ci_completed(w, row, name="lint", run_id=3, conclusion="failure", delivery="d-red")
     assert len(edits(w)) == 2
     assert "CI ❌ failed: `lint`" in edits(w)[-1]
+
+
+async def test_ci_that_concluded_before_the_pull_request_opened_is_in_its_first_body(w: World) -> None:
+    _, (run,) = await w.add_trigger(["ok"])
+    result = await succeed(w, run, success(run, verify={"command": "pytest -q", "exit_code": 0, "passed": True}))
+    await FactStore(w.store).observe_check_run(FULL_NAME, result.head_sha or "", 1, ("tests", "completed", "success",
+                                                                                   99))
+    await deliverer(w).process()
+    ((*_, body, _draft),) = w.github.calls_to("open_pull_request")
+    assert "- **Checked:** verify ✅ `pytest -q` passed · CI ✅ passed\n" in body
 
 
 async def test_a_failing_commit_status_edits_the_brief(w: World) -> None:
