@@ -246,7 +246,7 @@ PR_MARKER: Final = "<!-- kickoff:run {run} -->"
 """Ends every pull request body and delivery comment Kickoff writes for a run."""
 PR_CLOSES: Final = "Closes #{issue}"
 PR_REFS: Final = "Refs #{issue}"
-PR_FOLLOWUP_OF: Final = "Follow-up to #{number}: merging this pull request updates its branch `{branch}`."
+PR_FOLLOWUP_OF: Final = "Follow-up to #{number}: merging it updates `{branch}`"
 PR_NO_SUMMARY: Final = "_The agent gave no summary._"
 PR_FACTS_HEAD: Final = "| run | |\n| --- | --- |"
 PR_FACT_ROW: Final = "| {name} | {value} |"
@@ -254,10 +254,41 @@ PR_SIBLINGS: Final = "**Other pull requests of this request:** {links} — revie
 PR_SIBLINGS_CLOSE: Final = "the others are closed as superseded."
 PR_SIBLINGS_KEEP: Final = "the others stay open."
 PR_REPORT_NOTE: Final = "The report is in `{path}`."
-PR_TRANSCRIPT: Final = (
-    "<details><summary>Transcript (the agent's last output, secrets redacted)</summary>\n\n{fence}text\n{tail}\n"
-    "{fence}\n\n</details>"
-)
+PR_TRANSCRIPT: Final = "**Transcript** (the agent's last output, secrets redacted):\n\n{fence}text\n{tail}\n{fence}"
+PR_SUMMARY: Final = "**The agent's summary** (its own words, shown as written):\n\n{fence}text\n{summary}\n{fence}"
+PR_DETAILS: Final = "<details><summary>Summary, run facts and transcript</summary>\n\n{sections}\n\n</details>"
+"""The fold under the brief: the only HTML in a pull request body, and Kickoff's own (agent text inside is fenced)."""
+
+# The reviewer brief that opens every pull request body (`bot.prs.texts.brief`): at most ~150 words.
+BRIEF_WHAT: Final = "- **What:** {summary}"
+BRIEF_WHY: Final = "- **Why:** {link} — {title}"
+BRIEF_WHY_UNTITLED: Final = "- **Why:** {link}"
+BRIEF_CHECKED: Final = "- **Checked:** {verify} · {ci}"
+BRIEF_RISK: Final = "- **Risk:** {flags}"
+BRIEF_NO_RISK: Final = "none flagged"
+BRIEF_SIZE: Final = "- **Size:** {files} {noun}{lines}"
+BRIEF_LINES: Final = ", +{added} −{removed} lines"
+BRIEF_STANDING: Final = "- **Fan-out:** attempt {attempt} of {attempts} for #{issue}, ranked {rank}{by}{reason}"
+BRIEF_BY_JUDGE: Final = " by the judge"
+BRIEF_VERIFY_PASSED: Final = "verify ✅ `{command}` passed"
+BRIEF_VERIFY_FAILED: Final = "verify ❌ `{command}` failed (exit {code})"
+BRIEF_VERIFY_NONE: Final = "no verify command"
+# Nothing reported and checks running read alike: the brief is edited when CI concludes, not at every check's start.
+BRIEF_CI: Final = {
+    "none": "CI ⏳ not concluded yet",
+    "pending": "CI ⏳ not concluded yet",
+    "success": "CI ✅ passed",
+    "failure": "CI ❌ failed",
+}
+BRIEF_CI_FAILED: Final = "CI ❌ failed: {names}"
+BRIEF_FLAGS: Final = {
+    "dependencies": "dependencies",
+    "migrations": "migration",
+    "ci": "CI config",
+    "deleted-tests": "deleted tests",
+    "large-diff": "large diff",
+}
+BRIEF_NO_SUMMARY: Final = "_the agent gave no summary_"
 PR_FOOTER: Final = (
     "<sub>Opened by Kickoff for run {run}, requested by @{sender}. Comment `/agent fix [instructions]` here to have "
     "an agent change this branch.</sub>"

@@ -103,6 +103,8 @@ class RunResult(_Model):
     head_sha: str | None = None
     pushed: bool = False
     files_changed: tuple[str, ...] = ()
+    # Of `files_changed`, those the change deletes (a default, so a report from an older runner still parses).
+    files_deleted: tuple[str, ...] = ()
     # The diff's size against the base (git's numstat; a binary file counts 0); None: not reported (older runners).
     lines_added: int | None = Field(default=None, ge=0)
     lines_removed: int | None = Field(default=None, ge=0)

@@ -378,3 +378,29 @@ def slugify(text: str, max_len: int = 40, fallback: str = SLUG_FALLBACK) -> str:
     if slug in _WINDOWS_RESERVED:
         slug = f"{slug}-{SLUG_FALLBACK}"[:max_len].rstrip("-")
     return slug
+
+
+# What GitHub turns into a notification, a cross-reference or a link: inside a code span it is only text.
+_REFERENCE: Final = re.compile(
+    r"(?:https?://|www\.)[^\s`]+"
+    r"|@[A-Za-z0-9][A-Za-z0-9-]*(?:/[A-Za-z0-9._-]+)?"
+    r"|(?:[A-Za-z0-9._-]+/[A-Za-z0-9._-]+)?#\d+"
+    r"|\bGH-\d+\b",
+    re.IGNORECASE,
+)
+_MARKDOWN_META: Final = re.compile(r"([\\`*_\[\]<>|~&#!])")
+
+
+def inert_markdown(text: str) -> str:
+    """One line of untrusted text to show as written in Markdown: metacharacters escaped (no markup, no HTML, no
+    links), and mentions, issue references and URLs in code spans (no notification, no cross-reference, no closing
+    keyword's target). Clean it first (`clean_untrusted`); newlines become spaces."""
+    flat = " ".join(text.split())
+    out: list[str] = []
+    last = 0
+    for match in _REFERENCE.finditer(flat):
+        out.append(_MARKDOWN_META.sub(r"\\\1", flat[last:match.start()]))
+        out.append(f"`{match.group()}`")
+        last = match.end()
+    out.append(_MARKDOWN_META.sub(r"\\\1", flat[last:]))
+    return "".join(out)

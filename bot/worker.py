@@ -36,6 +36,7 @@ from datetime import timedelta
 
 from bot.dispatcher import Dispatcher
 from bot.features import Features
+from bot.prs.brief import refresh_fan_out
 from bot.prs.opening import OpenedHook, PullRequestOpener
 from bot.queue.heads import HeadCI
 from bot.queue.sweeper import build_sweeper
@@ -84,6 +85,10 @@ class RunLoops:
         if isinstance(services, Features) and self.tracker.ranker is not None and self.tracker.ranker.ci is None:
             # The fan-out ranking weighs the CI the queue's webhooks keep on each head.
             self.tracker.ranker.ci = HeadCI(services.queue.facts, services.settings.app_id)
+        if self.tracker.on_ranked is None and services.github is not None:
+            github = services.github
+            # Once a fan-out is ranked, each sibling's reviewer brief says where it stands.
+            self.tracker.on_ranked = lambda trigger_id: refresh_fan_out(services, github, trigger_id)
         self.opener = PullRequestOpener(services, scheduler.runs, config_for=scheduler.config, on_opened=on_opened)
         # `services.runs_changed` has two consumers; each gets its own copy, so neither clears the other's.
         self._schedule_due = asyncio.Event()

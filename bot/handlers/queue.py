@@ -30,6 +30,7 @@ from bot.gate import Sender, Verdict
 from bot.github import PullRequestInfo
 from bot.github.models import PullReview
 from bot.handlers.verbs import CommandContext, CommandRouter
+from bot.prs.brief import refresh_fan_out, refresh_heads
 from bot.queue.heads import HeadCI
 from bot.queue.model import QUEUE_LABEL
 from bot.queue.requests import QUEUE_VERBS, Request, apply, show_repository
@@ -278,6 +279,15 @@ async def check_run_changed(event: Event, services: Features) -> None:
         return
     await _reconcile(services, keys, numbers)
     await rerank_heads(services, repository, run.head_sha)
+    if run.status == "completed":
+        await _ci_concluded(services, repository, numbers)
+
+
+async def _ci_concluded(services: Features, repository: str, numbers: set[int]) -> None:
+    """A check or status concluded on these pull requests' heads: their reviewer briefs say what CI says now (an
+    edit only where the text changed)."""
+    if numbers:
+        await refresh_heads(services, services.require_github(), repository, numbers)
 
 
 async def rerank_heads(services: Features, repository: str, sha: str) -> int:
@@ -292,6 +302,8 @@ async def rerank_heads(services: Features, repository: str, sha: str) -> int:
     for trigger_id in sorted(triggers):
         if await ranker.rerank(trigger_id) is not None:
             changed += 1
+            # Each sibling's brief says where it stands now (an edit only where its text changed).
+            await refresh_fan_out(services, services.require_github(), trigger_id)
     if changed:
         services.runs_changed.set()  # this process's tracker, if it has one, edits at once
     return changed
@@ -324,6 +336,7 @@ async def check_suite_completed(event: Event, services: Features) -> None:
                                           suite.pull_requests)
     await _reconcile(services, keys, numbers)
     await rerank_heads(services, payload.repository.full_name, suite.head_sha)
+    await _ci_concluded(services, payload.repository.full_name, numbers)
 
 
 @router.on("status")
@@ -341,6 +354,8 @@ async def status_changed(event: Event, services: Features) -> None:
         return  # a run's branch before its pull request is open: kept for it (`FactStore.seed_opened`)
     await _reconcile(services, keys, numbers)
     await rerank_heads(services, repository, payload.sha)
+    if payload.state != "pending":
+        await _ci_concluded(services, repository, numbers)
 
 
 @router.on("push")

@@ -10,7 +10,8 @@ yet delivered (one worker wins each, see `bot.store.pulls`) and:
   `POST /pulls`; and the one GitHub says already exists, should one appear in between), then labels it, requests
   a review, creates the `agent-run` check, comments a research report's summary on the issue and, once the
   trigger's last pull request is out, updates the sibling links of the earlier ones (one edit each, not one per
-  sibling);
+  sibling). The body opens with the reviewer brief; the row keeps what it was rendered from and the digest of the
+  body written, so `bot.prs.brief.refresh_brief` edits it again only when CI or the ranking changed the text;
 - a follow-up or fix on a Kickoff pull request: comments on that pull request and puts an `agent-run` check on its
   new head (it pushed to the same branch; no new pull request).
 
@@ -37,7 +38,7 @@ from bot.github import (
     RateLimited,
     ValidationFailed,
 )
-from bot.prs import texts
+from bot.prs import brief, texts
 from bot.runs.snapshot import Snapshot, SnapshotError
 from bot.runspec import RunResult
 from bot.services import Services
@@ -188,8 +189,12 @@ class PullRequestOpener:
             close_siblings=config.queue.close_siblings,
             followup_of=(followup_of, base) if followup_of is not None else None,
             report_path=self._report_path(result, config) if output == texts.REPORT_TASK_OUTPUT else None,
+            issue_title=issue_title,
+            # CI may have concluded on the pushed head already (its checks are kept from webhooks of kickoff/ branches).
+            ci=await brief.ci_of_head(self.services, run.repository, result.head_sha),
         )
         draft = config.pull_requests.draft or texts.verify_failed(result)
+        body = texts.body(run, result, parts)
         title = texts.title(config, run, issue_title)
         # Idempotent by construction: a worker that died after `POST /pulls` left the head's pull request open,
         # and the one taking over adopts it rather than asking GitHub for a second. A new reservation has no
@@ -197,6 +202,7 @@ class PullRequestOpener:
         existing = [] if fresh else await github.find_pull_requests(where.installation_id, where.owner, where.repo,
                                                                     head=head)
         created = False
+        written: str | None = None
         try:
             if existing:
                 pull = existing[0]
@@ -204,9 +210,10 @@ class PullRequestOpener:
             else:
                 pull = await github.open_pull_request(
                     where.installation_id, where.owner, where.repo, head=head, base=base, title=title,
-                    body=texts.body(run, result, parts), draft=draft,
+                    body=body, draft=draft,
                 )
                 created = fresh
+                written = body
         except GitHubError as exc:
             adopted = await self._adopt(github, where, head, exc) if isinstance(exc, ValidationFailed) else None
             if adopted is None:
@@ -222,6 +229,9 @@ class PullRequestOpener:
         # of it again; the labels as they will be once added (unknown again should adding them fail).
         await self._seed(Opened(run.repository, pull, labels, result.files_changed, result.head_sha, created), run)
         await self.pulls.opened(row.id, pull)
+        # An adopted pull request's body is not known: its first refresh writes the brief.
+        await self.pulls.set_body(row.id, digest=brief.digest(written) if written is not None else None,
+                                  context=brief.BriefContext.of(parts).to_json())
         if followup_of is None:
             await self.runs.update(run.id, pr_number=pull.number)  # the tracking comment links it from now on
         log.info("run %s opened pull request #%s in %s", run.id, pull.number, run.repository)
@@ -331,9 +341,14 @@ class PullRequestOpener:
         runs = await self.pulls.runs_of([r.run_id for r in rows if r.run_id is not None])
         github = self.services.require_github()
         for row in rows[:-1]:  # the newest was opened with the full list
+            if row.brief_context is not None:
+                # A fan-out is ranked once all of it is open (bot.runs.ranking), and the worker then refreshes
+                # every sibling's brief, links included: one edit each then, not one now and one then.
+                continue
             run = runs.get(row.run_id or 0)
             if run is None or not run.result:
                 continue
+            # Opened before the brief was kept: rendered from the config as it is now.
             result = RunResult.model_validate_json(run.result)
             task = config.task(run.task)
             output = task.output if task is not None else "pr"

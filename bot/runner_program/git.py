@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Final
 
 from bot.runspec import CommitIdentity
+
+log = logging.getLogger(__name__)
 
 GIT_TIMEOUT_SECONDS: Final = 600
 TRAILER: Final = "Kickoff-Run"

@@ -213,6 +213,7 @@ class _State:
     head_sha: str | None = None
     pushed: bool = False
     files_changed: tuple[str, ...] = ()
+    files_deleted: tuple[str, ...] = ()
     lines: tuple[int, int] | None = None  # added, removed
     agent: AgentReport = field(default_factory=AgentReport)
     transcript: str = ""
@@ -275,6 +276,7 @@ class Run:
             head_sha=state.head_sha if state.pushed else None,
             pushed=state.pushed,
             files_changed=state.files_changed,
+            files_deleted=state.files_deleted,
             lines_added=state.lines[0] if state.lines is not None else None,
             lines_removed=state.lines[1] if state.lines is not None else None,
             summary=self.redact(state.agent.summary),
@@ -345,6 +347,7 @@ class Run:
             raise Stop("failed", str(exc)) from None
         changed = _changed(self._before, after)
         self.state.files_changed = tuple(changed)
+        self.state.files_deleted = tuple(path for path in changed if path not in after)
         self._check_changes(changed, after)
         try:
             self._tree = self.git.write_tree()

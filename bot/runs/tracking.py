@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -190,10 +190,13 @@ class Tracker:
         progress_interval: float = PROGRESS_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
         ranker: Ranker | None = None,
+        on_ranked: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         self.services = services
         self.runs = runs
         self.ranker = ranker
+        self.on_ranked = on_ranked
+        """Called with the trigger's id once its ranking is published (the worker refreshes the reviewer briefs)."""
         """Publishes a fan-out's ranking (bot.runs.ranking) when its comment is next rendered after its runs end."""
         self.interval = interval
         self.progress_interval = max(interval, progress_interval)
@@ -277,6 +280,8 @@ class Tracker:
             try:
                 if await self.ranker.settle(trigger, runs):
                     trigger = await self.runs.trigger(trigger_id) or trigger
+                    if self.on_ranked is not None:
+                        await self.on_ranked(trigger_id)
                 elif self.ranker.waiting(runs):
                     self._awaiting_rank.add(trigger_id)
             except Exception:  # the ranking is tried again at the next edit; the runs' table is shown meanwhile

@@ -322,6 +322,10 @@ class PullRequest(Base):
     rank: Mapped[int | None] = mapped_column(Integer)
     rank_reason: Mapped[str | None] = mapped_column(Text)
     preferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the reviewer brief was rendered from besides the run (JSON, `bot.prs.brief`), and the digest of the body
+    # Kickoff last wrote: a refresh that renders the same text writes nothing.
+    brief_context: Mapped[str | None] = mapped_column(Text)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

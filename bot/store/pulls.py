@@ -198,6 +198,22 @@ class PullRequestStore:
                 .execution_options(synchronize_session=False)
             )
 
+    async def set_body(self, row_id: int, *, digest: str | None, context: str | None = None) -> None:
+        """The digest of the body Kickoff last wrote (None: unknown, e.g. an adopted pull request), and what its
+        brief was rendered from (kept unless given)."""
+        values: dict[str, Any] = {"body_sha256": digest, "updated_at": self.clock()}
+        if context is not None:
+            values["brief_context"] = context
+        async with self.store.sessions.begin() as session:
+            await session.execute(
+                update(PullRequest).where(PullRequest.id == row_id).values(**values)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def get(self, row_id: int) -> PullRequest | None:
+        async with self.store.sessions() as session:
+            return await session.get(PullRequest, row_id)
+
     async def release(self, row_id: int) -> None:
         """Forget a reservation whose pull request GitHub refused."""
         async with self.store.sessions.begin() as session:

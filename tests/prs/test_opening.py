@@ -45,7 +45,8 @@ async def test_a_succeeded_run_opens_its_pull_request_with_everything(w: World) 
     assert "| model | `house-1` |" in body
     assert "1,200 in · 340 out" in body
     assert "$0.42" in body
-    assert "<details><summary>Transcript" in body
+    assert "<details><summary>Summary, run facts and transcript</summary>" in body
+    assert "**Transcript** (the agent's last output, secrets redacted)" in body
     assert "editing app.py" in body
     assert messages.PR_MARKER.format(run=run.id) in body
     assert w.github.labels[(OWNER, REPO, 101)] == ["kickoff", "agent:ok"]
@@ -218,8 +219,10 @@ async def test_a_fan_out_of_ten_edits_the_tracking_comment_a_few_times_and_links
     assert 1 <= len(edits) <= 4
     body = w.github.comments[trigger.tracking_comment_id].body
     assert all(f"| #{n} |" in body for n in range(101, 111))
-    # Siblings: each pull request lists the other nine, written once per earlier pull request.
-    assert len(w.github.calls_to("update_pull_request")) == 9
+    # Siblings: each pull request lists the other nine and says where it ranks, written once each when the fan-out
+    # was ranked (the newest was opened with the list, but not yet ranked).
+    assert len(w.github.calls_to("update_pull_request")) == 10
+    assert all("ranked" in w.github.pull_bodies[(OWNER, REPO, n)] for n in range(101, 111))
     for number in range(101, 111):
         text = w.github.pull_bodies[(OWNER, REPO, number)]
         others = [n for n in range(101, 111) if n != number]

@@ -43,6 +43,7 @@ def test_an_edit_is_committed_with_the_trailer_and_identity_and_pushed(tmp_path:
     assert result.base_sha == remote.base_sha
     assert result.head_sha == remote.branch_sha(BRANCH)
     assert result.files_changed == ("NOTES.md", "src/app.py")
+    assert result.files_deleted == ()
     assert (result.lines_added, result.lines_removed) == (2, 1)  # 41 → 42 in app.py, a new line in NOTES.md
     assert "edited src/app.py" in result.transcript_tail
     assert result.duration_seconds > 0
@@ -56,6 +57,17 @@ def test_an_edit_is_committed_with_the_trailer_and_identity_and_pushed(tmp_path:
     assert remote.branch_sha("main") == remote.base_sha  # the base branch is untouched
     assert "prompt.md" not in remote.files(BRANCH)
     assert f"run 42: succeeded (result in {out.result_path})" in out.process.stdout
+
+
+def test_a_deleted_file_and_the_changed_lines_are_reported_for_the_brief(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    out = run_program(tmp_path, make_spec(remote, script("delete.py")))
+    result = out.result
+    assert result.outcome == "succeeded", result.reason
+    assert result.files_changed == ("README.md", "src/app.py")
+    assert result.files_deleted == ("README.md",)
+    assert (result.lines_added, result.lines_removed) == (1, 2)
+    assert "README.md" not in remote.files(BRANCH)
 
 
 def test_no_changes_pushes_nothing(tmp_path: Path) -> None:
