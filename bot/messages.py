@@ -449,6 +449,11 @@ AGENT_IDLE: Final = (
     "(`limits.agent_idle_minutes`) and was stopped; "
     "{cause}"
 )
+AGENT_OVER_BUDGET: Final = (
+    "the agent passed its cost budget of {limit} (`limits.max_cost_usd`){spent} and was stopped"
+)
+AGENT_OVER_BUDGET_SPENT: Final = ", at {cost}"
+INCOMPLETE_CHECK_FAILED: Final = "{stop}; {problem}"
 AGENT_IDLE_ENDPOINT: Final = (
     "its last words were about the connection ({line}): its model endpoint is likely unreachable (check the base URL "
     "and the network the agent gets)"
