@@ -189,7 +189,7 @@ class PullRequestOpener:
             followup_of=(followup_of, base) if followup_of is not None else None,
             report_path=self._report_path(result, config) if output == texts.REPORT_TASK_OUTPUT else None,
         )
-        draft = config.pull_requests.draft or texts.verify_failed(result)
+        draft = texts.opens_as_draft(config, result)
         title = texts.title(config, run, issue_title)
         # Idempotent by construction: a worker that died after `POST /pulls` left the head's pull request open,
         # and the one taking over adopts it rather than asking GitHub for a second. A new reservation has no

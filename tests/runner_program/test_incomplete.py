@@ -12,6 +12,7 @@ import pytest
 from tests.runner_program.support import make_remote, make_spec, run_program, script
 
 BRANCH = "kickoff/7-fix-house-42"
+OVER_BUDGET = "the agent passed its cost budget of $1.00 (`limits.max_cost_usd`), at $1.30 and was stopped"
 TIMED_OUT = "the agent did not finish within 10 s and was stopped"
 
 
@@ -78,7 +79,7 @@ def test_an_agent_whose_streamed_cost_passes_the_budget_is_stopped_and_published
                                           max_cost_usd=1.0, publish_incomplete=True))
     result = out.result
     assert (result.outcome, result.incomplete, result.pushed) == ("succeeded", True, True), result.reason
-    assert result.reason == "the agent passed its cost budget of $1.00 (`limits.max_cost_usd`), at $1.30 and was stopped"
+    assert result.reason == OVER_BUDGET
     assert result.usage.cost_usd == pytest.approx(1.30)  # its last cumulative line is its final report
     assert remote.show(BRANCH, "NOTES.md").startswith("Half done")
     assert time.monotonic() - started < 60, "stopped at the budget, long before its timeout"
@@ -89,8 +90,7 @@ def test_an_agent_over_budget_without_publish_incomplete_fails_and_pushes_nothin
     out = run_program(tmp_path, make_spec(remote, script("partial.py", "0.40", "1.30"), timeout_seconds=300,
                                           max_cost_usd=1.0))
     assert (out.result.outcome, out.result.pushed) == ("failed", False)
-    assert out.result.reason == ("the agent passed its cost budget of $1.00 (`limits.max_cost_usd`), at $1.30 and "
-                                 "was stopped")
+    assert out.result.reason == OVER_BUDGET
     assert remote.branch_sha(BRANCH) is None
 
 
