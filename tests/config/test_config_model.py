@@ -82,7 +82,8 @@ def test_the_design_example_is_valid() -> None:
 
 
 def test_budgets_take_whole_and_fractional_dollars() -> None:
-    config = validate_text("limits: {max_cost_usd: 2, daily_cost_usd: 12.5}\npull_requests: {publish_incomplete: false}\n")
+    config = validate_text("limits: {max_cost_usd: 2, daily_cost_usd: 12.5}\n"
+                           "pull_requests: {publish_incomplete: false}\n")
     assert (config.limits.max_cost_usd, config.limits.daily_cost_usd) == (2.0, 12.5)
     assert config.pull_requests.publish_incomplete is False
 
