@@ -440,7 +440,8 @@ class Run:
             raise Stop("failed", reason)
         if stop is None:
             return None
-        if spec.publish_incomplete and spec.output == "pr":
+        # Half a change only ever goes to a new branch: never pushed onto one a pull request already shows.
+        if spec.publish_incomplete and spec.output == "pr" and spec.checkout == "base":
             return stop
         raise stop
 

@@ -99,3 +99,15 @@ def test_an_agent_within_its_budget_is_left_to_finish(tmp_path: Path) -> None:
     out = run_program(tmp_path, make_spec(remote, script("partial.py", "0.40", "0.90"), timeout_seconds=10,
                                           max_cost_usd=1.0, publish_incomplete=True))
     assert (out.result.outcome, out.result.incomplete, out.result.reason) == ("succeeded", True, TIMED_OUT)
+
+
+def test_a_follow_up_cut_short_never_pushes_half_a_change_onto_its_branch(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    (tmp_path / "1").mkdir()
+    first = run_program(tmp_path / "1", make_spec(remote, script("cost_report.py")))
+    assert first.result.outcome == "succeeded"
+    (tmp_path / "2").mkdir()
+    second = run_program(tmp_path / "2", make_spec(remote, script("partial.py"), checkout="branch", run_id=43,
+                                                   timeout_seconds=10, publish_incomplete=True))
+    assert (second.result.outcome, second.result.reason, second.result.pushed) == ("timed_out", TIMED_OUT, False)
+    assert remote.branch_sha(BRANCH) == first.result.head_sha
