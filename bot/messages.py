@@ -258,8 +258,8 @@ PR_VERIFY_NONE: Final = "– (no `verify.command`)"
 PR_INCOMPLETE: Final = (
     "> [!WARNING]\n"
     "> **Incomplete:** {reason}. This draft holds what the agent had changed by then, checked like any run's "
-    "(protected paths, the change limit) but not verified (`verify.command` did not run). Finish it here, or close "
-    "it and `/agent retry`."
+    "(protected paths, the change limit) but not verified (`verify.command` did not run). Finish it here (by hand, "
+    "or with a follow-up: `/agent <task> …` on this pull request), or close it."
 )
 """The incomplete marker that opens the body of the draft of a run cut short (`RunResult.incomplete`)."""
 PR_INCOMPLETE_REASON_CHARS: Final = 600

@@ -383,7 +383,11 @@ class Run:
             raise Stop(problem.outcome, messages.INCOMPLETE_CHECK_FAILED.format(
                 stop=stopped.reason, problem=problem.reason)) from None
         log.info("run %s: publishing what the stopped agent left, marked incomplete", self.spec.run_id)
-        outcome, _ = self._publish()
+        try:
+            outcome, _ = self._publish()
+        except Stop as problem:
+            raise Stop(problem.outcome, messages.INCOMPLETE_CHECK_FAILED.format(
+                stop=stopped.reason, problem=problem.reason)) from None
         self.state.incomplete = True
         return outcome, stopped.reason
 
