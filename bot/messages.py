@@ -166,6 +166,7 @@ RUN_AGENT_ATTEMPT_CELL: Final = "{agent} #{attempt} (run {run})"
 RUN_AGENT_ATTEMPT: Final = "{agent} #{attempt}"
 RUN_SINCE: Final = "since {time} UTC"
 RUN_PULL_REQUEST: Final = "#{number}"
+RUN_PULL_REQUEST_INCOMPLETE: Final = "#{number} (draft, incomplete: {reason})"
 
 TRACKING_COMMENT: Final = (
     "**Kickoff** · `{task}` · {summary}\n\n{table}\n\n"
@@ -194,6 +195,10 @@ TRACKING_SUMMARY_DONE: Final = "all {total} runs finished"
 RUN_WAITING_FOR_REVIEW: Final = (
     "waiting for review capacity: {open} of {limit} Kickoff pull requests await review (a fan-out's counting as "
     "one; `limits.max_open_prs`); starts when one is merged or closed"
+)
+RUN_WAITING_FOR_BUDGET: Final = (
+    "waiting for the daily budget: this repository's runs cost {spent} today, {limit} allowed "
+    "(`limits.daily_cost_usd`); starts after the budget resets at 00:00 UTC ({resets})"
 )
 RUN_WAITING_FOR_SLOT: Final = "waiting for a free runner (`limits.max_parallel_runs` / `KICKOFF_MAX_PARALLEL_RUNS`)"
 RUN_START_FAILED: Final = "could not start: {error}"
@@ -297,6 +302,15 @@ PR_VERIFY_PASSED: Final = "✅ `{command}` passed"
 PR_VERIFY_FAILED: Final = "❌ `{command}` failed (exit {code}); this pull request is a draft"
 PR_VERIFY_NONE: Final = "– (no `verify.command`)"
 
+PR_INCOMPLETE: Final = (
+    "> [!WARNING]\n"
+    "> **Incomplete:** {reason}. This draft holds what the agent had changed by then, checked like any run's "
+    "(protected paths, the change limit) but not verified (`verify.command` did not run). Finish it here (by hand, "
+    "or with a follow-up: `/agent <task> …` on this pull request), or close it."
+)
+"""The incomplete marker that opens the body of the draft of a run cut short (`RunResult.incomplete`)."""
+PR_INCOMPLETE_REASON_CHARS: Final = 600
+PR_VERIFY_SKIPPED: Final = "– (not run: the agent was stopped before it finished)"
 PR_OPEN_REFUSED: Final = "GitHub refused to open the pull request: {error}"
 
 RESEARCH_COMMENT: Final = (
@@ -496,6 +510,11 @@ AGENT_IDLE: Final = (
     "(`limits.agent_idle_minutes`) and was stopped; "
     "{cause}"
 )
+AGENT_OVER_BUDGET: Final = (
+    "the agent passed its cost budget of {limit} (`limits.max_cost_usd`){spent} and was stopped"
+)
+AGENT_OVER_BUDGET_SPENT: Final = ", at {cost}"
+INCOMPLETE_CHECK_FAILED: Final = "{stop}; {problem}"
 AGENT_IDLE_ENDPOINT: Final = (
     "its last words were about the connection ({line}): its model endpoint is likely unreachable (check the base URL "
     "and the network the agent gets)"

@@ -89,6 +89,7 @@ class Evidence:
     cost_usd: float | None = None
     duration_s: float | None = None
     refused: str | None = None  # FLAG_PROTECTED or FLAG_TOO_MANY when the runner refused to push
+    incomplete: bool = False  # cut short (timeout, budget) and published as a draft with what it had
 
     @property
     def lines(self) -> int | None:
@@ -143,6 +144,7 @@ def _flag_names(e: Evidence) -> str:
 
 CRITERIA: Final[tuple[Criterion, ...]] = (
     (lambda e: e.pr is None, lambda a, b: "opened a pull request", lambda a, b: "no pull request"),
+    (lambda e: e.incomplete, lambda a, b: "finished its work", lambda a, b: "cut short (incomplete)"),
     (lambda e: e.ci == "failure", lambda a, b: "CI not failing", lambda a, b: "CI failed"),
     (lambda e: e.verify == "failed", lambda a, b: "verify not failing", lambda a, b: "verify failed"),
     (lambda e: len(e.flags), lambda a, b: f"not flagged {_flag_names(b)}" if not a.flags

@@ -77,6 +77,12 @@ class RunSpec(_Model):
     # Remote backends leave the default; the local one sends `required` (or `off` when the operator opted out).
     sandbox: SandboxMode = "auto"
     sandbox_hide: tuple[str, ...] = ()  # absolute paths never shown in the sandbox: Kickoff's .env, database, key
+    # `limits.max_cost_usd`: the adapter's own bound where the agent has one (Claude Code's --max-budget-usd), and
+    # the runner stops an agent whose streamed cost passes it (aider, `command`); None: no bound.
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    # `pull_requests.publish_incomplete`: an agent stopped by its timeout, its idle watchdog or its budget after
+    # changing files has what it left checked and pushed as usual, and the result says `incomplete`.
+    publish_incomplete: bool = False
 
 
 class Usage(_Model):
@@ -114,6 +120,9 @@ class RunResult(_Model):
     report: str | None = None  # output "report": the report's text (bounded), e.g. for an issue comment
     usage: Usage = Usage()
     duration_seconds: float = 0.0
+    # The agent was stopped before it finished (`reason` says why: its timeout, its idle watchdog, its budget) and
+    # what it had changed was published all the same (outcome `succeeded`): Kickoff opens a draft marked incomplete.
+    incomplete: bool = False
 
 
 class RunReport(_Model):

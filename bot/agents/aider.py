@@ -13,7 +13,8 @@ files:  aider's histories go to the agent's HOME; the repo-map cache (`.aider.ta
 output: free text with no machine-readable report and no summary. Where aider prints its cost lines
         (`Tokens: 2.4k sent, 310 received. Cost: $0.01 message, $0.02 session.`), the tokens are summed (aider
         rounds them to hundreds above 1k), the cost is the last session total and each line is a turn (one
-        model request).
+        model request). The same lines bound the run: with `limits.max_cost_usd` set, the runner stops aider once
+        its session cost passes the budget (aider has no budget option of its own).
 Kickoff commits, so aider must not: --no-auto-commits and --no-dirty-commits. --no-gitignore: aider must not add
 its files to the repository's .gitignore (that change would be committed).
 """
@@ -68,4 +69,10 @@ def parse(output: AgentOutput) -> AgentReport:
     return AgentReport(usage=usage)
 
 
-ADAPTER = Adapter(name="aider", invocation=invocation, parse=parse)
+def running_cost(text: str) -> float | None:
+    """Aider's session cost so far: the last `Cost: … $X session` in `text`."""
+    costs = _COST.findall(text)
+    return float(costs[-1][1].replace(",", "")) if costs else None
+
+
+ADAPTER = Adapter(name="aider", invocation=invocation, parse=parse, running_cost=running_cost)

@@ -65,6 +65,8 @@ class AgentContext:
     home: Path
     env: Mapping[str, str] = field(default_factory=dict)
     sandboxed: bool = False
+    max_cost_usd: float | None = None
+    """`limits.max_cost_usd`: an adapter whose agent can bound its own spending passes it on (Claude Code)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class AgentReport:
     summary: str = ""
     usage: Usage = field(default_factory=Usage)
     error: str | None = None  # the agent said it failed, even if it exited 0
+    budget_reached: bool = False  # the agent stopped itself at its cost bound (not a failure: its work is partial)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class Adapter:
     name: str
     invocation: Callable[[AgentContext], Invocation]
     parse: Callable[[AgentOutput], AgentReport]
+    running_cost: Callable[[str], float | None] | None = None
+    """The agent's cost so far, from the latest output it printed (a chunk of its transcript), for agents that
+    print it as they go: the runner stops one whose cost passes `limits.max_cost_usd`. None: it does not."""
 
 
 def agent_environment(
@@ -202,6 +208,18 @@ def usage_from_mapping(data: Mapping[str, Any]) -> Usage:
         turns=as_int(data.get("turns")),
         model=model if isinstance(model, str) and model else None,
     )
+
+
+def streamed_cost(text: str) -> float | None:
+    """The last `usage.cost_usd` on a JSON line of `text` (`{"usage": {"cost_usd": 0.12}}`), or None."""
+    if "cost_usd" not in text:
+        return None
+    found = None
+    for line in json_lines(text):
+        usage = line.get("usage")
+        if isinstance(usage, dict) and (cost := as_float(usage.get("cost_usd"))) is not None:
+            found = cost
+    return found
 
 
 def bounded_summary(text: object) -> str:

@@ -1,7 +1,9 @@
 """Claude Code (`@anthropic-ai/claude-code`), non-interactive print mode.
 
-argv:   claude -p --output-format json --permission-mode bypassPermissions [--model MODEL] (in Kickoff's sandbox:
-        every tool, Bash included, so it can run the tests; outside it `acceptEdits`, edits only)
+argv:   claude -p --output-format json --permission-mode bypassPermissions [--model MODEL]
+        [--max-budget-usd LIMITS.MAX_COST_USD] (in Kickoff's sandbox: every tool, Bash included, so it can run the
+        tests; outside it `acceptEdits`, edits only). Claude Code checks its budget after each API call, so the
+        final cost can pass it by one call; it then ends with subtype `error_max_budget_usd`.
 stdin:  the prompt file (so a long prompt never meets the argv size limit, and never shows in `ps`)
 env:    the allow-list plus the names the repo lists (built-in: ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL if listed);
         DISABLE_TELEMETRY=1, DISABLE_AUTOUPDATER=1, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
@@ -37,6 +39,10 @@ FIXED_ENV = {
 }
 
 
+BUDGET_SUBTYPE = "error_max_budget_usd"
+"""The result's subtype when Claude Code stopped at --max-budget-usd."""
+
+
 SANDBOXED_ENV = {
     # Claude Code refuses to skip its permission prompts as root unless told it is in a sandbox; it is (bubblewrap).
     "IS_SANDBOX": "1",
@@ -47,10 +53,16 @@ def invocation(ctx: AgentContext) -> Invocation:
     # Inside Kickoff's sandbox every tool may run without asking (there is nobody to ask, and the sandbox is the
     # boundary): Bash included, so it can run the repository's tests. Outside it, edits only.
     mode = "bypassPermissions" if ctx.sandboxed else "acceptEdits"
+    budget = ("--max-budget-usd", dollars(ctx.max_cost_usd)) if ctx.max_cost_usd is not None else ()
     argv = ("claude", "-p", "--output-format", "json", "--permission-mode", mode,
-            *model_args("--model", ctx.agent))
+            *model_args("--model", ctx.agent), *budget)
     env = {**FIXED_ENV, **SANDBOXED_ENV} if ctx.sandboxed else FIXED_ENV
     return Invocation(argv=argv, stdin=ctx.prompt_file, env=env)
+
+
+def dollars(amount: float) -> str:
+    """An amount as a plain decimal (never `1e-05`), to the micro-dollar."""
+    return f"{amount:.6f}".rstrip("0").rstrip(".")
 
 
 def _result_object(stdout: str) -> dict[str, Any] | None:
@@ -90,6 +102,9 @@ def parse(output: AgentOutput) -> AgentReport:
     )
     summary = bounded_summary(result.get("result"))
     error = None
+    if result.get("subtype") == BUDGET_SUBTYPE:
+        # Stopped at --max-budget-usd: not a failure of the agent, its work so far is what the budget bought.
+        return AgentReport(summary=summary, usage=usage, budget_reached=True)
     if result.get("is_error") is True:
         subtype = result.get("subtype") or "error"
         error = f"Claude Code reported an error ({subtype})" + (f": {summary[:300]}" if summary else "")

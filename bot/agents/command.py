@@ -6,6 +6,9 @@ env:    the allow-list plus the names the repo lists
 output: free text. If stdout ends with a JSON object holding `summary` (a string) and/or `usage` (an object with
         any of input_tokens, output_tokens, cost_usd, turns, model), they are read; an `error` string there marks
         the run failed.
+        A program may also print its cumulative usage as it goes, one JSON line at a time
+        (`{"usage": {"cost_usd": 0.12}}`): with `limits.max_cost_usd` set, the runner stops it once that passes the
+        budget, and publishes what it had as an incomplete draft.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bot.agents.base import (
     AgentReport,
     Invocation,
     bounded_summary,
+    streamed_cost,
     trailing_json_object,
     usage_from_mapping,
 )
@@ -52,4 +56,4 @@ def parse(output: AgentOutput) -> AgentReport:
     )
 
 
-ADAPTER = Adapter(name="command", invocation=invocation, parse=parse)
+ADAPTER = Adapter(name="command", invocation=invocation, parse=parse, running_cost=streamed_cost)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -90,6 +91,15 @@ def _check_task_name(name: str) -> str:
 # YAML already gives real numbers and booleans; lax coercion would read `max_changed_files: true` as 1.
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
+
+
+def _dollars(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float | None):
+        raise ValueError("must be an amount in US dollars, like 2.50, or null")
+    return value
+
+
+Dollars = Annotated[float, BeforeValidator(_dollars)]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 TaskName = Annotated[str, StringConstraints(pattern=NAME_PATTERN), AfterValidator(_check_task_name)]
 
@@ -232,6 +242,17 @@ class Limits(_Section):
     max_changed_files: Int = Field(
         default=200, ge=1, le=100_000, description="A run that changes more files fails and pushes nothing."
     )
+    max_cost_usd: Dollars | None = Field(
+        default=None, gt=0, le=10_000,
+        description="Per run, in US dollars, where the agent can be bounded: Claude Code stops itself there "
+        "(--max-budget-usd); aider and `command` agents that print their cost are stopped by the runner; codex and "
+        "gemini report no cost and are not bounded. null: no bound.",
+    )
+    daily_cost_usd: Dollars | None = Field(
+        default=None, gt=0, le=1_000_000,
+        description="Per repository and UTC day, in US dollars: once the runs finished today cost this much, no "
+        "new run starts until 00:00 UTC (runs already started finish). null: no daily budget.",
+    )
 
 
 class Verify(_Section):
@@ -290,6 +311,12 @@ class PullRequests(_Section):
     request_review: Bool = Field(default=True, description="Request a review from the person who triggered the run.")
     research_folder: str = Field(
         default="research", description="Where `output: report` tasks write their report, relative to the repo root."
+    )
+    publish_incomplete: Bool = Field(
+        default=True,
+        description="A run stopped by its timeout, its idle watchdog or `limits.max_cost_usd` after changing files "
+        "opens a draft pull request marked incomplete, with the reason (after the same protected-path and size "
+        "checks). false: such a run pushes nothing.",
     )
 
     @field_validator("title")

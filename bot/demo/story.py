@@ -205,6 +205,9 @@ class Story:
             self.progress.ranking = await self.world.ranking(self.progress.issue)
             if self.progress.ranking is None:
                 return False
+            # ...and ranked again once CI reported on every attempt (a green head outranks a pending one).
+            if any(row.pr is not None and row.ci not in ("success", "failure") for row in self.progress.ranking.rows):
+                return False
             pulls = [p for p in self.progress.pulls if p.state == "open"]
             checks = [p.check(QUEUE_CHECK) for p in pulls]
             if len(pulls) < len(self.agents) or not all(c is not None and c.title for c in checks):
@@ -217,8 +220,8 @@ class Story:
             return True
 
         await self._wait(published, self.timeouts.queue_published,
-                         f"the attempts ranked, a {QUEUE_CHECK} check on every PR, “{NEXT_FOR_REVIEW}” on the "
-                         "best one alone")
+                         f"the attempts ranked with CI in, a {QUEUE_CHECK} check on every PR, “{NEXT_FOR_REVIEW}” "
+                         "on the best one alone")
         assert self.progress.ranking is not None
         order = ", ".join(f"#{row.pr}" for row in self.progress.ranking.rows if row.pr is not None)
         return f"attempts ranked {order}: #{self.progress.head} is next for review, the others its alternatives"

@@ -193,7 +193,7 @@ class PullRequestOpener:
             # CI may have concluded on the pushed head already (its checks are kept from webhooks of kickoff/ branches).
             ci=await brief.ci_of_head(self.services, run.repository, result.head_sha),
         )
-        draft = config.pull_requests.draft or texts.verify_failed(result)
+        draft = texts.opens_as_draft(config, result)
         body = texts.body(run, result, parts)
         title = texts.title(config, run, issue_title)
         # Idempotent by construction: a worker that died after `POST /pulls` left the head's pull request open,

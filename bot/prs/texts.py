@@ -105,7 +105,7 @@ def title(config: RepoConfig, run: Run, issue_title: str) -> str:
 def verify_text(result: RunResult) -> str:
     verify = result.verify
     if verify is None:
-        return messages.PR_VERIFY_NONE
+        return messages.PR_VERIFY_SKIPPED if result.incomplete else messages.PR_VERIFY_NONE
     command = one_line(verify.command, 80).replace("`", "'")
     if verify.passed:
         return messages.PR_VERIFY_PASSED.format(command=command)
@@ -269,6 +269,19 @@ def fenced(template: str, text: str, **values: str) -> str:
     return template.format(fence="`" * max(3, longest + 1), **values)
 
 
+def incomplete_note(result: RunResult) -> str | None:
+    """The incomplete marker with its reason, for the top of the body of a run cut short (None for any other)."""
+    if not result.incomplete:
+        return None
+    reason = one_line(result.reason or "the agent was stopped before it finished", messages.PR_INCOMPLETE_REASON_CHARS)
+    return messages.PR_INCOMPLETE.format(reason=reason.rstrip("."))
+
+
+def opens_as_draft(config: RepoConfig, result: RunResult) -> bool:
+    """A pull request opens as a draft when the repository asks, verify failed, or the run was cut short."""
+    return config.pull_requests.draft or verify_failed(result) or result.incomplete
+
+
 def facts(run: Run, result: RunResult) -> str:
     """The run's facts as a small table: agent, model, duration, tokens, cost (where known), verify."""
     usage = result.usage
@@ -309,9 +322,10 @@ class BodyParts:
 
 
 def body(run: Run, result: RunResult, parts: BodyParts) -> str:
-    """The pull request's body: the brief, then (folded) the summary, report note, facts, siblings and transcript;
-    the footer and the marker."""
-    sections = [brief(run, result, parts)]
+    """The pull request's body: the incomplete marker (a run cut short), the brief, then (folded) the summary, report
+    note, facts, siblings and transcript; the footer and the marker."""
+    note = incomplete_note(result)
+    sections = [note, brief(run, result, parts)] if note else [brief(run, result, parts)]
     if parts.report_path:
         sections.append(messages.PR_REPORT_NOTE.format(path=code(parts.report_path, 1)[1:-1]))
     folded: list[str] = []
@@ -362,13 +376,14 @@ def check_actions() -> tuple[CheckRunAction, ...]:
 
 
 def conclusion(result: RunResult) -> str:
-    """`success`; `neutral` when verify failed: the check reports the run, the repository's CI judges the code (and a
-    failed verify already makes the pull request a draft), so a red `agent-run` would only duplicate CI."""
-    return "neutral" if verify_failed(result) else "success"
+    """`success`; `neutral` when verify failed or the run was cut short: the check reports the run, the repository's
+    CI judges the code (and either already makes the pull request a draft), so a red `agent-run` would only
+    duplicate CI."""
+    return "neutral" if verify_failed(result) or result.incomplete else "success"
 
 
 def agent_check(run: Run, result: RunResult) -> CheckText:
-    outcome = "verify failed" if verify_failed(result) else "done"
+    outcome = "incomplete" if result.incomplete else "verify failed" if verify_failed(result) else "done"
     heading = messages.AGENT_CHECK_TITLE.format(agent=one_line(run.agent, 64), outcome=outcome,
                                                 duration=duration(result.duration_seconds))
     summary = safe(result.summary, SUMMARY_CHARS) or messages.PR_NO_SUMMARY
@@ -378,5 +393,7 @@ def agent_check(run: Run, result: RunResult) -> CheckText:
         count=len(result.files_changed), files=", ".join(shown) + (f" and {more} more" if more > 0 else "")
     )
     text = messages.AGENT_CHECK_SUMMARY.format(summary=summary, facts=facts(run, result), files=files)
+    if (note := incomplete_note(result)) is not None:
+        text = f"{note}\n\n{text}"
     text += "\n\n" + messages.AGENT_CHECK_BUTTONS
     return CheckText(conclusion(result), heading, text[:CHECK_SUMMARY_CHARS], check_actions())

@@ -90,6 +90,7 @@ class ProcessResult:
     start_error: str | None = None
     duration_seconds: float = 0.0
     idle: bool = False  # stopped by the no-progress watchdog (then timed_out too)
+    over_budget: float | None = None  # stopped by the cost meter: the cost the agent had reported
 
 
 WATCH_ENTRY_LIMIT: Final = 200_000
@@ -162,6 +163,36 @@ class Watchdog:
             return False  # more than the tail holds: whatever it was, it was a lot of output
         lines = [line for line in text[len(text) - new_bytes:].splitlines() if line.strip()]
         return bool(lines) and all(self.waiting(line) for line in lines)
+
+
+COST_OVERLAP: Final = 4096
+"""How far back a cost scan starts before the new output, so a cost line split across two reads is still found."""
+
+
+@dataclass
+class CostMeter:
+    """The agent's spending, from what it prints as it goes (`read`: the latest cost in a chunk of output, or None):
+    `over()` is that cost once it passes `limit`. Only output new since the last look is read."""
+
+    limit: float
+    output: TailBuffer
+    read: Callable[[str], float | None]
+
+    def __post_init__(self) -> None:
+        self._seen = self.output.total
+        self.cost: float | None = None
+
+    def over(self) -> float | None:
+        total = self.output.total
+        if total == self._seen:
+            return None
+        new = total - self._seen
+        self._seen = total
+        text = self.output.text(note=False)
+        found = self.read(text[max(0, len(text) - new - COST_OVERLAP):])
+        if found is not None:
+            self.cost = found
+        return self.cost if self.cost is not None and self.cost > self.limit else None
 
 
 def _pump(pipe: IO[bytes], sinks: Sequence[TailBuffer]) -> None:
@@ -359,10 +390,12 @@ def run_process(
     sandbox: SandboxPolicy | None = None,
     tethered: bool = True,
     watchdog: Watchdog | None = None,
+    meter: CostMeter | None = None,
 ) -> ProcessResult:
     """Run argv (no shell) with exactly `env`, in `sandbox` when given; on deadline or cancel, SIGTERM its tree, then
     SIGKILL it. With a `watchdog`, a program that makes no progress for its idle time is stopped the same way (a
-    timeout, `idle` set). When this returns, no process the program started is alive; unsandboxed and `tethered`,
+    timeout, `idle` set); with a `meter`, one whose printed cost passes its budget too (`over_budget` set, not a
+    timeout). When this returns, no process the program started is alive; unsandboxed and `tethered`,
     none outlives this process either, even killed with SIGKILL.
 
     Assumes nothing else in this process starts child processes while it runs (true of the runner program).
@@ -371,13 +404,13 @@ def run_process(
     with child_subreaper():
         return _run(argv, cwd=cwd, env=env, timeout=timeout, cancel=cancel, stdout=stdout, stderr=stderr,
                     stdin=stdin, grace=grace, sandbox=sandbox, tethered=tethered, started=started,
-                    watchdog=watchdog)
+                    watchdog=watchdog, meter=meter)
 
 
 def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float, cancel: threading.Event,
          stdout: Sequence[TailBuffer], stderr: Sequence[TailBuffer], stdin: Path | None, grace: float,
-         sandbox: SandboxPolicy | None, tethered: bool, started: float, watchdog: Watchdog | None = None
-         ) -> ProcessResult:
+         sandbox: SandboxPolicy | None, tethered: bool, started: float, watchdog: Watchdog | None = None,
+         meter: CostMeter | None = None) -> ProcessResult:
     command, environment = list(argv), dict(env)
     pass_fds: tuple[int, ...] = ()
     args_fd: int | None = None
@@ -426,12 +459,15 @@ def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: flo
     tree = _Tree(proc.pid, before)
     deadline = started + timeout
     timed_out = cancelled = idle = False
+    over_budget: float | None = None
     while not _exited(proc.pid):
         now = time.monotonic()
         idle = not cancel.is_set() and now < deadline and watchdog is not None and watchdog.stalled(now)
-        if cancel.is_set() or now >= deadline or idle:
+        if not (cancel.is_set() or now >= deadline or idle) and meter is not None:
+            over_budget = meter.over()
+        if cancel.is_set() or now >= deadline or idle or over_budget is not None:
             cancelled = cancel.is_set()
-            timed_out = not cancelled
+            timed_out = not cancelled and over_budget is None
             tree.signal(signal.SIGTERM, skip=tree.sandbox_inits() if sandbox is not None else set())
             grace_end = time.monotonic() + grace
             while not _exited(proc.pid) and time.monotonic() < grace_end:
@@ -443,10 +479,12 @@ def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: flo
     exit_code = proc.wait()
     for pump in pumps:
         pump.join(timeout=5)
+    stopped = timed_out or cancelled or over_budget is not None
     return ProcessResult(
-        exit_code=None if timed_out or cancelled else exit_code,
+        exit_code=None if stopped else exit_code,
         timed_out=timed_out,
         cancelled=cancelled,
         duration_seconds=time.monotonic() - started,
         idle=idle and timed_out,
+        over_budget=over_budget if not cancelled else None,
     )

@@ -43,7 +43,7 @@ from bot.agents.command import CommandError
 from bot.runner_program import priority
 from bot.runner_program.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
 from bot.runner_program.paths import protected
-from bot.runner_program.process import MARKER_ENV, ProcessResult, TailBuffer, Watchdog, run_process
+from bot.runner_program.process import MARKER_ENV, CostMeter, ProcessResult, TailBuffer, Watchdog, run_process
 from bot.runner_program.report import Reporter
 from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, Decision, SandboxPolicy, decide, workspace_policy
 from bot.runner_program.secrets import Secrets, take_secrets
@@ -219,6 +219,7 @@ class _State:
     transcript: str = ""
     verify: VerifyResult | None = None
     report: str | None = None
+    incomplete: bool = False
 
 
 class Run:
@@ -285,6 +286,7 @@ class Run:
             report=self.redact(state.report) if state.report is not None else None,
             usage=usage,
             duration_seconds=round(duration, 3),
+            incomplete=state.incomplete and state.pushed,
         )
 
     def _check_cancel(self) -> None:
@@ -302,8 +304,10 @@ class Run:
         self._check_cancel()
         self.workspace.prompt.write_text(spec.prompt, encoding="utf-8")
 
-        self._run_agent()  # returns only once every process the agent started is gone
+        stopped = self._run_agent()  # returns only once every process the agent started is gone
         self._check_cancel()
+        if stopped is not None:
+            return self._publish_incomplete(stopped)
         self._take_snapshot()
         if spec.verify_command:
             self._verify(spec.verify_command)
@@ -377,14 +381,36 @@ class Run:
         self.reporter.send("pushed", detail=f"{spec.branch} at {commit}")
         return "succeeded", None
 
-    def _run_agent(self) -> None:
+    def _publish_incomplete(self, stopped: Stop) -> tuple[Outcome, str | None]:
+        """The agent was stopped (timeout, idle, budget): what it left goes through the same snapshot, checks and
+        publish as a finished agent's (verify does not run), and the run succeeds marked incomplete. Nothing changed:
+        the stop stands, as without `publish_incomplete`."""
+        try:
+            self._take_snapshot()
+        except Stop as problem:
+            if problem.outcome == "no_changes":
+                raise stopped from None
+            raise Stop(problem.outcome, messages.INCOMPLETE_CHECK_FAILED.format(
+                stop=stopped.reason, problem=problem.reason)) from None
+        log.info("run %s: publishing what the stopped agent left, marked incomplete", self.spec.run_id)
+        try:
+            outcome, _ = self._publish()
+        except Stop as problem:
+            raise Stop(problem.outcome, messages.INCOMPLETE_CHECK_FAILED.format(
+                stop=stopped.reason, problem=problem.reason)) from None
+        self.state.incomplete = True
+        return outcome, stopped.reason
+
+    def _run_agent(self) -> Stop | None:
+        """Run the agent. Raises Stop when the run ends here; returns the Stop of an agent cut short by its timeout
+        or budget when what it left is to be published incomplete (`publish_incomplete`), else None."""
         spec, ws = self.spec, self.workspace
         adapter = get_adapter(spec.agent.adapter)
         transcript = TailBuffer(spec.transcript_limit_bytes)
         stdout = TailBuffer(max(STDOUT_PARSE_LIMIT, spec.transcript_limit_bytes))
         sandbox = self._sandbox("the agent", transcript)
         context = AgentContext(agent=spec.agent, workdir=ws.repo, prompt_file=ws.prompt, home=ws.home,
-                               env=self._environment(), sandboxed=sandbox is not None)
+                               env=self._environment(), sandboxed=sandbox is not None, max_cost_usd=spec.max_cost_usd)
         try:
             invocation = adapter.invocation(context)
         except CommandError as exc:
@@ -394,9 +420,12 @@ class Run:
         log.info("run %s: running agent %s (%s)", spec.run_id, spec.agent.name, spec.agent.adapter)
         watchdog = Watchdog(idle_seconds=spec.idle_timeout_seconds, watch=(ws.repo, ws.home), outputs=(transcript,),
                             waiting=only_waiting)
+        meter = None
+        if spec.max_cost_usd is not None and adapter.running_cost is not None:
+            meter = CostMeter(limit=spec.max_cost_usd, output=transcript, read=adapter.running_cost)
         outcome = run_process(invocation.argv, cwd=ws.repo, env=env, timeout=spec.timeout_seconds,
                               cancel=self.cancel, stdout=(transcript, stdout), stderr=(transcript,),
-                              stdin=invocation.stdin, sandbox=sandbox, watchdog=watchdog)
+                              stdin=invocation.stdin, sandbox=sandbox, watchdog=watchdog, meter=meter)
         self.state.transcript = transcript.text()
         output = AgentOutput(exit_code=outcome.exit_code, stdout=stdout.text(note=False),
                              transcript=transcript.text(note=False))
@@ -406,13 +435,29 @@ class Run:
         if outcome.idle:
             reason = messages.AGENT_IDLE.format(seconds=spec.idle_timeout_seconds,
                                                 cause=idle_cause(self.redact(output.transcript)))
+        over_budget = (spec.max_cost_usd is not None and not outcome.cancelled
+                       and (outcome.over_budget is not None or report.budget_reached))
+        if over_budget and spec.max_cost_usd is not None:
+            spent = outcome.over_budget if outcome.over_budget is not None else report.usage.cost_usd
+            reason = messages.AGENT_OVER_BUDGET.format(
+                limit=f"${spec.max_cost_usd:,.2f}",
+                spent=messages.AGENT_OVER_BUDGET_SPENT.format(cost=f"${spent:,.2f}") if spent is not None else "")
         self.reporter.send("agent_done", detail=self.redact(reason or f"exit 0 after {outcome.duration_seconds:.1f} s"))
         if outcome.cancelled:
             raise Stop("cancelled", "cancelled while the agent was running")
+        stop: Stop | None = None
         if outcome.timed_out:
-            raise Stop("timed_out", reason)
-        if reason:
+            stop = Stop("timed_out", reason)
+        elif over_budget:
+            stop = Stop("failed", reason)
+        elif reason:
             raise Stop("failed", reason)
+        if stop is None:
+            return None
+        # Half a change only ever goes to a new branch: never pushed onto one a pull request already shows.
+        if spec.publish_incomplete and spec.output == "pr" and spec.checkout == "base":
+            return stop
+        raise stop
 
     def _sandbox(self, what: str, transcript: TailBuffer) -> SandboxPolicy | None:
         """The agent phase's sandbox, probed once per run; None (said in the transcript) when `auto` falls back.

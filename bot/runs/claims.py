@@ -1,8 +1,9 @@
 """Claim policy: which queued runs may start now, on which backend.
 
 - the runs of repositories at review capacity (`limits.max_open_prs` Kickoff PRs awaiting review, a fan-out's
-  siblings counting as one, as they take one review slot) are held back: they go to `waiting`, with the reason,
-  which the tracking comment shows;
+  siblings counting as one, as they take one review slot) or past their daily budget (`limits.daily_cost_usd`: the
+  cost of the runs finished since 00:00 UTC) are held back: they go to `waiting`, with the reason (for the budget,
+  when it resets), which the tracking comment shows;
 - runs are claimed oldest first but round-robin by repository (the repository with the fewest runs on runners goes
   next), within `KICKOFF_MAX_PARALLEL_RUNS` and the repository's `limits.max_parallel_runs`. A claim is one guarded
   UPDATE that re-checks the limits, so several schedulers never start a run twice nor exceed a limit;
@@ -16,6 +17,7 @@ import secrets
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -44,6 +46,12 @@ class Claim:
     config: RepoConfig
     backend: RunnerBackend
     secret: str
+
+
+def utc_midnight(now: datetime) -> datetime:
+    """The start of `now`'s day in UTC: where a daily budget's day begins (and, a day later, resets)."""
+    day = now.astimezone(UTC)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 class ClaimPolicy:
@@ -185,14 +193,27 @@ class ClaimPolicy:
             return None
         open_prs = await self._open_prs(repo)
         if open_prs >= config.limits.max_open_prs:
-            reason = messages.RUN_WAITING_FOR_REVIEW.format(open=open_prs, limit=config.limits.max_open_prs)
-            for run in queue:
-                if run.state == RunState.QUEUED:
-                    await self.runs.transition(run.id, RunState.WAITING, reason, from_state=RunState.QUEUED)
-                else:
-                    await self.runs.explain_wait(run.id, reason)
+            await self._hold(queue, messages.RUN_WAITING_FOR_REVIEW.format(open=open_prs,
+                                                                           limit=config.limits.max_open_prs))
             return None
+        daily = config.limits.daily_cost_usd
+        if daily is not None:
+            midnight = utc_midnight(self.services.clock())
+            spent = await self.runs.cost_since(repo, midnight)
+            if spent >= daily:
+                resets = midnight + timedelta(days=1)
+                await self._hold(queue, messages.RUN_WAITING_FOR_BUDGET.format(
+                    spent=f"${spent:,.2f}", limit=f"${daily:,.2f}", resets=resets.strftime("%Y-%m-%d")))
+                return None
         return config
+
+    async def _hold(self, queue: deque[Run], reason: str) -> None:
+        """The repository's runs wait (`waiting`), saying why; the next pass looks again."""
+        for run in queue:
+            if run.state == RunState.QUEUED:
+                await self.runs.transition(run.id, RunState.WAITING, reason, from_state=RunState.QUEUED)
+            else:
+                await self.runs.explain_wait(run.id, reason)
 
     def _backend_for(self, config: RepoConfig) -> RunnerBackend | None:
         return self.backends.get(config.runner or self.services.settings.runner)

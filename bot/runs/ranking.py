@@ -82,7 +82,8 @@ def evidence_of(run: Run, pull: PullRequest | None, ci: CI = "none") -> Evidence
     number = pull.number if pull is not None and pull.state != "opening" else None
     return Evidence(run_id=run.id, agent=run.agent, attempt=run.attempt, state=run.state, pr=number,
                     verify=verify, ci=ci if number is not None else "none", added=added, removed=removed,
-                    files=files, cost_usd=cost, duration_s=duration, refused=refused_flag(run.reason))
+                    files=files, cost_usd=cost, duration_s=duration, refused=refused_flag(run.reason),
+                    incomplete=result is not None and result.incomplete)
 
 
 class Ranker:

@@ -164,6 +164,10 @@ class SpecBuilder:
             commit_message=(f"{run.task}: {title} (#{run.issue_number})\n\n"
                             f"Requested-by: @{context.trigger.sender}\nKickoff-Run: {run.id}\n"),
             report_url=f"{self.services.settings.public_url}/api/runs/{run.id}/report",
+            max_cost_usd=config.limits.max_cost_usd,
+            # Half a change goes to a new draft only: never pushed onto a branch a pull request already shows.
+            publish_incomplete=(config.pull_requests.publish_incomplete and task.output == "pr"
+                                and checkout == "base"),
         )
 
     async def _followup_context(self, run: Run, config: RepoConfig) -> str:

@@ -67,6 +67,8 @@ def duration_text(run: Run) -> str:
 def detail_text(run: Run) -> str:
     """The pull request of a run, or why it is where it is."""
     if run.pr_number is not None and run.kind != "followup" and run.state == RunState.SUCCEEDED:
+        if run.reason and run.kind == "new":  # a new run that succeeded has a reason only when it was cut short
+            return messages.RUN_PULL_REQUEST_INCOMPLETE.format(number=run.pr_number, reason=cell(run.reason))
         return messages.RUN_PULL_REQUEST.format(number=run.pr_number)
     if run.reason:
         return cell(run.reason)

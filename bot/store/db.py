@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SCHEMA_HEAD: Final = "0014"
+SCHEMA_HEAD: Final = "0015"
 """The newest migration's revision, so a store can tell it is current without loading alembic and its scripts
 (`kickoff status`, `/readyz`); a new migration moves it (tests/store/test_db.py checks it is alembic's head)."""
 R = TypeVar("R")

@@ -247,6 +247,8 @@ class Run(Base):
         # The dashboard's latest finished runs of a repository, and the 24-hour figures of `/metrics`.
         Index("ix_runs_repository_id", "repository", "id"),
         Index("ix_runs_finished", "finished_at"),
+        # A repository's cost since UTC midnight (`limits.daily_cost_usd`, bot.runs.claims).
+        Index("ix_runs_repository_finished", "repository", "finished_at"),
     )
 
 

@@ -161,6 +161,15 @@ class RunStore:
             )
         return int(count or 0)
 
+    async def cost_since(self, repository: str, since: datetime) -> float:
+        """What the runs of `repository` that finished at or after `since` cost, in US dollars (runs whose agent
+        reports no cost count nothing): one range of `ix_runs_repository_finished`."""
+        async with self.store.sessions() as session:
+            total = await session.scalar(
+                select(func.sum(Run.cost_usd)).where(Run.repository == repository, Run.finished_at >= since)
+            )
+        return float(total or 0.0)
+
     async def trigger(self, trigger_id: int) -> Trigger | None:
         async with self.store.sessions() as session:
             return await session.get(Trigger, trigger_id)

@@ -285,3 +285,44 @@ def test_trailing_json_object_finds_pretty_printed_and_last_line_objects() -> No
 def test_summaries_are_bounded() -> None:
     stdout = '{"summary": "' + "x" * 20_000 + '"}'
     assert len(get_adapter("command").parse(output(stdout)).summary) == 8_000
+
+
+def test_claude_gets_the_cost_budget_as_its_own_bound() -> None:
+    agent = AgentCommand.model_validate({"name": "claude", "adapter": "claude"})
+    bounded = AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME, max_cost_usd=2.5)
+    assert get_adapter("claude").invocation(bounded).argv == (
+        "claude", "-p", "--output-format", "json", "--permission-mode", "acceptEdits", "--max-budget-usd", "2.5")
+    tiny = AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME, max_cost_usd=0.00001)
+    assert get_adapter("claude").invocation(tiny).argv[-2:] == ("--max-budget-usd", "0.00001")
+
+
+@pytest.mark.parametrize("adapter", ["codex", "aider", "gemini", "command"])
+def test_only_claude_takes_the_budget_on_its_command_line(adapter: str) -> None:
+    command = ("house-agent", "{prompt_file}") if adapter == "command" else ()
+    agent = AgentCommand.model_validate({"name": adapter, "adapter": adapter, "command": command})
+    bounded = AgentContext(agent=agent, workdir=WORKDIR, prompt_file=PROMPT, home=HOME, max_cost_usd=2.5)
+    assert get_adapter(adapter).invocation(bounded) == get_adapter(adapter).invocation(context(adapter,
+                                                                                               command=command))
+
+
+def test_claude_stopped_at_its_budget_is_not_a_failure() -> None:
+    report = get_adapter("claude").parse(output(sample("claude_error_max_budget_usd.json"), exit_code=1))
+    assert (report.budget_reached, report.error) == (True, None)
+    assert report.usage.cost_usd == 1.0431
+    turns = get_adapter("claude").parse(output(sample("claude_error_max_turns.json")))
+    assert turns.budget_reached is False
+    assert turns.error == "Claude Code reported an error (error_max_turns)"
+
+
+def test_which_adapters_report_their_cost_as_they_go() -> None:
+    streaming = {name for name, adapter in ADAPTERS.items() if adapter.running_cost is not None}
+    assert streaming == {"aider", "command"}
+    aider = get_adapter("aider").running_cost
+    assert aider is not None
+    assert aider(sample("aider.txt")) == 0.01
+    assert aider("Tokens: 1k sent, 2 received. Cost: $1,204.50 message, $1,310.25 session.\n") == 1310.25
+    assert aider("Applied edit to src/app.py\n") is None
+    command = get_adapter("command").running_cost
+    assert command is not None
+    assert command('{"usage": {"cost_usd": 0.4}}\nthinking\n{"usage": {"cost_usd": 0.9}}\n{"usage": {}}\n') == 0.9
+    assert command('{"usage": {"cost_usd": "a lot"}}\n{"cost_usd": 5}\nplain\n') is None

@@ -21,6 +21,8 @@ limits:
   run_timeout_minutes: 30
   max_fix_attempts: 2       # automatic fix runs on red CI or conflicts, per pull request
   max_changed_files: 200
+  max_cost_usd: null        # per run, where the agent can be bounded
+  daily_cost_usd: null      # per repository: no new run starts past it
 protected_paths: [".github/workflows/**", ".github/kickoff.yml"]   # a run that touches them fails, nothing is pushed
 verify: {command: null}     # e.g. "pytest -q", run by the runner; a failing verify opens a draft PR
 permissions: {min_permission: write, allow_users: [], allow_bots: []}

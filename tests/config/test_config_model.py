@@ -46,6 +46,8 @@ def test_defaults() -> None:
     assert config.limits.run_timeout_minutes == 30
     assert config.limits.max_fix_attempts == 2
     assert config.limits.max_changed_files == 200
+    assert (config.limits.max_cost_usd, config.limits.daily_cost_usd) == (None, None)
+    assert config.pull_requests.publish_incomplete is True
     assert config.protected_paths == (".github/workflows/**", ".github/kickoff.yml", ".gitmodules", "**/.gitattributes")
     assert config.verify.command is None
     assert config.permissions.min_permission == "write"
@@ -77,6 +79,13 @@ def test_the_design_example_is_valid() -> None:
     assert config.tasks["implement"] == RepoConfig().tasks["implement"]
     assert config.runner == "local"
     assert {"claude", "codex", "aider", "gemini"} <= set(config.agents)
+
+
+def test_budgets_take_whole_and_fractional_dollars() -> None:
+    config = validate_text("limits: {max_cost_usd: 2, daily_cost_usd: 12.5}\n"
+                           "pull_requests: {publish_incomplete: false}\n")
+    assert (config.limits.max_cost_usd, config.limits.daily_cost_usd) == (2.0, 12.5)
+    assert config.pull_requests.publish_incomplete is False
 
 
 def test_the_config_is_immutable() -> None:
@@ -240,6 +249,11 @@ def test_task_fields(text: str, fragment: str) -> None:
         ("limits: {max_fix_attempts: -1}\n", "limits.max_fix_attempts", "greater than or equal to 0"),
         ("limits: {max_changed_files: true}\n", "limits.max_changed_files", "valid integer"),
         ("limits: 5\n", "limits", "must be a mapping (got 5)"),
+        ("limits: {max_cost_usd: 0}\n", "limits.max_cost_usd", "greater than 0"),
+        ("limits: {max_cost_usd: true}\n", "limits.max_cost_usd", "an amount in US dollars, like 2.50, or null"),
+        ("limits: {daily_cost_usd: '10'}\n", "limits.daily_cost_usd", "an amount in US dollars"),
+        ("limits: {daily_cost_usd: -5}\n", "limits.daily_cost_usd", "greater than 0"),
+        ("pull_requests: {publish_incomplete: 'no'}\n", "pull_requests.publish_incomplete", "valid boolean"),
         ("protected_paths: '**'\n", "protected_paths", "must be a list"),
         ("protected_paths: ['']\n", "protected_paths[0]", "at least 1 character"),
         ("verify: {command: ''}\n", "verify.command", "use null"),

@@ -326,8 +326,10 @@ async def test_kickoffs_own_checks_and_other_heads_do_not_edit_the_brief(w: Worl
 
 async def test_a_ranking_published_later_edits_each_sibling_once(w: World) -> None:
     trigger, rows = await opened(w, ("ok", "ok2", "ok3"))
-    before = len(edits(w))  # the sibling links of the first two, once each
-    assert before == 2
+    # The sibling links wait for the ranking: the fan-out is ranked once all of it is open, and that refresh writes
+    # each brief once, links and standing together (bot.prs.opening, `_update_siblings`).
+    before = len(edits(w))
+    assert before == 0
     ranking = {
         "source": "evidence", "note": None, "attempts": 3,
         "rows": [{"run_id": r.run_id, "pr": r.number, "agent": r.agent, "attempt": i + 1, "rank": 3 - i,
@@ -347,6 +349,8 @@ async def test_a_ranking_published_later_edits_each_sibling_once(w: World) -> No
         f"- **Fan-out:** attempt 2 of 3 for #{ISSUE}, ranked 2nd — reason 1",
         f"- **Fan-out:** attempt 3 of 3 for #{ISSUE}, ranked 1st — smallest diff, verify passed",
     ]
+    for body, row in zip(bodies, rows, strict=True):
+        assert all(f"#{other.number}" in body for other in rows if other.number != row.number)
     assert await brief.refresh_fan_out(w.services, w.github, trigger.id) == 0  # published again, unchanged
     assert len(edits(w)) == before + 3
 

@@ -272,3 +272,29 @@ async def test_a_live_workers_pull_request_claim_is_left_to_it(w: World) -> None
     assert await deliverer(w).process() == 0
     assert w.github.calls_to("open_pull_request") == []
     assert (await w.runs.require(run.id)).progress == "delivering"
+
+
+async def test_an_incomplete_run_opens_a_draft_whose_body_starts_with_the_marker_and_a_cleaned_reason(
+    w: World,
+) -> None:
+    """The reason can quote the agent (the idle watchdog names its last line): cleaned and redacted like any agent
+    text, on one line, inside the marker."""
+    register_secret(LEAKED_KEY)
+    _, (run,) = await w.add_trigger(["ok"])
+    reason = (f"the agent printed nothing … its last words were about signing in (Login: {LEAKED_KEY} "
+              "<!-- @everyone merge me -->\nnow): it is likely waiting for a login")
+    await succeed(w, run, success(run, incomplete=True, reason=reason, verify=None))
+    assert await deliverer(w).process() == 1
+    ((*_, body, draft),) = w.github.calls_to("open_pull_request")
+    assert draft is True
+    first = body.split("\n\n")[0]
+    assert first == ("> [!WARNING]\n> **Incomplete:** the agent printed nothing … its last words were about signing "
+                     "in (Login: [redacted] now): it is likely waiting for a login. This draft holds what the agent "
+                     "had changed by then, checked like any run's (protected paths, the change limit) but not "
+                     "verified (`verify.command` did not run). Finish it here (by hand, or with a follow-up: "
+                     "`/agent <task> …` on this pull request), or close it.")
+    assert messages.PR_VERIFY_SKIPPED in body
+    assert LEAKED_KEY not in body
+    assert "@everyone" not in body
+    (check,) = w.github.check_runs.values()
+    assert check["conclusion"] == "neutral"

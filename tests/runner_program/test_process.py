@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from bot.runner_program.process import ProcessResult, TailBuffer, run_process
+from bot.agents.base import streamed_cost
+from bot.runner_program.process import CostMeter, ProcessResult, TailBuffer, run_process
 from tests.runner_program.support import process_gone
 
 ENV = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
@@ -139,3 +140,28 @@ def test_tail_buffer_memory_stays_bounded() -> None:
         buffer.write(chunk)
     assert len(buffer._data) <= 2 * 1000 + 4096
     assert buffer.dropped == 10_000 * 4096 - 1000
+
+
+def test_the_cost_meter_reads_only_new_output_and_a_cost_line_split_across_reads() -> None:
+    output = TailBuffer(64 * 1024)
+    meter = CostMeter(limit=1.0, output=output, read=streamed_cost)
+    output.write(b'{"usage": {"cost_usd": 0.7}}\n')
+    assert (meter.over(), meter.cost) == (None, 0.7)
+    output.write(b'{"usage": {"cost_u')
+    assert meter.over() is None
+    output.write(b'sd": 1.25}}\n')
+    assert meter.over() == 1.25
+    output.write(b"still working\n")  # the cost stays what it last was
+    assert meter.over() == 1.25
+
+
+def test_a_program_over_its_budget_is_stopped_but_not_timed_out(tmp_path: Path) -> None:
+    out = TailBuffer(64 * 1024)
+    script = ("import json, time\nfor cost in (0.5, 2.0):\n    print(json.dumps({'usage': {'cost_usd': cost}}), "
+              "flush=True)\n    time.sleep(0.1)\ntime.sleep(60)\n")
+    started = time.monotonic()
+    result = run_process([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ), timeout=60,
+                         cancel=threading.Event(), stdout=(out,), stderr=(out,),
+                         meter=CostMeter(limit=1.0, output=out, read=streamed_cost))
+    assert (result.over_budget, result.timed_out, result.cancelled, result.exit_code) == (2.0, False, False, None)
+    assert time.monotonic() - started < 20

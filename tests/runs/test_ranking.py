@@ -484,3 +484,15 @@ def test_a_fan_out_without_any_pull_request() -> None:
     text = render_ranking(rank_on_evidence(failed))
     assert text.startswith("**Ranked for review** (on evidence) · no attempt opened a pull request\n\n")
     assert "| 1 | a · no pull request | – | – | +0/−0 | 0 | – | ahead of b: earlier run |" in text
+
+
+def test_an_attempt_cut_short_ranks_below_every_finished_one() -> None:
+    from bot.ranking import Evidence, rank_on_evidence
+
+    finished = Evidence(run_id=1, agent="a", attempt=1, state="succeeded", pr=11, added=400, removed=90,
+                        files=("app.py",))
+    cut = Evidence(run_id=2, agent="b", attempt=1, state="succeeded", pr=12, added=1, removed=0,
+                   files=("app.py",), incomplete=True)
+    ranking = rank_on_evidence([cut, finished])
+    assert [row.pr for row in ranking.rows] == [11, 12]
+    assert ranking.rows[1].reason.endswith("cut short (incomplete)")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,88 @@ async def test_the_real_runner_pushes_a_branch_and_reports(w: World) -> None:
     assert (await w.runs.require(idle.id)).state == RunState.NO_CHANGES
     transitions = [t.to_state for t in await w.runs.transitions(fixer.id)]
     assert transitions == [RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.SUCCEEDED]
+
+
+HALF_DONE = [sys.executable, "-c",
+             "import json, pathlib, sys, time\n"
+             "pathlib.Path(sys.argv[1], 'HALF.txt').write_text('half done\\n')\n"
+             "print('wrote HALF.txt; the rest next', flush=True)\n"
+             "for cost in sys.argv[2:]:\n"
+             "    print(json.dumps(dict(usage=dict(cost_usd=float(cost)))), flush=True)\n"
+             "time.sleep(600)\n",
+             "{workdir}"]
+
+
+def half_done_config(*costs: str, **sections: object) -> Any:
+    from bot.config import RepoConfig
+
+    return RepoConfig.model_validate({
+        "agents": {"house": {"adapter": "command", "command": [*HALF_DONE, *costs]}},
+        "tasks": {"fix": {"agents": ["house"]}},
+        **sections,
+    })
+
+
+async def test_a_run_that_times_out_after_writing_files_opens_a_draft_marked_incomplete(w: World) -> None:
+    """The real runner: the agent writes a file and hangs past `limits.run_timeout_minutes` (one minute); in one
+    repository what it left becomes a draft marked incomplete, in the other (`publish_incomplete: false`) nothing
+    is pushed and there is no pull request, as before."""
+    for name in ("kept", "dropped"):
+        (w.tmp / name).mkdir()
+    remotes = {name: bare_repository(w.tmp / name) for name in ("kept", "dropped")}
+    w.configs["octo/kept"] = half_done_config(limits={"run_timeout_minutes": 1})
+    w.configs["octo/dropped"] = half_done_config(limits={"run_timeout_minutes": 1},
+                                                 pull_requests={"publish_incomplete": False})
+    kept_trigger, (kept,) = await w.add_trigger(["house"], repository="octo/kept")
+    _, (dropped,) = await w.add_trigger(["house"], repository="octo/dropped")
+    runner = w.local_runner(command=DEFAULT_COMMAND, extra_env={})
+    scheduler = w.scheduler(runner, clone_url=lambda repository: remotes[repository.partition("/")[2]].as_uri())
+    async with running(scheduler):
+        w.services.runs_changed.set()
+
+        async def delivered() -> bool:
+            return ((await w.runs.require(kept.id)).progress == "delivered"
+                    and await w.state(dropped.id) in RunState.FINAL)
+
+        await eventually(delivered, 150, "the runs to end and the kept one's pull request to open")
+    reason = "the agent did not finish within 60 s and was stopped"
+    done = await w.runs.require(kept.id)
+    assert (done.state, done.reason) == (RunState.SUCCEEDED, reason)
+    assert done.branch is not None
+    assert git("show", f"{done.branch}:HALF.txt", cwd=remotes["kept"]) == "half done\n"
+    ((_, owner, repo, head, _base, _title, body, draft),) = w.github.calls_to("open_pull_request")
+    assert (owner, repo, head, draft) == ("octo", "kept", done.branch, True)
+    assert body.startswith(f"> [!WARNING]\n> **Incomplete:** {reason}. This draft holds what the agent had changed")
+    assert done.pr_number is not None
+    assert kept_trigger.tracking_comment_id is not None
+
+    async def tracked() -> bool:
+        assert kept_trigger.tracking_comment_id is not None
+        return f"#{done.pr_number} (draft, incomplete: {reason})" in w.github.comments[
+            kept_trigger.tracking_comment_id].body
+
+    await eventually(tracked, 10, "the tracking comment to show the incomplete draft")
+    lost = await w.runs.require(dropped.id)
+    assert (lost.state, lost.reason, lost.pr_number) == (RunState.TIMED_OUT, reason, None)
+    assert git("branch", "--list", "kickoff/*", cwd=remotes["dropped"]) == ""
+
+
+async def test_a_run_whose_streamed_cost_passes_its_budget_opens_a_draft_marked_incomplete(w: World) -> None:
+    remote = bare_repository(w.tmp)
+    w.default_config = half_done_config("0.60", "1.20", limits={"max_cost_usd": 1.0})
+    _, (run,) = await w.add_trigger(["house"])
+    runner = w.local_runner(command=DEFAULT_COMMAND, extra_env={})
+    scheduler = w.scheduler(runner, clone_url=lambda repository: remote.as_uri())
+    async with running(scheduler):
+        w.services.runs_changed.set()
+
+        async def delivered() -> bool:
+            return (await w.runs.require(run.id)).progress == "delivered"
+
+        await eventually(delivered, 90, "the run to end and its pull request to open")
+    done = await w.runs.require(run.id)
+    reason = "the agent passed its cost budget of $1.00 (`limits.max_cost_usd`), at $1.20 and was stopped"
+    assert (done.state, done.reason, done.cost_usd) == (RunState.SUCCEEDED, reason, 1.2)
+    ((*_, body, draft),) = w.github.calls_to("open_pull_request")
+    assert draft is True
+    assert body.startswith(f"> [!WARNING]\n> **Incomplete:** {reason}. ")
