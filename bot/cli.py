@@ -120,9 +120,11 @@ def worker() -> None:
 
     async def main() -> None:
         from bot import root
+        from bot.stalls import watch_loop
         from bot.worker import build_worker
 
         async with root.running(settings) as services:
+            stalls = watch_loop(settings.stall_log_ms)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,7 +132,11 @@ def worker() -> None:
             # Built before any loop starts, so a refusal (the local sandbox) is one line. Redelivery asks GitHub's
             # own deliveries API: only with the App's credentials (the gateway is built from them, or is None).
             loops = build_worker(services, root.router(settings), redeliver=services.github is not None)
-            await loops.run(stop)
+            try:
+                await loops.run(stop)
+            finally:
+                if stalls is not None:
+                    stalls.stop()
 
     from bot.worker import LoopFailed
 

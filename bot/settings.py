@@ -262,6 +262,8 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: Literal["plain", "json"] = Field(default="plain", validation_alias="LOG_FORMAT")
+    # Log the event loop's stack when it stalls for longer than this (bot.stalls); unset: off.
+    stall_log_ms: float | None = Field(default=None, gt=0, validation_alias="KICKOFF_STALL_LOG_MS")
 
     # Extra routers to compose at the root, as `module:attribute` (a plugin's handlers).
     plugins: str = Field(default="", validation_alias="KICKOFF_PLUGINS")

@@ -24,6 +24,7 @@ from bot.runs import api as runs_api
 from bot.runs import tickets as run_tickets
 from bot.services import open_store
 from bot.settings import Settings
+from bot.stalls import watch_loop
 from bot.store.db import Store
 from bot.store.inbox import InboxWriter
 from bot.store.models import DeliveryStatus
@@ -71,6 +72,7 @@ def create_app(
 
     @asynccontextmanager
     async def _serving(app: ingress.KickoffApp, services: Features, *, real_gateway: bool) -> AsyncIterator[None]:
+        stalls = watch_loop(settings.stall_log_ms)
         writer = InboxWriter(services.inbox)
         writer.start()
         warn_about_open_surfaces(settings)
@@ -98,6 +100,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError, LoopFailed):  # a dead loop was logged as it died
                     await working
             await writer.stop()
+            if stalls is not None:
+                stalls.stop()
 
     app = ingress.KickoffApp(title="Kickoff", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.metrics = metrics.Metrics()
