@@ -141,7 +141,8 @@ def kickoff_yml(runs: int) -> str:
 class Server:
     """One simulated GitHub (in this process) and one `kickoff serve` (a process in its own session)."""
 
-    def __init__(self, name: str, root: Path, runs: int, lowered: bool) -> None:
+    def __init__(self, name: str, root: Path, runs: int, lowered: bool, stall_log_ms: float | None = None) -> None:
+        self.stall_log_ms = stall_log_ms
         self.name, self.root, self.runs, self.lowered = name, root, runs, lowered
         self.port = free_port()
         self.issues = 0
@@ -186,6 +187,8 @@ class Server:
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
+        if self.stall_log_ms:  # the server logs its loop's stack at every stall (bot.stalls), in kickoff.log
+            env["KICKOFF_STALL_LOG_MS"] = str(self.stall_log_ms)
         if self.lowered:
             argv = [sys.executable, "-m", "bot", "serve", "--port", str(self.port)]
         else:
@@ -290,8 +293,8 @@ async def bench(args: argparse.Namespace) -> None:
             print(f"keeping {work}")
         else:
             cleanup.callback(shutil.rmtree, work, True)
-        servers = [Server("lowered", work / "lowered", args.runs, True),
-                   Server("unlowered", work / "unlowered", args.runs, False)]
+        servers = [Server("lowered", work / "lowered", args.runs, True, args.stall_log_ms),
+                   Server("unlowered", work / "unlowered", args.runs, False, args.stall_log_ms)]
         results: dict[tuple[str, str], list[float]] = {}
         try:
             for server in servers:
@@ -331,6 +334,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--runs", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories (logs, databases)")
+    parser.add_argument("--stall-log-ms", type=float, default=None,
+                        help="the servers log their event loop's stack at stalls over this (with --keep, to read)")
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from bot.github import GitHubError, InstallationToken
 from bot.services import Services
@@ -86,26 +86,34 @@ class RunTokens:
         Written first, so a kill between GitHub's answer and `record` leaves a trace: such a token cannot be revoked
         (only the token itself can do that), but whoever ends the run knows it was lost and until when it lives."""
         now = self.services.clock()
-        row = RunToken(run_id=run_id, sealed=None, expires_at=now + TOKEN_LIFETIME, created_at=now, revoked_at=None)
-        async with self.services.store.sessions() as session, session.begin():
-            session.add(row)
-            await session.flush()
-            return row.id
+        statement = insert(RunToken).values(run_id=run_id, sealed=None, expires_at=now + TOKEN_LIFETIME,
+                                            created_at=now, revoked_at=None)
+
+        def write(conn: Connection) -> int:
+            key = conn.execute(statement).inserted_primary_key
+            assert key is not None  # an INSERT of one row
+            return int(key[0])
+
+        # Each write here is one short transaction through `Store.write` (on SQLite: one synchronous call, the
+        # write lock never held across an await): 32 starts at once held it for hundreds of milliseconds through
+        # the async session, and webhook acks waited behind it (issue 19).
+        return await self.services.store.write(write)
 
     async def record(self, token_id: int, run_id: int, token: InstallationToken) -> bool:
         """Keep `token` (sealed) in its row, beside the tokens of earlier starts of the run. False when the run ended
         meanwhile and its tokens were given up (the caller revokes this one itself)."""
-        async with self.services.store.sessions() as session, session.begin():
-            result = await session.execute(
-                update(RunToken).where(RunToken.id == token_id, RunToken.revoked_at.is_(None))
-                .values(sealed=self.sealer.seal(run_id, token.token), expires_at=token.expires_at)
-                .execution_options(synchronize_session=False))
-            return bool(getattr(result, "rowcount", 0) == 1)
+        statement = (update(RunToken).where(RunToken.id == token_id, RunToken.revoked_at.is_(None))
+                     .values(sealed=self.sealer.seal(run_id, token.token), expires_at=token.expires_at))
+
+        def write(conn: Connection) -> bool:
+            return bool(conn.execute(statement).rowcount == 1)
+
+        return await self.services.store.write(write)
 
     async def forget(self, token_id: int) -> None:
         """Drop the row of a mint that failed: no token exists."""
-        async with self.services.store.sessions() as session, session.begin():
-            await session.execute(delete(RunToken).where(RunToken.id == token_id, RunToken.sealed.is_(None)))
+        statement = delete(RunToken).where(RunToken.id == token_id, RunToken.sealed.is_(None))
+        await self.services.store.write(lambda conn: conn.execute(statement))
 
     async def revoke(self, run_id: int) -> bool:
         """Revoke every token of the run that is recorded and not revoked yet; whether they are all dead now (or
@@ -188,10 +196,9 @@ class RunTokens:
         return True
 
     async def _mark(self, token_id: int, when: datetime) -> None:
-        async with self.services.store.sessions() as session, session.begin():
-            await session.execute(
-                update(RunToken).where(RunToken.id == token_id, RunToken.revoked_at.is_(None))
-                .values(revoked_at=when))
+        statement = update(RunToken).where(RunToken.id == token_id, RunToken.revoked_at.is_(None)).values(
+            revoked_at=when)
+        await self.services.store.write(lambda conn: conn.execute(statement))
 
 
 __all__ = ["RunTokens", "TokenSealer"]
