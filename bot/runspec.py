@@ -48,6 +48,21 @@ class CommitIdentity(_Model):
     email: str
 
 
+class JudgeAttempt(_Model):
+    """One attempt a judge run reads: its run, its branch (None: it pushed nothing) and its facts line."""
+
+    run_id: int
+    branch: str | None = None
+    facts: str = ""
+
+
+class JudgeSpec(_Model):
+    """A judge run (a run of kind `judge`): the runner fetches each attempt's branch read-only, appends its diff
+    to the prompt, runs the agent, and answers with the agent's final message; it never commits nor pushes."""
+
+    attempts: tuple[JudgeAttempt, ...]
+
+
 class RunSpec(_Model):
     version: int = SPEC_VERSION
     run_id: int
@@ -77,6 +92,7 @@ class RunSpec(_Model):
     # Remote backends leave the default; the local one sends `required` (or `off` when the operator opted out).
     sandbox: SandboxMode = "auto"
     sandbox_hide: tuple[str, ...] = ()  # absolute paths never shown in the sandbox: Kickoff's .env, database, key
+    judge: JudgeSpec | None = None  # a judge run: no verify, no commit, no push; its answer is `RunResult.report`
 
 
 class Usage(_Model):
@@ -109,7 +125,7 @@ class RunResult(_Model):
     summary: str = ""
     transcript_tail: str = ""
     verify: VerifyResult | None = None
-    report: str | None = None  # output "report": the report's text (bounded), e.g. for an issue comment
+    report: str | None = None  # output "report": the report's text (bounded); a judge run: its answer
     usage: Usage = Usage()
     duration_seconds: float = 0.0
 

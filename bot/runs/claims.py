@@ -2,7 +2,8 @@
 
 - the runs of repositories at review capacity (`limits.max_open_prs` Kickoff PRs awaiting review, a fan-out's
   siblings counting as one, as they take one review slot) are held back: they go to `waiting`, with the reason,
-  which the tracking comment shows;
+  which the tracking comment shows. A fan-out's judge run (kind `judge`) is not held: it opens no pull request,
+  and the fan-out it ranks waits for it;
 - runs are claimed oldest first but round-robin by repository (the repository with the fewest runs on runners goes
   next), within `KICKOFF_MAX_PARALLEL_RUNS` and the repository's `limits.max_parallel_runs`. A claim is one guarded
   UPDATE that re-checks the limits, so several schedulers never start a run twice nor exceed a limit;
@@ -25,7 +26,7 @@ from bot.github import GitHubError, NotFound, PermissionDenied
 from bot.logs import register_secret
 from bot.runs.backend import RunnerBackend
 from bot.services import Services
-from bot.store.models import Run, RunState
+from bot.store.models import JUDGE_KIND, Run, RunState
 from bot.store.runs import RunStore, secret_hash
 
 log = logging.getLogger(__name__)
@@ -186,12 +187,17 @@ class ClaimPolicy:
         open_prs = await self._open_prs(repo)
         if open_prs >= config.limits.max_open_prs:
             reason = messages.RUN_WAITING_FOR_REVIEW.format(open=open_prs, limit=config.limits.max_open_prs)
+            judges = [run for run in queue if run.kind == JUDGE_KIND]  # they open no pull request
             for run in queue:
+                if run.kind == JUDGE_KIND:
+                    continue
                 if run.state == RunState.QUEUED:
                     await self.runs.transition(run.id, RunState.WAITING, reason, from_state=RunState.QUEUED)
                 else:
                     await self.runs.explain_wait(run.id, reason)
-            return None
+            queue.clear()
+            queue.extend(judges)
+            return config if judges else None
         return config
 
     def _backend_for(self, config: RepoConfig) -> RunnerBackend | None:
