@@ -9,8 +9,9 @@ committed on the recorded base and pushed from there with git configured by Kick
 
 A judge run (`spec.judge`, a fan-out's ranking: bot.runs.ranking) prepares the same way, then, still trusted,
 fetches each attempt's branch into the private clone and appends its diff (the attempt's commit against its parent,
-the base it was made on), fenced as data, to the prompt; the agent runs in the same sandbox; its final message is
-the answer (`RunResult.report`). Nothing is verified, committed or pushed, and its token can only read.
+the base it was made on), fenced as data, to the prompt; the agent runs in the same sandbox; its final message (or
+the JSON object its output ends with) is the answer (`RunResult.report`). Nothing is verified, committed or pushed,
+and its token can only read.
 
 Every run that gets past reading its spec ends with an outcome in the result file (and a `finished` report), and
 exit code 0; a broken spec or environment exits 2 with one line on stderr. Credentials come only from the
@@ -43,7 +44,7 @@ from pydantic import ValidationError
 
 from bot import messages
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
-from bot.agents.base import SCRATCH_PATTERNS
+from bot.agents.base import SCRATCH_PATTERNS, trailing_json_object
 from bot.agents.command import CommandError
 from bot.ranking import JUDGE_ANSWER_CHARS, judge_attempt_section
 from bot.runner_program import priority
@@ -354,7 +355,7 @@ class Run:
         self.workspace.prompt.write_text("\n\n".join([self.spec.prompt, *sections]), encoding="utf-8")
         self._run_agent()
         self._check_cancel()
-        answer = self.state.agent.summary.strip() or self.state.stdout.strip()
+        answer = self.state.agent.summary.strip() or _stdout_answer(self.state.stdout)
         if not answer:
             raise Stop("failed", "the judge gave no answer")
         self.state.report = answer[: JUDGE_ANSWER_CHARS + 1]  # longer is nonsense, and bot.ranking says so
@@ -538,6 +539,13 @@ class Run:
                            f"failed (exit {outcome.exit_code})")
         if outcome.cancelled:
             raise Stop("cancelled", "cancelled while verifying")
+
+
+def _stdout_answer(stdout: str) -> str:
+    """A judge's answer from its output when its adapter read no final message (`command`, aider): the JSON
+    object the output ends with, or else all of it (which bot.ranking then rejects, saying why)."""
+    found = trailing_json_object(stdout)
+    return json.dumps(found, ensure_ascii=False) if found is not None else stdout.strip()
 
 
 def _agent_failure(outcome: ProcessResult, report: AgentReport, timeout: int) -> str | None:
