@@ -431,7 +431,10 @@ class RunStore:
             return _rowcount(result) == 1
 
     async def add_attempt(self, run: Run, reason: str) -> Run | None:
-        """A new queued attempt of `run` under the same trigger; None if a later attempt already exists."""
+        """A new queued attempt of `run` under the same trigger; None if a later attempt already exists, or `run` is
+        a judge run (its fan-out is ranked once, on evidence when the judge failed)."""
+        if run.kind == JUDGE_KIND:
+            return None
         now = self.clock()
         try:
             async with self.store.sessions.begin() as session:

@@ -138,3 +138,4 @@ async def test_a_judge_run_that_fails_leaves_the_evidence_ranking(w: World, end:
     assert [row.agent for row in ranking.rows] == ["c", "b", "a"]
     assert trigger.tracking_comment_id is not None
     assert f"_{note}_" in w.github.comments[trigger.tracking_comment_id].body
+    assert await w.runs.add_attempt(await w.runs.require(judge.id), "retry") is None  # ranked once: no retry
