@@ -18,7 +18,8 @@ for the trigger instead (once: agent = the judge, attempt `JUDGE_ATTEMPT` = 0, w
 fan-out is ranked when that run ends. The judge run reads the issue and every attempt's diff (bot.runs.
 spec_builder, bot.runner_program), pushes nothing, opens no pull request and answers in its result's `report`:
 a valid answer is the ranking (source `judge`); a judge run that failed, timed out, was cancelled or answered
-nonsense leaves the evidence ranking, with a note saying why.
+nonsense leaves the evidence ranking, with a note saying why. A judge run still not ended `JUDGE_PATIENCE`
+deadlines after it was queued (no runner was free, or it was lost) is cancelled and the evidence ranking stands.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Final
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from bot import messages
 from bot.config import RepoConfig
 from bot.ranking import CI, Evidence, Ranking, Verify, rank_on_evidence, rank_with_judge, refused_flag
 from bot.runspec import RunResult
@@ -50,6 +52,9 @@ JudgeAnswer = tuple[str | None, str | None]
 Judge = Callable[[str, Trigger, Sequence[Evidence]], Awaitable[JudgeAnswer]]
 """Asks the judge agent (by name) to rank a fan-out's attempts: (its answer, None) or (None, why it failed)."""
 DEFAULT_DEADLINE: Final = timedelta(minutes=30)
+JUDGE_PATIENCE: Final = 2
+"""A judge run not ended this many deadlines after it was queued (time for a runner, then its own timeout) is
+stopped, and the fan-out ranked on evidence."""
 MIN_DEADLINE: Final = timedelta(minutes=1)
 """The shortest deadline a config can set (`limits.run_timeout_minutes` ≥ 1): sooner, the config is not read."""
 
@@ -155,7 +160,11 @@ class Ranker:
         return None if deadline is None else waited >= deadline
 
     def waiting(self, runs: Sequence[Run]) -> bool:
-        """Whether an unranked fan-out has an attempt that ended and one that has not: its deadline may pass."""
+        """Whether an unranked fan-out has an attempt that ended and one that has not, or a judge run still going:
+        a deadline may pass."""
+        judged = judge_run_of(runs)
+        if judged is not None and judged.state not in RunState.FINAL:
+            return True
         attempts = fan_out(runs)
         return any(run.state in RunState.FINAL for run in attempts) and not all(
             run.state in RunState.FINAL and (run.state != RunState.SUCCEEDED or run.progress == DELIVERED)
@@ -174,21 +183,28 @@ class Ranker:
                     else DEFAULT_DEADLINE)
         if due is None and not self.due(runs, deadline):
             return None
-        attempts = await self.evidence(trigger, runs)
         task = config.tasks.get(trigger.task) if config is not None else None
         judge_name = task.judge if task is not None else None
-        if judge_name is None:
-            ranking = rank_on_evidence(attempts)
-        elif self.judge is None:
-            judged = judge_run_of(runs)
+        judged = judge_run_of(runs) if judge_name is not None and self.judge is None else None
+        late = False
+        if judge_name is not None and self.judge is None:
             if judged is None:
                 await self._queue_judge(trigger, runs, judge_name)
                 return None
             if judged.state not in RunState.FINAL:
-                return None
-            answer, failure = judge_answer(judged)
+                # A judge that never got a runner, or whose runner was lost, must not hold the ranking for good.
+                late = self.services.clock() - judged.created_at >= JUDGE_PATIENCE * deadline
+                if not late:
+                    return None
+        attempts = await self.evidence(trigger, runs)
+        if judge_name is None:
+            ranking = rank_on_evidence(attempts)
+        elif judged is not None:
+            minutes = round(JUDGE_PATIENCE * deadline.total_seconds() / 60)
+            answer, failure = (None, f"its run did not end within {minutes} minutes") if late else judge_answer(judged)
             ranking = rank_with_judge(attempts, judge_name, answer, failure)
         else:
+            assert self.judge is not None
             try:
                 answer, failure = await self.judge(judge_name, trigger, attempts)
             except Exception as exc:  # the judge is an agent: whatever it does, the evidence ranking stands
@@ -196,6 +212,9 @@ class Ranker:
             ranking = rank_with_judge(attempts, judge_name, answer, failure)
         if not await self._publish(trigger.id, ranking, first=True):
             return None
+        if late and judged is not None:  # its answer would come too late to count: stop it
+            await self.runs.move(judged.id, RunState.CANCELLED, messages.RUN_JUDGE_LATE)
+            self.services.runs_changed.set()
         log.info("ranked the %s attempts of trigger %s (%s)", len(attempts), trigger.id, ranking.source)
         return ranking
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.ranking import Ranking
 from bot.runs.scheduler import Scheduler
@@ -139,3 +140,46 @@ async def test_a_judge_run_that_fails_leaves_the_evidence_ranking(w: World, end:
     assert trigger.tracking_comment_id is not None
     assert f"_{note}_" in w.github.comments[trigger.tracking_comment_id].body
     assert await w.runs.add_attempt(await w.runs.require(judge.id), "retry") is None  # ranked once: no retry
+
+
+async def test_a_judge_run_that_never_ends_is_stopped_and_the_evidence_ranking_stands(w: World) -> None:
+    backend = FakeBackend()
+    scheduler, trigger, _runs, judge = await started_judge(w, backend)
+    await scheduler.tracker.refresh()
+    assert await ranking_of(w, trigger.id) is None  # 0 minutes: the judge is still working
+    async with w.store.sessions.begin() as session:  # queued 61 minutes ago: two run timeouts (30 minutes) passed
+        await session.execute(update(Run).where(Run.id == judge.id)
+                              .values(created_at=w.services.clock() - timedelta(minutes=61)))
+    ranker = scheduler.tracker.ranker
+    assert ranker is not None
+    runs_now = await w.runs.runs_of_trigger(trigger.id)
+    assert ranker.waiting(runs_now)  # the tracker looks again as time passes
+    stored = await w.runs.trigger(trigger.id)
+    assert stored is not None
+    ranking = await ranker.settle(stored, runs_now)
+    assert ranking is not None
+    assert (ranking.source, ranking.note) == (
+        "evidence", "judge a failed: its run did not end within 60 minutes; ranked on evidence")
+    stopped = await w.runs.require(judge.id)
+    assert (stopped.state, stopped.reason) == (
+        RunState.CANCELLED, "stopped: the judge did not answer in time, so the attempts were ranked on evidence")
+    await scheduler.step()
+    await scheduler.aclose()  # lets the runner's stop finish
+    assert backend.cancelled == [judge.id]  # its runner is stopped
+
+
+async def test_the_judge_run_waits_for_a_free_runner_like_any_run(w: World) -> None:
+    w.default_config = fanout_config(judge="a").model_copy(
+        update={"limits": fanout_config().limits.model_copy(update={"max_parallel_runs": 1})})
+    trigger, _runs = await fan_out(w)
+    backend = FakeBackend()
+    scheduler = w.scheduler(backend)
+    _other, [busy] = await w.add_trigger(["b"], issue=13)
+    assert await scheduler.step() == [busy.id]  # the repository's one slot is taken
+    await scheduler.tracker.refresh()
+    judge = await judge_of(w, trigger.id)
+    assert judge is not None
+    assert await scheduler.step() == []
+    assert await w.state(judge.id) == RunState.QUEUED
+    await backend.end(busy.id, result_of(busy.id, "failed", reason="no luck"))
+    assert await scheduler.step() == [judge.id]
