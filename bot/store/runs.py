@@ -488,6 +488,7 @@ class RunStore:
                     attempt=JUDGE_ATTEMPT,
                     kind=JUDGE_KIND,
                     state=RunState.QUEUED,
+                    reason=messages.RUN_JUDGE_QUEUED,
                     base_branch=base_branch,
                     created_at=now,
                     updated_at=now,

@@ -46,6 +46,7 @@ async def started_judge(w: World, backend: FakeBackend) -> tuple[Scheduler, Trig
     assert judge is not None
     assert (judge.agent, judge.attempt, judge.state) == ("a", JUDGE_ATTEMPT, RunState.QUEUED)
     assert await ranking_of(w, trigger.id) is None  # not ranked yet: the judge is asked first
+    assert judge.reason == "queued to rank the attempts (the task's judge)"
     w.open_prs[FULL_NAME] = 5  # the repository is at review capacity (limits.max_open_prs, 5 by default)
     assert await scheduler.step() == [judge.id]
     return scheduler, trigger, runs, judge
