@@ -81,8 +81,8 @@ def agent_text(run: Run, attempts: int, *, with_run: bool = True) -> str:
     """The agent's name, its attempt when it has several, and (for the tracking comment) the run id; a judge run
     says it is the judge."""
     if run.kind == JUDGE_KIND:
-        return messages.RUN_JUDGE_CELL.format(agent=cell(run.agent), run=run.id) if with_run else (
-            messages.RUN_JUDGE.format(agent=cell(run.agent)))
+        template = messages.RUN_JUDGE_CELL if with_run else messages.RUN_JUDGE
+        return template.format(agent=cell(run.agent), run=run.id)
     if with_run:
         template = messages.RUN_AGENT_ATTEMPT_CELL if attempts > 1 else messages.RUN_AGENT_CELL
     else:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from bot.ranking import Ranking
 from bot.runs.scheduler import Scheduler
+from bot.runs.tracking import agent_text, detail_text
 from bot.store.models import JUDGE_ATTEMPT, JUDGE_KIND, PullRequest, Run, RunState, Trigger
 from tests.prs.support import deliverer
 from tests.runs.support import FULL_NAME, FakeBackend, World, result_of, world
@@ -184,3 +185,10 @@ async def test_the_judge_run_waits_for_a_free_runner_like_any_run(w: World) -> N
     assert await w.state(judge.id) == RunState.QUEUED
     await backend.end(busy.id, result_of(busy.id, "failed", reason="no luck"))
     assert await scheduler.step() == [judge.id]
+
+
+def test_a_judge_runs_row_says_it_is_the_judge() -> None:
+    judge = Run(id=7, agent="claude", attempt=JUDGE_ATTEMPT, kind=JUDGE_KIND, state=RunState.SUCCEEDED)
+    assert agent_text(judge, 1) == "claude · judge (run 7)"
+    assert agent_text(judge, 3, with_run=False) == "claude · judge"  # `/agent status`
+    assert detail_text(judge) == "ranked the attempts"
