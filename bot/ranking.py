@@ -51,6 +51,9 @@ DIVERGENCE_SHOWN: Final = 20
 """Paths listed per divergence note; the rest are counted."""
 JUDGE_ANSWER_CHARS: Final = 20_000
 """A judge's whole answer; longer is nonsense."""
+JUDGE_DIFF_CHARS: Final = 19_000
+"""An attempt's diff in the judge's prompt, at most this long (the rest is counted): under the 20,000 characters
+that bot.untrusted fences, so the count is never cut off."""
 TEST_PATTERNS: Final = (
     "test/*", "tests/*", "*/test/*", "*/tests/*", "spec/*", "*/spec/*", "__tests__/*", "*/__tests__/*",
     "test_*.py", "*/test_*.py", "*_test.py", "*_test.go", "*.test.*", "*.spec.*", "*Test.java", "*Tests.cs",
@@ -378,18 +381,38 @@ Name every run id exactly once: {runs}.
 """
 
 
+def attempt_facts(e: Evidence) -> str:
+    """One line of an attempt's evidence, for the judge (trusted: Kickoff's own figures)."""
+    return (f"run {e.run_id}: {e.agent} attempt {e.attempt}; verify {e.verify}; CI {e.ci}; "
+            f"{_size(e)} lines in {len(e.files)} files")
+
+
+def judge_prompt_head(issue: str, evidence: Sequence[Evidence], fence: Callable[[str, str], str]) -> str:
+    """The judge's instructions and the issue (fenced), the part of the prompt Kickoff renders; the runner adds
+    each attempt's section (`judge_attempt_section`) once it has read the diffs from git."""
+    return "\n\n".join([JUDGE_PROMPT.format(count=len(evidence), limit=REASON_CHARS,
+                                              runs=", ".join(str(e.run_id) for e in evidence)),
+                         fence("issue", issue)])
+
+
+def bounded_diff(diff: str, limit: int = JUDGE_DIFF_CHARS) -> str:
+    """A diff cut at `limit` characters, saying how much was left out."""
+    if len(diff) <= limit:
+        return diff
+    return diff[:limit] + f"\n[… {len(diff) - limit} more characters of this diff left out]\n"
+
+
+def judge_attempt_section(run_id: int, facts: str, diff: str, fence: Callable[[str, str], str]) -> str:
+    """One attempt in the judge's prompt: its facts, then its diff (bounded) fenced as untrusted data."""
+    return f"## Attempt: run {run_id}\n\n{facts}\n\n" + fence(f"diff of run {run_id}", bounded_diff(diff))
+
+
 def judge_prompt(issue: str, diffs: Mapping[int, str], evidence: Sequence[Evidence],
                  fence: Callable[[str, str], str]) -> str:
     """The judge's prompt: the instructions, then the issue and every attempt's facts and diff, each fenced as
     untrusted data by `fence` (bot.untrusted.fence_untrusted)."""
-    parts = [JUDGE_PROMPT.format(count=len(evidence), limit=REASON_CHARS,
-                                 runs=", ".join(str(e.run_id) for e in evidence)),
-             fence("issue", issue)]
-    for e in evidence:
-        facts = (f"run {e.run_id}: {e.agent} attempt {e.attempt}; verify {e.verify}; CI {e.ci}; "
-                 f"{_size(e)} lines in {len(e.files)} files")
-        parts.append(f"## Attempt: run {e.run_id}\n\n{facts}\n\n" + fence(f"diff of run {e.run_id}",
-                                                                          diffs.get(e.run_id, "")))
+    parts = [judge_prompt_head(issue, evidence, fence)]
+    parts += [judge_attempt_section(e.run_id, attempt_facts(e), diffs.get(e.run_id, ""), fence) for e in evidence]
     return "\n\n".join(parts)
 
 
@@ -407,10 +430,14 @@ __all__ = [
     "Ranking",
     "Row",
     "Verify",
+    "attempt_facts",
+    "bounded_diff",
     "divergence_of",
     "evidence_key",
     "is_test_path",
+    "judge_attempt_section",
     "judge_prompt",
+    "judge_prompt_head",
     "judge_ranking",
     "rank_on_evidence",
     "rank_with_judge",

@@ -48,6 +48,21 @@ class CommitIdentity(_Model):
     email: str
 
 
+class JudgeAttempt(_Model):
+    """One attempt a judge run reads: its run, its branch (None: it pushed nothing) and its facts line."""
+
+    run_id: int
+    branch: str | None = None
+    facts: str = ""
+
+
+class JudgeSpec(_Model):
+    """A judge run (a run of kind `judge`): the runner fetches each attempt's branch read-only, appends its diff
+    to the prompt, runs the agent, and answers with the agent's final message; it never commits nor pushes."""
+
+    attempts: tuple[JudgeAttempt, ...]
+
+
 class RunSpec(_Model):
     version: int = SPEC_VERSION
     run_id: int
@@ -83,6 +98,7 @@ class RunSpec(_Model):
     # `pull_requests.publish_incomplete`: an agent stopped by its timeout, its idle watchdog or its budget after
     # changing files has what it left checked and pushed as usual, and the result says `incomplete`.
     publish_incomplete: bool = False
+    judge: JudgeSpec | None = None  # a judge run: no verify, no commit, no push; its answer is `RunResult.report`
 
 
 class Usage(_Model):
@@ -117,7 +133,7 @@ class RunResult(_Model):
     summary: str = ""
     transcript_tail: str = ""
     verify: VerifyResult | None = None
-    report: str | None = None  # output "report": the report's text (bounded), e.g. for an issue comment
+    report: str | None = None  # output "report": the report's text (bounded); a judge run: its answer
     usage: Usage = Usage()
     duration_seconds: float = 0.0
     # The agent was stopped before it finished (`reason` says why: its timeout, its idle watchdog, its budget) and

@@ -43,7 +43,7 @@ from bot.runs.snapshot import Snapshot, SnapshotError
 from bot.runspec import RunResult
 from bot.services import Services
 from bot.store.lifecycle import branch_problem
-from bot.store.models import PullRequest, Run, Trigger
+from bot.store.models import JUDGE_KIND, PullRequest, Run, Trigger
 from bot.store.pulls import OPEN, OPENING, PullRequestStore
 from bot.store.runs import RunStore
 
@@ -142,6 +142,9 @@ class PullRequestOpener:
             return RepoConfig()
 
     async def deliver(self, run: Run) -> None:
+        if run.kind == JUDGE_KIND:  # a fan-out's judge pushed nothing; its answer is the ranking (bot.runs.ranking)
+            await self.pulls.delivered(run.id)
+            return
         result = RunResult.model_validate_json(run.result) if run.result else None
         if result is not None and branch_problem(run, result) is not None:
             # Never a pull request from a branch Kickoff did not assign (a stored result from before the check).

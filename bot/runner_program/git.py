@@ -181,6 +181,18 @@ class Git:
         self._config = (self.git_dir / "config").read_bytes()
         return self.run("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").strip()
 
+    def fetch_branch(self, branch: str, ref: str) -> str:
+        """Fetch another branch's tip and its parent (read-only: a judge run reads the attempts) into `ref` of the
+        private clone; the commit it is at."""
+        self.run("fetch", "--no-tags", "--depth=2", "--", self.clone_url, f"+refs/heads/{branch}:{ref}",
+                 with_token=True, what=f"git fetch of branch {branch}")
+        return self.run("rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+
+    def diff_text(self, old: str, new: str) -> str:
+        """The patch from `old` to `new` (no colour, no external diff or text conversion the repository asks for)."""
+        return self.run("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", old, new,
+                        what="git diff")
+
     def tree_entries(self, commit: str) -> Entries:
         """path → (mode, object id) of every entry in `commit`'s tree."""
         return _entries(self.run("ls-tree", "-r", "-z", "--full-tree", commit), object_field=2)

@@ -7,6 +7,12 @@ nothing verify writes is published) and checked: protected paths on the real pat
 the change limit. Publish (trusted): the private clone is checked against what prepare left, and the snapshot is
 committed on the recorded base and pushed from there with git configured by Kickoff alone.
 
+A judge run (`spec.judge`, a fan-out's ranking: bot.runs.ranking) prepares the same way, then, still trusted,
+fetches each attempt's branch into the private clone and appends its diff (the attempt's commit against its parent,
+the base it was made on), fenced as data, to the prompt; the agent runs in the same sandbox; its final message (or
+the JSON object its output ends with) is the answer (`RunResult.report`). Nothing is verified, committed or pushed,
+and its token can only read.
+
 Every run that gets past reading its spec ends with an outcome in the result file (and a `finished` report), and
 exit code 0; a broken spec or environment exits 2 with one line on stderr. Credentials come only from the
 environment (see bot.runner_program.secrets) and are redacted from everything the runner writes.
@@ -38,8 +44,9 @@ from pydantic import ValidationError
 
 from bot import messages
 from bot.agents import AgentContext, AgentOutput, AgentReport, agent_environment, get_adapter, is_forbidden
-from bot.agents.base import SCRATCH_PATTERNS
+from bot.agents.base import SCRATCH_PATTERNS, trailing_json_object
 from bot.agents.command import CommandError
+from bot.ranking import JUDGE_ANSWER_CHARS, judge_attempt_section
 from bot.runner_program import priority
 from bot.runner_program.git import MODE_GITLINK, MODE_SYMLINK, Entries, Git, GitError, Tampered
 from bot.runner_program.paths import protected
@@ -47,7 +54,17 @@ from bot.runner_program.process import MARKER_ENV, CostMeter, ProcessResult, Tai
 from bot.runner_program.report import Reporter
 from bot.runner_program.sandbox import BWRAP_ENV, DEFAULT_BWRAP, Decision, SandboxPolicy, decide, workspace_policy
 from bot.runner_program.secrets import Secrets, take_secrets
-from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, SPEC_VERSION, Outcome, RunResult, RunSpec, VerifyResult
+from bot.runspec import (
+    ENV_GIT_TOKEN,
+    ENV_RUN_SECRET,
+    SPEC_VERSION,
+    JudgeSpec,
+    Outcome,
+    RunResult,
+    RunSpec,
+    VerifyResult,
+)
+from bot.untrusted import fence_untrusted
 
 log = logging.getLogger("bot.runner_program")
 
@@ -220,6 +237,7 @@ class _State:
     verify: VerifyResult | None = None
     report: str | None = None
     incomplete: bool = False
+    stdout: str = ""  # the agent's stdout (bounded): a judge without a final message may have printed its answer
 
 
 class Run:
@@ -300,6 +318,8 @@ class Run:
 
     def _steps(self) -> tuple[Outcome, str | None]:
         spec = self.spec
+        if spec.judge is not None:
+            return self._judge(spec.judge)
         self._prepare()
         self._check_cancel()
         self.workspace.prompt.write_text(spec.prompt, encoding="utf-8")
@@ -329,6 +349,34 @@ class Run:
             self.git.seal()
         except GitError as exc:
             raise Stop("failed", f"clone: {exc}") from None
+
+    def _judge(self, judge: JudgeSpec) -> tuple[Outcome, str | None]:
+        """A judge run: the attempts' diffs into the prompt (trusted), the agent, its answer; nothing pushed."""
+        self._prepare()
+        self._check_cancel()
+        sections = [judge_attempt_section(attempt.run_id, attempt.facts, self._attempt_diff(attempt.run_id,
+                                                                                              attempt.branch),
+                                          fence_untrusted)
+                    for attempt in judge.attempts]
+        self.workspace.prompt.write_text("\n\n".join([self.spec.prompt, *sections]), encoding="utf-8")
+        self._run_agent()
+        self._check_cancel()
+        answer = self.state.agent.summary.strip() or _stdout_answer(self.state.stdout)
+        if not answer:
+            raise Stop("failed", "the judge gave no answer")
+        self.state.report = answer[: JUDGE_ANSWER_CHARS + 1]  # longer is nonsense, and bot.ranking says so
+        return "succeeded", None
+
+    def _attempt_diff(self, run_id: int, branch: str | None) -> str:
+        """What an attempt changed, read from its branch with git (a missing branch says so, it fails nothing)."""
+        if branch is None:
+            return "(this attempt pushed no branch: there is no diff)"
+        try:
+            head = self.git.fetch_branch(branch, f"refs/kickoff/attempts/{run_id}")
+            return self.git.diff_text(f"{head}^", head)
+        except GitError as exc:
+            log.warning("run %s: could not read the diff of run %s: %s", self.spec.run_id, run_id, exc)
+            return f"(the branch of this attempt could not be read: {exc})"
 
     def _take_snapshot(self) -> None:
         """Trusted, before verify runs: the agent's files into the private clone, and the checks on them."""
@@ -431,6 +479,8 @@ class Run:
                              transcript=transcript.text(note=False))
         report = adapter.parse(output)
         self.state.agent = report
+        if self.spec.judge is not None:
+            self.state.stdout = output.stdout[-(JUDGE_ANSWER_CHARS + 1):]
         reason = _agent_failure(outcome, report, spec.timeout_seconds)
         if outcome.idle:
             reason = messages.AGENT_IDLE.format(seconds=spec.idle_timeout_seconds,
@@ -537,6 +587,13 @@ class Run:
                            f"failed (exit {outcome.exit_code})")
         if outcome.cancelled:
             raise Stop("cancelled", "cancelled while verifying")
+
+
+def _stdout_answer(stdout: str) -> str:
+    """A judge's answer from its output when its adapter read no final message (`command`, aider): the JSON
+    object the output ends with, or else all of it (which bot.ranking then rejects, saying why)."""
+    found = trailing_json_object(stdout)
+    return json.dumps(found, ensure_ascii=False) if found is not None else stdout.strip()
 
 
 def _agent_failure(outcome: ProcessResult, report: AgentReport, timeout: int) -> str | None:

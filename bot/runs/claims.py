@@ -3,7 +3,8 @@
 - the runs of repositories at review capacity (`limits.max_open_prs` Kickoff PRs awaiting review, a fan-out's
   siblings counting as one, as they take one review slot) or past their daily budget (`limits.daily_cost_usd`: the
   cost of the runs finished since 00:00 UTC) are held back: they go to `waiting`, with the reason (for the budget,
-  when it resets), which the tracking comment shows;
+  when it resets), which the tracking comment shows. A fan-out's judge run (kind `judge`) is not held for review
+  capacity: it opens no pull request, and the fan-out it ranks waits for it;
 - runs are claimed oldest first but round-robin by repository (the repository with the fewest runs on runners goes
   next), within `KICKOFF_MAX_PARALLEL_RUNS` and the repository's `limits.max_parallel_runs`. A claim is one guarded
   UPDATE that re-checks the limits, so several schedulers never start a run twice nor exceed a limit;
@@ -27,7 +28,7 @@ from bot.github import GitHubError, NotFound, PermissionDenied
 from bot.logs import register_secret
 from bot.runs.backend import RunnerBackend
 from bot.services import Services
-from bot.store.models import Run, RunState
+from bot.store.models import JUDGE_KIND, Run, RunState
 from bot.store.runs import RunStore, secret_hash
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,14 @@ class ClaimPolicy:
             return None
         open_prs = await self._open_prs(repo)
         if open_prs >= config.limits.max_open_prs:
-            await self._hold(queue, messages.RUN_WAITING_FOR_REVIEW.format(open=open_prs,
-                                                                           limit=config.limits.max_open_prs))
-            return None
+            # A fan-out's judge run opens no pull request: review capacity does not hold it.
+            judges = [run for run in queue if run.kind == JUDGE_KIND]
+            await self._hold(deque(run for run in queue if run.kind != JUDGE_KIND),
+                             messages.RUN_WAITING_FOR_REVIEW.format(open=open_prs, limit=config.limits.max_open_prs))
+            queue.clear()
+            queue.extend(judges)
+            if not judges:
+                return None
         daily = config.limits.daily_cost_usd
         if daily is not None:
             midnight = utc_midnight(self.services.clock())

@@ -1,8 +1,8 @@
 """Following runners: starting a claimed run on its backend, settling it when its runner exits, stopping the runners
 of runs that ended elsewhere, and at start-up recovering the runs a previous process left on a runner.
 
-A run's token (one repository, contents:write) is minted when it starts, recorded sealed (`bot.runs.tokens`), and
-revoked when its runner exits, when recovery ends the run, or by the sweep.
+A run's token (one repository, contents:write; a judge run's contents:read) is minted when it starts, recorded
+sealed (`bot.runs.tokens`), and revoked when its runner exits, when recovery ends the run, or by the sweep.
 
 A run from `starting` on is held by the worker that claimed it (`runs.worker_id`). Recovery runs at start-up and at
 every scheduling pass, and takes over the runs of dead workers (bot.store.workers): a `starting` run that never got
@@ -34,7 +34,7 @@ from bot.runs.tokens import RunTokens
 from bot.runspec import ENV_GIT_TOKEN, ENV_RUN_SECRET, RunSpec
 from bot.services import Services
 from bot.store.lifecycle import MAX_REQUEUES, is_final
-from bot.store.models import Run, RunState
+from bot.store.models import JUDGE_KIND, Run, RunState
 from bot.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ SpecFor = Callable[[Run, RepoConfig], Awaitable[RunSpec]]
 
 SHUTDOWN_GRACE: Final = 5.0
 RUN_TOKEN_PERMISSIONS: Final = {"contents": "write"}
+JUDGE_TOKEN_PERMISSIONS: Final = {"contents": "read"}
+"""A judge run only reads the attempts' branches: its token cannot push."""
 
 
 def describe(exc: BaseException) -> str:
@@ -110,8 +112,9 @@ class RunnerFollower:
             recorded = await self.tokens.intend(run.id)
             self._token_of[run.id] = recorded
             try:
-                token = await github.mint_run_token(run.installation_id, run.repository.partition("/")[2],
-                                                    RUN_TOKEN_PERMISSIONS)
+                token = await github.mint_run_token(
+                    run.installation_id, run.repository.partition("/")[2],
+                    JUDGE_TOKEN_PERMISSIONS if run.kind == JUDGE_KIND else RUN_TOKEN_PERMISSIONS)
             except BaseException:
                 self._token_of.pop(run.id, None)
                 await self.tokens.forget(recorded)  # no token was made

@@ -12,6 +12,14 @@ CI on a ranked pull request's head (`check_run`, `check_suite`, `status` webhook
 its fan-out (`rerank`); the ranking is written again only when a row or the order changed (compare-and-set on
 the stored JSON, so two workers re-ranking at once write once). A judge's ranking keeps its order on a re-rank;
 only the rows' CI is brought up to date.
+
+A task that names a judge (`tasks.<name>.judge`) is not ranked when it is due: a run of kind `judge` is queued
+for the trigger instead (once: agent = the judge, attempt `JUDGE_ATTEMPT` = 0, which no attempt has), and the
+fan-out is ranked when that run ends. The judge run reads the issue and every attempt's diff (bot.runs.
+spec_builder, bot.runner_program), pushes nothing, opens no pull request and answers in its result's `report`:
+a valid answer is the ranking (source `judge`); a judge run that failed, timed out, was cancelled or answered
+nonsense leaves the evidence ranking, with a note saying why. A judge run still not ended `JUDGE_PATIENCE`
+deadlines after it was queued (no runner was free, or it was lost) is cancelled and the evidence ranking stands.
 """
 
 from __future__ import annotations
@@ -25,11 +33,12 @@ from typing import Final
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from bot import messages
 from bot.config import RepoConfig
 from bot.ranking import CI, Evidence, Ranking, Verify, rank_on_evidence, rank_with_judge, refused_flag
 from bot.runspec import RunResult
 from bot.services import Services
-from bot.store.models import PullRequest, Run, RunState, Trigger
+from bot.store.models import JUDGE_KIND, PullRequest, Run, RunState, Trigger
 from bot.store.pulls import DELIVERED
 from bot.store.runs import RunStore
 
@@ -43,6 +52,9 @@ JudgeAnswer = tuple[str | None, str | None]
 Judge = Callable[[str, Trigger, Sequence[Evidence]], Awaitable[JudgeAnswer]]
 """Asks the judge agent (by name) to rank a fan-out's attempts: (its answer, None) or (None, why it failed)."""
 DEFAULT_DEADLINE: Final = timedelta(minutes=30)
+JUDGE_PATIENCE: Final = 2
+"""A judge run not ended this many deadlines after it was queued (time for a runner, then its own timeout) is
+stopped, and the fan-out ranked on evidence."""
 MIN_DEADLINE: Final = timedelta(minutes=1)
 """The shortest deadline a config can set (`limits.run_timeout_minutes` ≥ 1): sooner, the config is not read."""
 
@@ -51,6 +63,30 @@ def fan_out(runs: Sequence[Run]) -> list[Run]:
     """A trigger's attempts: its `new` runs, when there are two or more (one run is no fan-out)."""
     attempts = [run for run in runs if run.kind == "new"]
     return attempts if len(attempts) >= 2 else []
+
+
+def judge_run_of(runs: Sequence[Run]) -> Run | None:
+    """A trigger's judge run, if one was queued."""
+    return next((run for run in runs if run.kind == JUDGE_KIND), None)
+
+
+JUDGE_ENDED: Final = {
+    RunState.TIMED_OUT: "its run timed out",
+    RunState.CANCELLED: "its run was cancelled",
+    RunState.NO_CHANGES: "its run gave no answer",
+}
+
+
+def judge_answer(run: Run) -> JudgeAnswer:
+    """What an ended judge run answered: (its answer, None), or (None, why there is none)."""
+    if run.state == RunState.SUCCEEDED:
+        result = result_of(run)
+        if result is None or not (result.report or "").strip():
+            return None, "its run gave no answer"
+        return result.report, None
+    if run.state == RunState.FAILED:
+        return None, f"its run failed ({run.reason})" if run.reason else "its run failed"
+    return None, JUDGE_ENDED.get(run.state, f"its run ended {run.state}")
 
 
 def result_of(run: Run) -> RunResult | None:
@@ -88,7 +124,7 @@ def evidence_of(run: Run, pull: PullRequest | None, ci: CI = "none") -> Evidence
 
 class Ranker:
     """Ranks fan-outs and stores the ranking. `ci` reads the CI of heads (None: unknown, "none" for every head);
-    `judge` asks a task's judge agent (None: a judge named in the config is reported as not available)."""
+    `judge` asks a task's judge agent directly (tests); None: a judge named in the config gets its own run."""
 
     def __init__(self, services: Services, runs: RunStore, *, config_for: ConfigLookup | None = None,
                  ci: CiLookup | None = None, judge: Judge | None = None) -> None:
@@ -125,7 +161,11 @@ class Ranker:
         return None if deadline is None else waited >= deadline
 
     def waiting(self, runs: Sequence[Run]) -> bool:
-        """Whether an unranked fan-out has an attempt that ended and one that has not: its deadline may pass."""
+        """Whether an unranked fan-out has an attempt that ended and one that has not, or a judge run still going:
+        a deadline may pass."""
+        judged = judge_run_of(runs)
+        if judged is not None and judged.state not in RunState.FINAL:
+            return True
         attempts = fan_out(runs)
         return any(run.state in RunState.FINAL for run in attempts) and not all(
             run.state in RunState.FINAL and (run.state != RunState.SUCCEEDED or run.progress == DELIVERED)
@@ -144,14 +184,28 @@ class Ranker:
                     else DEFAULT_DEADLINE)
         if due is None and not self.due(runs, deadline):
             return None
-        attempts = await self.evidence(trigger, runs)
         task = config.tasks.get(trigger.task) if config is not None else None
         judge_name = task.judge if task is not None else None
+        judged = judge_run_of(runs) if judge_name is not None and self.judge is None else None
+        late = False
+        if judge_name is not None and self.judge is None:
+            if judged is None:
+                await self._queue_judge(trigger, runs, judge_name)
+                return None
+            if judged.state not in RunState.FINAL:
+                # A judge that never got a runner, or whose runner was lost, must not hold the ranking for good.
+                late = self.services.clock() - judged.created_at >= JUDGE_PATIENCE * deadline
+                if not late:
+                    return None
+        attempts = await self.evidence(trigger, runs)
         if judge_name is None:
             ranking = rank_on_evidence(attempts)
-        elif self.judge is None:
-            ranking = rank_with_judge(attempts, judge_name, None, "no judge runner in this process")
+        elif judged is not None:
+            minutes = round(JUDGE_PATIENCE * deadline.total_seconds() / 60)
+            answer, failure = (None, f"its run did not end within {minutes} minutes") if late else judge_answer(judged)
+            ranking = rank_with_judge(attempts, judge_name, answer, failure)
         else:
+            assert self.judge is not None
             try:
                 answer, failure = await self.judge(judge_name, trigger, attempts)
             except Exception as exc:  # the judge is an agent: whatever it does, the evidence ranking stands
@@ -159,8 +213,20 @@ class Ranker:
             ranking = rank_with_judge(attempts, judge_name, answer, failure)
         if not await self._publish(trigger.id, ranking, first=True):
             return None
+        if late and judged is not None:  # its answer would come too late to count: stop it
+            await self.runs.move(judged.id, RunState.CANCELLED, messages.RUN_JUDGE_LATE)
+            self.services.runs_changed.set()
         log.info("ranked the %s attempts of trigger %s (%s)", len(attempts), trigger.id, ranking.source)
         return ranking
+
+    async def _queue_judge(self, trigger: Trigger, runs: Sequence[Run], judge: str) -> None:
+        """Queue the fan-out's judge run (once; the scheduler starts it like any run, except that review capacity
+        does not hold it back)."""
+        base = next((run.base_branch for run in fan_out(runs) if run.base_branch), None)
+        judged = await self.runs.add_judge(trigger, judge, base_branch=base)
+        if judged is not None:
+            log.info("trigger %s: queued run %s, the judge %s of its attempts", trigger.id, judged.id, judge)
+            self.services.runs_changed.set()
 
     async def evidence(self, trigger: Trigger, runs: Sequence[Run]) -> list[Evidence]:
         attempts = fan_out(runs)
@@ -234,4 +300,4 @@ class Ranker:
         return True
 
 
-__all__ = ["CiLookup", "Judge", "JudgeAnswer", "Ranker", "evidence_of", "fan_out"]
+__all__ = ["CiLookup", "Judge", "JudgeAnswer", "Ranker", "evidence_of", "fan_out", "judge_answer", "judge_run_of"]

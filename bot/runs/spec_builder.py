@@ -2,6 +2,11 @@
 
 The runs a scheduling pass starts together share what they read from GitHub (the trigger's issue text, a follow-up's
 pull request, the default branch) through a per-pass cache, so a fan-out of ten reads the issue once.
+
+A judge run (kind `judge`, bot.runs.ranking) gets the judge's prompt: its instructions and the issue, fenced
+(`bot.ranking.judge_prompt_head`), and the attempts (run, branch when it pushed one, the facts line); the runner
+reads each attempt's diff from git and appends it before the agent starts. It has no verify command and no
+report path, and its branch is never pushed.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from urllib.parse import urlsplit
 from bot import messages
 from bot.config import OperatorPolicy, RepoConfig, TaskSpec
 from bot.github import GitHubError, NotFound, PullRequestInfo
+from bot.ranking import attempt_facts, judge_prompt_head
 from bot.runs import followups
+from bot.runs.ranking import evidence_of, fan_out, result_of
 from bot.runs.snapshot import IssueText, Snapshot, SnapshotError, Trust, issue_text
-from bot.runspec import AgentCommand, CommitIdentity, RunSpec
+from bot.runspec import AgentCommand, CommitIdentity, JudgeAttempt, JudgeSpec, RunSpec
 from bot.services import Services
-from bot.store.models import Run, Trigger
+from bot.store.models import JUDGE_KIND, Run, Trigger
 from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted, fence_untrusted, slugify
 
@@ -132,11 +139,16 @@ class SpecBuilder:
             base = run.base_branch or ""
             if not base:
                 base = await self._once(("repo", run.repository), lambda: self._default_branch(run))
+        judge: JudgeSpec | None = None
         report_path = None
-        if task.output == "report":
+        if run.kind == JUDGE_KIND:
+            branch = branch_name(run.issue_number, run.task, f"judge-{run.agent}", run.id)
+            judge, prompt = await self._judge(run, context)
+        elif task.output == "report":
             folder = config.pull_requests.research_folder.strip("/")
             report_path = f"{folder}/{run.issue_number}-{slugify(context.text.title)}.md"
-        prompt = await asyncio.to_thread(render_prompt, run, task, context, report_path)
+        if judge is None:
+            prompt = await asyncio.to_thread(render_prompt, run, task, context, report_path)
         title = " ".join(clean_untrusted(context.text.title, 200).split())[:72] or f"#{run.issue_number}"
         return RunSpec(
             run_id=run.id,
@@ -153,13 +165,13 @@ class SpecBuilder:
                                env=tuple(name for name in agent.env if self._policy.allows_env(name)),
                                model=agent.model, network=agent.network),
             prompt=prompt + await self._followup_context(run, config),
-            output=task.output,
+            output=task.output if judge is None else "pr",
             report_path=report_path,
             timeout_seconds=config.limits.run_timeout_minutes * 60,
             idle_timeout_seconds=config.limits.agent_idle_minutes * 60,
             protected_paths=config.protected_paths,
             max_changed_files=config.limits.max_changed_files,
-            verify_command=config.verify.command,
+            verify_command=config.verify.command if judge is None else None,
             commit_identity=await self._commit_identity(run.installation_id),
             commit_message=(f"{run.task}: {title} (#{run.issue_number})\n\n"
                             f"Requested-by: @{context.trigger.sender}\nKickoff-Run: {run.id}\n"),
@@ -167,8 +179,24 @@ class SpecBuilder:
             max_cost_usd=config.limits.max_cost_usd,
             # Half a change goes to a new draft only: never pushed onto a branch a pull request already shows.
             publish_incomplete=(config.pull_requests.publish_incomplete and task.output == "pr"
-                                and checkout == "base"),
+                                and checkout == "base" and judge is None),
+            judge=judge,
         )
+
+    async def _judge(self, run: Run, context: _Context) -> tuple[JudgeSpec, str]:
+        """A judge run's attempts (each one's branch when it pushed one) and the head of its prompt."""
+        attempts = fan_out(await self.runs.runs_of_trigger(run.trigger_id))
+        if not attempts:
+            raise Unstartable(messages.RUN_START_FAILED.format(error="its trigger has no attempts to rank"))
+        evidence = [evidence_of(attempt, None) for attempt in attempts]
+        judged = []
+        for attempt, facts in zip(attempts, evidence, strict=True):
+            result = result_of(attempt)
+            pushed = attempt.branch if result is not None and result.pushed and attempt.branch else None
+            judged.append(JudgeAttempt(run_id=attempt.id, branch=pushed, facts=attempt_facts(facts)))
+        issue = f"# {context.text.title}\n\n{context.text.body}"
+        prompt = await asyncio.to_thread(judge_prompt_head, issue, evidence, fence_untrusted)
+        return JudgeSpec(attempts=tuple(judged)), prompt
 
     async def _followup_context(self, run: Run, config: RepoConfig) -> str:
         """For a follow-up: the pull request's live review comments and failing checks (see bot.runs.followups)."""

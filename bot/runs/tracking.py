@@ -24,7 +24,7 @@ from bot import messages
 from bot.github import GitHubError, NotFound
 from bot.ranking import DIVERGENCE_SHOWN, Ranking
 from bot.services import Services
-from bot.store.models import Run, RunState, Trigger
+from bot.store.models import JUDGE_KIND, Run, RunState, Trigger
 from bot.store.pulls import DELIVERED
 from bot.store.runs import RunStore
 from bot.untrusted import clean_untrusted
@@ -66,6 +66,8 @@ def duration_text(run: Run) -> str:
 
 def detail_text(run: Run) -> str:
     """The pull request of a run, or why it is where it is."""
+    if run.kind == JUDGE_KIND and run.state == RunState.SUCCEEDED:
+        return messages.RUN_JUDGE_DONE
     if run.pr_number is not None and run.kind != "followup" and run.state == RunState.SUCCEEDED:
         if run.reason and run.kind == "new":  # a new run that succeeded has a reason only when it was cut short
             return messages.RUN_PULL_REQUEST_INCOMPLETE.format(number=run.pr_number, reason=cell(run.reason))
@@ -78,7 +80,11 @@ def detail_text(run: Run) -> str:
 
 
 def agent_text(run: Run, attempts: int, *, with_run: bool = True) -> str:
-    """The agent's name, its attempt when it has several, and (for the tracking comment) the run id."""
+    """The agent's name, its attempt when it has several, and (for the tracking comment) the run id; a judge run
+    says it is the judge."""
+    if run.kind == JUDGE_KIND:
+        template = messages.RUN_JUDGE_CELL if with_run else messages.RUN_JUDGE
+        return template.format(agent=cell(run.agent), run=run.id)
     if with_run:
         template = messages.RUN_AGENT_ATTEMPT_CELL if attempts > 1 else messages.RUN_AGENT_CELL
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Final
 
 from sqlalchemy import (
     BigInteger,
@@ -204,6 +205,13 @@ class RunState:
     FINAL = (SUCCEEDED, NO_CHANGES, FAILED, CANCELLED, TIMED_OUT)
 
 
+JUDGE_KIND: Final = "judge"
+"""The kind of a fan-out's judge run: it ranks the attempts, reads their branches and pushes nothing."""
+JUDGE_ATTEMPT: Final = 0
+"""A judge run's attempt number: attempts count from 1, so (trigger, agent, 0) never collides with one, even when
+the judge is one of the fan-out's agents."""
+
+
 class Run(Base):
     """One agent × attempt of a trigger, on one runner, producing at most one pull request."""
 
@@ -217,7 +225,7 @@ class Run(Base):
     task: Mapped[str] = mapped_column(String(64))
     agent: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
-    kind: Mapped[str] = mapped_column(String(16), default="new")  # new | followup | fix
+    kind: Mapped[str] = mapped_column(String(16), default="new")  # new | followup | fix | judge
     state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)
     branch: Mapped[str | None] = mapped_column(String(255))

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, CursorResult, Result, func, in
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from bot import messages
 from bot.logs import forget_run_secrets
 from bot.runspec import RunResult
 from bot.store.db import Store
@@ -30,7 +31,17 @@ from bot.store.lifecycle import (
     path_to,
     state_for_outcome,
 )
-from bot.store.models import PullRequest, Run, RunState, RunTransition, Trigger, TriggerSnapshot, utcnow
+from bot.store.models import (
+    JUDGE_ATTEMPT,
+    JUDGE_KIND,
+    PullRequest,
+    Run,
+    RunState,
+    RunTransition,
+    Trigger,
+    TriggerSnapshot,
+    utcnow,
+)
 from bot.store.workers import alive
 
 # Any constant works: it names "the run-claim lock" among PostgreSQL advisory locks.
@@ -429,7 +440,10 @@ class RunStore:
             return _rowcount(result) == 1
 
     async def add_attempt(self, run: Run, reason: str) -> Run | None:
-        """A new queued attempt of `run` under the same trigger; None if a later attempt already exists."""
+        """A new queued attempt of `run` under the same trigger; None if a later attempt already exists, or `run` is
+        a judge run (its fan-out is ranked once, on evidence when the judge failed)."""
+        if run.kind == JUDGE_KIND:
+            return None
         now = self.clock()
         try:
             async with self.store.sessions.begin() as session:
@@ -461,6 +475,39 @@ class RunStore:
                                           reason=_reason(reason), at=now))
         except IntegrityError:
             return None  # another worker added the same attempt
+        return new
+
+    async def add_judge(self, trigger: Trigger, agent: str, *, base_branch: str | None) -> Run | None:
+        """Queue the judge run of `trigger`'s fan-out (agent `agent`, attempt `JUDGE_ATTEMPT`); None when it exists
+        already (the unique (trigger, agent, attempt) makes a second one fail, whoever tries)."""
+        now = self.clock()
+        try:
+            async with self.store.sessions.begin() as session:
+                existing = await session.scalar(
+                    select(Run.id).where(Run.trigger_id == trigger.id, Run.kind == JUDGE_KIND).limit(1))
+                if existing is not None:
+                    return None
+                new = Run(
+                    trigger_id=trigger.id,
+                    installation_id=trigger.installation_id,
+                    repository=trigger.repository,
+                    issue_number=trigger.issue_number,
+                    task=trigger.task,
+                    agent=agent,
+                    attempt=JUDGE_ATTEMPT,
+                    kind=JUDGE_KIND,
+                    state=RunState.QUEUED,
+                    reason=messages.RUN_JUDGE_QUEUED,
+                    base_branch=base_branch,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(new)
+                await session.flush()
+                session.add(RunTransition(run_id=new.id, from_state=None, to_state=RunState.QUEUED,
+                                          reason=_reason(messages.RUN_JUDGE_QUEUED), at=now))
+        except IntegrityError:
+            return None
         return new
 
     async def attach_runner(self, run_id: int, ref: str, worker_id: int | None) -> bool:

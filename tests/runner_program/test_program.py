@@ -19,6 +19,7 @@ from tests.runner_program.support import (
     SCRIPTS,
     all_bytes,
     command_line,
+    git,
     make_remote,
     make_spec,
     new_token,
@@ -414,3 +415,69 @@ def test_the_prompt_file_is_outside_the_checkout(tmp_path: Path) -> None:
     assert prompt.read_text() == "Fix the answer in src/app.py.\n"
     assert not (out.workspace / "agent" / "repo" / "prompt.md").exists()
     assert os.path.commonpath([prompt, out.workspace / "agent" / "repo"]) == str(out.workspace / "agent")
+
+
+def attempt_branch(tmp_path: Path, remote_url: str, branch: str, files: dict[str, str]) -> str:
+    """An attempt's branch on the remote: one commit on main, as a runner pushes it."""
+    work = tmp_path / f"attempt-{branch.replace('/', '-')}"
+    git("clone", "-q", remote_url, str(work), cwd=tmp_path)
+    git("checkout", "-q", "-b", branch, cwd=work)
+    for rel, content in files.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(content)
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=a", "-c", "user.email=a@example.com", "commit", "-q", "-m", "attempt", cwd=work)
+    git("push", "-q", "origin", branch, cwd=work)
+    return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def test_a_judge_run_reads_the_attempts_diffs_and_answers_without_pushing(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    attempt_branch(tmp_path, remote.url, "kickoff/7-fix-a-1", {"src/app.py": "def answer() -> int:\n    return 40\n"})
+    attempt_branch(tmp_path, remote.url, "kickoff/7-fix-b-2", {"src/app.py": "def answer() -> int:\n    return 42\n",
+                                                              "tests/test_app.py": "assert True\n"})
+    before = {branch: remote.branch_sha(branch) for branch in ("main", "kickoff/7-fix-a-1", "kickoff/7-fix-b-2")}
+    spec = make_spec(remote, script("judge.py", "{prompt_file}"), run_id=9, branch="kickoff/7-fix-judge-house-9",
+                     prompt="You are the judge of 3 attempts.", verify_command="false", judge={"attempts": [
+                         {"run_id": 1, "branch": "kickoff/7-fix-a-1", "facts": "run 1: a attempt 1"},
+                         {"run_id": 2, "branch": "kickoff/7-fix-b-2", "facts": "run 2: b attempt 1"},
+                         {"run_id": 3, "branch": None, "facts": "run 3: c attempt 1"},
+                     ]})
+    out = run_program(tmp_path, spec, env=runner_env(token=new_token()))
+    assert out.process.returncode == 0, out.process.stderr
+    result = out.result
+    assert (result.outcome, result.reason, result.pushed, result.branch, result.head_sha) == (
+        "succeeded", None, False, None, None)
+    assert result.verify is None  # a judge runs no verify (here it would fail)
+    assert result.files_changed == ()
+    assert json.loads(result.report or "") == {"ranking": [
+        {"run": 2, "reason": "makes it 42"}, {"run": 1, "reason": "does not make it 42"},
+        {"run": 3, "reason": "does not make it 42"}]}
+    prompt = (out.workspace / "agent" / "prompt.md").read_text()
+    assert prompt.startswith("You are the judge of 3 attempts.\n\n## Attempt: run 1\n\nrun 1: a attempt 1\n\n")
+    assert "-    return 41\n+    return 40\n" in prompt
+    assert "+++ b/tests/test_app.py" in prompt
+    assert "(this attempt pushed no branch: there is no diff)" in prompt
+    assert prompt.count("untrusted") >= 3  # every diff is fenced as data
+    # Nothing was pushed: no new branch, the attempts and the base untouched.
+    assert remote.branch_sha("kickoff/7-fix-judge-house-9") is None
+    assert {branch: remote.branch_sha(branch) for branch in before} == before
+
+
+def test_a_judge_runs_attempt_whose_branch_is_gone_says_so(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    spec = make_spec(remote, script("judge.py", "{prompt_file}"), run_id=9, branch="kickoff/7-fix-judge-house-9",
+                     prompt="Judge.\n", judge={"attempts": [{"run_id": 1, "branch": "kickoff/7-fix-a-1", "facts": ""}]})
+    out = run_program(tmp_path, spec)
+    assert out.result.outcome == "succeeded", out.result.reason
+    assert json.loads(out.result.report or "") == {"ranking": [{"run": 1, "reason": "does not make it 42"}]}
+    prompt = (out.workspace / "agent" / "prompt.md").read_text()
+    assert "(the branch of this attempt could not be read: git fetch of branch kickoff/7-fix-a-1 failed" in prompt
+
+
+def test_a_judges_answer_is_passed_on_as_it_is_for_kickoff_to_validate(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    spec = make_spec(remote, script("noop.py"), run_id=9, branch="kickoff/7-fix-judge-house-9", prompt="Judge.\n",
+                     judge={"attempts": []})
+    out = run_program(tmp_path, spec)
+    assert (out.result.outcome, out.result.report) == ("succeeded", "nothing to change")

@@ -21,7 +21,7 @@ import pytest
 
 from bot.runner_program.program import Workspace
 from tests.runner_program.sandbox_support import bwrap, host_processes_with, wait_until_gone  # noqa: F401 - fixture
-from tests.runner_program.support import PYTHON, make_remote, make_spec, run_program, runner_env
+from tests.runner_program.support import PYTHON, git, make_remote, make_spec, run_program, runner_env
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 
@@ -296,3 +296,39 @@ def test_auto_without_a_working_sandbox_runs_unsandboxed_and_says_so(tmp_path: P
     assert out.result.transcript_tail.startswith("[kickoff: running the agent WITHOUT a sandbox: bubblewrap is not "
                                                  "installed")
     assert "running the agent without a sandbox" in out.process.stderr + out.process.stdout
+
+
+JUDGE = r"""
+import json, os, sys
+prompt = open(sys.argv[1]).read()
+private = sys.argv[2]
+try:
+    os.listdir(private)
+    sees = "private clone visible"
+except OSError:
+    sees = "hidden"
+tokens = [name for name in os.environ if "TOKEN" in name or "SECRET" in name]
+print(json.dumps({"ranking": [{"run": 1, "reason": f"{sees}; env {tokens}; diff seen {'+changed' in prompt}"}]}))
+"""
+
+
+def test_a_judge_runs_in_the_same_sandbox_without_the_token_or_the_private_clone(tmp_path: Path) -> None:
+    secret = new_secret()
+    remote = make_remote(tmp_path)
+    seed = tmp_path / "attempt"
+    git("clone", "-q", remote.url, str(seed), cwd=tmp_path)
+    git("checkout", "-q", "-b", "kickoff/7-fix-a-1", cwd=seed)
+    (seed / "NOTES.md").write_text("changed\n")
+    git("add", "-A", cwd=seed)
+    git("-c", "user.name=a", "-c", "user.email=a@example.com", "commit", "-q", "-m", "attempt", cwd=seed)
+    git("push", "-q", "origin", "kickoff/7-fix-a-1", cwd=seed)
+    workspace = Workspace(tmp_path / "ws")
+    spec = make_spec(remote, agent(JUDGE, "{prompt_file}", str(workspace.private)), sandbox="required",
+                     run_id=9, branch="kickoff/7-fix-judge-house-9", prompt="Judge.",
+                     judge={"attempts": [{"run_id": 1, "branch": "kickoff/7-fix-a-1", "facts": "run 1"}]})
+    out = run_program(tmp_path, spec, env=runner_env(token=secret, run_secret=new_secret()))
+    assert out.result.outcome == "succeeded", out.result.reason
+    assert json.loads(out.result.report or "") == {"ranking": [
+        {"run": 1, "reason": "hidden; env []; diff seen True"}]}
+    assert secret not in out.result.transcript_tail
+    assert remote.branch_sha("kickoff/7-fix-judge-house-9") is None

@@ -352,14 +352,16 @@ async def test_a_judge_that_fails_falls_back_to_the_evidence_ranking(
     assert f"\n\n_{escaped}_\n\n| rank |" in w.github.comments[trigger.tracking_comment_id].body
 
 
-async def test_a_judge_named_without_a_judge_runner_falls_back(w: World) -> None:
+async def test_a_named_judge_gets_its_own_run_before_the_ranking(w: World) -> None:
     w.default_config = fanout_config(judge="c")
     trigger, _runs = await fan_out(w)
     await tracker(w).refresh()
     stored = await w.runs.trigger(trigger.id)
-    ranking = Ranking.from_json(stored.ranking if stored else None)
-    assert ranking is not None
-    assert ranking.note == "judge c failed: no judge runner in this process; ranked on evidence"
+    assert stored is not None
+    assert stored.ranking is None  # the judge run ranks it (tests/runs/test_judge_run.py)
+    judges = [(run.agent, run.attempt, run.kind, run.state) for run in await w.runs.runs_of_trigger(trigger.id)
+              if run.kind == "judge"]
+    assert judges == [("c", 0, "judge", RunState.QUEUED)]
 
 
 def test_the_judges_answer_is_validated_strictly() -> None:

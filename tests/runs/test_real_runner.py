@@ -171,3 +171,63 @@ async def test_a_run_whose_streamed_cost_passes_its_budget_opens_a_draft_marked_
     ((*_, body, draft),) = w.github.calls_to("open_pull_request")
     assert draft is True
     assert body.startswith(f"> [!WARNING]\n> **Incomplete:** {reason}. ")
+
+
+def write_answer(value: int) -> list[str]:
+    return [sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1], 'answer.txt').write_text("
+            f"'{value}\\n')", "{workdir}"]
+
+
+JUDGE = [sys.executable, "-c", """
+import json, re, sys
+prompt = open(sys.argv[1]).read()
+parts = re.split(r"^## Attempt: run (\\d+)$", prompt, flags=re.MULTILINE)
+sections = dict(zip(map(int, parts[1::2]), parts[2::2]))
+order = sorted(sections, key=lambda run: "+42" not in sections[run])
+print(json.dumps(dict(ranking=[dict(run=run, reason="answers 42" if "+42" in sections[run] else "does not")
+                               for run in order])))
+""", "{prompt_file}"]
+
+
+async def test_a_judge_run_on_the_real_runner_reads_the_attempts_branches_and_ranks_them(w: World) -> None:
+    from bot.config import RepoConfig
+    from bot.ranking import Ranking
+
+    remote = bare_repository(w.tmp)
+    w.default_config = RepoConfig.model_validate({
+        "agents": {"forty": {"adapter": "command", "command": write_answer(40)},
+                   "answer": {"adapter": "command", "command": write_answer(42)},
+                   "judge": {"adapter": "command", "command": JUDGE}},
+        "tasks": {"fix": {"agents": ["forty", "answer"], "judge": "judge"}},
+    })
+    trigger, (forty, answer) = await w.add_trigger(["forty", "answer"])
+    runner = w.local_runner(command=DEFAULT_COMMAND, extra_env={})
+    scheduler = w.scheduler(runner, clone_url=lambda repository: remote.as_uri())
+    async with running(scheduler):
+        w.services.runs_changed.set()
+
+        async def ranked() -> bool:
+            stored = await w.runs.trigger(trigger.id)
+            return stored is not None and stored.ranked_at is not None
+
+        await eventually(ranked, 180, "the fan-out to be ranked")
+
+        async def cleaned() -> bool:
+            return not any((w.tmp / "workspaces").iterdir())
+
+        await eventually(cleaned, 30, "the runners to exit and their workspaces to go")
+    stored = await w.runs.trigger(trigger.id)
+    ranking = Ranking.from_json(stored.ranking if stored else None)
+    assert ranking is not None
+    assert (ranking.source, ranking.note) == ("judge", None)
+    assert [(row.run_id, row.reason) for row in ranking.rows] == [(answer.id, "answers 42"), (forty.id, "does not")]
+    [judged] = [run for run in await w.runs.runs_of_trigger(trigger.id) if run.kind == "judge"]
+    assert (judged.agent, judged.attempt, judged.state, judged.progress) == ("judge", 0, RunState.SUCCEEDED,
+                                                                             "delivered")
+    assert judged.pr_number is None
+    assert [args[2] for args in w.github.calls_to("mint_run_token")][-1] == {"contents": "read"}
+    branches = git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=remote).split()
+    assert sorted(branches) == sorted(["main", f"kickoff/12-fix-forty-{forty.id}",
+                                       f"kickoff/12-fix-answer-{answer.id}"])  # the judge pushed nothing
+    assert sorted(args[3] for args in w.github.calls_to("open_pull_request")) == sorted([
+        f"kickoff/12-fix-forty-{forty.id}", f"kickoff/12-fix-answer-{answer.id}"])  # none for the judge
