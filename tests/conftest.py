@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+import inspect
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,20 @@ def postgres_url() -> Iterator[str]:
     if not POSTGRES:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (scripts/services starts it)")
     yield from postgres_database()
+
+
+@pytest.fixture
+async def _collect_garbage_on_the_test_loop() -> AsyncIterator[None]:
+    """After an async test, collect garbage while its event loop still runs. An asyncpg connection a test left
+    checked out (a task cancelled mid-query, a session not closed) is then closed on its own loop, its leak
+    reported against that test; otherwise the collector found it during a later test, whose loop it does not
+    belong to, and failed that unrelated test with an unraisable "unclosed socket" or "attached to a different
+    loop" warning."""
+    yield
+    gc.collect()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.fixturenames.insert(0, "_collect_garbage_on_the_test_loop")
