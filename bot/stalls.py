@@ -82,7 +82,8 @@ class StallWatch:
         frame = sys._current_frames().get(self._loop_thread or -1)
         if frame is None:
             return "  (the loop thread is gone)"
-        return "".join(traceback.format_stack(frame, limit=STACK_LIMIT)).rstrip()
+        innermost = traceback.extract_stack(frame)[-STACK_LIMIT:]  # the frames nearest to what is running
+        return "".join(traceback.format_list(innermost)).rstrip()
 
 
 def watch_loop(threshold_ms: float | None) -> StallWatch | None:
