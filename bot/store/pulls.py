@@ -204,6 +204,9 @@ class PullRequestStore:
         values: dict[str, Any] = {"body_sha256": digest, "updated_at": self.clock()}
         if context is not None:
             values["brief_context"] = context
+        await self._set(row_id, values)
+
+    async def _set(self, row_id: int, values: dict[str, Any]) -> None:
         async with self.store.sessions.begin() as session:
             await session.execute(
                 update(PullRequest).where(PullRequest.id == row_id).values(**values)
@@ -223,11 +226,7 @@ class PullRequestStore:
         values: dict[str, Any] = {"agent_check_run_id": check_run_id, "updated_at": self.clock()}
         if head_sha is not None:
             values["head_sha"] = head_sha
-        async with self.store.sessions.begin() as session:
-            await session.execute(
-                update(PullRequest).where(PullRequest.id == row_id).values(**values)
-                .execution_options(synchronize_session=False)
-            )
+        await self._set(row_id, values)
 
     async def track(
         self, repository: str, number: int, *, state: str | None = None, head_sha: str | None = None,
